@@ -1,0 +1,220 @@
+"""Zero-copy byte buffers, in the shape of Hertz's ``network.Reader`` / ``network.Writer``.
+
+Sans-I/O: nothing here touches a socket. Transports fill a :class:`ReadBuffer` in place
+(``asyncio.BufferedProtocol.get_buffer`` returns :meth:`ReadBuffer.get_write_buffer`, so
+the kernel copies straight into the bytes a codec will parse), and codecs consume whole
+frames from it. Codecs produce output into a :class:`WriteBuffer`, which a transport
+flushes with one (vectored) write.
+
+Lifetime rule (netpoll's): a ``memoryview`` returned by :meth:`ReadBuffer.peek` stays
+valid until the next :meth:`ReadBuffer.release`; after that it is released and using it
+raises ``ValueError``. Bytes from :meth:`ReadBuffer.read_binary` are copies and live on.
+"""
+
+from __future__ import annotations
+
+from ._types import BufferLike
+
+DEFAULT_READ_SIZE = 64 * 1024
+_COPY_THRESHOLD = 4096
+
+
+class ReadBuffer:
+    """A contiguous receive buffer: ``bytearray`` + read/write offsets.
+
+    Consumer side (codecs): :meth:`peek`, :meth:`skip`, :meth:`release`, ``len()``,
+    :meth:`read_byte`, :meth:`read_binary`. Producer side (transports):
+    :meth:`get_write_buffer` + :meth:`commit`, or :meth:`feed` for ready-made bytes.
+    A codec that knows it needs ``n`` bytes for the next frame calls :meth:`reserve`,
+    so the producer's next region is large enough to receive the whole frame in place.
+
+    Not thread-safe; one producer and one consumer on the same event loop.
+    """
+
+    __slots__ = ("_buf", "_end", "_read_size", "_reserve", "_start", "_views")
+
+    def __init__(self, read_size: int = DEFAULT_READ_SIZE) -> None:
+        self._buf = bytearray()
+        self._start = 0
+        self._end = 0
+        self._read_size = read_size
+        self._reserve = 0
+        self._views: list[memoryview] = []
+
+    # -- consumer side ---------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    def len(self) -> int:
+        """The number of readable bytes (Hertz ``Len``)."""
+        return self._end - self._start
+
+    def peek(self, n: int) -> memoryview:
+        """The next ``n`` bytes without advancing; valid until :meth:`release`.
+
+        Raises:
+            ValueError: fewer than ``n`` bytes are buffered.
+        """
+        if n < 0 or n > self._end - self._start:
+            raise ValueError(f"peek({n}) with {self._end - self._start} bytes buffered")
+        view = memoryview(self._buf)[self._start : self._start + n]
+        self._views.append(view)
+        return view
+
+    def skip(self, n: int) -> None:
+        """Discard the next ``n`` bytes.
+
+        Raises:
+            ValueError: fewer than ``n`` bytes are buffered.
+        """
+        if n < 0 or n > self._end - self._start:
+            raise ValueError(f"skip({n}) with {self._end - self._start} bytes buffered")
+        self._start += n
+
+    def read_byte(self) -> int:
+        """Read one byte and advance.
+
+        Raises:
+            ValueError: the buffer is empty.
+        """
+        if self._start >= self._end:
+            raise ValueError("read_byte() on an empty buffer")
+        b = self._buf[self._start]
+        self._start += 1
+        return b
+
+    def read_binary(self, n: int) -> bytes:
+        """Read the next ``n`` bytes as a copy and advance.
+
+        Raises:
+            ValueError: fewer than ``n`` bytes are buffered.
+        """
+        start = self._start
+        if n < 0 or n > self._end - start:
+            raise ValueError(f"read_binary({n}) with {self._end - start} bytes buffered")
+        self._start = start + n
+        return bytes(self._buf[start : start + n])
+
+    def release(self) -> None:
+        """Invalidate every view handed out by :meth:`peek` and recycle consumed space."""
+        if self._views:
+            for view in self._views:
+                view.release()
+            self._views.clear()
+        if self._start == self._end:
+            self._start = self._end = 0
+
+    def reserve(self, n: int) -> None:
+        """Hint that the next frame needs ``n`` unread bytes in one contiguous region."""
+        self._reserve = n
+
+    def trim(self) -> None:
+        """Give the memory back when nothing is buffered (for idle connections)."""
+        if self._start == self._end and not self._views:
+            self._buf = bytearray()
+            self._start = self._end = 0
+
+    @property
+    def capacity(self) -> int:
+        """Bytes currently allocated."""
+        return len(self._buf)
+
+    # -- producer side ---------------------------------------------------------------
+
+    def get_write_buffer(self, sizehint: int = -1) -> memoryview:
+        """A writable region after the unread bytes; fill it, then call :meth:`commit`.
+
+        The region is at least the read size, or large enough to complete a reserved frame.
+        """
+        unread = self._end - self._start
+        want = max(self._read_size, self._reserve - unread, sizehint)
+        if len(self._buf) - self._end < want:
+            if self._start and not self._views and len(self._buf) - unread >= want:
+                # Move the unread tail to the front; same size, so no reallocation.
+                self._buf[:unread] = self._buf[self._start : self._end]
+            else:
+                new = bytearray(unread + want)
+                new[:unread] = self._buf[self._start : self._end]
+                self._buf = new
+                self._views.clear()  # views of the old array keep it alive and stay valid
+            self._start = 0
+            self._end = unread
+        return memoryview(self._buf)[self._end :]
+
+    def commit(self, n: int) -> None:
+        """Record that ``n`` bytes were written into the last :meth:`get_write_buffer` region."""
+        if n < 0 or self._end + n > len(self._buf):
+            raise ValueError(f"commit({n}) past the end of the buffer")
+        self._end += n
+        if self._reserve and self._end - self._start >= self._reserve:
+            self._reserve = 0
+
+    def feed(self, data: BufferLike) -> None:
+        """Append a copy of ``data`` (for producers that already hold bytes)."""
+        n = len(data)
+        if n:
+            region = self.get_write_buffer(n)
+            region[:n] = data
+            region.release()
+            self.commit(n)
+
+
+class WriteBuffer:
+    """Outgoing bytes gathered for one flush (Hertz ``Writer`` without the I/O).
+
+    :meth:`write_binary` copies small writes into a shared ``bytearray`` and keeps large
+    ones by reference (zero-copy: do not mutate them until the buffer is taken).
+    :meth:`malloc` hands out a fresh region to fill in place.
+    """
+
+    __slots__ = ("_chunks", "_cur", "_size")
+
+    def __init__(self) -> None:
+        self._chunks: list[BufferLike] = []
+        self._cur = bytearray()
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def malloc(self, n: int) -> memoryview:
+        """Reserve ``n`` bytes to be filled in place before the next :meth:`take`."""
+        self._seal()
+        region = bytearray(n)
+        self._chunks.append(region)
+        self._size += n
+        return memoryview(region)
+
+    def write_binary(self, data: BufferLike) -> int:
+        """Queue ``data`` and return its length."""
+        n = len(data)
+        if n >= _COPY_THRESHOLD:
+            self._seal()
+            self._chunks.append(data)
+        else:
+            self._cur += data
+        self._size += n
+        return n
+
+    def take(self) -> list[BufferLike]:
+        """Everything queued, in order, as a list of buffers; the buffer is then empty."""
+        self._seal()
+        chunks = self._chunks
+        self._chunks = []
+        self._size = 0
+        return chunks
+
+    def getvalue(self) -> bytes:
+        """Everything queued, joined into one ``bytes``; the buffer is then empty."""
+        if not self._chunks:
+            data = bytes(self._cur)
+            self._cur.clear()
+            self._size = 0
+            return data
+        return b"".join(self.take())
+
+    def _seal(self) -> None:
+        if self._cur:
+            self._chunks.append(self._cur)
+            self._cur = bytearray()

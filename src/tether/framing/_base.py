@@ -1,0 +1,245 @@
+"""The sans-I/O frame codec contract and the framing registry.
+
+A :class:`FrameCodec` turns bytes into :mod:`events <tether.framing._events>` and events
+into bytes, for one connection, in one role. It never performs I/O, never reads a clock
+and never creates tasks: the dispatcher feeds it and flushes what it produces.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .._exceptions import ConfigError, RemoteProtocolError
+from .._types import BufferLike
+from ..buffer import ReadBuffer, WriteBuffer
+from ._events import Event
+
+
+class Role(enum.Enum):
+    """Which end of the connection a codec plays."""
+
+    CLIENT = "client"
+    SERVER = "server"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CodecConfig:
+    """Limits and tuning shared by every codec; each codec uses the fields that apply.
+
+    Attributes:
+        max_frame_size: largest frame payload we accept (and announce to the peer).
+        chunk_size: messages larger than this are split into several frames.
+        initial_window: per-stream receive credit in bytes (flow control).
+        max_concurrent_streams: streams the peer may open at once (``None``: unlimited).
+        max_message_size: largest reassembled message we accept.
+        max_metadata_size: largest encoded metadata block we accept.
+    """
+
+    max_frame_size: int = 4 * 1024 * 1024
+    chunk_size: int = 1024 * 1024
+    initial_window: int = 4 * 1024 * 1024
+    max_concurrent_streams: int | None = 1000
+    max_message_size: int = 64 * 1024 * 1024
+    max_metadata_size: int = 64 * 1024
+
+    def __post_init__(self) -> None:
+        if not 16 * 1024 <= self.max_frame_size <= 2**31 - 1:
+            raise ConfigError("max_frame_size must be in [16 KiB, 2**31-1]")
+        if self.chunk_size < 1024:
+            raise ConfigError("chunk_size must be at least 1 KiB")
+        if not 64 * 1024 <= self.initial_window <= 2**31 - 1:
+            raise ConfigError("initial_window must be in [64 KiB, 2**31-1]")
+        if self.max_concurrent_streams is not None and self.max_concurrent_streams < 1:
+            raise ConfigError("max_concurrent_streams must be positive or None")
+        if self.max_message_size < 1 or self.max_metadata_size < 1:
+            raise ConfigError("size limits must be positive")
+
+
+class FrameCodec(ABC):
+    """One connection's wire protocol, as a pure object (bytes/events in, bytes/events out).
+
+    Receiving:
+        :meth:`receive_from` consumes every *complete* frame in a :class:`ReadBuffer`
+        (zero-copy: the transport filled it in place) and returns the events, in order.
+        A partial frame stays in the buffer; the codec calls ``buffer.reserve(n)`` when it
+        knows the frame's full size. :meth:`receive_data` is the same for plain bytes.
+        EOF is explicit: :meth:`receive_eof` (never ``receive_data(b"")``).
+
+    Sending:
+        :meth:`send` takes an event and appends its frames to the output; the transport
+        owner then flushes :meth:`data_to_send` / :meth:`buffers_to_send`. Message bytes
+        beyond the peer's flow-control credit stay queued inside the codec (at most one
+        message per stream, because the dispatcher waits for :meth:`pending_send` to drop
+        to 0 before it sends the next) and go out when a ``WindowUpdated`` arrives.
+
+    Flow control on receive: the dispatcher calls :meth:`acknowledge_received` when the
+    application has consumed a message; only then does the peer get that credit back.
+
+    Errors:
+        Bad input raises :class:`~tether.RemoteProtocolError` (with ``error_code``) *after*
+        queueing the goodbye frame the protocol needs (e.g. GOAWAY with a reason): the
+        caller flushes the output and closes the connection. :meth:`send` raises
+        :class:`~tether.LocalProtocolError` for an event the protocol cannot carry in the
+        current state. After a protocol error the codec is dead: every later call raises.
+
+    Concurrency: not thread-safe and not re-entrant; one dispatcher drives it.
+    Cancellation: there is nothing to cancel; every method returns immediately.
+    """
+
+    role: Role
+    #: True when many calls may be in flight on one connection at once.
+    multiplexed: bool = True
+    #: True when the protocol carries streaming calls (not only unary).
+    supports_streaming: bool = True
+
+    def __init__(self) -> None:
+        self._inbox = ReadBuffer()
+        self._out = WriteBuffer()
+
+    # -- receiving -----------------------------------------------------------------
+
+    @abstractmethod
+    def receive_from(self, buffer: ReadBuffer) -> list[Event]:
+        """Consume every complete frame in ``buffer`` and return the events."""
+
+    def receive_data(self, data: BufferLike) -> list[Event]:
+        """Feed plain bytes (a copy is buffered) and return the events they complete."""
+        self._inbox.feed(data)
+        events = self.receive_from(self._inbox)
+        self._inbox.release()
+        return events
+
+    @abstractmethod
+    def receive_eof(self) -> list[Event]:
+        """The peer ended the byte stream.
+
+        Returns ``[ConnectionClosed()]`` when EOF fell between frames.
+
+        Raises:
+            RemoteProtocolError: EOF in the middle of a frame (a truncated frame).
+        """
+
+    # -- sending -------------------------------------------------------------------
+
+    @abstractmethod
+    def send(self, event: Event) -> None:
+        """Queue the frames for ``event``.
+
+        Raises:
+            LocalProtocolError: the event is not allowed now (unknown stream, closed side).
+        """
+
+    def data_to_send(self) -> bytes:
+        """Everything queued for the wire, joined; the output is then empty."""
+        return self._out.getvalue()
+
+    def buffers_to_send(self) -> list[BufferLike]:
+        """Everything queued for the wire as separate buffers (for vectored writes)."""
+        return self._out.take()
+
+    def has_data_to_send(self) -> bool:
+        """True when :meth:`data_to_send` would return something."""
+        return len(self._out) > 0
+
+    # -- streams and flow control --------------------------------------------------
+
+    @abstractmethod
+    def next_stream_id(self) -> int:
+        """Allocate the id for a new locally initiated stream (or call)."""
+
+    def acknowledge_received(self, stream_id: int, nbytes: int) -> None:  # noqa: B027
+        """The application consumed ``nbytes`` of ``stream_id``: return the credit."""
+
+    def pending_send(self, stream_id: int) -> int:
+        """Bytes of ``stream_id`` still queued inside the codec waiting for credit."""
+        return 0
+
+    @property
+    def max_outbound_streams(self) -> int | None:
+        """How many streams the peer lets us open at once (``None``: unlimited)."""
+        return None
+
+    def bytes_needed(self) -> int:
+        """How many buffered bytes the next frame needs in total (a hint; 0 if unknown)."""
+        return 0
+
+
+class Detection(enum.Enum):
+    """What a framing says about the first bytes of a connection."""
+
+    MATCH = "match"
+    NO_MATCH = "no_match"
+    NEED_MORE = "need_more"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Framing:
+    """A registered wire protocol (Kitex's transport protocol + codec).
+
+    Attributes:
+        name: the ``--protocol`` / ``Client(protocol=...)`` name.
+        create: makes a codec for one connection in one role.
+        detect: inspects a connection's first bytes (``None``: never auto-detected).
+        priority: detection order; lower runs first (Kitex: gRPC preface, then the rest).
+    """
+
+    name: str
+    create: Callable[[Role, CodecConfig], FrameCodec]
+    detect: Callable[[bytes], Detection] | None = None
+    priority: int = 100
+
+
+_FRAMINGS: dict[str, Framing] = {}
+
+
+def register_framing(framing: Framing, *, replace: bool = False) -> None:
+    """Make ``framing`` available by name and (if it can) to server-side detection.
+
+    Raises:
+        ConfigError: the name is taken and ``replace`` is false.
+    """
+    if framing.name in _FRAMINGS and not replace:
+        raise ConfigError(f"framing {framing.name!r} is already registered")
+    _FRAMINGS[framing.name] = framing
+
+
+def get_framing(name: str) -> Framing:
+    """Look a framing up by name.
+
+    Raises:
+        ConfigError: no framing has that name.
+    """
+    try:
+        return _FRAMINGS[name]
+    except KeyError:
+        known = ", ".join(sorted(_FRAMINGS))
+        raise ConfigError(f"unknown protocol {name!r} (known: {known})") from None
+
+
+def registered_framings() -> list[Framing]:
+    """Every registered framing, in detection order."""
+    return sorted(_FRAMINGS.values(), key=lambda f: (f.priority, f.name))
+
+
+def detect_framing(prefix: bytes, candidates: list[Framing] | None = None) -> Framing | None:
+    """Pick the framing whose detector matches ``prefix``.
+
+    Detectors run in priority order; the first that matches wins. When one needs more
+    bytes, the result is ``None`` (read more and ask again), so a lower-priority framing
+    never steals a connection a higher-priority one might still claim.
+
+    Raises:
+        RemoteProtocolError: no detector can ever match these bytes.
+    """
+    for framing in candidates if candidates is not None else registered_framings():
+        if framing.detect is None:
+            continue
+        verdict = framing.detect(prefix)
+        if verdict is Detection.MATCH:
+            return framing
+        if verdict is Detection.NEED_MORE:
+            return None
+    raise RemoteProtocolError(f"unrecognised protocol (first bytes {prefix[:16].hex(' ')})")

@@ -1,0 +1,129 @@
+"""Events: what a codec reports it received, and what the dispatcher asks it to send.
+
+The same classes serve both directions (h11's habit), so a codec round trip is one
+assert: ``peer.receive_data(codec.send(e) ...) == [e]``. Events are frozen, slotted,
+keyword-only value objects; every stream event carries ``stream_id`` first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .._exceptions import ErrorCode
+from .._status import Status
+from .._types import MetadataPairs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base class of every codec event."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallStarted(Event):
+    """A client opens a call (stream) to ``service``/``method``.
+
+    ``timeout`` is the time left in seconds when the call was sent (``None``: no deadline).
+    ``encoding`` names the payload codec of every message on the stream (e.g. ``proto``).
+    ``end_stream`` means the client will send no message at all.
+    """
+
+    stream_id: int
+    service: str
+    method: str
+    metadata: MetadataPairs = ()
+    timeout: float | None = None
+    encoding: str = ""
+    end_stream: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Headers(Event):
+    """The server's initial (response header) metadata."""
+
+    stream_id: int
+    metadata: MetadataPairs = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message(Event):
+    """One whole payload message; the codec chunks and reassembles it.
+
+    ``end_stream`` half-closes the sender's side after this message.
+    """
+
+    stream_id: int
+    data: bytes
+    end_stream: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndOfStream(Event):
+    """The sender half-closes its side without a message (a client finishing a stream)."""
+
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Trailers(Event):
+    """The server ends the call: final status, message and trailing metadata."""
+
+    stream_id: int
+    status: Status = Status.OK
+    message: str = ""
+    metadata: MetadataPairs = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamReset(Event):
+    """Either side aborts one stream (cancel, refuse, deadline); the connection lives on."""
+
+    stream_id: int
+    status: Status = Status.CANCELLED
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ping(Event):
+    """A liveness probe; the codec answers a received ping itself (``ack=True``)."""
+
+    payload: bytes = b"\x00" * 8
+    ack: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GoAway(Event):
+    """The sender will open no new streams and accepts none above ``last_stream_id``.
+
+    ``error_code`` NO_ERROR means a graceful drain; anything else precedes a close.
+    """
+
+    last_stream_id: int
+    error_code: ErrorCode = ErrorCode.NO_ERROR
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WindowUpdated(Event):
+    """Received only: send credit grew for ``stream_id`` (0: every stream may have more).
+
+    After this event the dispatcher re-checks :meth:`FrameCodec.pending_send` and wakes
+    senders that waited for credit.
+    """
+
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SettingsChanged(Event):
+    """Received only: the peer announced its limits (e.g. max concurrent streams)."""
+
+    max_concurrent_streams: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionClosed(Event):
+    """Received only: the peer ended the byte stream (EOF) cleanly between frames."""
+
+
+StreamEvent = CallStarted | Headers | Message | EndOfStream | Trailers | StreamReset

@@ -1,0 +1,262 @@
+"""The transport contracts: a connection (Hertz ``network.Conn``), the handler it drives
+(Kitex ``TransHandler``), a listener (Kitex ``TransServer``) and a transport factory per URL
+scheme (Hertz ``WithTransport`` / ``WithDialer``, rpcx ``RegisterMakeListener``).
+
+Push model (muxio's "bytes in, bytes out"): a transport fills the connection's
+:class:`~tether.buffer.ReadBuffer` in place and calls :meth:`ConnectionHandler.on_read`;
+the handler (the dispatcher) consumes whole frames and queues replies with
+:meth:`Connection.write_binary`, then :meth:`Connection.flush`. Only transports touch
+sockets; only the dispatcher joins a connection to a codec.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .._config import ConnectOptions, ListenOptions
+from .._exceptions import ConfigError
+from .._types import BufferLike
+from ..buffer import ReadBuffer
+
+
+class ConnectionHandler(ABC):
+    """Receives a connection's events. Implemented by the dispatcher (or by tests).
+
+    Every method is called on the event loop thread, synchronously, in this order:
+    ``on_active`` once; ``on_read`` any number of times; at most one ``on_eof``;
+    ``on_inactive`` exactly once, last. Handlers must not block; they may write.
+    """
+
+    @abstractmethod
+    def on_active(self, conn: Connection) -> None:
+        """The connection is ready; reads will be delivered from now on."""
+
+    @abstractmethod
+    def on_read(self, conn: Connection) -> None:
+        """New bytes are in ``conn.reader``; consume what you can, leave partial frames."""
+
+    @abstractmethod
+    def on_eof(self, conn: Connection) -> None:
+        """The peer half-closed (sent EOF). Writing may still be possible."""
+
+    @abstractmethod
+    def on_inactive(self, conn: Connection, exc: BaseException | None) -> None:
+        """The connection is gone: ``exc`` is ``None`` after a clean close, else the cause."""
+
+
+class Connection(ABC):
+    """A connected, reliable, ordered byte stream with a zero-copy reader and a writer.
+
+    Reading (``reader``): a :class:`~tether.buffer.ReadBuffer` filled by the transport,
+    with ``peek / skip / release / len / read_byte / read_binary`` (Hertz Reader).
+    Bytes arrive only while a handler is set (:meth:`start`), in order, and are never
+    lost; :meth:`pause_reading` stops delivery (the OS buffers, then the peer blocks).
+
+    Writing: :meth:`malloc` / :meth:`write_binary` queue bytes, :meth:`flush` hands them
+    to the OS without blocking. :meth:`drain` waits while more than the high-water mark is
+    queued (backpressure); it raises :class:`~tether.BrokenResourceError` if the
+    connection is lost while waiting.
+
+    EOF: :meth:`write_eof` half-closes our side (if :meth:`can_write_eof`); the peer's
+    EOF arrives as :meth:`ConnectionHandler.on_eof`.
+
+    Closing: :meth:`close` flushes queued bytes then closes; :meth:`abort` drops them.
+    Both are idempotent and never raise. :meth:`wait_closed` returns once the handler
+    got ``on_inactive``. Writes after close are silently dropped (the handler has
+    already been or will be told the connection is inactive).
+
+    Concurrency: one event loop; many tasks may write (writes are whole-buffer atomic),
+    one handler reads. Cancellation: cancelling :meth:`drain` or :meth:`wait_closed`
+    leaves the connection intact.
+    """
+
+    @property
+    @abstractmethod
+    def reader(self) -> ReadBuffer:
+        """The receive buffer the transport fills in place."""
+
+    @abstractmethod
+    def start(self, handler: ConnectionHandler) -> None:
+        """Attach ``handler`` and start delivering events (``on_active`` comes first)."""
+
+    @abstractmethod
+    def write_binary(self, data: BufferLike) -> None:
+        """Queue ``data`` (by reference when large: do not mutate it until flushed)."""
+
+    def malloc(self, n: int) -> memoryview:
+        """A fresh ``n``-byte region to fill in place; queued like ``write_binary``."""
+        region = memoryview(bytearray(n))
+        self.write_binary(region)
+        return region
+
+    @abstractmethod
+    def flush(self) -> None:
+        """Hand every queued byte to the OS now (non-blocking)."""
+
+    @abstractmethod
+    async def drain(self) -> None:
+        """Wait until the queued bytes fall below the high-water mark."""
+
+    @abstractmethod
+    def write_eof(self) -> None:
+        """Flush, then half-close our side."""
+
+    def can_write_eof(self) -> bool:
+        """Whether :meth:`write_eof` is supported."""
+        return True
+
+    @abstractmethod
+    def pause_reading(self) -> None:
+        """Stop delivering reads until :meth:`resume_reading`."""
+
+    @abstractmethod
+    def resume_reading(self) -> None:
+        """Deliver reads again."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Flush, then close. Idempotent."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Close now, dropping queued bytes. Idempotent."""
+
+    @abstractmethod
+    def is_closing(self) -> bool:
+        """True once close/abort was called or the connection was lost."""
+
+    @abstractmethod
+    async def wait_closed(self) -> None:
+        """Wait until the connection is fully closed."""
+
+    def extra(self, name: str, default: Any = None) -> Any:
+        """Transport details: ``peername``, ``sockname``, ``ssl_object``, ``peercert``, ``scheme``."""
+        return default
+
+
+class Listener(ABC):
+    """A bound, accepting endpoint (Kitex TransServer). Each accepted connection is handed
+    to the ``on_connection`` callback given to :meth:`Transport.listen` *before* it has a
+    handler; the callback must call :meth:`Connection.start`.
+    """
+
+    @property
+    @abstractmethod
+    def address(self) -> str:
+        """The URL peers can dial (with the real port when bound to port 0)."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Stop accepting. Connections already accepted are not touched. Idempotent."""
+
+
+OnConnection = Callable[[Connection], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A parsed endpoint URL: ``scheme://host:port/path?query``."""
+
+    url: str
+    scheme: str
+    host: str = ""
+    port: int | None = None
+    path: str = ""
+    query: dict[str, list[str]] = field(default_factory=dict, compare=False, hash=False)
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        """The last value of query parameter ``name``."""
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+
+def parse_address(url: str) -> Address:
+    """Split an endpoint URL.
+
+    ``tcp://host:port``, ``tls://host:port``, ``unix:///abs/path``, ``unix://@abstract``,
+    ``memory://name``; IPv6 hosts in brackets.
+
+    Raises:
+        ConfigError: the URL has no scheme or a malformed port.
+    """
+    if "://" not in url:
+        raise ConfigError(f"address {url!r} needs a scheme, e.g. tcp://127.0.0.1:8972")
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"address {url!r} has an invalid port") from exc
+    return Address(
+        url=url,
+        scheme=parts.scheme.lower(),
+        host=unquote(parts.hostname or ""),
+        port=port,
+        path=unquote(parts.path),
+        query=parse_qs(parts.query),
+    )
+
+
+class Transport(ABC):
+    """A factory for one or more URL schemes: dials connections and creates listeners.
+
+    Register an instance with :func:`register_transport`; ``Client`` and ``Server`` then
+    accept its scheme in URLs. Third parties do this without touching tether's code.
+    """
+
+    @abstractmethod
+    async def connect(self, address: Address, options: ConnectOptions) -> Connection:
+        """Dial ``address``.
+
+        Raises:
+            ConnectError: refused, unreachable, timed out (``options.connect_timeout``) or
+                the TLS handshake failed.
+        Cancellation: cancelling leaves no socket open.
+        """
+
+    @abstractmethod
+    async def listen(
+        self, address: Address, options: ListenOptions, on_connection: OnConnection
+    ) -> Listener:
+        """Bind and start accepting on ``address``.
+
+        Raises:
+            ConfigError: the address is unusable for this transport.
+            TransportError: binding failed (address in use, permission).
+        """
+
+
+_TRANSPORTS: dict[str, Transport] = {}
+
+
+def register_transport(scheme: str, transport: Transport, *, replace: bool = False) -> None:
+    """Serve ``scheme://`` URLs with ``transport``.
+
+    Raises:
+        ConfigError: the scheme is taken and ``replace`` is false.
+    """
+    scheme = scheme.lower()
+    if scheme in _TRANSPORTS and not replace:
+        raise ConfigError(f"transport scheme {scheme!r} is already registered")
+    _TRANSPORTS[scheme] = transport
+
+
+def get_transport(scheme: str) -> Transport:
+    """The transport registered for ``scheme``.
+
+    Raises:
+        ConfigError: nothing is registered for it.
+    """
+    try:
+        return _TRANSPORTS[scheme.lower()]
+    except KeyError:
+        known = ", ".join(sorted(_TRANSPORTS))
+        raise ConfigError(f"unknown transport scheme {scheme!r} (known: {known})") from None
+
+
+def registered_schemes() -> list[str]:
+    """Every registered scheme, sorted."""
+    return sorted(_TRANSPORTS)
