@@ -1,0 +1,52 @@
+# tether — set-up, checks, demo and benchmarks. Every target creates .venv itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_DEV := $(VENV)/.installed-dev
+STAMP_BENCH := $(VENV)/.installed-bench
+
+.PHONY: demo test lint typecheck importlint unit bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP_RUN): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(STAMP_DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@ $(STAMP_RUN)
+
+$(STAMP_BENCH): pyproject.toml $(STAMP_DEV)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $@
+
+## make demo: install tether and run the demo over tcp, unix, tls and memory
+demo: $(STAMP_RUN)
+	$(BIN)/tether demo
+
+## make test: lint, format check, type check, architecture check, then every test
+test: lint typecheck importlint unit
+
+lint: $(STAMP_DEV)
+	$(BIN)/ruff check src tests benchmarks docs
+	$(BIN)/ruff format --check src tests benchmarks docs
+
+typecheck: $(STAMP_DEV)
+	$(BIN)/mypy
+
+importlint: $(STAMP_DEV)
+	$(BIN)/lint-imports
+
+unit: $(STAMP_DEV)
+	$(BIN)/python -m pytest -q
+
+## make bench: the benchmark matrix against the raw asyncio ceiling (and peers)
+bench: $(STAMP_BENCH)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,433 @@
+"""The client: calls over any registered transport and protocol, with a connection pool."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ._calls import Call, decode_reply, expire
+from ._config import ConnectOptions, TLSConfig
+from ._dispatch import ConnectionState, Dispatcher, RPCStream
+from ._exceptions import ClosedResourceError, ConfigError, ConnectError, StatusError
+from ._metadata import MetadataLike, to_pairs
+from ._service import Cardinality, MethodSpec, Service, _resolve
+from ._status import Status
+from ._types import MetadataPairs
+from .encoding import PayloadCodec, codec_for_type
+from .framing import CodecConfig, Role, get_framing
+from .transport import get_transport, parse_address
+
+logger = logging.getLogger("tether.client")
+
+T = TypeVar("T")
+_UNSET: Any = object()
+
+OnStateChange = Callable[[ConnectionState], None]
+_LIVE = (ConnectionState.CONNECTING, ConnectionState.CONNECTED)
+
+
+def split_method(path: str) -> tuple[str, str]:
+    """``"pkg.Service/Method"`` (or ``"/pkg.Service/Method"``) → ``("pkg.Service", "Method")``.
+
+    Raises:
+        ConfigError: the path has no ``/`` between service and method.
+    """
+    service, sep, method = path.lstrip("/").rpartition("/")
+    if not sep or not service or not method:
+        raise ConfigError(f"method path {path!r} must look like 'Service/Method'")
+    return service, method
+
+
+class Client:
+    """Calls services at one address.
+
+    Example::
+
+        async with tether.Client("tcp://127.0.0.1:8972") as client:
+            reply = await client.unary("demo.Greeter/Hello", {"name": "ada"}, timeout=1.0)
+
+    Connections are opened lazily and re-opened after a loss. A multiplexed protocol
+    (tether, gRPC, TTHeader mux) runs every call over one connection and waits for a free
+    slot when the peer's concurrency limit is reached; a one-call-per-connection protocol
+    uses up to ``pool_size`` connections.
+
+    Args:
+        url: the server address (``tcp://``, ``unix://``, ``tls://``, ``memory://``...).
+        protocol: the registered framing to speak (default: tether's native protocol).
+        tls: TLS settings for TLS schemes (CA, client cert for mTLS, server name).
+        timeout: default per-call timeout in seconds (``None``: no deadline).
+        connect_timeout: how long establishing a connection may take.
+        metadata: metadata sent with every call.
+        codec_config: codec limits and tuning.
+        pool_size: maximum connections (for protocols without multiplexing).
+        on_state_change: called with CONNECTED / DRAINING / DISCONNECTED of each connection.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        protocol: str = "tether",
+        tls: TLSConfig | None = None,
+        timeout: float | None = None,
+        connect_timeout: float = 10.0,
+        metadata: MetadataLike = None,
+        codec_config: CodecConfig | None = None,
+        pool_size: int = 1,
+        on_state_change: OnStateChange | None = None,
+    ) -> None:
+        self._address = parse_address(url)
+        self._transport = get_transport(self._address.scheme)
+        self._framing = get_framing(protocol)
+        self._options = ConnectOptions(tls=tls, connect_timeout=connect_timeout)
+        if timeout is not None and timeout <= 0:
+            raise ConfigError("timeout must be positive")
+        if pool_size < 1:
+            raise ConfigError("pool_size must be at least 1")
+        self._timeout = timeout
+        self._metadata = to_pairs(metadata)
+        self._codec_config = codec_config or CodecConfig()
+        self._pool_size = pool_size
+        self._on_state_change = on_state_change
+        self._dispatchers: list[Dispatcher] = []
+        self._connect_lock: asyncio.Lock | None = None
+        self._closed = False
+        self.url = url
+
+    def __repr__(self) -> str:
+        return f"<Client {self.url} protocol={self._framing.name} connections={len(self._dispatchers)}>"
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- connections ---------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Open a connection now (calls do this lazily).
+
+        Raises:
+            ConnectError: the server could not be reached.
+        """
+        if not any(d.state in _LIVE for d in self._dispatchers):
+            await (await self._connect()).wait_connected()
+
+    async def _connect(self) -> Dispatcher:
+        conn = await self._transport.connect(self._address, self._options)
+        if self._closed:
+            conn.abort()
+            raise ClosedResourceError("the client was closed while connecting")
+        dispatcher = Dispatcher(
+            self._framing.create(Role.CLIENT, self._codec_config),
+            on_state_change=self._state_changed,
+        )
+        self._dispatchers.append(dispatcher)
+        conn.start(dispatcher)
+        return dispatcher
+
+    def _state_changed(self, dispatcher: Dispatcher, state: ConnectionState) -> None:
+        if state is ConnectionState.DISCONNECTED and dispatcher in self._dispatchers:
+            self._dispatchers.remove(dispatcher)
+        callback = self._on_state_change
+        if callback is not None:
+            callback(state)
+
+    async def _acquire(self) -> Dispatcher:
+        """A connection with a free stream slot (connecting or waiting as needed)."""
+        while True:
+            if self._closed:
+                raise ClosedResourceError("the client is closed")
+            for dispatcher in self._dispatchers:
+                if dispatcher.has_capacity():
+                    return dispatcher
+            live = [d for d in self._dispatchers if d.state in _LIVE]
+            if len(live) < self._pool_size:
+                if self._connect_lock is None:
+                    self._connect_lock = asyncio.Lock()
+                async with self._connect_lock:
+                    live = [d for d in self._dispatchers if d.state in _LIVE]
+                    if len(live) < self._pool_size and not any(
+                        d.has_capacity() for d in self._dispatchers
+                    ):
+                        try:
+                            dispatcher = await self._connect()
+                        except ConnectError as exc:
+                            raise StatusError(Status.UNAVAILABLE, str(exc)) from exc
+                        await dispatcher.wait_connected()
+                continue
+            connecting = [d for d in live if d.state is ConnectionState.CONNECTING]
+            if connecting:
+                await connecting[0].wait_connected()
+                continue
+            waits = [asyncio.ensure_future(d.wait_for_slot()) for d in live]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+
+    async def close(self) -> None:
+        """Close every connection; calls still in flight fail with UNAVAILABLE."""
+        self._closed = True
+        dispatchers = list(self._dispatchers)
+        for dispatcher in dispatchers:
+            dispatcher.close_reason = "the client was closed"
+            dispatcher.close()
+        for dispatcher in dispatchers:
+            try:
+                await asyncio.wait_for(dispatcher.wait_closed(), timeout=5.0)
+            except TimeoutError:
+                dispatcher.abort()
+
+    # -- calls ---------------------------------------------------------------------
+
+    def _call_metadata(self, metadata: MetadataLike) -> MetadataPairs:
+        if metadata is None:
+            return self._metadata
+        return self._metadata + to_pairs(metadata)
+
+    def _effective_timeout(self, timeout: float | None) -> float | None:
+        timeout = self._timeout if timeout is _UNSET else timeout
+        if timeout is not None and timeout <= 0:
+            raise ConfigError("timeout must be positive")
+        return timeout
+
+    @staticmethod
+    def _codecs(
+        request_sample: Any, request_type: Any, response_type: Any
+    ) -> tuple[PayloadCodec[Any], PayloadCodec[Any]]:
+        if request_type is not None:
+            request_codec = _resolve(request_type)
+        else:
+            request_codec = (
+                codec_for_type(type(request_sample))
+                if request_sample is not None
+                else codec_for_type(None)
+            )
+        if response_type is not None:
+            response_codec = _resolve(response_type)
+        elif request_codec.name in ("raw", "msgpack"):
+            response_codec = request_codec
+        else:
+            raise ConfigError(
+                f"pass response_type= to decode {request_codec.name!r} replies (or use a stub)"
+            )
+        return request_codec, response_codec
+
+    async def unary(
+        self,
+        method: str,
+        request: Any,
+        *,
+        request_type: Any = None,
+        response_type: Any = None,
+        timeout: Any = _UNSET,
+        metadata: MetadataLike = None,
+        with_call: bool = False,
+    ) -> Any:
+        """Call a unary method and return its reply.
+
+        ``with_call=True`` returns ``(reply, call)`` so response metadata can be read.
+
+        Raises:
+            StatusError: the call failed (its ``status`` says why).
+        """
+        request_codec, response_codec = self._codecs(request, request_type, response_type)
+        return await self._unary(
+            method, request, request_codec, response_codec, timeout, metadata, with_call
+        )
+
+    async def _unary(
+        self,
+        method: str,
+        request: Any,
+        request_codec: PayloadCodec[Any],
+        response_codec: PayloadCodec[Any],
+        timeout: Any,
+        metadata: MetadataLike,
+        with_call: bool,
+        oneway: bool = False,
+    ) -> Any:
+        service, name = split_method(method)
+        payload = request_codec.encode(request)
+        timeout = self._effective_timeout(timeout)
+        pairs = self._call_metadata(metadata)
+        dispatcher = None
+        for candidate in self._dispatchers:
+            if candidate.has_capacity():
+                dispatcher = candidate
+                break
+        if dispatcher is None:
+            dispatcher = await self._acquire()
+        stream = dispatcher.open_stream(
+            service, name, metadata=pairs, timeout=timeout, encoding=request_codec.name
+        )
+        stream.send_nowait(payload, end=True)
+        if oneway:
+            return None
+        timer = (
+            None
+            if timeout is None
+            else dispatcher.loop.call_later(timeout, expire, stream, timeout)
+        )
+        try:
+            await stream.wait_done()
+        except asyncio.CancelledError:
+            stream.reset(Status.CANCELLED, "cancelled by the client")
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if stream.error is not None:
+            raise stream.error
+        messages = stream.take_messages()
+        if len(messages) != 1:
+            raise StatusError(
+                Status.INTERNAL, f"a unary call got {len(messages)} reply messages, not 1"
+            )
+        reply = decode_reply(response_codec, messages[0])
+        if with_call:
+            return reply, _FinishedCall(stream)
+        return reply
+
+    def _stream_call(
+        self,
+        method: str,
+        request_codec: PayloadCodec[Any],
+        response_codec: PayloadCodec[Any],
+        timeout: Any,
+        metadata: MetadataLike,
+        initial: tuple[Any] | None,
+    ) -> Call[Any, Any]:
+        service, name = split_method(method)
+        timeout = self._effective_timeout(timeout)
+        pairs = self._call_metadata(metadata)
+
+        async def open_stream() -> RPCStream:
+            dispatcher = await self._acquire()
+            return dispatcher.open_stream(
+                service, name, metadata=pairs, timeout=timeout, encoding=request_codec.name
+            )
+
+        return Call(
+            open_stream, request_codec, response_codec, timeout=timeout, initial_request=initial
+        )
+
+    def server_stream(
+        self,
+        method: str,
+        request: Any,
+        *,
+        request_type: Any = None,
+        response_type: Any = None,
+        timeout: Any = _UNSET,
+        metadata: MetadataLike = None,
+    ) -> Call[Any, Any]:
+        """Call a server-streaming method; iterate the returned :class:`Call` for replies."""
+        rq, rs = self._codecs(request, request_type, response_type)
+        return self._stream_call(method, rq, rs, timeout, metadata, (request,))
+
+    def client_stream(
+        self,
+        method: str,
+        *,
+        request_type: Any = None,
+        response_type: Any = None,
+        timeout: Any = _UNSET,
+        metadata: MetadataLike = None,
+    ) -> Call[Any, Any]:
+        """Call a client-streaming method: ``send()`` requests, then ``await call.response()``."""
+        rq, rs = self._codecs(None, request_type, response_type)
+        return self._stream_call(method, rq, rs, timeout, metadata, None)
+
+    def bidi_stream(
+        self,
+        method: str,
+        *,
+        request_type: Any = None,
+        response_type: Any = None,
+        timeout: Any = _UNSET,
+        metadata: MetadataLike = None,
+    ) -> Call[Any, Any]:
+        """Call a bidi-streaming method: ``send()``, ``recv()`` / iterate, ``done_writing()``."""
+        rq, rs = self._codecs(None, request_type, response_type)
+        return self._stream_call(method, rq, rs, timeout, metadata, None)
+
+    def stub(self, service: Service) -> Stub:
+        """Typed access to ``service``'s methods: ``await stub.Method(request)``."""
+        return Stub(self, service)
+
+    async def ping(self) -> float:
+        """Round-trip time of a PING on a connection (connecting if needed)."""
+        dispatcher = await self._acquire()
+        return await dispatcher.ping()
+
+
+class _FinishedCall:
+    """Response metadata of a finished unary call."""
+
+    def __init__(self, stream: RPCStream) -> None:
+        from ._metadata import Metadata
+
+        self.initial_metadata = Metadata.from_pairs(stream.headers or ())
+        self.trailing_metadata = Metadata.from_pairs(stream.trailers)
+        self.status = stream.status
+
+
+class Stub:
+    """Methods of a :class:`Service`, called through a :class:`Client`.
+
+    Unary methods are coroutines returning the reply; server-streaming methods return a
+    :class:`Call` to iterate; client- and bidi-streaming methods return a :class:`Call`
+    to ``send()`` on. Every method takes ``timeout=`` and ``metadata=``.
+    """
+
+    def __init__(self, client: Client, service: Service) -> None:
+        self._client = client
+        self._service = service
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        try:
+            spec = self._service.methods[name]
+        except KeyError:
+            raise AttributeError(f"{self._service.name} has no method {name!r}") from None
+        return _bind(self._client, self._service.name, spec)
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._service.methods)
+
+
+def _bind(client: Client, service: str, spec: MethodSpec) -> Callable[..., Any]:
+    path = f"{service}/{spec.name}"
+    rq, rs = spec.request_codec, spec.response_codec
+    if spec.cardinality is Cardinality.UNARY:
+
+        async def unary(
+            request: Any,
+            *,
+            timeout: Any = _UNSET,
+            metadata: MetadataLike = None,
+            with_call: bool = False,
+        ) -> Any:
+            return await client._unary(
+                path, request, rq, rs, timeout, metadata, with_call, oneway=spec.oneway
+            )
+
+        return unary
+    if spec.cardinality is Cardinality.SERVER_STREAM:
+
+        def server_stream(
+            request: Any, *, timeout: Any = _UNSET, metadata: MetadataLike = None
+        ) -> Call[Any, Any]:
+            return client._stream_call(path, rq, rs, timeout, metadata, (request,))
+
+        return server_stream
+
+    def streaming(*, timeout: Any = _UNSET, metadata: MetadataLike = None) -> Call[Any, Any]:
+        return client._stream_call(path, rq, rs, timeout, metadata, None)
+
+    return streaming

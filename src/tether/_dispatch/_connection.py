@@ -1,0 +1,446 @@
+"""The dispatcher: joins one transport connection to one frame codec (muxio's RpcDispatcher).
+
+It is transport- and codec-agnostic: bytes arrive through :class:`ConnectionHandler`
+callbacks, the codec turns them into events, and events are routed by stream id to
+:class:`RPCStream` objects. Outgoing events go through the codec; its bytes are written
+once per event-loop iteration (coalesced). When the connection drops, every pending
+stream fails promptly with UNAVAILABLE (muxio's ``fail_all_pending_requests``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+
+from .._exceptions import ErrorCode, ProtocolError, RemoteProtocolError, StatusError
+from .._status import Status
+from .._types import MetadataPairs
+from ..framing import (
+    CallStarted,
+    ConnectionClosed,
+    EndOfStream,
+    Event,
+    FrameCodec,
+    GoAway,
+    Headers,
+    Message,
+    Ping,
+    Role,
+    SettingsChanged,
+    StreamReset,
+    Trailers,
+    WindowUpdated,
+)
+from ..transport import Connection, ConnectionHandler
+from ._state import ConnectionInput, ConnectionState, next_connection_state
+from ._stream import RPCStream
+
+logger = logging.getLogger("tether.dispatch")
+
+OnCall = Callable[[RPCStream, CallStarted], None]
+OnStateChange = Callable[["Dispatcher", ConnectionState], None]
+
+
+class Dispatcher(ConnectionHandler):
+    """Multiplexes calls over one connection with one codec.
+
+    Client role: :meth:`open_stream` starts a call. Server role: every ``CallStarted``
+    becomes a stream handed to ``on_call``. Both roles: ``on_state_change`` is told of
+    CONNECTED, DRAINING and DISCONNECTED (the connection-state callbacks).
+
+    Must be created and used on the event loop that runs the connection.
+    """
+
+    def __init__(
+        self,
+        codec: FrameCodec,
+        *,
+        on_call: OnCall | None = None,
+        on_state_change: OnStateChange | None = None,
+    ) -> None:
+        self.codec = codec
+        self.loop = asyncio.get_running_loop()
+        self.role_is_server = codec.role is Role.SERVER
+        self.state = ConnectionState.CONNECTING
+        self.streams: dict[int, RPCStream] = {}
+        self.connection: Connection | None = None
+        self.close_reason = ""
+        self._on_call = on_call
+        self._on_state_change = on_state_change
+        self._flush_scheduled = False
+        self._last_peer_stream = 0
+        self._slot_waiters: list[asyncio.Future[None]] = []
+        self._ping_waiters: dict[bytes, asyncio.Future[float]] = {}
+        self._closed = self.loop.create_future()
+        self._settled: asyncio.Future[None] = self.loop.create_future()
+        self._handlers: dict[type[Event], Callable[[Event], None]] = {
+            CallStarted: self._on_call_started,  # type: ignore[dict-item]
+            Headers: self._on_headers,  # type: ignore[dict-item]
+            Message: self._on_message,  # type: ignore[dict-item]
+            EndOfStream: self._on_end_of_stream,  # type: ignore[dict-item]
+            Trailers: self._on_trailers,  # type: ignore[dict-item]
+            StreamReset: self._on_stream_reset,  # type: ignore[dict-item]
+            WindowUpdated: self._on_window_updated,  # type: ignore[dict-item]
+            SettingsChanged: self._on_settings,  # type: ignore[dict-item]
+            GoAway: self._on_go_away,  # type: ignore[dict-item]
+            Ping: self._on_ping,  # type: ignore[dict-item]
+            ConnectionClosed: self._on_connection_closed,  # type: ignore[dict-item]
+        }
+
+    def __repr__(self) -> str:
+        role = "server" if self.role_is_server else "client"
+        return f"<Dispatcher {role} {self.state.value} streams={len(self.streams)}>"
+
+    # -- ConnectionHandler ---------------------------------------------------------
+
+    def on_active(self, conn: Connection) -> None:
+        self.connection = conn
+        self._transition(ConnectionInput.ACTIVE)
+        self._flush()
+        if not self._settled.done():
+            self._settled.set_result(None)
+
+    def on_read(self, conn: Connection) -> None:
+        reader = conn.reader
+        try:
+            events = self.codec.receive_from(reader)
+        except ProtocolError as exc:
+            reader.release()
+            self._fail_protocol(exc)
+            return
+        except Exception as exc:
+            reader.release()
+            logger.exception("codec failed on input; closing the connection")
+            self._fail_protocol(RemoteProtocolError(f"codec failure: {exc!r}"))
+            return
+        reader.release()
+        handlers = self._handlers
+        for event in events:
+            handlers[type(event)](event)
+        if self.codec.has_data_to_send():
+            self._schedule_flush()
+
+    def on_eof(self, conn: Connection) -> None:
+        try:
+            events = self.codec.receive_eof()
+        except ProtocolError as exc:
+            self._fail_protocol(exc)
+            return
+        for event in events:
+            self._handlers[type(event)](event)
+        if not self.streams or self.role_is_server:
+            conn.close()
+
+    def on_inactive(self, conn: Connection, exc: BaseException | None) -> None:
+        if self.state is ConnectionState.DISCONNECTED:
+            return
+        reason = self.close_reason or (f"connection lost: {exc}" if exc else "connection closed")
+        self.close_reason = reason
+        self._transition(ConnectionInput.LOST)
+        self.fail_all(StatusError(Status.UNAVAILABLE, reason))
+        for waiter in self._ping_waiters.values():
+            if not waiter.done():
+                waiter.set_exception(StatusError(Status.UNAVAILABLE, reason))
+        self._ping_waiters.clear()
+        if not self._closed.done():
+            self._closed.set_result(None)
+        if not self._settled.done():
+            self._settled.set_result(None)
+
+    # -- used by streams and the API layer -----------------------------------------
+
+    async def wait_connected(self) -> None:
+        """Wait until the connection is active (or already lost).
+
+        Raises:
+            StatusError: UNAVAILABLE if it was lost before becoming active.
+        """
+        await asyncio.shield(self._settled)
+        if self.state is ConnectionState.DISCONNECTED:
+            raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection lost")
+
+    @property
+    def is_usable(self) -> bool:
+        """True while new streams may be opened."""
+        return self.state is ConnectionState.CONNECTED
+
+    def has_capacity(self) -> bool:
+        """True when a new stream can be opened now (peer's concurrency limit respected)."""
+        if self.state is not ConnectionState.CONNECTED:
+            return False
+        limit = self.codec.max_outbound_streams
+        return limit is None or len(self.streams) < limit
+
+    async def wait_for_slot(self) -> None:
+        """Wait until a stream finishes or the connection changes state."""
+        waiter = self.loop.create_future()
+        self._slot_waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._slot_waiters:
+                self._slot_waiters.remove(waiter)
+
+    def open_stream(
+        self,
+        service: str,
+        method: str,
+        *,
+        metadata: MetadataPairs = (),
+        timeout: float | None = None,
+        encoding: str = "",
+    ) -> RPCStream:
+        """Client: start a call and return its stream.
+
+        Raises:
+            StatusError: UNAVAILABLE if the connection cannot take new streams.
+        """
+        if self.state is not ConnectionState.CONNECTED:
+            raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection is draining")
+        stream_id = self.codec.next_stream_id()
+        stream = RPCStream(self, stream_id)
+        self.streams[stream_id] = stream
+        self.send_event(
+            CallStarted(
+                stream_id=stream_id,
+                service=service,
+                method=method,
+                metadata=metadata,
+                timeout=timeout,
+                encoding=encoding,
+            )
+        )
+        return stream
+
+    def send_event(self, event: Event) -> None:
+        """Queue ``event`` through the codec; bytes go out at the end of this loop turn.
+
+        Raises:
+            StatusError: UNAVAILABLE when the connection is gone.
+            LocalProtocolError: the codec refuses the event.
+        """
+        if self.state is ConnectionState.DISCONNECTED:
+            raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection closed")
+        self.codec.send(event)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def acknowledge(self, stream_id: int, nbytes: int) -> None:
+        """Return flow-control credit for a consumed message."""
+        if self.state is ConnectionState.DISCONNECTED:
+            return
+        self.codec.acknowledge_received(stream_id, nbytes)
+        if self.codec.has_data_to_send():
+            self._schedule_flush()
+
+    def pending_send(self, stream_id: int) -> int:
+        """Bytes of ``stream_id`` waiting for the peer's credit."""
+        return self.codec.pending_send(stream_id)
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is above its high-water mark."""
+        conn = self.connection
+        if conn is not None and self.state is not ConnectionState.DISCONNECTED:
+            await conn.drain()
+
+    def forget(self, stream: RPCStream) -> None:
+        """A stream finished: drop it and give its slot to a waiter."""
+        if self.streams.pop(stream.stream_id, None) is None:
+            return
+        self._wake_slot_waiters()
+        if (
+            not self.streams
+            and self.state is ConnectionState.DRAINING
+            and not self.role_is_server
+            and self.connection is not None
+        ):
+            self.connection.close()
+
+    def fail_all(self, error: StatusError) -> None:
+        """Fail every pending stream with ``error`` (connection lost or unusable)."""
+        for stream in list(self.streams.values()):
+            stream.fail(error)
+        self.streams.clear()
+        self._wake_slot_waiters()
+
+    def go_away(self, reason: str = "", error_code: ErrorCode = ErrorCode.NO_ERROR) -> None:
+        """Server: stop accepting new streams; streams already open may finish."""
+        if self.state is not ConnectionState.CONNECTED:
+            return
+        self.send_event(
+            GoAway(last_stream_id=self._last_peer_stream, error_code=error_code, reason=reason)
+        )
+        self._transition(ConnectionInput.GOAWAY)
+
+    async def ping(self) -> float:
+        """Round-trip a PING; returns the time it took, in seconds.
+
+        Raises:
+            StatusError: UNAVAILABLE if the connection is lost first.
+        """
+        payload = os.urandom(8)
+        waiter: asyncio.Future[float] = self.loop.create_future()
+        self._ping_waiters[payload] = waiter
+        started = self.loop.time()
+        try:
+            self.send_event(Ping(payload=payload))
+            await waiter
+        finally:
+            self._ping_waiters.pop(payload, None)
+        return self.loop.time() - started
+
+    def close(self) -> None:
+        """Close the connection (queued bytes are flushed first)."""
+        conn = self.connection
+        if conn is not None:
+            self._flush()
+            conn.close()
+
+    def abort(self, reason: str = "") -> None:
+        """Drop the connection now."""
+        if reason:
+            self.close_reason = reason
+        if self.connection is not None:
+            self.connection.abort()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is gone and every stream has failed or finished."""
+        await asyncio.shield(self._closed)
+
+    # -- internals -----------------------------------------------------------------
+
+    def _transition(self, event: ConnectionInput) -> None:
+        new = next_connection_state(self.state, event)
+        if new is self.state:
+            return
+        self.state = new
+        self._wake_slot_waiters()
+        callback = self._on_state_change
+        if callback is not None:
+            try:
+                callback(self, new)
+            except Exception:
+                logger.exception("connection state callback failed")
+
+    def _wake_slot_waiters(self) -> None:
+        waiters, self._slot_waiters = self._slot_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        conn = self.connection
+        if conn is None or not self.codec.has_data_to_send():
+            return
+        for chunk in self.codec.buffers_to_send():
+            conn.write_binary(chunk)
+        conn.flush()
+
+    def _fail_protocol(self, exc: ProtocolError) -> None:
+        peer = self.connection.extra("peername") if self.connection is not None else None
+        logger.warning("protocol error from %s: %s; closing the connection", peer, exc)
+        self.close_reason = f"protocol error: {exc}"
+        self.fail_all(StatusError(Status.UNAVAILABLE, self.close_reason))
+        self.close()
+
+    def _stream(self, stream_id: int) -> RPCStream | None:
+        return self.streams.get(stream_id)
+
+    # -- event handlers ------------------------------------------------------------
+
+    def _on_call_started(self, event: CallStarted) -> None:
+        if event.stream_id > self._last_peer_stream:
+            self._last_peer_stream = event.stream_id
+        on_call = self._on_call
+        if on_call is None:
+            self.send_event(
+                StreamReset(
+                    stream_id=event.stream_id,
+                    status=Status.UNIMPLEMENTED,
+                    message="this endpoint accepts no calls",
+                )
+            )
+            return
+        stream = RPCStream(self, event.stream_id)
+        self.streams[event.stream_id] = stream
+        if event.end_stream:
+            stream.deliver_end()
+        on_call(stream, event)
+
+    def _on_headers(self, event: Headers) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            stream.deliver_headers(event.metadata)
+
+    def _on_message(self, event: Message) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            stream.deliver(event.data, event.end_stream)
+
+    def _on_end_of_stream(self, event: EndOfStream) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            stream.deliver_end()
+
+    def _on_trailers(self, event: Trailers) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            if stream.headers is None:
+                stream.headers = ()
+            stream.deliver_trailers(event.status, event.message, event.metadata)
+
+    def _on_stream_reset(self, event: StreamReset) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            stream.deliver_reset(event.status, event.message)
+
+    def _on_window_updated(self, event: WindowUpdated) -> None:
+        if event.stream_id == 0:
+            for each in self.streams.values():
+                each.wake_sender()
+            return
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            stream.wake_sender()
+
+    def _on_settings(self, event: SettingsChanged) -> None:
+        self._wake_slot_waiters()
+
+    def _on_go_away(self, event: GoAway) -> None:
+        if event.error_code is not ErrorCode.NO_ERROR:
+            logger.warning("peer sent GOAWAY %s: %s", event.error_code.name, event.reason)
+            self.close_reason = (
+                f"peer closed the connection: {event.error_code.name} {event.reason}"
+            )
+        else:
+            self.close_reason = f"peer is going away: {event.reason}" if event.reason else ""
+        if self.state is ConnectionState.CONNECTED:
+            self._transition(ConnectionInput.GOAWAY)
+        if not self.role_is_server:
+            refused = StatusError(
+                Status.UNAVAILABLE, f"call not processed: server is going away ({event.reason})"
+            )
+            for stream_id, stream in list(self.streams.items()):
+                if stream_id > event.last_stream_id:
+                    stream.fail(refused)
+            if not self.streams and self.connection is not None:
+                self.connection.close()
+
+    def _on_ping(self, event: Ping) -> None:
+        if event.ack:
+            waiter = self._ping_waiters.get(event.payload)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(0.0)
+
+    def _on_connection_closed(self, event: ConnectionClosed) -> None:
+        self.close_reason = self.close_reason or "peer closed the connection"
+        self.fail_all(StatusError(Status.UNAVAILABLE, self.close_reason))

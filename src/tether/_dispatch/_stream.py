@@ -1,0 +1,260 @@
+"""One call's stream inside a dispatched connection: inbound queue, send credit, outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .._exceptions import StatusError, StreamResetError
+from .._status import Status
+from .._types import MetadataPairs
+from ..framing import EndOfStream, Headers, Message, StreamReset, Trailers
+from ._state import StreamInput, StreamState, next_stream_state
+
+if TYPE_CHECKING:
+    from ._connection import Dispatcher
+
+
+class RPCStream:
+    """A multiplexed stream: send and receive whole messages (bytes), then an outcome.
+
+    Receiving: :meth:`recv` returns the next message, ``None`` once the peer ended its
+    side, or raises :class:`~tether.StatusError` if the stream failed (reset, deadline,
+    connection lost). Consuming a message returns its flow-control credit to the peer,
+    so a reader that stops reading stops the sender (bounded buffering).
+
+    Sending: :meth:`send` waits for flow-control credit, then queues the message.
+
+    Concurrency: one task may send and one may receive at the same time.
+    Cancellation: cancelling :meth:`recv` or :meth:`send` leaves the stream usable;
+    the API layer decides whether cancellation resets the stream.
+    """
+
+    __slots__ = (
+        "_dispatcher",
+        "_done",
+        "_error",
+        "_headers_waiter",
+        "_messages",
+        "_recv_waiter",
+        "_send_waiter",
+        "headers",
+        "on_finish",
+        "state",
+        "status",
+        "status_message",
+        "stream_id",
+        "trailers",
+    )
+
+    def __init__(self, dispatcher: Dispatcher, stream_id: int) -> None:
+        self._dispatcher = dispatcher
+        self.stream_id = stream_id
+        self.state = StreamState.OPEN
+        self._messages: deque[bytes] = deque()
+        self._recv_waiter: asyncio.Future[None] | None = None
+        self._send_waiter: asyncio.Future[None] | None = None
+        self._headers_waiter: asyncio.Future[None] | None = None
+        self._done: asyncio.Future[None] | None = None
+        self._error: StatusError | None = None
+        self.headers: MetadataPairs | None = None
+        self.trailers: MetadataPairs = ()
+        self.status: Status | None = None
+        self.status_message = ""
+        #: Called once when the stream finishes (server: cancels the handler on reset).
+        self.on_finish: Callable[[RPCStream], None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<RPCStream {self.stream_id} {self.state.value}>"
+
+    @property
+    def error(self) -> StatusError | None:
+        """Why the stream failed, if it did."""
+        return self._error
+
+    @property
+    def finished(self) -> bool:
+        """True once the call has an outcome (status, reset or failure)."""
+        return self.status is not None or self._error is not None
+
+    # -- receiving (API side) ------------------------------------------------------
+
+    async def recv(self) -> bytes | None:
+        """The next message, or ``None`` after the peer's end of stream.
+
+        Raises:
+            StatusError: the stream was reset, timed out or its connection was lost.
+        """
+        while True:
+            if self._messages:
+                data = self._messages.popleft()
+                self._dispatcher.acknowledge(self.stream_id, len(data))
+                return data
+            if self._error is not None:
+                raise self._error
+            if self.state in (StreamState.HALF_CLOSED_REMOTE, StreamState.CLOSED):
+                return None
+            waiter = self._recv_waiter = self._dispatcher.loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._recv_waiter = None
+
+    def take_messages(self) -> list[bytes]:
+        """Every message received so far (no flow-control acknowledgement: the call is over)."""
+        messages = list(self._messages)
+        self._messages.clear()
+        return messages
+
+    async def wait_done(self) -> None:
+        """Wait until the call has an outcome (client side: trailers, reset or failure)."""
+        if self.finished:
+            return
+        if self._done is None:
+            self._done = self._dispatcher.loop.create_future()
+        await self._done
+
+    async def wait_headers(self) -> MetadataPairs:
+        """The peer's initial metadata (empty if the call ended without any)."""
+        while self.headers is None and not self.finished:
+            waiter = self._headers_waiter = self._dispatcher.loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._headers_waiter = None
+        return self.headers or ()
+
+    # -- sending (API side) --------------------------------------------------------
+
+    async def send(self, data: bytes, *, end: bool = False) -> None:
+        """Wait for credit, then queue one message (``end``: half-close after it).
+
+        Raises:
+            StatusError: the stream already failed.
+            LocalProtocolError: we already ended our side.
+        """
+        dispatcher = self._dispatcher
+        while dispatcher.pending_send(self.stream_id) > 0 and not self.finished:
+            waiter = self._send_waiter = dispatcher.loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._send_waiter = None
+        self.send_nowait(data, end=end)
+        await dispatcher.drain()
+
+    def send_nowait(self, data: bytes, *, end: bool = False) -> None:
+        """Queue one message without waiting for credit (the codec holds what does not fit)."""
+        if self._error is not None:
+            raise self._error
+        if end:
+            self._advance(StreamInput.SEND_END)
+        elif self.state in (StreamState.HALF_CLOSED_LOCAL, StreamState.CLOSED):
+            next_stream_state(self.state, StreamInput.SEND_END)  # raises LocalProtocolError
+        self._dispatcher.send_event(Message(stream_id=self.stream_id, data=data, end_stream=end))
+
+    def send_end(self) -> None:
+        """Half-close our side without a message (client: no more requests)."""
+        if self._error is not None:
+            raise self._error
+        self._advance(StreamInput.SEND_END)
+        self._dispatcher.send_event(EndOfStream(stream_id=self.stream_id))
+
+    def send_headers(self, metadata: MetadataPairs) -> None:
+        """Server: send initial metadata."""
+        self._dispatcher.send_event(Headers(stream_id=self.stream_id, metadata=metadata))
+
+    def send_trailers(self, status: Status, message: str, metadata: MetadataPairs) -> None:
+        """Server: end the call with a status; the stream is finished afterwards."""
+        if self.finished:
+            return
+        self._dispatcher.send_event(
+            Trailers(stream_id=self.stream_id, status=status, message=message, metadata=metadata)
+        )
+        self.status = status
+        self.status_message = message
+        self._close()
+
+    def reset(self, status: Status, message: str = "") -> None:
+        """Abort the stream: tell the peer, fail local waiters with ``status``."""
+        if self.finished:
+            return
+        self._dispatcher.send_event(
+            StreamReset(stream_id=self.stream_id, status=status, message=message)
+        )
+        self.fail(StatusError(status, message))
+
+    # -- driven by the dispatcher --------------------------------------------------
+
+    def deliver(self, data: bytes, end: bool) -> None:
+        """A message arrived."""
+        if self.state is StreamState.CLOSED:
+            return
+        self._messages.append(data)
+        if end:
+            self.state = next_stream_state(self.state, StreamInput.RECV_END)
+        waiter = self._recv_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def deliver_end(self) -> None:
+        """The peer half-closed."""
+        self.state = next_stream_state(self.state, StreamInput.RECV_END)
+        self._wake_recv()
+
+    def deliver_headers(self, metadata: MetadataPairs) -> None:
+        """Initial metadata arrived."""
+        self.headers = metadata
+        waiter = self._headers_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def deliver_trailers(self, status: Status, message: str, metadata: MetadataPairs) -> None:
+        """The call ended with a status (client side)."""
+        self.trailers = metadata
+        self.status_message = message
+        if status is not Status.OK:
+            self._error = StatusError(status, message, trailers=metadata)
+        self.status = status
+        if self.state is not StreamState.CLOSED:
+            self.state = next_stream_state(self.state, StreamInput.RECV_END)
+        self._close()
+
+    def deliver_reset(self, status: Status, message: str) -> None:
+        """The peer reset the stream."""
+        self.fail(StreamResetError(status, message or f"stream reset by peer ({status.name})"))
+
+    def wake_sender(self) -> None:
+        """Flow-control credit arrived."""
+        waiter = self._send_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def fail(self, error: StatusError) -> None:
+        """The call failed locally (deadline, cancellation, connection loss, reset)."""
+        if self.finished:
+            return
+        self._error = error
+        self._close()
+
+    def _advance(self, event: StreamInput) -> None:
+        self.state = next_stream_state(self.state, event)
+
+    def _wake_recv(self) -> None:
+        waiter = self._recv_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _close(self) -> None:
+        self.state = StreamState.CLOSED
+        self._wake_recv()
+        self.wake_sender()
+        for waiter in (self._done, self._headers_waiter):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        self._dispatcher.forget(self)
+        callback, self.on_finish = self.on_finish, None
+        if callback is not None:
+            callback(self)

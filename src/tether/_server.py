@@ -1,0 +1,384 @@
+"""The server: serve services on many addresses at once, with graceful drain."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any
+
+from ._config import ListenOptions, TLSConfig
+from ._context import ServerContext, _current
+from ._dispatch import ConnectionState, DetectingHandler, Dispatcher, RPCStream
+from ._exceptions import ConfigError, StatusError
+from ._metadata import Metadata
+from ._service import MethodSpec, Service
+from ._status import Status
+from .encoding import DecodeError, EncodeError, PayloadCodec
+from .framing import CallStarted, CodecConfig, Framing, Role, get_framing
+from .transport import Connection, ConnectionHandler, Listener, get_transport, parse_address
+
+logger = logging.getLogger("tether.server")
+
+OnConnectionState = Callable[[Dispatcher, ConnectionState], None]
+
+
+class Server:
+    """Serves :class:`Service` objects over any registered transport and protocol.
+
+    Example::
+
+        server = Server([greeter])
+        await server.start("tcp://127.0.0.1:8972", "unix:///tmp/x.sock")
+        ...
+        server.close()
+        await server.wait_closed()
+
+    Every accepted connection is sniffed once (Kitex detection) and served in the
+    protocol its first bytes show: tether's native protocol, and every other framing
+    registered with a detector. ``close()`` starts a graceful drain: listeners stop, every
+    connection gets GOAWAY (new calls are refused with UNAVAILABLE), in-flight calls get
+    ``grace`` seconds to finish, then they are cancelled and the connections close.
+
+    Args:
+        services: services to serve (more can be added with :meth:`add_service`).
+        grace: seconds in-flight calls get to finish during :meth:`close`.
+        codec_config: limits and tuning for every connection's codec.
+        protocols: names of the framings to accept (default: every registered one).
+        on_connection_state: called with (dispatcher, state) on CONNECTED, DRAINING and
+            DISCONNECTED of every connection.
+    """
+
+    def __init__(
+        self,
+        services: Iterable[Service] = (),
+        *,
+        grace: float = 5.0,
+        codec_config: CodecConfig | None = None,
+        protocols: Sequence[str] | None = None,
+        on_connection_state: OnConnectionState | None = None,
+    ) -> None:
+        self._services: dict[str, Service] = {}
+        self._methods: dict[tuple[str, str], MethodSpec] = {}
+        for service in services:
+            self.add_service(service)
+        if grace < 0:
+            raise ConfigError("grace must not be negative")
+        self._grace = grace
+        self._codec_config = codec_config or CodecConfig()
+        self._protocols = list(protocols) if protocols is not None else None
+        self._on_connection_state = on_connection_state
+        self._listeners: list[Listener] = []
+        self._dispatchers: set[Dispatcher] = set()
+        self._connections: set[Connection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._closed: asyncio.Future[None] | None = None
+        self._shutdown_task: asyncio.Task[None] | None = None
+
+    def add_service(self, service: Service) -> None:
+        """Serve ``service`` (also after :meth:`start`).
+
+        Raises:
+            ConfigError: a service with the same name is already served.
+        """
+        if service.name in self._services:
+            raise ConfigError(f"service {service.name!r} is already registered")
+        self._services[service.name] = service
+        for name, spec in service.methods.items():
+            if spec.handler is None:
+                raise ConfigError(f"{service.name}/{name} has no handler")
+            self._methods[(service.name, name)] = spec
+
+    @property
+    def services(self) -> list[Service]:
+        """The services being served."""
+        return list(self._services.values())
+
+    @property
+    def addresses(self) -> list[str]:
+        """The URLs the server listens on (real ports when bound to port 0)."""
+        return [listener.address for listener in self._listeners]
+
+    @property
+    def connection_count(self) -> int:
+        """Open connections."""
+        return len(self._connections)
+
+    def is_serving(self) -> bool:
+        """True between :meth:`start` and :meth:`close`."""
+        return bool(self._listeners) and not self._closing
+
+    async def start(self, *urls: str, tls: TLSConfig | None = None, backlog: int = 1024) -> None:
+        """Listen on every URL (``tcp://``, ``unix://``, ``tls://``, ``memory://`` ...).
+
+        ``tls`` applies to TLS schemes. If any address fails, the ones already bound are
+        closed again and the error propagates.
+
+        Raises:
+            ConfigError: a URL is malformed or its scheme unknown.
+            TransportError: binding failed.
+        """
+        if self._closing:
+            raise ConfigError("the server is closed")
+        if not urls:
+            raise ConfigError("start() needs at least one address")
+        if self._closed is None:
+            self._closed = asyncio.get_running_loop().create_future()
+        candidates = self._candidates()
+        started: list[Listener] = []
+        try:
+            for url in urls:
+                address = parse_address(url)
+                transport = get_transport(address.scheme)
+                options = ListenOptions(tls=tls, backlog=backlog)
+                listener = await transport.listen(
+                    address, options, lambda conn: self._accept(conn, candidates)
+                )
+                started.append(listener)
+        except BaseException:
+            for listener in started:
+                await listener.aclose()
+            raise
+        self._listeners.extend(started)
+        for listener in started:
+            logger.info("listening on %s", listener.address)
+
+    async def serve_forever(self) -> None:
+        """Wait until the server is closed (cancel to close it)."""
+        try:
+            await self.wait_closed()
+        except asyncio.CancelledError:
+            self.close()
+            await asyncio.shield(self.wait_closed())
+            raise
+
+    def close(self) -> None:
+        """Start a graceful shutdown (returns at once; see :meth:`wait_closed`)."""
+        if self._closing:
+            return
+        self._closing = True
+        loop = asyncio.get_running_loop()
+        if self._closed is None:
+            self._closed = loop.create_future()
+        self._shutdown_task = loop.create_task(self._shutdown())
+
+    async def wait_closed(self) -> None:
+        """Wait until :meth:`close` has finished draining and every connection is closed."""
+        if self._closed is None:
+            self._closed = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._closed)
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+    # -- connections ---------------------------------------------------------------
+
+    def _candidates(self) -> list[Framing] | None:
+        if self._protocols is None:
+            return None
+        return [get_framing(name) for name in self._protocols]
+
+    def _accept(self, conn: Connection, candidates: list[Framing] | None) -> None:
+        if self._closing:
+            conn.abort()
+            return
+        self._connections.add(conn)
+
+        def make_dispatcher(framing: Framing) -> Dispatcher:
+            dispatcher = Dispatcher(
+                framing.create(Role.SERVER, self._codec_config),
+                on_call=self._on_call,
+                on_state_change=self._state_changed,
+            )
+            self._dispatchers.add(dispatcher)
+            return dispatcher
+
+        conn.start(_TrackedHandler(self, conn, DetectingHandler(make_dispatcher, candidates)))
+
+    def _state_changed(self, dispatcher: Dispatcher, state: ConnectionState) -> None:
+        if state is ConnectionState.DISCONNECTED:
+            self._dispatchers.discard(dispatcher)
+        callback = self._on_connection_state
+        if callback is not None:
+            callback(dispatcher, state)
+
+    def _connection_gone(self, conn: Connection) -> None:
+        self._connections.discard(conn)
+
+    # -- calls ---------------------------------------------------------------------
+
+    def _on_call(self, stream: RPCStream, call: CallStarted) -> None:
+        spec = self._methods.get((call.service, call.method))
+        if spec is None:
+            if call.service in self._services:
+                message = f"unknown method {call.method!r} of service {call.service!r}"
+            else:
+                message = f"unknown service {call.service!r}"
+            stream.send_trailers(Status.UNIMPLEMENTED, message, ())
+            return
+        if self._closing:
+            stream.send_trailers(Status.UNAVAILABLE, "server is shutting down", ())
+            return
+        if call.encoding and call.encoding != spec.request_codec.name:
+            stream.send_trailers(
+                Status.INVALID_ARGUMENT,
+                f"{call.service}/{call.method} takes {spec.request_codec.name!r} payloads, "
+                f"not {call.encoding!r}",
+                (),
+            )
+            return
+        dispatcher = stream._dispatcher
+        loop = dispatcher.loop
+        deadline = None if call.timeout is None else loop.time() + call.timeout
+        conn = dispatcher.connection
+        ctx = ServerContext(
+            service=call.service,
+            method=call.method,
+            metadata=Metadata.from_pairs(call.metadata),
+            peer=conn.extra("peername") if conn is not None else None,
+            deadline=deadline,
+            loop_time=loop.time,
+            extra=conn.extra if conn is not None else None,
+        )
+        task = loop.create_task(_run_call(spec, stream, ctx))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        timer = None
+        if call.timeout is not None:
+            timer = loop.call_later(call.timeout, _expire, stream, ctx, task)
+
+        def finished(s: RPCStream) -> None:
+            if timer is not None:
+                timer.cancel()
+            if s.error is not None and not task.done():
+                ctx._cancelled = True
+                task.cancel()
+
+        stream.on_finish = finished
+
+    # -- shutdown ------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        try:
+            for listener in self._listeners:
+                try:
+                    await listener.aclose()
+                except Exception:
+                    logger.exception("closing listener %s failed", listener.address)
+            for dispatcher in list(self._dispatchers):
+                dispatcher.go_away("server is shutting down")
+            if self._tasks:
+                _, pending = await asyncio.wait(set(self._tasks), timeout=self._grace)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    await asyncio.wait(pending, timeout=1.0)
+            for conn in list(self._connections):
+                conn.close()
+            for conn in list(self._connections):
+                try:
+                    await asyncio.wait_for(conn.wait_closed(), timeout=1.0)
+                except (TimeoutError, Exception):
+                    conn.abort()
+        finally:
+            if self._closed is not None and not self._closed.done():
+                self._closed.set_result(None)
+
+
+class _TrackedHandler(ConnectionHandler):
+    """Detection plus bookkeeping of the server's open connections."""
+
+    def __init__(self, server: Server, conn: Connection, inner: DetectingHandler) -> None:
+        self._server = server
+        self._conn = conn
+        self._wrapped = inner
+
+    def on_active(self, conn: Connection) -> None:
+        self._wrapped.on_active(conn)
+
+    def on_read(self, conn: Connection) -> None:
+        self._wrapped.on_read(conn)
+
+    def on_eof(self, conn: Connection) -> None:
+        self._wrapped.on_eof(conn)
+
+    def on_inactive(self, conn: Connection, exc: BaseException | None) -> None:
+        self._server._connection_gone(conn)
+        self._wrapped.on_inactive(conn, exc)
+
+
+def _expire(stream: RPCStream, ctx: ServerContext, task: asyncio.Task[None]) -> None:
+    if stream.finished:
+        return
+    ctx._cancelled = True
+    stream.send_trailers(Status.DEADLINE_EXCEEDED, "deadline exceeded", ctx.trailers.to_pairs())
+    task.cancel()
+
+
+async def _requests(stream: RPCStream, codec: PayloadCodec[Any]) -> AsyncIterator[Any]:
+    while (data := await stream.recv()) is not None:
+        yield codec.decode(data)
+
+
+def _send_headers_once(stream: RPCStream, ctx: ServerContext, sent: list[bool]) -> None:
+    if not sent[0]:
+        sent[0] = True
+        if ctx.headers:
+            stream.send_headers(ctx.headers.to_pairs())
+
+
+async def _run_call(spec: MethodSpec, stream: RPCStream, ctx: ServerContext) -> None:
+    """Run one handler and turn its outcome into a status on the stream."""
+    token = _current.set(ctx)
+    handler = spec.handler
+    assert handler is not None
+    args: tuple[Any, ...]
+    headers_sent = [False]
+    try:
+        cardinality = spec.cardinality
+        if cardinality.client_streaming:
+            request: Any = _requests(stream, spec.request_codec)
+        else:
+            data = await stream.recv()
+            if data is None:
+                raise StatusError(Status.INVALID_ARGUMENT, "the call carried no request message")
+            request = spec.request_codec.decode(data)
+        args = (request, ctx) if spec.takes_context else (request,)
+        encode = spec.response_codec.encode
+        if cardinality.server_streaming:
+            async for reply in handler(*args):
+                payload = encode(reply)
+                _send_headers_once(stream, ctx, headers_sent)
+                await stream.send(payload)
+        else:
+            reply = await handler(*args)
+            payload = encode(reply)
+            _send_headers_once(stream, ctx, headers_sent)
+            if not spec.oneway:
+                stream.send_nowait(payload)
+        _send_headers_once(stream, ctx, headers_sent)
+        stream.send_trailers(Status.OK, "", ctx.trailers.to_pairs())
+    except StatusError as exc:
+        _send_headers_once(stream, ctx, headers_sent)
+        trailers = ctx.trailers.to_pairs() + tuple(exc.trailers)
+        stream.send_trailers(exc.status, exc.message, trailers)
+    except DecodeError as exc:
+        stream.send_trailers(Status.INVALID_ARGUMENT, f"could not decode the request: {exc}", ())
+    except EncodeError as exc:
+        logger.error("%s/%s: could not encode the reply: %s", ctx.service, ctx.method, exc)
+        stream.send_trailers(Status.INTERNAL, f"could not encode the reply: {exc}", ())
+    except asyncio.CancelledError:
+        if not stream.finished:
+            stream.send_trailers(Status.CANCELLED, "the server cancelled the call", ())
+        raise
+    except Exception as exc:
+        logger.exception("%s/%s failed", ctx.service, ctx.method)
+        if not stream.finished:
+            stream.send_trailers(Status.UNKNOWN, f"{type(exc).__name__}: {exc}", ())
+    finally:
+        _current.reset(token)

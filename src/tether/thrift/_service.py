@@ -1,0 +1,170 @@
+"""Adapters between thriftpy2 service definitions and tether services/stubs."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from .._client import _UNSET, Client
+from .._exceptions import ConfigError
+from .._metadata import MetadataLike
+from .._service import Cardinality, Service
+from ..encoding import RawCodec, ThriftStructCodec
+
+
+def _method_names(service_cls: Any) -> list[str]:
+    names = getattr(service_cls, "thrift_services", None)
+    if names is None:
+        raise ConfigError(f"{service_cls!r} is not a thriftpy2 service")
+    return list(names)
+
+
+def _is_oneway(service_cls: Any, name: str) -> bool:
+    # thriftpy2 makes a ``<name>_result`` class for oneway methods too, flagged ``oneway``.
+    return bool(getattr(getattr(service_cls, f"{name}_result", None), "oneway", True))
+
+
+def _arg_names(args_cls: Any) -> list[str]:
+    return [spec[1] for _, spec in sorted(args_cls.thrift_spec.items())]
+
+
+def _result_fields(result_cls: Any) -> tuple[bool, dict[type[BaseException], str]]:
+    """Whether the result has ``success``, and exception class → result field name."""
+    has_success = False
+    exceptions: dict[type[BaseException], str] = {}
+    for fid, spec in result_cls.thrift_spec.items():
+        name = spec[1]
+        if fid == 0:
+            has_success = True
+        elif len(spec) > 2 and isinstance(spec[2], type) and issubclass(spec[2], BaseException):
+            exceptions[spec[2]] = name
+    return has_success, exceptions
+
+
+def thrift_service(service_cls: Any, handler: object, *, name: str | None = None) -> Service:
+    """Serve ``handler``'s coroutine methods as the thriftpy2 service ``service_cls``.
+
+    ``handler`` has an ``async def`` per IDL method taking the IDL's arguments by name.
+    Declared exceptions it raises are returned in the result struct; any other
+    exception fails the call with status UNKNOWN. Oneway methods get no reply.
+
+    Raises:
+        ConfigError: ``service_cls`` is not a thriftpy2 service or a method is missing.
+    """
+    service = Service(name or service_cls.__name__)
+    for method in _method_names(service_cls):
+        impl = getattr(handler, method, None)
+        if impl is None or not inspect.iscoroutinefunction(impl):
+            raise ConfigError(f"handler has no coroutine method {method!r}")
+        args_cls = getattr(service_cls, f"{method}_args")
+        oneway = _is_oneway(service_cls, method)
+        service.add_method(
+            method,
+            _make_handler(
+                impl, args_cls, None if oneway else getattr(service_cls, f"{method}_result")
+            ),
+            Cardinality.UNARY,
+            request=ThriftStructCodec(args_cls),
+            response=RawCodec()
+            if oneway
+            else ThriftStructCodec(getattr(service_cls, f"{method}_result")),
+            oneway=oneway,
+        )
+    return service
+
+
+def _make_handler(impl: Callable[..., Any], args_cls: Any, result_cls: Any) -> Callable[..., Any]:
+    arg_names = _arg_names(args_cls)
+    if result_cls is None:
+
+        async def oneway(args: Any) -> bytes:
+            await impl(**{n: getattr(args, n) for n in arg_names})
+            return b""
+
+        return oneway
+    has_success, exceptions = _result_fields(result_cls)
+
+    async def call(args: Any) -> Any:
+        result = result_cls()
+        try:
+            value = await impl(**{n: getattr(args, n) for n in arg_names})
+        except tuple(exceptions) as exc:
+            for exc_type, field in exceptions.items():
+                if isinstance(exc, exc_type):
+                    setattr(result, field, exc)
+                    break
+            return result
+        if has_success:
+            result.success = value
+        return result
+
+    return call
+
+
+class ThriftStub:
+    """Async methods named as in the IDL, calling ``service_cls`` through ``client``.
+
+    ``await stub.Method(arg1, arg2=...)`` returns the result's success value, raises the
+    declared exception the server returned, or returns ``None`` for void and oneway
+    methods (oneway calls do not wait for the server).
+    """
+
+    def __init__(self, client: Client, service_cls: Any, *, name: str | None = None) -> None:
+        self._client = client
+        self._service_cls = service_cls
+        self._name = name or service_cls.__name__
+        self._methods = set(_method_names(service_cls))
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        if method not in self._methods:
+            raise AttributeError(f"{self._name} has no method {method!r}")
+        service_cls = self._service_cls
+        args_cls = getattr(service_cls, f"{method}_args")
+        arg_names = _arg_names(args_cls)
+        oneway = _is_oneway(service_cls, method)
+        result_cls: Any = None if oneway else getattr(service_cls, f"{method}_result")
+        request_codec = ThriftStructCodec(args_cls)
+        response_codec = RawCodec() if oneway else ThriftStructCodec(result_cls)
+        client = self._client
+        path = f"{self._name}/{method}"
+
+        async def invoke(
+            *args: Any, timeout: Any = _UNSET, metadata: MetadataLike = None, **kwargs: Any
+        ) -> Any:
+            values = dict(zip(arg_names, args, strict=False))
+            values.update(kwargs)
+            unknown = set(values) - set(arg_names)
+            if unknown:
+                raise TypeError(f"{method}() got unexpected arguments {sorted(unknown)}")
+            result = await client._unary(
+                path,
+                args_cls(**values),
+                request_codec,
+                response_codec,
+                timeout,
+                metadata,
+                False,
+                oneway=oneway,
+            )
+            return None if oneway else _unpack(result, result_cls)
+
+        return invoke
+
+
+def _unpack(result: Any, result_cls: Any) -> Any:
+    has_success, exceptions = _result_fields(result_cls)
+    for field in exceptions.values():
+        exc = getattr(result, field, None)
+        if exc is not None:
+            raise exc
+    if has_success:
+        value = result.success
+        if value is None:
+            from thriftpy2.thrift import TApplicationException
+
+            raise TApplicationException(
+                TApplicationException.MISSING_RESULT, "the server returned no result"
+            )
+        return value
+    return None
