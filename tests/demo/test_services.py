@@ -60,7 +60,9 @@ async def test_server_stream_sends_repeat_replies() -> None:
     """ServerStream sends `repeat` replies, each carrying `data`."""
     async with client_for(demo_services()) as client:
         call = client.server_stream(
-            f"{PROTO_SERVICE}/ServerStream", EchoRequest(data=b"d", repeat=4), response_type=EchoReply
+            f"{PROTO_SERVICE}/ServerStream",
+            EchoRequest(data=b"d", repeat=4),
+            response_type=EchoReply,
         )
         replies = [r.data async for r in call]
     assert replies == [b"d"] * 4

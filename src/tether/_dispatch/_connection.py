@@ -13,8 +13,15 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
+from typing import Any
 
-from .._exceptions import ErrorCode, ProtocolError, RemoteProtocolError, StatusError
+from .._exceptions import (
+    ErrorCode,
+    ProtocolError,
+    RemoteProtocolError,
+    StatusError,
+    TransportError,
+)
 from .._status import Status
 from .._types import MetadataPairs
 from ..framing import (
@@ -66,6 +73,8 @@ class Dispatcher(ConnectionHandler):
         self.state = ConnectionState.CONNECTING
         self.streams: dict[int, RPCStream] = {}
         self.connection: Connection | None = None
+        #: The peer's address as the transport reports it (read once, when active).
+        self.peer: Any = None
         self.close_reason = ""
         self._on_call = on_call
         self._on_state_change = on_state_change
@@ -97,6 +106,7 @@ class Dispatcher(ConnectionHandler):
 
     def on_active(self, conn: Connection) -> None:
         self.connection = conn
+        self.peer = conn.extra("peername")
         self._transition(ConnectionInput.ACTIVE)
         self._flush()
         if not self._settled.done():
@@ -119,7 +129,7 @@ class Dispatcher(ConnectionHandler):
         handlers = self._handlers
         for event in events:
             handlers[type(event)](event)
-        if self.codec.has_data_to_send():
+        if not self._flush_scheduled and self.codec.has_data_to_send():
             self._schedule_flush()
 
     def on_eof(self, conn: Connection) -> None:
@@ -233,7 +243,7 @@ class Dispatcher(ConnectionHandler):
         if self.state is ConnectionState.DISCONNECTED:
             return
         self.codec.acknowledge_received(stream_id, nbytes)
-        if self.codec.has_data_to_send():
+        if not self._flush_scheduled and self.codec.has_data_to_send():
             self._schedule_flush()
 
     def pending_send(self, stream_id: int) -> int:
@@ -244,13 +254,17 @@ class Dispatcher(ConnectionHandler):
         """Wait while the transport's write buffer is above its high-water mark."""
         conn = self.connection
         if conn is not None and self.state is not ConnectionState.DISCONNECTED:
-            await conn.drain()
+            try:
+                await conn.drain()
+            except TransportError as exc:
+                raise StatusError(Status.UNAVAILABLE, self.close_reason or str(exc)) from exc
 
     def forget(self, stream: RPCStream) -> None:
         """A stream finished: drop it and give its slot to a waiter."""
         if self.streams.pop(stream.stream_id, None) is None:
             return
-        self._wake_slot_waiters()
+        if self._slot_waiters:
+            self._wake_slot_waiters()
         if (
             not self.streams
             and self.state is ConnectionState.DRAINING

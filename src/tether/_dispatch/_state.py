@@ -52,6 +52,11 @@ def next_connection_state(state: ConnectionState, event: ConnectionInput) -> Con
 class StreamState(enum.Enum):
     """One call's stream, from this side's point of view."""
 
+    # Members are singletons compared by identity, so hash them by identity too: Enum's
+    # default __hash__ is a Python-level function, and the transition table is looked up
+    # several times per call.
+    __hash__ = object.__hash__
+
     OPEN = "open"
     HALF_CLOSED_LOCAL = "half_closed_local"  # we sent our end; we may still receive
     HALF_CLOSED_REMOTE = "half_closed_remote"  # the peer ended; we may still send
@@ -60,6 +65,8 @@ class StreamState(enum.Enum):
 
 class StreamInput(enum.Enum):
     """What moves a stream between states."""
+
+    __hash__ = object.__hash__  # see StreamState
 
     SEND_END = "send_end"  # we half-close (client: end of requests; server: trailers)
     RECV_END = "recv_end"  # the peer half-closes (client: trailers; server: end of requests)

@@ -1,9 +1,34 @@
-"""Payload codecs (message <-> bytes), separate from framing."""
+"""Payload codecs (message <-> bytes), separate from framing.
+
+Four codecs, named by the content subtype that travels with a call: ``proto``
+(:class:`ProtobufCodec`), ``thrift`` (:class:`ThriftStructCodec`), ``msgpack``
+(:class:`MsgpackCodec`) and ``raw`` (:class:`RawCodec`). :func:`codec_for_type` picks
+one from a message type. :func:`message_to_json` and :func:`message_from_json` map
+messages of every kind to and from one line of JSON (used by ``tether call``).
+"""
 
 from __future__ import annotations
 
 from ._base import DecodeError as DecodeError
 from ._base import EncodeError as EncodeError
 from ._base import PayloadCodec as PayloadCodec
+from ._json import message_from_json as message_from_json
+from ._json import message_to_json as message_to_json
+from ._msgpack import MsgpackCodec as MsgpackCodec
+from ._protobuf import ProtobufCodec as ProtobufCodec
+from ._raw import RawCodec as RawCodec
+from ._select import codec_for_type as codec_for_type
+from ._thrift import ThriftStructCodec as ThriftStructCodec
 
-__all__ = ["DecodeError", "EncodeError", "PayloadCodec"]
+__all__ = [
+    "DecodeError",
+    "EncodeError",
+    "MsgpackCodec",
+    "PayloadCodec",
+    "ProtobufCodec",
+    "RawCodec",
+    "ThriftStructCodec",
+    "codec_for_type",
+    "message_from_json",
+    "message_to_json",
+]

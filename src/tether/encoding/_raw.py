@@ -1,0 +1,42 @@
+"""The identity codec: the payload is the message."""
+
+from __future__ import annotations
+
+from typing import final
+
+from .._types import BufferLike
+from ._base import EncodeError, PayloadCodec
+
+
+@final
+class RawCodec(PayloadCodec[bytes]):
+    """Passes bytes through unchanged (content subtype ``raw``).
+
+    :meth:`encode` accepts ``bytes``, ``bytearray`` or ``memoryview`` and returns
+    ``bytes``: a ``bytes`` argument is returned as is, the others are copied once.
+    :meth:`decode` never fails; it returns ``bytes``. Stateless and thread-safe.
+    """
+
+    name = "raw"
+
+    def encode(self, message: BufferLike) -> bytes:
+        """Return ``message`` as ``bytes``.
+
+        Raises:
+            EncodeError: ``message`` is not ``bytes``, ``bytearray`` or ``memoryview``.
+        """
+        if type(message) is bytes:
+            return message
+        value: object = message  # callers are not always type-checked
+        if isinstance(value, (bytearray, memoryview, bytes)):
+            return bytes(value)
+        raise EncodeError(
+            f"raw payloads are bytes, bytearray or memoryview, not {type(message).__name__}"
+        )
+
+    def decode(self, data: BufferLike) -> bytes:
+        """Return ``data`` as ``bytes`` (no copy when it already is)."""
+        return data if type(data) is bytes else bytes(data)
+
+    def __repr__(self) -> str:
+        return "RawCodec()"

@@ -1,0 +1,54 @@
+"""Picking a payload codec from a message type."""
+
+from __future__ import annotations
+
+from typing import Any, TypeGuard
+
+from google.protobuf.message import Message
+
+from ._base import PayloadCodec
+from ._msgpack import MsgpackCodec
+from ._protobuf import ProtobufCodec
+from ._raw import RawCodec
+from ._thrift import ThriftStructCodec
+
+_RAW = RawCodec()
+_MSGPACK = MsgpackCodec()
+
+
+def is_protobuf_message_type(tp: object) -> TypeGuard[type[Message]]:
+    """Whether ``tp`` is a generated protobuf message class."""
+    return isinstance(tp, type) and issubclass(tp, Message)
+
+
+def is_thrift_struct_type(tp: object) -> TypeGuard[type[Any]]:
+    """Whether ``tp`` is a class with a ``thrift_spec`` (a thriftpy2 struct, exception,
+    or service ``_args`` / ``_result`` struct)."""
+    return isinstance(tp, type) and hasattr(tp, "thrift_spec")
+
+
+def codec_for_type(tp: type[Any] | None) -> PayloadCodec[Any]:
+    """The codec for messages of type ``tp``.
+
+    ========================================  ===============================
+    ``tp``                                    codec
+    ========================================  ===============================
+    a protobuf ``Message`` subclass           ``ProtobufCodec(tp)``
+    a class with ``thrift_spec`` (thriftpy2)  ``ThriftStructCodec(tp)``
+    ``bytes``                                 ``RawCodec()``
+    anything else, or ``None``                ``MsgpackCodec()``
+    ========================================  ===============================
+
+    Anything that is not a class (``list[int]``, ``typing.Any``) counts as "anything
+    else". Cheap; the raw and msgpack codecs are shared instances.
+
+    Raises:
+        TypeError: ``tp`` has a ``thrift_spec`` that is not thriftpy2's (a dict).
+    """
+    if is_protobuf_message_type(tp):
+        return ProtobufCodec(tp)
+    if is_thrift_struct_type(tp):
+        return ThriftStructCodec(tp)
+    if tp is bytes:
+        return _RAW
+    return _MSGPACK
