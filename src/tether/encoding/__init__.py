@@ -9,16 +9,41 @@ messages of every kind to and from one line of JSON (used by ``tether call``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._base import DecodeError as DecodeError
 from ._base import EncodeError as EncodeError
 from ._base import PayloadCodec as PayloadCodec
-from ._json import message_from_json as message_from_json
-from ._json import message_to_json as message_to_json
 from ._msgpack import MsgpackCodec as MsgpackCodec
-from ._protobuf import ProtobufCodec as ProtobufCodec
 from ._raw import RawCodec as RawCodec
 from ._select import codec_for_type as codec_for_type
-from ._thrift import ThriftStructCodec as ThriftStructCodec
+
+if TYPE_CHECKING:
+    from ._json import message_from_json as message_from_json
+    from ._json import message_to_json as message_to_json
+    from ._protobuf import ProtobufCodec as ProtobufCodec
+    from ._thrift import ThriftStructCodec as ThriftStructCodec
+
+# protobuf and thriftpy2 are imported on first use: a server that never touches them
+# does not pay their memory (the 30 MB server RSS budget).
+_LAZY = {
+    "ProtobufCodec": "._protobuf",
+    "ThriftStructCodec": "._thrift",
+    "message_from_json": "._json",
+    "message_to_json": "._json",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DecodeError",

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeGuard
-
-from google.protobuf.message import Message
+import sys
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from ._base import PayloadCodec
 from ._msgpack import MsgpackCodec
-from ._protobuf import ProtobufCodec
 from ._raw import RawCodec
-from ._thrift import ThriftStructCodec
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
 
 _RAW = RawCodec()
 _MSGPACK = MsgpackCodec()
@@ -18,7 +18,9 @@ _MSGPACK = MsgpackCodec()
 
 def is_protobuf_message_type(tp: object) -> TypeGuard[type[Message]]:
     """Whether ``tp`` is a generated protobuf message class."""
-    return isinstance(tp, type) and issubclass(tp, Message)
+    # A protobuf class cannot exist unless protobuf is loaded: no import needed to tell.
+    module = sys.modules.get("google.protobuf.message")
+    return module is not None and isinstance(tp, type) and issubclass(tp, module.Message)
 
 
 def is_thrift_struct_type(tp: object) -> TypeGuard[type[Any]]:
@@ -46,8 +48,12 @@ def codec_for_type(tp: type[Any] | None) -> PayloadCodec[Any]:
         TypeError: ``tp`` has a ``thrift_spec`` that is not thriftpy2's (a dict).
     """
     if is_protobuf_message_type(tp):
+        from ._protobuf import ProtobufCodec
+
         return ProtobufCodec(tp)
     if is_thrift_struct_type(tp):
+        from ._thrift import ThriftStructCodec
+
         return ThriftStructCodec(tp)
     if tp is bytes:
         return _RAW
