@@ -1,0 +1,16 @@
+"""``tether demo``: every method over every transport, in one process."""
+
+from __future__ import annotations
+
+from .helpers import Run
+
+
+def test_demo_passes_every_row(tether: Run) -> None:
+    """`tether demo` exits 0 and its table has an ok row per check per transport."""
+    result = tether("demo", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.endswith(" ms")]
+    transports = {row.split()[0] for row in rows}
+    assert transports == {"tcp", "unix", "tls", "memory"}
+    assert len(rows) == 4 * 9
+    assert all("✓" in row and "✗" not in row for row in rows), result.stdout
