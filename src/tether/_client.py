@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -23,6 +24,15 @@ logger = logging.getLogger("tether.client")
 
 T = TypeVar("T")
 _UNSET: Any = object()
+_METHOD_CACHE_SIZE = 1024
+
+
+@functools.lru_cache(maxsize=256)
+def _codec_for_sample(tp: type[Any]) -> PayloadCodec[Any]:
+    """The codec for a request of type ``tp``: ``codec_for_type`` depends only on the
+    type, so the answer is cached (``NoneType`` gets the codec of ``None``)."""
+    return codec_for_type(None if tp is type(None) else tp)
+
 
 OnStateChange = Callable[[ConnectionState], None]
 _LIVE = (ConnectionState.CONNECTING, ConnectionState.CONNECTED)
@@ -92,6 +102,7 @@ class Client:
         self._pool_size = pool_size
         self._on_state_change = on_state_change
         self._dispatchers: list[Dispatcher] = []
+        self._method_names: dict[str, tuple[str, str]] = {}
         self._connect_lock: asyncio.Lock | None = None
         self._closed = False
         self.url = url
@@ -176,10 +187,11 @@ class Client:
         dispatchers = list(self._dispatchers)
         for dispatcher in dispatchers:
             dispatcher.close_reason = "the client was closed"
-            dispatcher.close()
+            dispatcher.fail_all(StatusError(Status.UNAVAILABLE, "the client was closed"))
+            dispatcher.shutdown()
         for dispatcher in dispatchers:
             try:
-                await asyncio.wait_for(dispatcher.wait_closed(), timeout=5.0)
+                await asyncio.wait_for(dispatcher.wait_closed(), timeout=2.0)
             except TimeoutError:
                 dispatcher.abort()
 
@@ -203,11 +215,8 @@ class Client:
         if request_type is not None:
             request_codec = _resolve(request_type)
         else:
-            request_codec = (
-                codec_for_type(type(request_sample))
-                if request_sample is not None
-                else codec_for_type(None)
-            )
+            sample_type: Any = type(request_sample)  # mypy: type[Any] is not "Hashable"
+            request_codec = _codec_for_sample(sample_type)
         if response_type is not None:
             response_codec = _resolve(response_type)
         elif request_codec.name in ("raw", "msgpack"):
@@ -252,10 +261,16 @@ class Client:
         with_call: bool,
         oneway: bool = False,
     ) -> Any:
-        service, name = split_method(method)
+        names = self._method_names.get(method)
+        if names is None:
+            names = split_method(method)
+            if len(self._method_names) >= _METHOD_CACHE_SIZE:
+                self._method_names.clear()
+            self._method_names[method] = names
+        service, name = names
         payload = request_codec.encode(request)
         timeout = self._effective_timeout(timeout)
-        pairs = self._call_metadata(metadata)
+        pairs = self._metadata if metadata is None else self._call_metadata(metadata)
         dispatcher = None
         for candidate in self._dispatchers:
             if candidate.has_capacity():
@@ -267,6 +282,7 @@ class Client:
             service, name, metadata=pairs, timeout=timeout, encoding=request_codec.name
         )
         stream.send_nowait(payload, end=True)
+        dispatcher.flush_if_idle(1)  # a lone call goes out now, not after a loop turn
         if oneway:
             return None
         timer = (
@@ -275,7 +291,9 @@ class Client:
             else dispatcher.loop.call_later(timeout, expire, stream, timeout)
         )
         try:
-            await stream.wait_done()
+            waiter = stream.done_waiter()
+            if waiter is not None:
+                await waiter
         except asyncio.CancelledError:
             stream.reset(Status.CANCELLED, "cancelled by the client")
             raise

@@ -12,7 +12,7 @@ from ._context import ServerContext, _current
 from ._dispatch import ConnectionState, DetectingHandler, Dispatcher, RPCStream
 from ._exceptions import ConfigError, StatusError
 from ._metadata import Metadata
-from ._service import MethodSpec, Service
+from ._service import Cardinality, MethodSpec, Service
 from ._status import Status
 from .encoding import DecodeError, EncodeError, PayloadCodec
 from .framing import CallStarted, CodecConfig, Framing, Role, get_framing
@@ -112,7 +112,9 @@ class Server:
     async def start(self, *urls: str, tls: TLSConfig | None = None, backlog: int = 1024) -> None:
         """Listen on every URL (``tcp://``, ``unix://``, ``tls://``, ``memory://`` ...).
 
-        ``tls`` applies to TLS schemes. If any address fails, the ones already bound are
+        ``tls`` goes to the transports that use TLS (``tls://``, ``tls+unix://``...) and is
+        ignored by the others, so one call can start plain and TLS listeners. If any
+        address fails, the ones already bound are
         closed again and the error propagates.
 
         Raises:
@@ -131,7 +133,7 @@ class Server:
             for url in urls:
                 address = parse_address(url)
                 transport = get_transport(address.scheme)
-                options = ListenOptions(tls=tls, backlog=backlog)
+                options = ListenOptions(tls=tls if transport.uses_tls else None, backlog=backlog)
                 listener = await transport.listen(
                     address, options, lambda conn: self._accept(conn, candidates)
                 )
@@ -240,7 +242,7 @@ class Server:
             service=call.service,
             method=call.method,
             metadata=Metadata.from_pairs(call.metadata),
-            peer=conn.extra("peername") if conn is not None else None,
+            peer=dispatcher.peer if conn is not None else None,
             deadline=deadline,
             loop_time=loop.time,
             extra=conn.extra if conn is not None else None,
@@ -255,7 +257,9 @@ class Server:
         def finished(s: RPCStream) -> None:
             if timer is not None:
                 timer.cancel()
-            if s.error is not None and not task.done():
+            # A oneway caller expects nothing back and may hang up right after sending:
+            # its handler still runs on the request it sent.
+            if s.error is not None and not task.done() and not spec.oneway:
                 ctx._cancelled = True
                 task.cancel()
 
@@ -328,8 +332,9 @@ async def _requests(stream: RPCStream, codec: PayloadCodec[Any]) -> AsyncIterato
 def _send_headers_once(stream: RPCStream, ctx: ServerContext, sent: list[bool]) -> None:
     if not sent[0]:
         sent[0] = True
-        if ctx.headers:
-            stream.send_headers(ctx.headers.to_pairs())
+        pairs = ctx.headers.to_pairs()  # cheaper than bool(Metadata), which counts keys
+        if pairs:
+            stream.send_headers(pairs)
 
 
 async def _run_call(spec: MethodSpec, stream: RPCStream, ctx: ServerContext) -> None:
@@ -341,7 +346,8 @@ async def _run_call(spec: MethodSpec, stream: RPCStream, ctx: ServerContext) -> 
     headers_sent = [False]
     try:
         cardinality = spec.cardinality
-        if cardinality.client_streaming:
+        unary = cardinality is Cardinality.UNARY  # skips two property calls per call
+        if not unary and cardinality.client_streaming:
             request: Any = _requests(stream, spec.request_codec)
         else:
             data = await stream.recv()
@@ -350,7 +356,7 @@ async def _run_call(spec: MethodSpec, stream: RPCStream, ctx: ServerContext) -> 
             request = spec.request_codec.decode(data)
         args = (request, ctx) if spec.takes_context else (request,)
         encode = spec.response_codec.encode
-        if cardinality.server_streaming:
+        if not unary and cardinality.server_streaming:
             async for reply in handler(*args):
                 payload = encode(reply)
                 _send_headers_once(stream, ctx, headers_sent)
@@ -382,3 +388,6 @@ async def _run_call(spec: MethodSpec, stream: RPCStream, ctx: ServerContext) -> 
             stream.send_trailers(Status.UNKNOWN, f"{type(exc).__name__}: {exc}", ())
     finally:
         _current.reset(token)
+        # The last call in flight on its connection writes its reply now rather than
+        # after another loop turn; concurrent replies stay coalesced.
+        stream._dispatcher.flush_if_idle()

@@ -238,6 +238,16 @@ class Dispatcher(ConnectionHandler):
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
 
+    def flush_if_idle(self, open_streams: int = 0) -> None:
+        """Write the queued bytes now if at most ``open_streams`` streams are open.
+
+        Writes are normally coalesced into one per loop turn. With no other call in flight
+        nothing can join the batch, so waiting for the scheduled flush only adds a loop
+        iteration to the call's latency; under concurrency this does nothing.
+        """
+        if self._flush_scheduled and len(self.streams) <= open_streams:
+            self._flush()
+
     def acknowledge(self, stream_id: int, nbytes: int) -> None:
         """Return flow-control credit for a consumed message."""
         if self.state is ConnectionState.DISCONNECTED:
@@ -311,6 +321,27 @@ class Dispatcher(ConnectionHandler):
         conn = self.connection
         if conn is not None:
             self._flush()
+            conn.close()
+
+    def shutdown(self) -> None:
+        """Close gracefully: flush, half-close our side, and let the peer close.
+
+        Closing a socket with unread incoming bytes makes the kernel send a reset, which
+        can destroy frames the peer has not read yet (a oneway call sent just before).
+        A half-close avoids that: the peer sees EOF after our last frame, closes its side,
+        and our ``on_eof`` closes the connection. Transports that cannot half-close
+        (TLS) are closed directly; their close is already graceful.
+        """
+        conn = self.connection
+        if conn is None:
+            return
+        self._flush()
+        if conn.is_closing() or not conn.can_write_eof():
+            conn.close()
+            return
+        try:
+            conn.write_eof()
+        except TransportError:
             conn.close()
 
     def abort(self, reason: str = "") -> None:

@@ -88,7 +88,14 @@ class Connection(ABC):
         """Queue ``data`` (by reference when large: do not mutate it until flushed)."""
 
     def malloc(self, n: int) -> memoryview:
-        """A fresh ``n``-byte region to fill in place; queued like ``write_binary``."""
+        """A fresh ``n``-byte region to fill in place; queued like ``write_binary``.
+
+        The region may be filled after this call, until the next :meth:`flush`. This
+        default is only correct if :meth:`write_binary` keeps the region by reference;
+        an implementation whose ``write_binary`` copies small writes (as
+        :class:`~tether.buffer.WriteBuffer` does) must override it, e.g. with
+        ``WriteBuffer.malloc``.
+        """
         region = memoryview(bytearray(n))
         self.write_binary(region)
         return region
@@ -181,11 +188,14 @@ def parse_address(url: str) -> Address:
     ``memory://name``; IPv6 hosts in brackets.
 
     Raises:
-        ConfigError: the URL has no scheme or a malformed port.
+        ConfigError: the URL has no scheme, a malformed port or host (IPv6 brackets).
     """
     if "://" not in url:
         raise ConfigError(f"address {url!r} needs a scheme, e.g. tcp://127.0.0.1:8972")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unbalanced IPv6 bracket
+        raise ConfigError(f"address {url!r} is malformed: {exc}") from exc
     try:
         port = parts.port
     except ValueError as exc:
@@ -205,7 +215,13 @@ class Transport(ABC):
 
     Register an instance with :func:`register_transport`; ``Client`` and ``Server`` then
     accept its scheme in URLs. Third parties do this without touching tether's code.
+
+    ``uses_tls`` says whether the transport consumes ``ListenOptions.tls`` /
+    ``ConnectOptions.tls``; a server listening on several URLs hands its TLS settings
+    only to the transports that use them.
     """
+
+    uses_tls: bool = False
 
     @abstractmethod
     async def connect(self, address: Address, options: ConnectOptions) -> Connection:
