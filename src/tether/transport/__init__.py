@@ -1,25 +1,87 @@
-"""Transports: the only place that touches sockets, ssl and asyncio transports."""
+"""Transports: the only place that touches sockets, ssl and asyncio transports.
+
+Built-in schemes (registered at import through the public :func:`register_transport`,
+exactly as a third-party transport would be):
+
+==================  =========================================================
+``tcp://``          TCP, ``tcp://127.0.0.1:8972``, ``tcp://[::1]:8972``
+``unix://``         Unix sockets, ``unix:///run/app.sock``, ``unix://@abstract``
+``tls://``          TLS over TCP with asyncio's native ssl (alias ``tls+tcp://``)
+``tls+unix://``     TLS over a Unix socket, native ssl
+``memory://``       in-process, no sockets, ``memory://name``
+``tls+memory://``   :class:`TLSTransport` (TLS over any connection) over memory
+==================  =========================================================
+"""
 
 from __future__ import annotations
 
+from .._config import ConnectOptions as ConnectOptions
+from .._config import ListenOptions as ListenOptions
+from .._config import TLSConfig as TLSConfig
+from ._asyncio import SocketConnection as SocketConnection
+from ._asyncio import SocketListener as SocketListener
 from ._base import Address as Address
 from ._base import Connection as Connection
 from ._base import ConnectionHandler as ConnectionHandler
 from ._base import Listener as Listener
+from ._base import OnConnection as OnConnection
 from ._base import Transport as Transport
 from ._base import get_transport as get_transport
 from ._base import parse_address as parse_address
 from ._base import register_transport as register_transport
 from ._base import registered_schemes as registered_schemes
+from ._memory import MemoryConnection as MemoryConnection
+from ._memory import MemoryListener as MemoryListener
+from ._memory import MemoryTransport as MemoryTransport
+from ._memory import memory_connection_pair as memory_connection_pair
+from ._tcp import TCPTransport as TCPTransport
+from ._tls import TLSConnection as TLSConnection
+from ._tls import TLSListener as TLSListener
+from ._tls import TLSTransport as TLSTransport
+from ._tls import create_ssl_context as create_ssl_context
+from ._tls import wrap_tls as wrap_tls
+from ._unix import UnixTransport as UnixTransport
+
+
+def _register_builtins() -> None:
+    tls_tcp = TCPTransport(tls=True)
+    memory = MemoryTransport()
+    register_transport("tcp", TCPTransport())
+    register_transport("unix", UnixTransport())
+    register_transport("tls", tls_tcp)
+    register_transport("tls+tcp", tls_tcp)
+    register_transport("tls+unix", UnixTransport(tls=True))
+    register_transport("memory", memory)
+    register_transport("tls+memory", TLSTransport(memory))
+
+
+_register_builtins()
 
 __all__ = [
     "Address",
+    "ConnectOptions",
     "Connection",
     "ConnectionHandler",
+    "ListenOptions",
     "Listener",
+    "MemoryConnection",
+    "MemoryListener",
+    "MemoryTransport",
+    "OnConnection",
+    "SocketConnection",
+    "SocketListener",
+    "TCPTransport",
+    "TLSConfig",
+    "TLSConnection",
+    "TLSListener",
+    "TLSTransport",
     "Transport",
+    "UnixTransport",
+    "create_ssl_context",
     "get_transport",
+    "memory_connection_pair",
     "parse_address",
     "register_transport",
     "registered_schemes",
+    "wrap_tls",
 ]

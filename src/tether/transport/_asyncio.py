@@ -1,0 +1,473 @@
+"""The adapter from asyncio's protocol/transport pair to :class:`~tether.transport.Connection`.
+
+:class:`SocketConnection` is an :class:`asyncio.BufferedProtocol`: the event loop asks it
+for a buffer (:meth:`~SocketConnection.get_buffer` hands out the tail of the connection's
+:class:`~tether.buffer.ReadBuffer`), the kernel (or the ssl layer) copies straight into
+it, and :meth:`~SocketConnection.buffer_updated` commits the bytes and calls the handler's
+``on_read``. Nothing is appended or sliced on the way in.
+
+This module is also the one place where ``OSError`` becomes a tether error:
+``ConnectError`` while dialing, ``TransportError`` while binding, and
+``BrokenResourceError`` (with the ``OSError`` as ``__cause__``) when an established
+connection is lost. ``CancelledError`` is never caught.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, cast, final
+
+from .._exceptions import (
+    BrokenResourceError,
+    ClosedResourceError,
+    ConnectError,
+    TransportError,
+)
+from .._types import BufferLike
+from ..buffer import DEFAULT_READ_SIZE, ReadBuffer, WriteBuffer
+from ._base import Connection, ConnectionHandler, Listener, OnConnection
+
+logger = logging.getLogger("tether.transport")
+
+
+def broken(exc: BaseException | None, message: str = "connection lost") -> BrokenResourceError:
+    """``exc`` (an ``OSError``, an ``ssl.SSLError``...) as a :class:`BrokenResourceError`.
+
+    The original exception becomes ``__cause__``. A ``BrokenResourceError`` is returned as is.
+    """
+    if isinstance(exc, BrokenResourceError):
+        return exc
+    err = BrokenResourceError(f"{message}: {exc!r}" if exc is not None else message)
+    err.__cause__ = exc
+    return err
+
+
+@contextlib.contextmanager
+def map_connect_errors(url: str, timeout: float) -> Iterator[None]:
+    """Turn ``OSError`` / ``TimeoutError`` raised while dialing ``url`` into ``ConnectError``."""
+    try:
+        yield
+    except TimeoutError as exc:  # before OSError: TimeoutError is one
+        raise ConnectError(f"connecting to {url} timed out after {timeout:g}s") from exc
+    except OSError as exc:
+        raise ConnectError(f"cannot connect to {url}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def map_listen_errors(url: str) -> Iterator[None]:
+    """Turn ``OSError`` raised while binding ``url`` into ``TransportError``."""
+    try:
+        yield
+    except OSError as exc:
+        raise TransportError(f"cannot listen on {url}: {exc}") from exc
+
+
+async def open_socket_connection(
+    open_: Callable[[], Awaitable[tuple[asyncio.BaseTransport, SocketConnection]]],
+    url: str,
+    timeout: float,
+) -> SocketConnection:
+    """Run a ``loop.create_*connection`` call under ``timeout`` and map its errors.
+
+    Raises:
+        ConnectError: refused, unreachable, timed out or the TLS handshake failed.
+    Cancellation: asyncio closes the half-open socket; nothing leaks.
+    """
+    with map_connect_errors(url, timeout):
+        async with asyncio.timeout(timeout):
+            _, conn = await open_()
+    return conn
+
+
+@final
+class SocketConnection(asyncio.BufferedProtocol, Connection):
+    """A :class:`~tether.transport.Connection` over any asyncio stream transport.
+
+    Works for TCP, Unix sockets and asyncio's native SSL transports, on the stdlib loop
+    and on uvloop. One instance is both the asyncio protocol and the connection.
+
+    Reading: bytes are received in place into :attr:`reader`; the handler's ``on_read``
+    runs from :meth:`buffer_updated`. Bytes that arrive before :meth:`start` are kept and
+    reading is paused until a handler is attached, then they are delivered (on the next
+    loop iteration, after ``on_active``). ``on_read`` is not called while reading is
+    paused; the peer's EOF is delivered after the bytes before it, once reading resumes.
+
+    Writing: :meth:`write_binary` queues into a :class:`~tether.buffer.WriteBuffer`
+    (small writes are coalesced, large ones kept by reference); :meth:`flush` hands the
+    whole batch to the transport in one ``write``/``writelines`` call, so a dispatcher
+    that writes several frames per loop iteration pays for one syscall. Buffers queued by
+    reference may still be referenced by the transport after :meth:`flush` returns (uvloop
+    and Python 3.12+ do not copy them): treat them as immutable.
+
+    EOF: :meth:`write_eof` half-closes TCP and Unix connections; asyncio's SSL transports
+    cannot (:meth:`can_write_eof` is false), and they close themselves after the peer's EOF.
+
+    Errors: a lost connection is reported to ``on_inactive`` as a
+    :class:`~tether.BrokenResourceError` whose ``__cause__`` is the ``OSError``; a clean
+    close (ours or the peer's) reports ``None``. If the handler raises, the exception is
+    logged, the connection is aborted and ``on_inactive`` receives that exception.
+    :meth:`drain` raises ``BrokenResourceError`` once the connection is lost and
+    ``ClosedResourceError`` once we closed it.
+
+    Closing: :meth:`close` lets the transport finish writing first, so against a peer
+    that never reads it may not complete; bound :meth:`wait_closed` with a timeout and
+    :meth:`abort` if it expires.
+
+    ``extra()``: ``scheme``, ``peername``, ``sockname``, ``socket``, and for TLS
+    ``ssl_object``, ``peercert``, ``cipher``, ``alpn_protocol``; any other name goes to
+    asyncio's ``get_extra_info``.
+    """
+
+    def __init__(
+        self,
+        *,
+        scheme: str,
+        on_connection: OnConnection | None = None,
+        read_size: int = DEFAULT_READ_SIZE,
+        nodelay: bool = False,
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._scheme = scheme
+        self._on_connection = on_connection
+        self._nodelay = nodelay
+        self._reader = ReadBuffer(read_size)
+        self._wbuf = WriteBuffer()
+        self._transport: asyncio.Transport | None = None
+        self._handler: ConnectionHandler | None = None
+        self._keep_open_on_eof = True
+        # Read side: paused by the user; bytes / EOF received but not yet delivered.
+        self._read_paused = False
+        self._read_pending = False
+        self._eof_seen = False
+        self._eof_pending = False
+        # Write side and lifetime.
+        self._write_paused = False
+        self._eof_sent = False
+        self._closing = False  # close/abort called, or the connection was lost
+        self._close_called = False
+        self._aborted = False
+        self._lost = False
+        self._inactive_exc: BaseException | None = None
+        self._inactive_sent = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._closed_waiter: asyncio.Future[None] | None = None
+
+    def __repr__(self) -> str:
+        state = "lost" if self._lost else "closing" if self._closing else "open"
+        peer = self.extra("peername")
+        return f"<SocketConnection {self._scheme} {peer!r} {state}>"
+
+    # -- asyncio protocol callbacks --------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but quack like one.
+        transport = cast(asyncio.Transport, transport)
+        self._transport = transport
+        # asyncio's SSL transports ignore a true return from eof_received (and warn).
+        self._keep_open_on_eof = transport.get_extra_info("ssl_object") is None
+        if self._nodelay:
+            sock = transport.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        callback = self._on_connection
+        if callback is not None:
+            self._on_connection = None
+            try:
+                callback(self)
+            except Exception as exc:
+                logger.exception("on_connection callback failed for %r", self)
+                self._fail(exc)
+                return
+            if self._read_paused:
+                # uvloop starts reading right after connection_made() returns, undoing
+                # a pause_reading() made inside it: pause again once it has.
+                self._loop.call_soon(self._repause)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        # The reader sizes the region (read size, or a reserved frame); sizehint is ignored.
+        return self._reader.get_write_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._reader.commit(nbytes)
+        handler = self._handler
+        if handler is not None and not self._read_paused:
+            self._read_pending = False
+            try:
+                handler.on_read(self)
+            except Exception as exc:
+                self._fail(exc)
+        else:
+            self._read_pending = True
+            if self._transport is not None:
+                self._transport.pause_reading()  # resumed by start() / resume_reading()
+
+    def eof_received(self) -> bool:
+        if not self._eof_seen:
+            self._eof_seen = True
+            handler = self._handler
+            if handler is not None and not self._read_paused and not self._read_pending:
+                self._call_on_eof(handler)
+            else:
+                self._eof_pending = True
+        return self._keep_open_on_eof
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._closing = True
+        if exc is not None and self._inactive_exc is None:
+            self._inactive_exc = broken(exc)
+        self._wake_drainers()
+        if self._handler is not None:
+            self._deliver_backlog()
+        else:
+            self._resolve_closed()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_drainers()
+
+    # -- Connection ------------------------------------------------------------------------
+
+    @property
+    def reader(self) -> ReadBuffer:
+        return self._reader
+
+    def start(self, handler: ConnectionHandler) -> None:
+        if self._handler is not None or self._inactive_sent:
+            raise RuntimeError(f"{self!r} was already started")
+        self._handler = handler
+        try:
+            handler.on_active(self)
+        except Exception as exc:
+            self._fail(exc)
+            return
+        if not self._read_paused and not self._lost and self._transport is not None:
+            self._transport.resume_reading()
+        if self._read_pending or self._eof_pending or self._lost:
+            self._loop.call_soon(self._deliver_backlog)
+
+    def write_binary(self, data: BufferLike) -> None:
+        self._wbuf.write_binary(data)
+
+    def malloc(self, n: int) -> memoryview:
+        return self._wbuf.malloc(n)
+
+    def flush(self) -> None:
+        if not len(self._wbuf):
+            return
+        chunks = self._wbuf.take()
+        if self._closing:
+            return  # dropped: the handler is (or will be) told the connection is inactive
+        if self._eof_sent:
+            raise ClosedResourceError("write after write_eof()")
+        transport = self._transport
+        assert transport is not None, "flush() before the connection was made"
+        if len(chunks) == 1:
+            transport.write(chunks[0])
+        else:
+            transport.writelines(chunks)
+
+    async def drain(self) -> None:
+        if self._closing:
+            raise self._closed_error()
+        if not self._write_paused:
+            return
+        waiter = self._loop.create_future()
+        self._drain_waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            with contextlib.suppress(ValueError):
+                self._drain_waiters.remove(waiter)
+
+    def can_write_eof(self) -> bool:
+        return self._transport is not None and self._transport.can_write_eof()
+
+    def write_eof(self) -> None:
+        if self._eof_sent or self._closing:
+            return
+        self.flush()
+        if not self.can_write_eof():
+            raise TransportError(f"{self._scheme}:// connections cannot half-close (write_eof)")
+        self._eof_sent = True
+        assert self._transport is not None
+        self._transport.write_eof()
+
+    def pause_reading(self) -> None:
+        if self._read_paused:
+            return
+        self._read_paused = True
+        if self._transport is not None and not self._lost:
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if not self._read_paused:
+            return
+        self._read_paused = False
+        if self._handler is None:
+            return  # start() resumes
+        if self._transport is not None and not self._lost:
+            self._transport.resume_reading()
+        if self._read_pending or self._eof_pending:
+            self._loop.call_soon(self._deliver_backlog)
+
+    def close(self) -> None:
+        if self._close_called or self._aborted:
+            return
+        if not self._closing and not self._eof_sent:
+            self.flush()
+        self._wbuf.take()
+        self._close_called = True
+        self._closing = True
+        self._wake_drainers()
+        if self._transport is not None and not self._lost:
+            self._transport.close()
+
+    def abort(self) -> None:
+        if self._aborted:
+            return
+        self._aborted = True
+        self._close_called = True
+        self._closing = True
+        self._wbuf.take()
+        self._wake_drainers()
+        if self._transport is not None and not self._lost:
+            self._transport.abort()
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    async def wait_closed(self) -> None:
+        if self._inactive_sent or (self._lost and self._handler is None):
+            return
+        if self._closed_waiter is None:
+            self._closed_waiter = self._loop.create_future()
+        await asyncio.shield(self._closed_waiter)
+
+    def extra(self, name: str, default: Any = None) -> Any:
+        if name == "scheme":
+            return self._scheme
+        transport = self._transport
+        if transport is None:
+            return default
+        if name == "peercert":
+            ssl_object = transport.get_extra_info("ssl_object")
+            return ssl_object.getpeercert() if ssl_object is not None else default
+        if name == "alpn_protocol":
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is None:
+                return default
+            return ssl_object.selected_alpn_protocol() or default
+        return transport.get_extra_info(name, default)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _closed_error(self) -> Exception:
+        if self._close_called:
+            return ClosedResourceError("the connection was closed")
+        exc = self._inactive_exc
+        if isinstance(exc, BrokenResourceError):
+            return exc
+        return broken(exc, "the connection was closed by the peer")
+
+    def _wake_drainers(self) -> None:
+        if not self._drain_waiters:
+            return
+        error = self._closed_error() if self._closing else None
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                if error is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(error)
+        self._drain_waiters.clear()
+
+    def _call_on_eof(self, handler: ConnectionHandler) -> None:
+        try:
+            handler.on_eof(self)
+        except Exception as exc:
+            self._fail(exc)
+
+    def _deliver_backlog(self) -> None:
+        """Deliver what waited for start()/resume_reading(): bytes, EOF, then the loss."""
+        handler = self._handler
+        if handler is None or self._inactive_sent:
+            return
+        if not self._read_paused and self._read_pending:
+            self._read_pending = False
+            try:
+                handler.on_read(self)
+            except Exception as exc:
+                self._fail(exc)
+        if not self._read_paused and self._eof_pending and not self._inactive_sent:
+            self._eof_pending = False
+            self._call_on_eof(handler)
+        if self._lost and not self._inactive_sent:
+            self._inactive_sent = True
+            try:
+                handler.on_inactive(self, self._inactive_exc)
+            except Exception:
+                logger.exception("on_inactive failed for %r", self)
+            self._resolve_closed()
+
+    def _repause(self) -> None:
+        if self._read_paused and not self._lost and self._transport is not None:
+            self._transport.pause_reading()
+
+    def _resolve_closed(self) -> None:
+        waiter = self._closed_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, exc: Exception) -> None:
+        """The handler raised: log it, abort, and report ``exc`` to ``on_inactive``."""
+        logger.error("connection handler failed on %r", self, exc_info=exc)
+        if self._inactive_exc is None:
+            self._inactive_exc = exc
+        self.abort()
+
+
+@final
+class SocketListener(Listener):
+    """A :class:`~tether.transport.Listener` around an :class:`asyncio.Server`.
+
+    :meth:`aclose` closes the listening sockets only; accepted connections live on.
+    """
+
+    def __init__(
+        self,
+        server: asyncio.AbstractServer,
+        address: str,
+        *,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self._server = server
+        self._address = address
+        self._on_close = on_close
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<SocketListener {self._address} {'closed' if self._closed else 'serving'}>"
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Not Server.wait_closed(): from 3.12 (and on uvloop) it waits for every
+        # accepted connection, and the Listener contract leaves those alone.
+        self._server.close()
+        if self._on_close is not None:
+            self._on_close()
+        await asyncio.sleep(0)

@@ -1,0 +1,105 @@
+"""TCP: ``tcp://host:port``, and TLS over TCP with asyncio's native ssl (``tls://``).
+
+IPv6 hosts go in brackets (``tcp://[::1]:8972``). Listening on port 0 picks a free port;
+:attr:`Listener.address` reports it. ``TCP_NODELAY`` is set on every connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import final
+
+from .._config import ConnectOptions, ListenOptions, TLSConfig
+from .._exceptions import ConfigError
+from ._asyncio import SocketConnection, SocketListener, map_listen_errors, open_socket_connection
+from ._base import Address, Connection, Listener, OnConnection, Transport
+from ._tls import client_server_hostname, create_ssl_context
+
+
+def format_host_port(scheme: str, host: str, port: int) -> str:
+    """``scheme://host:port`` with IPv6 hosts in brackets."""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"
+
+
+@final
+class TCPTransport(Transport):
+    """``tcp://host:port``; with ``tls=True``, ``tls://host:port`` (native asyncio ssl).
+
+    Connect: ``ConnectOptions.connect_timeout`` bounds resolution, the TCP handshake and
+    the TLS handshake together. A plain ``tcp://`` URL with ``ConnectOptions.tls`` set is
+    a ``ConfigError`` (TLS is chosen by the scheme, never silently dropped).
+
+    Listen: ``host`` may be empty (every interface); ``backlog`` and ``reuse_port`` come
+    from :class:`~tether.ListenOptions`; a TLS listener needs ``ListenOptions.tls.cert``
+    and gives each handshake ``tls_handshake_timeout``. Failed handshakes close just that
+    connection (asyncio logs them at debug level in debug mode).
+    """
+
+    def __init__(self, *, tls: bool = False) -> None:
+        self._tls = tls
+        self.uses_tls = tls
+
+    def __repr__(self) -> str:
+        return f"TCPTransport(tls={self._tls})"
+
+    async def connect(self, address: Address, options: ConnectOptions) -> Connection:
+        host, port = address.host, address.port
+        if not host or port is None:
+            raise ConfigError(f"{address.url}: expected {address.scheme}://host:port")
+        ssl_ctx = None
+        server_hostname = None
+        if self._tls:
+            tls = options.tls if options.tls is not None else TLSConfig()
+            ssl_ctx = create_ssl_context(tls, server_side=False)
+            server_hostname = client_server_hostname(tls, ssl_ctx, host, address.url)
+        elif options.tls is not None:
+            raise ConfigError(f"{address.url}: ConnectOptions.tls is set; use a tls:// URL")
+        loop = asyncio.get_running_loop()
+        factory = functools.partial(SocketConnection, scheme=address.scheme, nodelay=True)
+        return await open_socket_connection(
+            lambda: loop.create_connection(
+                factory,
+                host,
+                port,
+                ssl=ssl_ctx,
+                server_hostname=server_hostname,
+                ssl_handshake_timeout=options.connect_timeout if ssl_ctx else None,
+            ),
+            address.url,
+            options.connect_timeout,
+        )
+
+    async def listen(
+        self, address: Address, options: ListenOptions, on_connection: OnConnection
+    ) -> Listener:
+        if address.port is None:
+            raise ConfigError(f"{address.url}: expected {address.scheme}://host:port (port 0: any)")
+        ssl_ctx = None
+        if self._tls:
+            if options.tls is None:
+                raise ConfigError(f"{address.url}: a TLS listener needs ListenOptions.tls")
+            ssl_ctx = create_ssl_context(options.tls, server_side=True)
+        elif options.tls is not None:
+            raise ConfigError(f"{address.url}: ListenOptions.tls is set; use a tls:// URL")
+        loop = asyncio.get_running_loop()
+        scheme = address.scheme
+
+        def factory() -> SocketConnection:
+            return SocketConnection(scheme=scheme, on_connection=on_connection, nodelay=True)
+
+        with map_listen_errors(address.url):
+            server = await loop.create_server(
+                factory,
+                address.host or None,
+                address.port,
+                backlog=options.backlog,
+                reuse_port=options.reuse_port or None,
+                ssl=ssl_ctx,
+                ssl_handshake_timeout=options.tls_handshake_timeout if ssl_ctx else None,
+            )
+        sockets = server.sockets
+        host, port = sockets[0].getsockname()[:2] if sockets else (address.host, address.port)
+        return SocketListener(server, format_host_port(scheme, host, port))
