@@ -27,6 +27,8 @@ from ._events import SettingsChanged as SettingsChanged
 from ._events import StreamReset as StreamReset
 from ._events import Trailers as Trailers
 from ._events import WindowUpdated as WindowUpdated
+from ._native import NativeCodec as NativeCodec
+from ._native import create_native_codec, detect_native
 
 __all__ = [
     "CallStarted",
@@ -40,6 +42,7 @@ __all__ = [
     "GoAway",
     "Headers",
     "Message",
+    "NativeCodec",
     "Ping",
     "Role",
     "SettingsChanged",
@@ -51,3 +54,7 @@ __all__ = [
     "register_framing",
     "registered_framings",
 ]
+
+register_framing(
+    Framing(name="tether", create=create_native_codec, detect=detect_native, priority=10)
+)

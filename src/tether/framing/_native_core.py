@@ -1,0 +1,148 @@
+"""The state one native-protocol connection shares between its receiving and sending
+halves (:mod:`._native_receive`, :mod:`._native_send`): settings, stream records, stream
+id bookkeeping, GOAWAY and failure state, and the stream/flow-control queries of the
+:class:`~tether.framing.FrameCodec` contract.
+"""
+
+from __future__ import annotations
+
+from .._exceptions import LocalProtocolError, RemoteProtocolError
+from ..buffer import ReadBuffer
+from . import _native_frames as wire
+from ._base import CodecConfig, FrameCodec, Role
+from ._native_frames import HEADER, FrameType
+from ._native_state import StreamSide as Side
+from ._native_state import StreamState as State
+from ._native_streams import StreamRecord
+
+_ACCEPTOR = Side.ACCEPTOR
+_CLOSED = State.CLOSED
+
+
+class NativeCore(FrameCodec):
+    """Shared state and bookkeeping; :class:`~tether.framing.NativeCodec` is the codec."""
+
+    def __init__(self, role: Role, config: CodecConfig | None = None) -> None:
+        super().__init__()
+        cfg = config if config is not None else CodecConfig()
+        self.role = role
+        self._write = self._out.write_binary
+        self._chunk_size = cfg.chunk_size
+        self._local_parity = 1 if role is Role.CLIENT else 0
+        self._next_local = 1 if role is Role.CLIENT else 2
+        self._last_local = 0  # highest id we opened
+        self._last_remote = 0  # highest id the peer opened (accepted or refused)
+        self._last_accepted = 0  # highest id the peer opened that we accepted
+        self._streams: dict[int, StreamRecord] = {}
+        self._remote_active = 0  # peer-opened streams not yet closed
+        self._local = wire.Settings(
+            cfg.max_frame_size,
+            cfg.initial_window,
+            cfg.max_concurrent_streams,
+            max(cfg.max_metadata_size, wire.MIN_MAX_METADATA_SIZE),
+        )
+        self._max_message = cfg.max_message_size
+        self._credit_threshold = cfg.initial_window // 4
+        self._peer = wire.Settings()  # protocol defaults until the peer's SETTINGS
+        self._chunk = min(cfg.chunk_size, self._peer.max_frame_size)
+        self._awaiting_preface = True
+        self._settings_received = False
+        self._dead: RemoteProtocolError | None = None
+        self._local_goaway: int | None = None  # last_stream_id we announced
+        self._remote_goaway: int | None = None  # last_stream_id the peer announced
+        self._buffer: ReadBuffer | None = None
+        self._needed = 0
+        #: Encoded service/method/encoding fields of recent OPENs, both ways (bounded).
+        self._heads: dict[tuple[str, str, str], bytes] = {}
+        self._names: dict[bytes, tuple[str, str, str]] = {}
+        settings = wire.settings_payload(self._local)
+        self._write(wire.PREFACE + HEADER.pack(len(settings), FrameType.SETTINGS, 0, 0) + settings)
+
+    def __repr__(self) -> str:
+        if self._dead is not None:
+            state = "dead"
+        else:
+            state = "ready" if self._settings_received else "handshake"
+        name = type(self).__name__
+        return f"<{name} {self.role.value} {state} streams={len(self._streams)}>"
+
+    # -- stream bookkeeping ----------------------------------------------------------
+
+    def _idle_or_closed(self, sid: int) -> tuple[Side, State]:
+        """Side and state of a stream we keep no record of: CLOSED if its id was used."""
+        if sid & 1 == self._local_parity:
+            return Side.INITIATOR, State.CLOSED if 0 < sid <= self._last_local else State.IDLE
+        return Side.ACCEPTOR, State.CLOSED if 0 < sid <= self._last_remote else State.IDLE
+
+    def _close(self, stream: StreamRecord) -> None:
+        """We (the acceptor) ended the call with END; the record stays while frames are
+        still queued on it."""
+        self._remote_active -= 1
+        stream.state = _CLOSED
+        if stream.pending is None:
+            del self._streams[stream.id]
+        else:
+            stream.parts = stream.owed = None
+
+    def _discard(self, stream: StreamRecord) -> None:
+        """The stream is over for good (reset, END received): drop everything queued."""
+        if stream.side is _ACCEPTOR and stream.state is not _CLOSED:
+            self._remote_active -= 1
+        stream.state = _CLOSED
+        if stream.pending is not None:
+            stream.drop()
+        self._streams.pop(stream.id, None)
+
+    def _flush(self, stream: StreamRecord) -> None:
+        """Release what the send window allows; forget a closed stream once drained."""
+        if stream.flush(self._write, self._chunk) and stream.state is _CLOSED:
+            self._streams.pop(stream.id, None)
+
+    # -- streams and flow control (FrameCodec) ----------------------------------------
+
+    def next_stream_id(self) -> int:
+        """Allocate the id for a new locally opened stream (client odd, server even).
+
+        Raises:
+            LocalProtocolError: the peer sent GOAWAY, the 31-bit ids are used up, or the
+                codec is dead.
+        """
+        if self._dead is not None:
+            raise LocalProtocolError(f"cannot open a stream: the connection failed ({self._dead})")
+        if self._remote_goaway is not None:
+            raise LocalProtocolError("cannot open a stream: the peer sent GOAWAY")
+        sid = self._next_local
+        if sid > wire.MAX_STREAM_ID:
+            raise LocalProtocolError("stream ids exhausted: open a new connection")
+        self._next_local = sid + 2
+        return sid
+
+    def acknowledge_received(self, stream_id: int, nbytes: int) -> None:
+        """The application consumed ``nbytes`` of ``stream_id``'s delivered messages.
+
+        Messages are acknowledged in delivery order, normally one call per message with
+        ``len(message.data)``. Once a message is fully acknowledged the credit of its last
+        chunk is returned (batched, see :mod:`._native_streams`). A stream that is
+        unknown, closed or half-closed by the peer, and a dead codec, make this a no-op.
+        """
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.owed is None:
+            return
+        stream.unreturned += stream.acknowledge(nbytes)
+        frame = stream.credit_frame(self._credit_threshold, self._local.initial_window)
+        if frame is not None:
+            self._write(frame)
+
+    def pending_send(self, stream_id: int) -> int:
+        """DATA payload bytes of ``stream_id`` queued here, waiting for the peer's credit."""
+        stream = self._streams.get(stream_id)
+        return stream.pending_bytes if stream is not None else 0
+
+    @property
+    def max_outbound_streams(self) -> int | None:
+        """The peer's MAX_CONCURRENT_STREAMS (``None``: unlimited or not yet announced)."""
+        return self._peer.max_concurrent_streams
+
+    def bytes_needed(self) -> int:
+        """Total size of the frame (or preface) the buffer holds part of; 0 between frames."""
+        return self._needed

@@ -1,0 +1,225 @@
+"""The sending half of the native protocol: events in, frames out.
+
+Each event type has one sender. Every sender checks the stream state table first, so a
+refused event changes nothing. Message bytes beyond the peer's credit are queued on the
+stream (:mod:`._native_streams`); credit-free frames for that stream queue behind them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, Final
+
+from .._exceptions import LocalProtocolError
+from . import _native_frames as wire
+from ._events import (
+    CallStarted,
+    EndOfStream,
+    Event,
+    GoAway,
+    Headers,
+    Message,
+    Ping,
+    StreamReset,
+    Trailers,
+)
+from ._native_core import NativeCore
+from ._native_frames import FLAG_END_MESSAGE, FLAG_END_STREAM, HEADER, FrameType
+from ._native_state import NEXT_STATE, TRANSITIONS, describe
+from ._native_state import StreamInput as In
+from ._native_state import StreamSide as Side
+from ._native_state import StreamState as State
+from ._native_streams import StreamRecord
+
+_DATA: Final = int(FrameType.DATA)
+_HEAD_CACHE_SIZE: Final = 256
+# Enum members bound once: class attribute access on an Enum is slow.
+_INITIATOR: Final = Side.INITIATOR
+_SEND_DATA: Final = In.SEND_DATA
+_SEND_DATA_END: Final = In.SEND_DATA_END
+_SEND_END: Final = In.SEND_END
+_OPENED: Final = TRANSITIONS[(Side.INITIATOR, State.IDLE, In.SEND_OPEN)]
+_OPENED_END: Final = TRANSITIONS[(Side.INITIATOR, State.IDLE, In.SEND_OPEN_END)]
+_EMPTY_METADATA: Final = wire.EMPTY_METADATA
+_OPEN: Final = int(FrameType.OPEN)
+_END: Final = int(FrameType.END)
+_END_MESSAGE: Final = FLAG_END_MESSAGE
+_END_MESSAGE_AND_STREAM: Final = FLAG_END_MESSAGE | FLAG_END_STREAM
+
+_Sender = Callable[["NativeSender", Any], None]
+
+
+class NativeSender(NativeCore):
+    """Events in, frames out."""
+
+    def send(self, event: Event) -> None:
+        """Queue the frames for ``event`` (see :class:`~tether.framing.NativeCodec`).
+
+        A :class:`StreamReset` for a stream that is already closed is a no-op.
+
+        Raises:
+            LocalProtocolError: the event is not allowed on its stream now; a value cannot
+                be carried (metadata over the peer's MAX_METADATA_SIZE, a frame over its
+                MAX_FRAME_SIZE, a PING payload that is not 8 bytes); a new stream after
+                the peer's GOAWAY; a receive-only event; or the codec is dead.
+        """
+        if self._dead is not None:
+            raise LocalProtocolError(f"cannot send: the connection failed ({self._dead})")
+        sender = self._SENDERS.get(type(event))
+        if sender is None:
+            raise LocalProtocolError(f"{type(event).__name__} events are never sent")
+        sender(self, event)
+
+    def _target(self, sid: int, inp: In) -> tuple[StreamRecord, State]:
+        """The live stream ``inp`` is for, and its state afterwards.
+
+        Raises:
+            LocalProtocolError: the stream is not live or the table forbids ``inp``.
+        """
+        stream = self._streams.get(sid)
+        if stream is None:
+            side, state = self._idle_or_closed(sid)
+            raise LocalProtocolError(f"stream {sid}: {describe(side, state, inp)}")
+        new = NEXT_STATE[stream.side][stream.state][inp]
+        if new is None:
+            raise LocalProtocolError(f"stream {sid}: {describe(stream.side, stream.state, inp)}")
+        return stream, new
+
+    def _check_outgoing(self, metadata: bytes, length: int, frame: str) -> None:
+        peer = self._peer
+        if len(metadata) > peer.max_metadata_size:
+            raise LocalProtocolError(
+                f"{frame} metadata block of {len(metadata)} bytes exceeds the peer's "
+                f"MAX_METADATA_SIZE ({peer.max_metadata_size})"
+            )
+        if length > peer.max_frame_size:
+            raise LocalProtocolError(
+                f"{frame} frame of {length} bytes exceeds the peer's MAX_FRAME_SIZE "
+                f"({peer.max_frame_size})"
+            )
+
+    def _emit(self, stream: StreamRecord, frame: bytes) -> None:
+        """Write a frame that takes no credit, behind any DATA still queued on the stream."""
+        if stream.pending is None:
+            self._write(frame)
+        else:
+            stream.pending.append(frame)
+
+    def _send_call_started(self, event: CallStarted) -> None:
+        if self._remote_goaway is not None:
+            raise LocalProtocolError("cannot open a stream: the peer sent GOAWAY")
+        sid = event.stream_id
+        if sid & 1 != self._local_parity or not 0 < sid <= wire.MAX_STREAM_ID:
+            parity = "odd" if self._local_parity else "even"
+            raise LocalProtocolError(f"stream id {sid} cannot be opened here ({parity} ids only)")
+        if sid <= self._last_local:
+            raise LocalProtocolError(
+                f"stream id {sid} was already used (ids must increase, last {self._last_local})"
+            )
+        key = (event.service, event.method, event.encoding)
+        heads = self._heads
+        head = heads.get(key)
+        if head is None:
+            head = wire.open_head(*key)
+            if len(heads) >= _HEAD_CACHE_SIZE:
+                heads.clear()
+            heads[key] = head
+        metadata = wire.encode_metadata(event.metadata) if event.metadata else _EMPTY_METADATA
+        flags = FLAG_END_STREAM if event.end_stream else 0
+        if event.timeout is not None:
+            flags |= wire.FLAG_HAS_DEADLINE
+            head += wire.U64.pack(wire.timeout_to_micros(event.timeout))
+        length = len(head) + len(metadata)
+        if length > self._peer.max_frame_size or len(metadata) > 2:
+            self._check_outgoing(metadata, length, "OPEN")
+        self._write(HEADER.pack(length, _OPEN, flags, sid) + head + metadata)
+        state = _OPENED_END if event.end_stream else _OPENED
+        self._streams[sid] = StreamRecord(
+            sid, _INITIATOR, state, self._peer.initial_window, self._local.initial_window
+        )
+        self._last_local = sid
+        if sid >= self._next_local:
+            self._next_local = sid + 2
+
+    def _send_headers(self, event: Headers) -> None:
+        stream, new = self._target(event.stream_id, In.SEND_HEADERS)
+        metadata = wire.encode_metadata(event.metadata)
+        self._check_outgoing(metadata, len(metadata), "HEADERS")
+        self._emit(stream, HEADER.pack(len(metadata), FrameType.HEADERS, 0, stream.id) + metadata)
+        stream.state = new
+
+    def _send_message(self, event: Message) -> None:
+        inp = _SEND_DATA_END if event.end_stream else _SEND_DATA
+        stream = self._streams.get(event.stream_id)
+        new = None if stream is None else NEXT_STATE[stream.side][stream.state][inp]
+        if stream is None or new is None:
+            stream, new = self._target(event.stream_id, inp)  # raises
+        stream.state = new
+        flags = _END_MESSAGE_AND_STREAM if event.end_stream else _END_MESSAGE
+        data = event.data
+        n = len(data)
+        if stream.pending is None and n <= self._chunk and n <= stream.send_window:
+            # The hot path: the whole message is one DATA frame that fits the window.
+            write = self._write
+            write(HEADER.pack(n, _DATA, flags, stream.id))
+            if n:
+                write(data)
+            stream.send_window -= n
+            return
+        stream.queue(data, flags)
+        self._flush(stream)
+
+    def _send_end_of_stream(self, event: EndOfStream) -> None:
+        stream, new = self._target(event.stream_id, In.SEND_DATA_END)
+        self._emit(stream, HEADER.pack(0, _DATA, FLAG_END_STREAM, stream.id))
+        stream.state = new
+
+    def _send_trailers(self, event: Trailers) -> None:
+        stream, _ = self._target(event.stream_id, _SEND_END)
+        if not event.message and not event.metadata:
+            frame = wire.SIMPLE_END_FRAME.pack(6, _END, 0, stream.id, event.status, 0, 0)
+        else:
+            head = wire.status_text_payload(event.status, event.message, "status message")
+            metadata = wire.encode_metadata(event.metadata)
+            length = len(head) + len(metadata)
+            self._check_outgoing(metadata, length, "END")
+            frame = HEADER.pack(length, FrameType.END, 0, stream.id) + head + metadata
+        self._emit(stream, frame)
+        self._close(stream)
+
+    def _send_stream_reset(self, event: StreamReset) -> None:
+        sid = event.stream_id
+        stream = self._streams.get(sid)
+        if stream is None:
+            side, state = self._idle_or_closed(sid)
+            if (side, state, In.SEND_CANCEL) not in TRANSITIONS:
+                raise LocalProtocolError(f"stream {sid}: {describe(side, state, In.SEND_CANCEL)}")
+            return  # already closed: a reset racing the end of the call
+        self._write(wire.cancel_frame(sid, event.status, event.message))
+        self._discard(stream)
+
+    def _send_ping(self, event: Ping) -> None:
+        payload = event.payload
+        if len(payload) != 8:
+            raise LocalProtocolError(f"a PING payload is 8 bytes, not {len(payload)}")
+        flags = wire.FLAG_ACK if event.ack else 0
+        self._write(wire.PING_FRAME.pack(8, FrameType.PING, flags, 0, payload))
+
+    def _send_go_away(self, event: GoAway) -> None:
+        last = event.last_stream_id
+        if not 0 <= last <= wire.MAX_STREAM_ID:
+            raise LocalProtocolError(f"GOAWAY last_stream_id {last} is out of range")
+        self._write(wire.goaway_frame(last, event.error_code, event.reason))
+        if self._local_goaway is None or last < self._local_goaway:
+            self._local_goaway = last
+
+    _SENDERS: ClassVar[dict[type[Event], _Sender]] = {
+        CallStarted: _send_call_started,
+        Headers: _send_headers,
+        Message: _send_message,
+        EndOfStream: _send_end_of_stream,
+        Trailers: _send_trailers,
+        StreamReset: _send_stream_reset,
+        Ping: _send_ping,
+        GoAway: _send_go_away,
+    }
