@@ -110,11 +110,22 @@ class RPCStream:
 
     async def wait_done(self) -> None:
         """Wait until the call has an outcome (client side: trailers, reset or failure)."""
-        if self.finished:
-            return
+        waiter = self.done_waiter()
+        if waiter is not None:
+            await waiter
+
+    def done_waiter(self) -> asyncio.Future[None] | None:
+        """A future resolved when the call has an outcome; ``None`` if it already has one.
+
+        :meth:`wait_done` without the coroutine (for the unary fast path): awaiting the
+        future directly saves a coroutine per call. Cancelling the awaiting task cancels
+        the future; the stream stays usable, as with :meth:`wait_done`.
+        """
+        if self.status is not None or self._error is not None:
+            return None
         if self._done is None:
             self._done = self._dispatcher.loop.create_future()
-        await self._done
+        return self._done
 
     async def wait_headers(self) -> MetadataPairs:
         """The peer's initial metadata (empty if the call ended without any)."""
@@ -249,9 +260,8 @@ class RPCStream:
 
     def _close(self) -> None:
         self.state = StreamState.CLOSED
-        self._wake_recv()
-        self.wake_sender()
-        for waiter in (self._done, self._headers_waiter):
+        # Every waiter is woken; inlined (this runs once per call on both sides).
+        for waiter in (self._recv_waiter, self._send_waiter, self._done, self._headers_waiter):
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
         self._dispatcher.forget(self)
