@@ -10,6 +10,7 @@ from typing import Any
 from ._config import ListenOptions, TLSConfig
 from ._context import ServerContext, _current
 from ._dispatch import ConnectionState, DetectingHandler, Dispatcher, RPCStream
+from ._dispatch._eager import start_eagerly
 from ._exceptions import ConfigError, StatusError
 from ._metadata import Metadata
 from ._service import Cardinality, MethodSpec, Service
@@ -234,7 +235,7 @@ class Server:
                 (),
             )
             return
-        dispatcher = stream._dispatcher
+        dispatcher = stream.dispatcher
         loop = dispatcher.loop
         deadline = None if call.timeout is None else loop.time() + call.timeout
         conn = dispatcher.connection
@@ -247,23 +248,16 @@ class Server:
             loop_time=loop.time,
             extra=conn.extra if conn is not None else None,
         )
-        task = loop.create_task(_run_call(spec, stream, ctx))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        timer = None
+        active = _ActiveCall(self, spec, stream, ctx)
+        stream.on_finish = active.finished
         if call.timeout is not None:
-            timer = loop.call_later(call.timeout, _expire, stream, ctx, task)
-
-        def finished(s: RPCStream) -> None:
-            if timer is not None:
-                timer.cancel()
-            # A oneway caller expects nothing back and may hang up right after sending:
-            # its handler still runs on the request it sent.
-            if s.error is not None and not task.done() and not spec.oneway:
-                ctx._cancelled = True
-                task.cancel()
-
-        stream.on_finish = finished
+            active.timer = loop.call_later(call.timeout, active.expire)
+        if spec.cardinality.client_streaming or stream.has_request():
+            active.start()
+        else:
+            # Start once the request is here: the handler can then run to completion
+            # inside this read callback, with no Task and no extra loop turn.
+            stream.on_ready = active.start
 
     # -- shutdown ------------------------------------------------------------------
 
@@ -316,12 +310,62 @@ class _TrackedHandler(ConnectionHandler):
         self._wrapped.on_inactive(conn, exc)
 
 
-def _expire(stream: RPCStream, ctx: ServerContext, task: asyncio.Task[None]) -> None:
-    if stream.finished:
-        return
-    ctx._cancelled = True
-    stream.send_trailers(Status.DEADLINE_EXCEEDED, "deadline exceeded", ctx.trailers.to_pairs())
-    task.cancel()
+class _ActiveCall:
+    """One call being served: starts its handler eagerly, cancels it on reset or deadline."""
+
+    __slots__ = ("ctx", "server", "spec", "started", "stream", "task", "timer")
+
+    def __init__(
+        self, server: Server, spec: MethodSpec, stream: RPCStream, ctx: ServerContext
+    ) -> None:
+        self.server = server
+        self.spec = spec
+        self.stream = stream
+        self.ctx = ctx
+        self.task: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.started = False
+
+    def start(self) -> None:
+        if self.started or self.stream.finished:
+            return
+        self.started = True
+        stream = self.stream
+        try:
+            task = start_eagerly(stream.dispatcher.loop, _run_call(self.spec, stream, self.ctx))
+        except Exception:
+            logger.exception("%s/%s: handler failed to start", self.ctx.service, self.ctx.method)
+            stream.send_trailers(Status.INTERNAL, "the handler failed to start", ())
+            return
+        if task is not None:
+            self.task = task
+            tasks = self.server._tasks
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    def finished(self, stream: RPCStream) -> None:
+        timer = self.timer
+        if timer is not None:
+            timer.cancel()
+        # A oneway caller expects nothing back and may hang up right after sending:
+        # its handler still runs on the request it sent.
+        if stream.error is not None and not self.spec.oneway:
+            self.ctx._cancelled = True
+            task = self.task
+            if task is not None and not task.done():
+                task.cancel()
+
+    def expire(self) -> None:
+        stream = self.stream
+        if stream.finished:
+            return
+        self.ctx._cancelled = True
+        stream.send_trailers(
+            Status.DEADLINE_EXCEEDED, "deadline exceeded", self.ctx.trailers.to_pairs()
+        )
+        task = self.task
+        if task is not None and not task.done():
+            task.cancel()
 
 
 async def _requests(stream: RPCStream, codec: PayloadCodec[Any]) -> AsyncIterator[Any]:

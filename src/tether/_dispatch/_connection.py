@@ -79,6 +79,7 @@ class Dispatcher(ConnectionHandler):
         self._on_call = on_call
         self._on_state_change = on_state_change
         self._flush_scheduled = False
+        self._reading = False
         self._last_peer_stream = 0
         self._slot_waiters: list[asyncio.Future[None]] = []
         self._ping_waiters: dict[bytes, asyncio.Future[float]] = {}
@@ -127,10 +128,16 @@ class Dispatcher(ConnectionHandler):
             return
         reader.release()
         handlers = self._handlers
-        for event in events:
-            handlers[type(event)](event)
-        if not self._flush_scheduled and self.codec.has_data_to_send():
-            self._schedule_flush()
+        # Replies queued while handling these events (eagerly run handlers, credit
+        # updates) leave in one write at the end of this callback, not a loop turn later.
+        self._reading = True
+        try:
+            for event in events:
+                handlers[type(event)](event)
+        finally:
+            self._reading = False
+        if self._flush_scheduled or self.codec.has_data_to_send():
+            self._flush()
 
     def on_eof(self, conn: Connection) -> None:
         try:
@@ -236,7 +243,8 @@ class Dispatcher(ConnectionHandler):
         self.codec.send(event)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
+            if not self._reading:
+                self.loop.call_soon(self._flush)
 
     def flush_if_idle(self, open_streams: int = 0) -> None:
         """Write the queued bytes now if at most ``open_streams`` streams are open.
@@ -379,7 +387,8 @@ class Dispatcher(ConnectionHandler):
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
+            if not self._reading:
+                self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False

@@ -42,6 +42,7 @@ class RPCStream:
         "_send_waiter",
         "headers",
         "on_finish",
+        "on_ready",
         "state",
         "status",
         "status_message",
@@ -65,9 +66,17 @@ class RPCStream:
         self.status_message = ""
         #: Called once when the stream finishes (server: cancels the handler on reset).
         self.on_finish: Callable[[RPCStream], None] | None = None
+        #: Called once when the first message or the peer's end arrives (server: starts
+        #: a single-request handler only when its request is there, so it can run eagerly).
+        self.on_ready: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         return f"<RPCStream {self.stream_id} {self.state.value}>"
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """The connection's dispatcher."""
+        return self._dispatcher
 
     @property
     def error(self) -> StatusError | None:
@@ -101,6 +110,13 @@ class RPCStream:
                 await waiter
             finally:
                 self._recv_waiter = None
+
+    def has_request(self) -> bool:
+        """True once a message or the peer's end of stream has arrived."""
+        return bool(self._messages) or self.state in (
+            StreamState.HALF_CLOSED_REMOTE,
+            StreamState.CLOSED,
+        )
 
     def take_messages(self) -> list[bytes]:
         """Every message received so far (no flow-control acknowledgement: the call is over)."""
@@ -209,11 +225,19 @@ class RPCStream:
         waiter = self._recv_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        ready = self.on_ready
+        if ready is not None:
+            self.on_ready = None
+            ready()
 
     def deliver_end(self) -> None:
         """The peer half-closed."""
         self.state = next_stream_state(self.state, StreamInput.RECV_END)
         self._wake_recv()
+        ready = self.on_ready
+        if ready is not None:
+            self.on_ready = None
+            ready()
 
     def deliver_headers(self, metadata: MetadataPairs) -> None:
         """Initial metadata arrived."""
