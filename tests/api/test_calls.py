@@ -109,3 +109,25 @@ async def test_many_concurrent_calls_interleave(service: tether.Service) -> None
             *(client.unary("test.Echo/Raw", str(i).encode()) for i in range(300))
         )
     assert replies == [str(i).encode()[::-1] for i in range(300)]
+
+
+async def test_handlers_run_inside_a_task() -> None:
+    """Handlers run in a task, so asyncio.timeout() and current_task() work in them."""
+    import asyncio
+
+    svc = tether.Service("task.Test")
+
+    @svc.unary
+    async def Check(request: int) -> bool:
+        async with asyncio.timeout(1):
+            await asyncio.sleep(0)
+        return asyncio.current_task() is not None
+
+    @svc.unary
+    async def Immediate(request: int) -> bool:
+        async with asyncio.timeout(1):  # noqa: ASYNC100 - entering it needs a current task
+            return asyncio.current_task() is not None
+
+    async with client_for([svc]) as client:
+        assert await client.unary("task.Test/Check", 1) is True
+        assert await client.unary("task.Test/Immediate", 1) is True
