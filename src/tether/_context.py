@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 from ._exceptions import StatusError
 from ._metadata import Metadata, MetadataLike
 from ._status import Status
+from ._types import MetadataPairs
 
 _current: contextvars.ContextVar[ServerContext] = contextvars.ContextVar("tether_server_context")
 
@@ -18,24 +19,25 @@ class ServerContext:
 
     Attributes:
         service, method: what was called.
-        metadata: the request metadata.
         peer: the peer address as the transport reports it.
-        headers: response header metadata, sent before the first response message
-            (or with the status if there is none). Set it before the first reply.
-        trailers: trailing metadata, sent with the final status.
+
+    :attr:`metadata` is the request metadata; :attr:`headers` are sent before the first
+    response message (or with the status if there is none); :attr:`trailers` go with the
+    final status.
     """
 
     __slots__ = (
         "_cancelled",
         "_deadline",
         "_extra",
+        "_headers",
         "_loop_time",
-        "headers",
-        "metadata",
+        "_metadata",
+        "_metadata_pairs",
+        "_trailers",
         "method",
         "peer",
         "service",
-        "trailers",
     )
 
     def __init__(
@@ -43,7 +45,7 @@ class ServerContext:
         *,
         service: str,
         method: str,
-        metadata: Metadata,
+        metadata: MetadataPairs,
         peer: Any,
         deadline: float | None,
         loop_time: Callable[[], float],
@@ -51,14 +53,46 @@ class ServerContext:
     ) -> None:
         self.service = service
         self.method = method
-        self.metadata = metadata
         self.peer = peer
+        self._metadata_pairs = metadata
+        self._metadata: Metadata | None = None
+        self._headers: Metadata | None = None
+        self._trailers: Metadata | None = None
         self._deadline = deadline
         self._loop_time = loop_time
         self._extra = extra
         self._cancelled = False
-        self.headers = Metadata()
-        self.trailers = Metadata()
+
+    # The three Metadata objects are built on first use: most handlers touch none.
+
+    @property
+    def metadata(self) -> Metadata:
+        """The request metadata."""
+        if self._metadata is None:
+            self._metadata = Metadata.from_pairs(self._metadata_pairs)
+        return self._metadata
+
+    @property
+    def headers(self) -> Metadata:
+        """Response header metadata (mutable until the first reply is sent)."""
+        if self._headers is None:
+            self._headers = Metadata()
+        return self._headers
+
+    @property
+    def trailers(self) -> Metadata:
+        """Trailing metadata sent with the final status (mutable until then)."""
+        if self._trailers is None:
+            self._trailers = Metadata()
+        return self._trailers
+
+    def header_pairs(self) -> MetadataPairs:
+        """The response headers as wire pairs (empty if never set)."""
+        return self._headers.to_pairs() if self._headers is not None else ()
+
+    def trailer_pairs(self) -> MetadataPairs:
+        """The trailers as wire pairs (empty if never set)."""
+        return self._trailers.to_pairs() if self._trailers is not None else ()
 
     def __repr__(self) -> str:
         return f"<ServerContext {self.service}/{self.method} peer={self.peer!r}>"
@@ -81,11 +115,11 @@ class ServerContext:
 
     def set_headers(self, metadata: MetadataLike) -> None:
         """Replace the response header metadata (before the first response message)."""
-        self.headers = Metadata(metadata)
+        self._headers = Metadata(metadata)
 
     def set_trailers(self, metadata: MetadataLike) -> None:
         """Replace the trailing metadata sent with the status."""
-        self.trailers = Metadata(metadata)
+        self._trailers = Metadata(metadata)
 
     def extra(self, name: str, default: Any = None) -> Any:
         """Transport details of the call's connection (``peername``, ``peercert``, ...)."""

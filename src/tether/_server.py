@@ -12,7 +12,6 @@ from ._context import ServerContext, _current
 from ._dispatch import ConnectionState, DetectingHandler, Dispatcher, RPCStream
 from ._dispatch._eager import start_eagerly
 from ._exceptions import ConfigError, StatusError
-from ._metadata import Metadata
 from ._service import Cardinality, MethodSpec, Service
 from ._status import Status
 from .encoding import DecodeError, EncodeError, PayloadCodec
@@ -242,7 +241,7 @@ class Server:
         ctx = ServerContext(
             service=call.service,
             method=call.method,
-            metadata=Metadata.from_pairs(call.metadata),
+            metadata=call.metadata,
             peer=dispatcher.peer if conn is not None else None,
             deadline=deadline,
             loop_time=loop.time,
@@ -361,7 +360,7 @@ class _ActiveCall:
             return
         self.ctx._cancelled = True
         stream.send_trailers(
-            Status.DEADLINE_EXCEEDED, "deadline exceeded", self.ctx.trailers.to_pairs()
+            Status.DEADLINE_EXCEEDED, "deadline exceeded", self.ctx.trailer_pairs()
         )
         task = self.task
         if task is not None and not task.done():
@@ -376,7 +375,7 @@ async def _requests(stream: RPCStream, codec: PayloadCodec[Any]) -> AsyncIterato
 def _send_headers_once(stream: RPCStream, ctx: ServerContext, sent: list[bool]) -> None:
     if not sent[0]:
         sent[0] = True
-        pairs = ctx.headers.to_pairs()  # cheaper than bool(Metadata), which counts keys
+        pairs = ctx.header_pairs()  # cheaper than bool(Metadata), which counts keys
         if pairs:
             stream.send_headers(pairs)
 
@@ -412,10 +411,10 @@ async def _run_call(spec: MethodSpec, stream: RPCStream, ctx: ServerContext) -> 
             if not spec.oneway:
                 stream.send_nowait(payload)
         _send_headers_once(stream, ctx, headers_sent)
-        stream.send_trailers(Status.OK, "", ctx.trailers.to_pairs())
+        stream.send_trailers(Status.OK, "", ctx.trailer_pairs())
     except StatusError as exc:
         _send_headers_once(stream, ctx, headers_sent)
-        trailers = ctx.trailers.to_pairs() + tuple(exc.trailers)
+        trailers = ctx.trailer_pairs() + tuple(exc.trailers)
         stream.send_trailers(exc.status, exc.message, trailers)
     except DecodeError as exc:
         stream.send_trailers(Status.INVALID_ARGUMENT, f"could not decode the request: {exc}", ())
