@@ -31,6 +31,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--calls", type=int, default=None, help="--quick: sequential calls per run (default 500)"
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the client to the first CPU and the servers to the others",
+    )
     parser.add_argument("--runs", type=int, default=None, help="measured runs per scenario")
     parser.add_argument(
         "--loop", choices=("uvloop", "asyncio"), default=default_loop, help="event loop"
@@ -65,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.runs is not None:
         config = dataclasses.replace(config, runs=args.runs)
-    config = dataclasses.replace(config, systems=tuple(args.systems))
+    config = dataclasses.replace(config, systems=tuple(args.systems), pin=args.pin)
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)

@@ -102,7 +102,8 @@ def table(record: dict[str, Any]) -> str:
     config = record["config"]
     machine = record["machine"]
     notes = [
-        f"median [min-max] of {config['runs']} runs; client in the main process, each server in its own process; loopback TCP",
+        f"median [min-max] of {config['runs']} runs; client in the main process, each server in its own process"
+        f"{' (client and servers pinned to separate CPUs)' if config.get('pin') else ''}; loopback TCP",
         f"sequential: {config['sequential_calls']:,} calls/run; concurrent: {config['concurrent_calls']:,} calls/run, "
         f"100 in flight on one connection; 1 MiB echo: {config['bulk_calls']:,} calls/run",
         "MB/s counts request + reply payload bytes (2 x 1 MiB per call), MB = 10^6 bytes; "

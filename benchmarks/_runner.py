@@ -65,6 +65,7 @@ class Config:
     warmup_bulk: int = 40
     loop: str = "uvloop"
     systems: tuple[str, ...] = SYSTEMS
+    pin: bool = False
 
     @classmethod
     def quick(cls, loop: str, calls: int | None = None) -> Config:
@@ -148,7 +149,9 @@ class ServerProcess:
     rss_start: int | None = None
 
     @classmethod
-    def start(cls, system: str, loop: str, timeout: float = 30.0) -> ServerProcess:
+    def start(
+        cls, system: str, loop: str, timeout: float = 30.0, cpus: set[int] | None = None
+    ) -> ServerProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
         proc = subprocess.Popen(
@@ -168,6 +171,8 @@ class ServerProcess:
         if not line.startswith("PORT "):
             proc.kill()
             raise RuntimeError(f"the {system} server failed to start (said {line!r})")
+        if cpus:
+            os.sched_setaffinity(proc.pid, cpus)
         server = cls(system, proc, int(line.split()[1]))
         server.rss_start = _vm_field(proc.pid, "VmRSS")
         return server
@@ -341,12 +346,33 @@ async def measure(
     return results
 
 
+def cpu_split(pin: bool) -> tuple[set[int], set[int]]:
+    """Disjoint CPU sets for the client and the servers (empty: no pinning).
+
+    With two or more usable CPUs the client gets the first and the servers the rest, so a
+    client and its server always run on different CPUs. Off by default: unpinned, the
+    scheduler sometimes puts both on one CPU, which makes a raw ping-pong faster (no
+    cross-CPU wake-up) and the sequential figures bimodal; pinned, other load on the
+    servers' CPU cannot be escaped and shows up as millisecond p99 spikes.
+    """
+    if not pin or not hasattr(os, "sched_getaffinity"):
+        return set(), set()
+    usable = sorted(os.sched_getaffinity(0))
+    if len(usable) < 2:
+        return set(), set()
+    return {usable[0]}, set(usable[1:])
+
+
 def run_all(config: Config, log: Callable[[str], None]) -> dict[str, Any]:
     """Start the servers, measure, collect the servers' peak RSS; returns the raw record."""
     servers: dict[str, ServerProcess] = {}
+    client_cpus, server_cpus = cpu_split(config.pin)
+    if client_cpus:
+        os.sched_setaffinity(0, client_cpus)
+        log(f"pinned: client on CPU {sorted(client_cpus)}, servers on CPU {sorted(server_cpus)}")
     try:
         for system in config.systems:
-            servers[system] = ServerProcess.start(system, config.loop)
+            servers[system] = ServerProcess.start(system, config.loop, cpus=server_cpus)
             log(f"{system} server: pid {servers[system].proc.pid}, port {servers[system].port}")
         started = time.perf_counter()
         results = run(measure(config, servers, log), config.loop)
