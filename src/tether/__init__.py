@@ -34,6 +34,8 @@ from ._exceptions import StatusError as StatusError
 from ._exceptions import StreamResetError as StreamResetError
 from ._exceptions import TransportError as TransportError
 from ._metadata import Metadata as Metadata
+from ._run import new_event_loop as new_event_loop
+from ._run import run as run
 from ._server import Server as Server
 from ._service import Cardinality as Cardinality
 from ._service import MethodSpec as MethodSpec
@@ -75,5 +77,7 @@ __all__ = [
     "current_context",
     "encoding",
     "framing",
+    "new_event_loop",
+    "run",
     "transport",
 ]
