@@ -21,29 +21,12 @@ import socket
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, cast, final
 
-from .._exceptions import (
-    BrokenResourceError,
-    ClosedResourceError,
-    ConnectError,
-    TransportError,
-)
-from .._types import BufferLike
-from ..buffer import DEFAULT_READ_SIZE, ReadBuffer, WriteBuffer
-from ._base import Connection, ConnectionHandler, Listener, OnConnection
+from .._exceptions import ClosedResourceError, ConnectError, TransportError
+from ..buffer import DEFAULT_READ_SIZE
+from ._base import Listener, OnConnection
+from ._lifecycle import ConnectionLifecycle, broken
 
 logger = logging.getLogger("tether.transport")
-
-
-def broken(exc: BaseException | None, message: str = "connection lost") -> BrokenResourceError:
-    """``exc`` (an ``OSError``, an ``ssl.SSLError``...) as a :class:`BrokenResourceError`.
-
-    The original exception becomes ``__cause__``. A ``BrokenResourceError`` is returned as is.
-    """
-    if isinstance(exc, BrokenResourceError):
-        return exc
-    err = BrokenResourceError(f"{message}: {exc!r}" if exc is not None else message)
-    err.__cause__ = exc
-    return err
 
 
 @contextlib.contextmanager
@@ -84,7 +67,7 @@ async def open_socket_connection(
 
 
 @final
-class SocketConnection(asyncio.BufferedProtocol, Connection):
+class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
     """A :class:`~tether.transport.Connection` over any asyncio stream transport.
 
     Works for TCP, Unix sockets and asyncio's native SSL transports, on the stdlib loop
@@ -130,31 +113,13 @@ class SocketConnection(asyncio.BufferedProtocol, Connection):
         read_size: int = DEFAULT_READ_SIZE,
         nodelay: bool = False,
     ) -> None:
-        self._loop = asyncio.get_running_loop()
+        super().__init__(read_size)
         self._scheme = scheme
         self._on_connection = on_connection
         self._nodelay = nodelay
-        self._reader = ReadBuffer(read_size)
-        self._wbuf = WriteBuffer()
         self._transport: asyncio.Transport | None = None
-        self._handler: ConnectionHandler | None = None
         self._keep_open_on_eof = True
-        # Read side: paused by the user; bytes / EOF received but not yet delivered.
-        self._read_paused = False
-        self._read_pending = False
-        self._eof_seen = False
-        self._eof_pending = False
-        # Write side and lifetime.
-        self._write_paused = False
-        self._eof_sent = False
-        self._closing = False  # close/abort called, or the connection was lost
-        self._close_called = False
         self._aborted = False
-        self._lost = False
-        self._inactive_exc: BaseException | None = None
-        self._inactive_sent = False
-        self._drain_waiters: list[asyncio.Future[None]] = []
-        self._closed_waiter: asyncio.Future[None] | None = None
 
     def __repr__(self) -> str:
         state = "lost" if self._lost else "closing" if self._closing else "open"
@@ -207,25 +172,11 @@ class SocketConnection(asyncio.BufferedProtocol, Connection):
                 self._transport.pause_reading()  # resumed by start() / resume_reading()
 
     def eof_received(self) -> bool:
-        if not self._eof_seen:
-            self._eof_seen = True
-            handler = self._handler
-            if handler is not None and not self._read_paused and not self._read_pending:
-                self._call_on_eof(handler)
-            else:
-                self._eof_pending = True
+        self._peer_eof()
         return self._keep_open_on_eof
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._lost = True
-        self._closing = True
-        if exc is not None and self._inactive_exc is None:
-            self._inactive_exc = broken(exc)
-        self._wake_drainers()
-        if self._handler is not None:
-            self._deliver_backlog()
-        else:
-            self._resolve_closed()
+        self._connection_lost(broken(exc) if exc is not None else None)
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -235,30 +186,6 @@ class SocketConnection(asyncio.BufferedProtocol, Connection):
         self._wake_drainers()
 
     # -- Connection ------------------------------------------------------------------------
-
-    @property
-    def reader(self) -> ReadBuffer:
-        return self._reader
-
-    def start(self, handler: ConnectionHandler) -> None:
-        if self._handler is not None or self._inactive_sent:
-            raise RuntimeError(f"{self!r} was already started")
-        self._handler = handler
-        try:
-            handler.on_active(self)
-        except Exception as exc:
-            self._fail(exc)
-            return
-        if not self._read_paused and not self._lost and self._transport is not None:
-            self._transport.resume_reading()
-        if self._read_pending or self._eof_pending or self._lost:
-            self._loop.call_soon(self._deliver_backlog)
-
-    def write_binary(self, data: BufferLike) -> None:
-        self._wbuf.write_binary(data)
-
-    def malloc(self, n: int) -> memoryview:
-        return self._wbuf.malloc(n)
 
     def flush(self) -> None:
         if not len(self._wbuf):
@@ -275,19 +202,6 @@ class SocketConnection(asyncio.BufferedProtocol, Connection):
         else:
             transport.writelines(chunks)
 
-    async def drain(self) -> None:
-        if self._closing:
-            raise self._closed_error()
-        if not self._write_paused:
-            return
-        waiter = self._loop.create_future()
-        self._drain_waiters.append(waiter)
-        try:
-            await waiter
-        finally:
-            with contextlib.suppress(ValueError):
-                self._drain_waiters.remove(waiter)
-
     def can_write_eof(self) -> bool:
         return self._transport is not None and self._transport.can_write_eof()
 
@@ -301,36 +215,6 @@ class SocketConnection(asyncio.BufferedProtocol, Connection):
         assert self._transport is not None
         self._transport.write_eof()
 
-    def pause_reading(self) -> None:
-        if self._read_paused:
-            return
-        self._read_paused = True
-        if self._transport is not None and not self._lost:
-            self._transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if not self._read_paused:
-            return
-        self._read_paused = False
-        if self._handler is None:
-            return  # start() resumes
-        if self._transport is not None and not self._lost:
-            self._transport.resume_reading()
-        if self._read_pending or self._eof_pending:
-            self._loop.call_soon(self._deliver_backlog)
-
-    def close(self) -> None:
-        if self._close_called or self._aborted:
-            return
-        if not self._closing and not self._eof_sent:
-            self.flush()
-        self._wbuf.take()
-        self._close_called = True
-        self._closing = True
-        self._wake_drainers()
-        if self._transport is not None and not self._lost:
-            self._transport.close()
-
     def abort(self) -> None:
         if self._aborted:
             return
@@ -341,16 +225,6 @@ class SocketConnection(asyncio.BufferedProtocol, Connection):
         self._wake_drainers()
         if self._transport is not None and not self._lost:
             self._transport.abort()
-
-    def is_closing(self) -> bool:
-        return self._closing
-
-    async def wait_closed(self) -> None:
-        if self._inactive_sent or (self._lost and self._handler is None):
-            return
-        if self._closed_waiter is None:
-            self._closed_waiter = self._loop.create_future()
-        await asyncio.shield(self._closed_waiter)
 
     def extra(self, name: str, default: Any = None) -> Any:
         if name == "scheme":
@@ -370,69 +244,21 @@ class SocketConnection(asyncio.BufferedProtocol, Connection):
 
     # -- internals -------------------------------------------------------------------------
 
-    def _closed_error(self) -> Exception:
-        if self._close_called:
-            return ClosedResourceError("the connection was closed")
-        exc = self._inactive_exc
-        if isinstance(exc, BrokenResourceError):
-            return exc
-        return broken(exc, "the connection was closed by the peer")
-
-    def _wake_drainers(self) -> None:
-        if not self._drain_waiters:
-            return
-        error = self._closed_error() if self._closing else None
-        for waiter in self._drain_waiters:
-            if not waiter.done():
-                if error is None:
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(error)
-        self._drain_waiters.clear()
-
-    def _call_on_eof(self, handler: ConnectionHandler) -> None:
-        try:
-            handler.on_eof(self)
-        except Exception as exc:
-            self._fail(exc)
-
-    def _deliver_backlog(self) -> None:
-        """Deliver what waited for start()/resume_reading(): bytes, EOF, then the loss."""
-        handler = self._handler
-        if handler is None or self._inactive_sent:
-            return
-        if not self._read_paused and self._read_pending:
-            self._read_pending = False
-            try:
-                handler.on_read(self)
-            except Exception as exc:
-                self._fail(exc)
-        if not self._read_paused and self._eof_pending and not self._inactive_sent:
-            self._eof_pending = False
-            self._call_on_eof(handler)
-        if self._lost and not self._inactive_sent:
-            self._inactive_sent = True
-            try:
-                handler.on_inactive(self, self._inactive_exc)
-            except Exception:
-                logger.exception("on_inactive failed for %r", self)
-            self._resolve_closed()
-
-    def _repause(self) -> None:
-        if self._read_paused and not self._lost and self._transport is not None:
+    def _pause_reader(self) -> None:
+        if self._transport is not None:
             self._transport.pause_reading()
 
-    def _resolve_closed(self) -> None:
-        waiter = self._closed_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    def _resume_reader(self) -> None:
+        if self._transport is not None:
+            self._transport.resume_reading()
 
-    def _fail(self, exc: Exception) -> None:
-        """The handler raised: log it, abort, and report ``exc`` to ``on_inactive``."""
-        logger.error("connection handler failed on %r", self, exc_info=exc)
-        if self._inactive_exc is None:
-            self._inactive_exc = exc
-        self.abort()
+    def _close_transport(self) -> None:
+        if self._transport is not None and not self._lost:
+            self._transport.close()
+
+    def _repause(self) -> None:
+        if self._read_paused and not self._lost:
+            self._pause_reader()
 
 
 @final

@@ -11,7 +11,6 @@ the transport contract and the fastest way to test a handler.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import itertools
 import logging
@@ -29,8 +28,9 @@ from .._exceptions import (
     TransportError,
 )
 from .._types import BufferLike
-from ..buffer import DEFAULT_READ_SIZE, ReadBuffer, WriteBuffer
-from ._base import Address, Connection, ConnectionHandler, Listener, OnConnection, Transport
+from ..buffer import DEFAULT_READ_SIZE
+from ._base import Address, Connection, Listener, OnConnection, Transport
+from ._lifecycle import ConnectionLifecycle
 
 logger = logging.getLogger("tether.transport")
 
@@ -51,7 +51,7 @@ _Item = BufferLike | _Mark
 
 
 @final
-class MemoryConnection(Connection):
+class MemoryConnection(ConnectionLifecycle):
     """One end of an in-memory connection. Create pairs with :func:`memory_connection_pair`.
 
     Delivery: :meth:`flush` moves the queued bytes into the peer's inbox and schedules
@@ -70,6 +70,9 @@ class MemoryConnection(Connection):
     (``None``) follows on the next loop iteration.
     """
 
+    # The inbox is the read backlog: _read_pending and _eof_pending stay false.
+    _lost_message = "the connection was lost"
+
     def __init__(
         self,
         *,
@@ -81,60 +84,23 @@ class MemoryConnection(Connection):
     ) -> None:
         if high_water <= 0:
             raise ConfigError("high_water must be positive")
-        self._loop = asyncio.get_running_loop()
+        super().__init__(read_size)
         self._local = local
         self._remote = remote
         self._scheme = scheme
         self._high_water = high_water
         self._low_water = high_water // 4
         self._peer: MemoryConnection | None = None
-        self._reader = ReadBuffer(read_size)
-        self._wbuf = WriteBuffer()
-        self._handler: ConnectionHandler | None = None
         # Receive side: the bytes the peer flushed and we have not delivered yet.
         self._inbox: deque[_Item] = deque()
         self._inbox_size = 0
         self._delivery_scheduled = False
-        self._read_paused = False
-        self._eof_seen = False
-        # Send side and lifetime.
-        self._write_paused = False
-        self._eof_sent = False
-        self._close_called = False
-        self._closing = False
-        self._lost = False
-        self._inactive_exc: BaseException | None = None
-        self._inactive_sent = False
-        self._drain_waiters: list[asyncio.Future[None]] = []
-        self._closed_waiter: asyncio.Future[None] | None = None
 
     def __repr__(self) -> str:
         state = "lost" if self._lost else "closing" if self._closing else "open"
         return f"<MemoryConnection {self._local} -> {self._remote} {state}>"
 
     # -- Connection ------------------------------------------------------------------------
-
-    @property
-    def reader(self) -> ReadBuffer:
-        return self._reader
-
-    def start(self, handler: ConnectionHandler) -> None:
-        if self._handler is not None or self._inactive_sent:
-            raise RuntimeError(f"{self!r} was already started")
-        self._handler = handler
-        try:
-            handler.on_active(self)
-        except Exception as exc:
-            self._fail(exc)
-            return
-        if self._inbox or self._lost:
-            self._schedule_delivery()
-
-    def write_binary(self, data: BufferLike) -> None:
-        self._wbuf.write_binary(data)
-
-    def malloc(self, n: int) -> memoryview:
-        return self._wbuf.malloc(n)
 
     def flush(self) -> None:
         if not len(self._wbuf):
@@ -153,19 +119,6 @@ class MemoryConnection(Connection):
         if peer._inbox_size > self._high_water:
             self._write_paused = True
 
-    async def drain(self) -> None:
-        if self._closing:
-            raise self._closed_error()
-        if not self._write_paused:
-            return
-        waiter = self._loop.create_future()
-        self._drain_waiters.append(waiter)
-        try:
-            await waiter
-        finally:
-            with contextlib.suppress(ValueError):
-                self._drain_waiters.remove(waiter)
-
     def write_eof(self) -> None:
         if self._eof_sent or self._closing:
             return
@@ -174,33 +127,6 @@ class MemoryConnection(Connection):
         peer = self._peer
         if peer is not None and not peer._close_called and not peer._lost:
             peer._receive([_Mark.EOF])
-
-    def pause_reading(self) -> None:
-        self._read_paused = True
-
-    def resume_reading(self) -> None:
-        if not self._read_paused:
-            return
-        self._read_paused = False
-        if self._inbox and self._handler is not None:
-            self._schedule_delivery()
-
-    def close(self) -> None:
-        if self._close_called:
-            return
-        if not self._closing and not self._eof_sent:
-            self.flush()
-        self._wbuf.take()
-        self._close_called = True
-        self._closing = True
-        self._wake_drainers()
-        peer = self._peer
-        if not self._lost and peer is not None and not peer._lost:
-            if self._inbox_size:  # unread bytes: TCP resets instead of sending FIN
-                self._loop.call_soon(peer._reset)
-            elif not self._eof_sent:
-                peer._receive([_Mark.EOF])
-        self._loop.call_soon(self._lose, None)
 
     def abort(self) -> None:
         self._wbuf.take()
@@ -213,16 +139,6 @@ class MemoryConnection(Connection):
         if peer is not None and not peer._lost:
             self._loop.call_soon(peer._reset)
         self._loop.call_soon(self._lose, None)
-
-    def is_closing(self) -> bool:
-        return self._closing
-
-    async def wait_closed(self) -> None:
-        if self._inactive_sent or (self._lost and self._handler is None):
-            return
-        if self._closed_waiter is None:
-            self._closed_waiter = self._loop.create_future()
-        await asyncio.shield(self._closed_waiter)
 
     def extra(self, name: str, default: Any = None) -> Any:
         if name == "scheme":
@@ -262,6 +178,19 @@ class MemoryConnection(Connection):
             self._loop.call_soon(self._reset)
 
     # -- internals -------------------------------------------------------------------------
+
+    def _close_transport(self) -> None:
+        peer = self._peer
+        if not self._lost and peer is not None and not peer._lost:
+            if self._inbox_size:  # unread bytes: TCP resets instead of sending FIN
+                self._loop.call_soon(peer._reset)
+            elif not self._eof_sent:
+                peer._receive([_Mark.EOF])
+        self._loop.call_soon(self._lose, None)
+
+    def _resume_reader(self) -> None:
+        if self._inbox:
+            self._schedule_delivery()
 
     def _schedule_delivery(self) -> None:
         if not self._delivery_scheduled:
@@ -315,13 +244,7 @@ class MemoryConnection(Connection):
                 return
             if inbox[0] is _Mark.EOF:
                 inbox.popleft()
-                if not self._eof_seen:
-                    self._eof_seen = True
-                    try:
-                        handler.on_eof(self)
-                    except Exception as exc:
-                        self._fail(exc)
-                        return
+                self._peer_eof()  # reading is on and nothing is pending: on_eof now
             if inbox and not self._stopped():
                 self._schedule_delivery()
 
@@ -332,65 +255,13 @@ class MemoryConnection(Connection):
     def _lose(self, exc: BaseException | None) -> None:
         if self._lost:
             return
-        self._lost = True
-        self._closing = True
-        if exc is not None and self._inactive_exc is None:
-            self._inactive_exc = exc
         self._inbox.clear()
         self._inbox_size = 0
-        self._wake_drainers()
         peer = self._peer
         if peer is not None and peer._write_paused:
             peer._write_paused = False
             peer._wake_drainers()
-        handler = self._handler
-        if handler is not None:
-            self._send_inactive(handler)
-        else:
-            self._resolve_closed()
-
-    def _send_inactive(self, handler: ConnectionHandler) -> None:
-        if self._inactive_sent:
-            return
-        self._inactive_sent = True
-        try:
-            handler.on_inactive(self, self._inactive_exc)
-        except Exception:
-            logger.exception("on_inactive failed for %r", self)
-        self._resolve_closed()
-
-    def _resolve_closed(self) -> None:
-        waiter = self._closed_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _closed_error(self) -> Exception:
-        if self._close_called:
-            return ClosedResourceError("the connection was closed")
-        exc = self._inactive_exc
-        if isinstance(exc, BrokenResourceError):
-            return exc
-        err = BrokenResourceError("the connection was lost")
-        err.__cause__ = exc
-        return err
-
-    def _wake_drainers(self) -> None:
-        if not self._drain_waiters:
-            return
-        error = self._closed_error() if self._closing else None
-        for waiter in self._drain_waiters:
-            if not waiter.done():
-                if error is None:
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(error)
-        self._drain_waiters.clear()
-
-    def _fail(self, exc: Exception) -> None:
-        logger.error("connection handler failed on %r", self, exc_info=exc)
-        if self._inactive_exc is None:
-            self._inactive_exc = exc
-        self.abort()
+        self._connection_lost(exc)
 
 
 def memory_connection_pair(

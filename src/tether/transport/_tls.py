@@ -26,9 +26,7 @@ from typing import Any, cast, final
 
 from .._config import ConnectOptions, ListenOptions, TLSConfig
 from .._exceptions import ClosedResourceError, ConfigError, ConnectError
-from .._types import BufferLike
-from ..buffer import DEFAULT_READ_SIZE, ReadBuffer, WriteBuffer
-from ._asyncio import broken
+from ..buffer import DEFAULT_READ_SIZE
 from ._base import (
     Address,
     Connection,
@@ -37,6 +35,7 @@ from ._base import (
     OnConnection,
     Transport,
 )
+from ._lifecycle import ConnectionLifecycle, broken
 
 logger = logging.getLogger("tether.transport")
 
@@ -144,7 +143,7 @@ HandshakeCallback = Callable[[BaseException | None], None]
 
 
 @final
-class TLSConnection(Connection):
+class TLSConnection(ConnectionLifecycle):
     """TLS over any :class:`~tether.transport.Connection`, with ``ssl.MemoryBIO``.
 
     The TLS connection is the inner connection's handler: ciphertext read from the inner
@@ -180,7 +179,7 @@ class TLSConnection(Connection):
         scheme: str | None = None,
         read_size: int = DEFAULT_READ_SIZE,
     ) -> None:
-        self._loop = asyncio.get_running_loop()
+        super().__init__(read_size)
         self._inner = inner
         self._scheme = scheme or f"tls+{inner.extra('scheme', 'unknown')}"
         self._incoming = ssl.MemoryBIO()
@@ -191,23 +190,10 @@ class TLSConnection(Connection):
             server_side=server_side,
             server_hostname=server_hostname or None,
         )
-        self._reader = ReadBuffer(read_size)
-        self._wbuf = WriteBuffer()
-        self._handler: ConnectionHandler | None = None
         self._handshake_started = False
         self._handshake_done = False
         self._handshake_callback: HandshakeCallback | None = None
         self._handshake_timer: asyncio.TimerHandle | None = None
-        self._read_paused = False
-        self._read_pending = False
-        self._eof_seen = False
-        self._eof_pending = False
-        self._eof_sent = False
-        self._closing = False
-        self._close_called = False
-        self._lost = False
-        self._inactive_exc: BaseException | None = None
-        self._inactive_sent = False
 
     def __repr__(self) -> str:
         state = "lost" if self._lost else "closing" if self._closing else "open"
@@ -330,12 +316,7 @@ class TLSConnection(Connection):
             self._handshake_failed(
                 exc or ConnectionResetError("connection closed during the TLS handshake")
             )
-        self._lost = True
-        self._closing = True
-        if exc is not None and self._inactive_exc is None:
-            self._inactive_exc = exc
-        if self._handler is not None:
-            self._deliver_backlog()
+        self._connection_lost(exc)
 
     def _decrypt(self) -> None:
         """Decrypt everything buffered in the incoming BIO into the reader."""
@@ -381,16 +362,6 @@ class TLSConnection(Connection):
         if eof:
             self._peer_eof()
 
-    def _peer_eof(self) -> None:
-        if self._eof_seen:
-            return
-        self._eof_seen = True
-        handler = self._handler
-        if handler is not None and not self._read_paused and not self._read_pending:
-            self._call_on_eof(handler)
-        else:
-            self._eof_pending = True
-
     def _flush_outgoing(self) -> None:
         if self._outgoing.pending:
             self._inner.write_binary(self._outgoing.read())
@@ -399,35 +370,14 @@ class TLSConnection(Connection):
     # -- Connection ------------------------------------------------------------------------
 
     @property
-    def reader(self) -> ReadBuffer:
-        return self._reader
-
-    @property
     def inner(self) -> Connection:
         """The connection carrying the ciphertext."""
         return self._inner
 
     def start(self, handler: ConnectionHandler) -> None:
-        if self._handler is not None or self._inactive_sent:
-            raise RuntimeError(f"{self!r} was already started")
-        if not self._handshake_done and not self._lost:
+        if self._handler is None and not self._handshake_done and not self._lost:
             raise RuntimeError("start() before the TLS handshake completed")
-        self._handler = handler
-        try:
-            handler.on_active(self)
-        except Exception as exc:
-            self._fail(exc)
-            return
-        if not self._read_paused and not self._lost:
-            self._inner.resume_reading()
-        if self._read_pending or self._eof_pending or self._lost or self._incoming.pending:
-            self._loop.call_soon(self._deliver_backlog)
-
-    def write_binary(self, data: BufferLike) -> None:
-        self._wbuf.write_binary(data)
-
-    def malloc(self, n: int) -> memoryview:
-        return self._wbuf.malloc(n)
+        super().start(handler)
 
     def flush(self) -> None:
         if not len(self._wbuf):
@@ -466,43 +416,11 @@ class TLSConnection(Connection):
         self._eof_sent = True
         self._send_close_notify()
 
-    def pause_reading(self) -> None:
-        if self._read_paused:
-            return
-        self._read_paused = True
-        if not self._lost:
-            self._inner.pause_reading()
-
-    def resume_reading(self) -> None:
-        if not self._read_paused:
-            return
-        self._read_paused = False
-        if self._handler is None:
-            return
-        if not self._lost:
-            self._inner.resume_reading()
-        if self._read_pending or self._eof_pending or self._incoming.pending:
-            self._loop.call_soon(self._deliver_backlog)
-
-    def close(self) -> None:
-        if self._close_called:
-            return
-        if not self._closing and not self._eof_sent:
-            self.flush()
-            self._send_close_notify()
-        self._wbuf.take()
-        self._close_called = True
-        self._closing = True
-        self._inner.close()
-
     def abort(self) -> None:
         self._close_called = True
         self._closing = True
         self._wbuf.take()
         self._inner.abort()
-
-    def is_closing(self) -> bool:
-        return self._closing
 
     async def wait_closed(self) -> None:
         await self._inner.wait_closed()
@@ -529,45 +447,25 @@ class TLSConnection(Connection):
             self._ssl.unwrap()
         self._flush_outgoing()
 
-    def _closed_error(self) -> Exception:
-        if self._close_called:
-            return ClosedResourceError("the connection was closed")
-        return broken(self._inactive_exc, "the connection was closed by the peer")
+    def _flush_before_close(self) -> None:
+        self.flush()
+        self._send_close_notify()
 
-    def _call_on_eof(self, handler: ConnectionHandler) -> None:
-        try:
-            handler.on_eof(self)
-        except Exception as exc:
-            self._fail(exc)
+    def _close_transport(self) -> None:
+        self._inner.close()
 
-    def _deliver_backlog(self) -> None:
-        handler = self._handler
-        if handler is None or self._inactive_sent:
-            return
+    def _pause_reader(self) -> None:
+        self._inner.pause_reading()
+
+    def _resume_reader(self) -> None:
+        self._inner.resume_reading()
+
+    def _backlog_pending(self) -> bool:
+        return self._read_pending or self._eof_pending or bool(self._incoming.pending)
+
+    def _deliver_buffered(self) -> None:
         if not self._read_paused and self._incoming.pending and not self._lost:
             self._decrypt()
-        if not self._read_paused and self._read_pending:
-            self._read_pending = False
-            try:
-                handler.on_read(self)
-            except Exception as exc:
-                self._fail(exc)
-        if not self._read_paused and self._eof_pending and not self._inactive_sent:
-            self._eof_pending = False
-            self._call_on_eof(handler)
-        if self._lost and not self._inactive_sent:
-            self._inactive_sent = True
-            try:
-                handler.on_inactive(self, self._inactive_exc)
-            except Exception:
-                logger.exception("on_inactive failed for %r", self)
-
-    def _fail(self, exc: BaseException, *, log: bool = True) -> None:
-        if log:
-            logger.error("connection handler failed on %r", self, exc_info=exc)
-        if self._inactive_exc is None:
-            self._inactive_exc = exc
-        self.abort()
 
 
 async def wrap_tls(

@@ -1,0 +1,263 @@
+"""The lifecycle machinery every built-in :class:`~tether.transport.Connection` shares.
+
+:class:`ConnectionLifecycle` holds the state and the rules that do not depend on where
+the bytes come from: the reader and write buffer, read-pause bookkeeping (bytes or EOF
+that arrived while no handler could take them wait as ``_read_pending`` /
+``_eof_pending``), delivery of that backlog in order (bytes, EOF, then ``on_inactive``),
+``on_inactive`` exactly once, :meth:`~ConnectionLifecycle.drain` and
+:meth:`~ConnectionLifecycle.wait_closed` waiters, and the handler-failure path.
+
+Subclasses say how to pause and resume what feeds them (:meth:`_pause_reader`,
+:meth:`_resume_reader`) and how to close it (:meth:`_close_transport`, with
+:meth:`_flush_before_close`), and may add to the backlog (:meth:`_backlog_pending`,
+:meth:`_deliver_buffered`). The hot paths (receiving bytes, ``flush``) stay in the
+subclasses, inline; ``write_binary`` is inherited as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from .._exceptions import BrokenResourceError, ClosedResourceError
+from .._types import BufferLike
+from ..buffer import ReadBuffer, WriteBuffer
+from ._base import Connection, ConnectionHandler
+
+logger = logging.getLogger("tether.transport")
+
+
+def broken(exc: BaseException | None, message: str = "connection lost") -> BrokenResourceError:
+    """``exc`` (an ``OSError``, an ``ssl.SSLError``...) as a :class:`BrokenResourceError`.
+
+    The original exception becomes ``__cause__``. A ``BrokenResourceError`` is returned as is.
+    """
+    if isinstance(exc, BrokenResourceError):
+        return exc
+    err = BrokenResourceError(f"{message}: {exc!r}" if exc is not None else message)
+    err.__cause__ = exc
+    return err
+
+
+class ConnectionLifecycle(Connection):
+    """State and lifecycle rules shared by the socket, memory and TLS connections.
+
+    Must be created with an event loop running. ``_closing`` means close/abort was
+    called or the connection was lost; ``_close_called`` means we closed it;
+    ``_lost`` means it is gone and ``on_inactive`` is due (or was sent).
+    """
+
+    #: The :class:`~tether.BrokenResourceError` message when the peer ended the connection.
+    _lost_message = "the connection was closed by the peer"
+
+    def __init__(self, read_size: int) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._reader = ReadBuffer(read_size)
+        self._wbuf = WriteBuffer()
+        self._handler: ConnectionHandler | None = None
+        # Read side: paused by the user; bytes / EOF received but not yet delivered.
+        self._read_paused = False
+        self._read_pending = False
+        self._eof_seen = False
+        self._eof_pending = False
+        # Write side and lifetime.
+        self._write_paused = False
+        self._eof_sent = False
+        self._closing = False  # close/abort called, or the connection was lost
+        self._close_called = False
+        self._lost = False
+        self._inactive_exc: BaseException | None = None
+        self._inactive_sent = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._closed_waiter: asyncio.Future[None] | None = None
+
+    # -- hooks -----------------------------------------------------------------------------
+
+    def _pause_reader(self) -> None:
+        """Stop what feeds this connection (called only while it is not lost)."""
+
+    def _resume_reader(self) -> None:
+        """Restart what feeds this connection (called only while it is not lost)."""
+
+    def _backlog_pending(self) -> bool:
+        """Whether :meth:`_deliver_backlog` has something to deliver besides the loss."""
+        return self._read_pending or self._eof_pending
+
+    def _deliver_buffered(self) -> None:
+        """Move bytes buffered below the reader into it before the backlog is delivered."""
+
+    def _flush_before_close(self) -> None:
+        """Hand the queued bytes on before :meth:`close` (while open and before EOF)."""
+        self.flush()
+
+    def _close_transport(self) -> None:
+        """Close what carries this connection, once, after :meth:`close` marked it closed."""
+
+    # -- Connection ------------------------------------------------------------------------
+
+    @property
+    def reader(self) -> ReadBuffer:
+        return self._reader
+
+    def start(self, handler: ConnectionHandler) -> None:
+        if self._handler is not None or self._inactive_sent:
+            raise RuntimeError(f"{self!r} was already started")
+        self._handler = handler
+        try:
+            handler.on_active(self)
+        except Exception as exc:
+            self._fail(exc)
+            return
+        if not self._read_paused and not self._lost:
+            self._resume_reader()
+        if self._lost or self._backlog_pending():
+            self._loop.call_soon(self._deliver_backlog)
+
+    def write_binary(self, data: BufferLike) -> None:
+        self._wbuf.write_binary(data)
+
+    def malloc(self, n: int) -> memoryview:
+        return self._wbuf.malloc(n)
+
+    async def drain(self) -> None:
+        if self._closing:
+            raise self._closed_error()
+        if not self._write_paused:
+            return
+        waiter = self._loop.create_future()
+        self._drain_waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            with contextlib.suppress(ValueError):
+                self._drain_waiters.remove(waiter)
+
+    def pause_reading(self) -> None:
+        if self._read_paused:
+            return
+        self._read_paused = True
+        if not self._lost:
+            self._pause_reader()
+
+    def resume_reading(self) -> None:
+        if not self._read_paused:
+            return
+        self._read_paused = False
+        if self._handler is None:
+            return  # start() resumes
+        if not self._lost:
+            self._resume_reader()
+        if self._backlog_pending():
+            self._loop.call_soon(self._deliver_backlog)
+
+    def close(self) -> None:
+        if self._close_called:
+            return
+        if not self._closing and not self._eof_sent:
+            self._flush_before_close()
+        self._wbuf.take()
+        self._close_called = True
+        self._closing = True
+        self._wake_drainers()
+        self._close_transport()
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    async def wait_closed(self) -> None:
+        if self._inactive_sent or (self._lost and self._handler is None):
+            return
+        if self._closed_waiter is None:
+            self._closed_waiter = self._loop.create_future()
+        await asyncio.shield(self._closed_waiter)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _peer_eof(self) -> None:
+        """The peer's EOF: delivered now, or after the bytes before it once reading resumes."""
+        if self._eof_seen:
+            return
+        self._eof_seen = True
+        handler = self._handler
+        if handler is not None and not self._read_paused and not self._read_pending:
+            self._call_on_eof(handler)
+        else:
+            self._eof_pending = True
+
+    def _connection_lost(self, exc: BaseException | None) -> None:
+        """The connection is gone (``exc`` is the cause, if any): fail waiters, tell the handler."""
+        self._lost = True
+        self._closing = True
+        if exc is not None and self._inactive_exc is None:
+            self._inactive_exc = exc
+        self._wake_drainers()
+        if self._handler is not None:
+            self._deliver_backlog()
+        else:
+            self._resolve_closed()
+
+    def _deliver_backlog(self) -> None:
+        """Deliver what waited for start()/resume_reading(): bytes, EOF, then the loss."""
+        handler = self._handler
+        if handler is None or self._inactive_sent:
+            return
+        self._deliver_buffered()
+        if not self._read_paused and self._read_pending:
+            self._read_pending = False
+            try:
+                handler.on_read(self)
+            except Exception as exc:
+                self._fail(exc)
+        if not self._read_paused and self._eof_pending and not self._inactive_sent:
+            self._eof_pending = False
+            self._call_on_eof(handler)
+        if self._lost:
+            self._send_inactive(handler)
+
+    def _send_inactive(self, handler: ConnectionHandler) -> None:
+        """Call ``on_inactive`` (exactly once), then release :meth:`wait_closed`."""
+        if self._inactive_sent:
+            return
+        self._inactive_sent = True
+        try:
+            handler.on_inactive(self, self._inactive_exc)
+        except Exception:
+            logger.exception("on_inactive failed for %r", self)
+        self._resolve_closed()
+
+    def _call_on_eof(self, handler: ConnectionHandler) -> None:
+        try:
+            handler.on_eof(self)
+        except Exception as exc:
+            self._fail(exc)
+
+    def _resolve_closed(self) -> None:
+        waiter = self._closed_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _closed_error(self) -> Exception:
+        if self._close_called:
+            return ClosedResourceError("the connection was closed")
+        return broken(self._inactive_exc, self._lost_message)
+
+    def _wake_drainers(self) -> None:
+        if not self._drain_waiters:
+            return
+        error = self._closed_error() if self._closing else None
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                if error is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(error)
+        self._drain_waiters.clear()
+
+    def _fail(self, exc: BaseException, *, log: bool = True) -> None:
+        """The handler raised: log it, abort, and report ``exc`` to ``on_inactive``."""
+        if log:
+            logger.error("connection handler failed on %r", self, exc_info=exc)
+        if self._inactive_exc is None:
+            self._inactive_exc = exc
+        self.abort()
