@@ -278,6 +278,12 @@ class Client:
                 break
         if dispatcher is None:
             dispatcher = await self._acquire()
+        conn = dispatcher.connection
+        if conn is not None and conn.is_write_paused():
+            # The server is not keeping up with our requests: wait instead of queueing.
+            await dispatcher.drain()
+            if not dispatcher.has_capacity():
+                dispatcher = await self._acquire()
         stream = dispatcher.open_stream(
             service, name, metadata=pairs, timeout=timeout, encoding=request_codec.name
         )

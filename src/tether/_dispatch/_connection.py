@@ -80,6 +80,7 @@ class Dispatcher(ConnectionHandler):
         self._on_state_change = on_state_change
         self._flush_scheduled = False
         self._reading = False
+        self._read_held = False
         self._last_peer_stream = 0
         self._slot_waiters: list[asyncio.Future[None]] = []
         self._ping_waiters: dict[bytes, asyncio.Future[float]] = {}
@@ -398,6 +399,22 @@ class Dispatcher(ConnectionHandler):
         for chunk in self.codec.buffers_to_send():
             conn.write_binary(chunk)
         conn.flush()
+        if self.role_is_server and not self._read_held and conn.is_write_paused():
+            # The peer is not reading our replies: stop reading its requests until it
+            # does, so replies cannot pile up without bound in the write buffer.
+            self._read_held = True
+            conn.pause_reading()
+            self.loop.create_task(self._resume_reading_after_drain(conn))
+
+    async def _resume_reading_after_drain(self, conn: Connection) -> None:
+        try:
+            await conn.drain()
+        except TransportError:
+            return
+        finally:
+            self._read_held = False
+        if not conn.is_closing():
+            conn.resume_reading()
 
     def _fail_protocol(self, exc: ProtocolError) -> None:
         peer = self.connection.extra("peername") if self.connection is not None else None

@@ -108,6 +108,15 @@ class Connection(ABC):
     async def drain(self) -> None:
         """Wait until the queued bytes fall below the high-water mark."""
 
+    def is_write_paused(self) -> bool:
+        """True while queued bytes are above the high-water mark (:meth:`drain` would wait).
+
+        The dispatcher uses it to stop reading requests from a peer that does not read
+        its replies, so memory stays bounded. The default (never paused) is correct for
+        transports whose :meth:`drain` never waits.
+        """
+        return False
+
     @abstractmethod
     def write_eof(self) -> None:
         """Flush, then half-close our side."""

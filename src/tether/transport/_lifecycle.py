@@ -162,6 +162,9 @@ class ConnectionLifecycle(Connection):
         self._wake_drainers()
         self._close_transport()
 
+    def is_write_paused(self) -> bool:
+        return self._write_paused
+
     def is_closing(self) -> bool:
         return self._closing
 

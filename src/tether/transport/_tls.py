@@ -406,6 +406,9 @@ class TLSConnection(ConnectionLifecycle):
             raise self._closed_error()
         await self._inner.drain()
 
+    def is_write_paused(self) -> bool:
+        return self._inner.is_write_paused()
+
     def can_write_eof(self) -> bool:
         return True
 
