@@ -99,7 +99,10 @@ class RPCStream:
         while True:
             if self._messages:
                 data = self._messages.popleft()
-                self._dispatcher.acknowledge(self.stream_id, len(data))
+                state = self.state
+                if state is StreamState.OPEN or state is StreamState.HALF_CLOSED_LOCAL:
+                    # Credit matters only while the peer may still send.
+                    self._dispatcher.acknowledge(self.stream_id, len(data))
                 return data
             if self._error is not None:
                 raise self._error
