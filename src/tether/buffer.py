@@ -31,15 +31,32 @@ class ReadBuffer:
     Not thread-safe; one producer and one consumer on the same event loop.
     """
 
-    __slots__ = ("_buf", "_end", "_read_size", "_reserve", "_start", "_views")
+    __slots__ = (
+        "_buf",
+        "_end",
+        "_read_size",
+        "_region",
+        "_region_end",
+        "_reserve",
+        "_start",
+        "_views",
+        "_whole",
+    )
 
     def __init__(self, read_size: int = DEFAULT_READ_SIZE) -> None:
         self._buf = bytearray()
+        # One view of all of _buf, sliced by peek() and get_write_buffer() (a slice is one
+        # allocation; memoryview(_buf)[a:b] is two). Replaced whenever _buf is; _buf is
+        # never resized in place, so the export it holds is harmless.
+        self._whole = memoryview(self._buf)
         self._start = 0
         self._end = 0
         self._read_size = read_size
         self._reserve = 0
         self._views: list[memoryview] = []
+        # The last region handed out by recv_buffer(), and the _end it starts at.
+        self._region: memoryview | None = None
+        self._region_end = 0
 
     # -- consumer side ---------------------------------------------------------------
 
@@ -56,9 +73,10 @@ class ReadBuffer:
         Raises:
             ValueError: fewer than ``n`` bytes are buffered.
         """
-        if n < 0 or n > self._end - self._start:
-            raise ValueError(f"peek({n}) with {self._end - self._start} bytes buffered")
-        view = memoryview(self._buf)[self._start : self._start + n]
+        start = self._start
+        if n < 0 or n > self._end - start:
+            raise ValueError(f"peek({n}) with {self._end - start} bytes buffered")
+        view = self._whole[start : start + n]
         self._views.append(view)
         return view
 
@@ -68,9 +86,10 @@ class ReadBuffer:
         Raises:
             ValueError: fewer than ``n`` bytes are buffered.
         """
-        if n < 0 or n > self._end - self._start:
+        start = self._start + n
+        if n < 0 or start > self._end:
             raise ValueError(f"skip({n}) with {self._end - self._start} bytes buffered")
-        self._start += n
+        self._start = start
 
     def read_byte(self) -> int:
         """Read one byte and advance.
@@ -98,11 +117,13 @@ class ReadBuffer:
 
     def release(self) -> None:
         """Invalidate every view handed out by :meth:`peek` and recycle consumed space."""
-        if self._views:
-            for view in self._views:
+        views = self._views
+        if views:
+            for view in views:
                 view.release()
-            self._views.clear()
+            views.clear()
         if self._start == self._end:
+            # Everything consumed: the next region starts at the front, no copy, no alloc.
             self._start = self._end = 0
 
     def reserve(self, n: int) -> None:
@@ -113,6 +134,8 @@ class ReadBuffer:
         """Give the memory back when nothing is buffered (for idle connections)."""
         if self._start == self._end and not self._views:
             self._buf = bytearray()
+            self._whole = memoryview(self._buf)
+            self._region = None
             self._start = self._end = 0
 
     @property
@@ -126,37 +149,63 @@ class ReadBuffer:
         """A writable region after the unread bytes; fill it, then call :meth:`commit`.
 
         The region is at least the read size, or large enough to complete a reserved frame.
+        Each call returns a new view (the caller may release it); fill it before the next
+        ``get_write_buffer`` / :meth:`recv_buffer` / :meth:`feed`, which may move the
+        unread bytes to another array.
         """
-        unread = self._end - self._start
-        want = max(self._read_size, self._reserve - unread, sizehint)
-        if len(self._buf) - self._end < want:
-            if self._start and not self._views and len(self._buf) - unread >= want:
-                # Move the unread tail to the front; same size, so no reallocation.
-                self._buf[:unread] = self._buf[self._start : self._end]
-            else:
-                new = bytearray(unread + want)
-                new[:unread] = self._buf[self._start : self._end]
-                self._buf = new
-                self._views.clear()  # views of the old array keep it alive and stay valid
-            self._start = 0
-            self._end = unread
-        return memoryview(self._buf)[self._end :]
+        end = self._end
+        want = self._read_size
+        if self._reserve or sizehint > want:
+            want = max(want, self._reserve - (end - self._start), sizehint)
+        if len(self._buf) - end >= want:  # the common case: room after the unread bytes
+            return self._whole[end:]
+        unread = end - self._start
+        if self._start and not self._views and len(self._buf) - unread >= want:
+            # Move the unread tail to the front; same size, so no reallocation.
+            self._buf[:unread] = self._buf[self._start : end]  # a copy: the ranges overlap
+        else:
+            new = bytearray(unread + want)
+            new[:unread] = self._whole[self._start : end]
+            self._buf = new
+            self._whole = memoryview(new)
+            self._region = None
+            self._views.clear()  # views of the old array keep it alive and stay valid
+        self._start = 0
+        self._end = unread
+        return self._whole[unread:]
+
+    def recv_buffer(self) -> memoryview:
+        """:meth:`get_write_buffer` for a producer that never releases the region.
+
+        For ``asyncio.BufferedProtocol.get_buffer``: when the buffer has not moved or
+        grown since the last call (e.g. every frame was consumed, so the region starts at
+        the front again), the same view is returned, with no allocation. The caller must
+        not release it, and must fill it only until the matching :meth:`commit`.
+        """
+        region = self._region
+        if region is not None and self._end == self._region_end and not self._reserve:
+            return region
+        region = self.get_write_buffer()
+        self._region = region
+        self._region_end = self._end
+        return region
 
     def commit(self, n: int) -> None:
         """Record that ``n`` bytes were written into the last :meth:`get_write_buffer` region."""
-        if n < 0 or self._end + n > len(self._buf):
+        end = self._end + n
+        if n < 0 or end > len(self._buf):
             raise ValueError(f"commit({n}) past the end of the buffer")
-        self._end += n
-        if self._reserve and self._end - self._start >= self._reserve:
+        self._end = end
+        if self._reserve and end - self._start >= self._reserve:
             self._reserve = 0
 
     def feed(self, data: BufferLike) -> None:
         """Append a copy of ``data`` (for producers that already hold bytes)."""
         n = len(data)
         if n:
-            region = self.get_write_buffer(n)
-            region[:n] = data
-            region.release()
+            self.get_write_buffer(n)  # makes room; the region itself is not needed
+            end = self._end
+            self._whole[end : end + n] = data
             self.commit(n)
 
 
@@ -165,7 +214,8 @@ class WriteBuffer:
 
     :meth:`write_binary` copies small writes into a shared ``bytearray`` and keeps large
     ones by reference (zero-copy: do not mutate them until the buffer is taken).
-    :meth:`malloc` hands out a fresh region to fill in place.
+    :meth:`malloc` hands out a fresh region to fill in place. :meth:`write_buffers`
+    queues a batch of buffers by reference, whatever their size (no copy at all).
     """
 
     __slots__ = ("_chunks", "_cur", "_size")
@@ -197,10 +247,31 @@ class WriteBuffer:
         self._size += n
         return n
 
+    def write_buffers(self, chunks: list[BufferLike]) -> int:
+        """Queue every buffer in ``chunks`` by reference, in order; return their total length.
+
+        Nothing is copied, small buffers included: the caller hands them over and must not
+        mutate them afterwards (a codec's :meth:`take` result is exactly that). Empty
+        buffers are dropped. The list itself is not kept.
+        """
+        if self._cur:
+            self._seal()
+        n = 0
+        append = self._chunks.append
+        for chunk in chunks:
+            size = len(chunk)
+            if size:
+                append(chunk)
+                n += size
+        self._size += n
+        return n
+
     def take(self) -> list[BufferLike]:
         """Everything queued, in order, as a list of buffers; the buffer is then empty."""
-        self._seal()
         chunks = self._chunks
+        if self._cur:
+            chunks.append(self._cur)
+            self._cur = bytearray()
         self._chunks = []
         self._size = 0
         return chunks

@@ -396,8 +396,7 @@ class Dispatcher(ConnectionHandler):
         conn = self.connection
         if conn is None or not self.codec.has_data_to_send():
             return
-        for chunk in self.codec.buffers_to_send():
-            conn.write_binary(chunk)
+        conn.write_buffers(self.codec.buffers_to_send())
         conn.flush()
         if self.role_is_server and not self._read_held and conn.is_write_paused():
             # The peer is not reading our replies: stop reading its requests until it

@@ -80,9 +80,12 @@ class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
     paused; the peer's EOF is delivered after the bytes before it, once reading resumes.
 
     Writing: :meth:`write_binary` queues into a :class:`~tether.buffer.WriteBuffer`
-    (small writes are coalesced, large ones kept by reference); :meth:`flush` hands the
-    whole batch to the transport in one ``write``/``writelines`` call, so a dispatcher
-    that writes several frames per loop iteration pays for one syscall. Buffers queued by
+    (small writes are coalesced, large ones kept by reference); :meth:`write_buffers`
+    queues a codec's output buffers by reference with no copy at all, so a single
+    coalesced frame buffer goes from the codec to ``transport.write`` untouched;
+    :meth:`flush` hands the whole batch to the transport in one ``write``/``writelines``
+    call, so a dispatcher that writes several frames per loop iteration pays for one
+    syscall. Buffers queued by
     reference may still be referenced by the transport after :meth:`flush` returns (uvloop
     and Python 3.12+ do not copy them): treat them as immutable.
 
@@ -155,7 +158,8 @@ class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         # The reader sizes the region (read size, or a reserved frame); sizehint is ignored.
-        return self._reader.get_write_buffer()
+        # The loop never releases the region, so the reader may hand the same one out again.
+        return self._reader.recv_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
         self._reader.commit(nbytes)
@@ -188,9 +192,10 @@ class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
     # -- Connection ------------------------------------------------------------------------
 
     def flush(self) -> None:
-        if not len(self._wbuf):
+        wbuf = self._wbuf
+        if not wbuf._size:  # len(wbuf) without the Python-level __len__ call
             return
-        chunks = self._wbuf.take()
+        chunks = wbuf.take()
         if self._closing:
             return  # dropped: the handler is (or will be) told the connection is inactive
         if self._eof_sent:

@@ -5,7 +5,8 @@ scheme (Hertz ``WithTransport`` / ``WithDialer``, rpcx ``RegisterMakeListener``)
 Push model (muxio's "bytes in, bytes out"): a transport fills the connection's
 :class:`~tether.buffer.ReadBuffer` in place and calls :meth:`ConnectionHandler.on_read`;
 the handler (the dispatcher) consumes whole frames and queues replies with
-:meth:`Connection.write_binary`, then :meth:`Connection.flush`. Only transports touch
+:meth:`Connection.write_binary` (or hands a codec's buffers over with
+:meth:`Connection.write_buffers`), then :meth:`Connection.flush`. Only transports touch
 sockets; only the dispatcher joins a connection to a codec.
 """
 
@@ -56,10 +57,10 @@ class Connection(ABC):
     Bytes arrive only while a handler is set (:meth:`start`), in order, and are never
     lost; :meth:`pause_reading` stops delivery (the OS buffers, then the peer blocks).
 
-    Writing: :meth:`malloc` / :meth:`write_binary` queue bytes, :meth:`flush` hands them
-    to the OS without blocking. :meth:`drain` waits while more than the high-water mark is
-    queued (backpressure); it raises :class:`~tether.BrokenResourceError` if the
-    connection is lost while waiting.
+    Writing: :meth:`malloc` / :meth:`write_binary` / :meth:`write_buffers` queue bytes,
+    :meth:`flush` hands them to the OS without blocking. :meth:`drain` waits while more
+    than the high-water mark is queued (backpressure); it raises
+    :class:`~tether.BrokenResourceError` if the connection is lost while waiting.
 
     EOF: :meth:`write_eof` half-closes our side (if :meth:`can_write_eof`); the peer's
     EOF arrives as :meth:`ConnectionHandler.on_eof`.
@@ -86,6 +87,26 @@ class Connection(ABC):
     @abstractmethod
     def write_binary(self, data: BufferLike) -> None:
         """Queue ``data`` (by reference when large: do not mutate it until flushed)."""
+
+    def write_buffers(self, chunks: list[BufferLike]) -> None:
+        """Queue every buffer in ``chunks``, in order, as if by :meth:`write_binary` each.
+
+        For a caller that owns its output buffers and hands them over, such as a
+        dispatcher passing ``codec.buffers_to_send()`` on: an implementation may keep
+        every buffer by reference, small ones included, with no copy. The caller must
+        not mutate them afterwards, neither before nor after :meth:`flush` (a transport
+        may still reference them once ``flush`` returns). The list itself is not kept.
+
+        Like :meth:`write_binary`, this only queues: :meth:`flush` sends. Same
+        concurrency (one event loop; the batch is queued atomically, no other write
+        lands inside it), same errors (none raised here; a write after :meth:`write_eof`
+        fails in ``flush``), and after close or abort the buffers are silently dropped.
+
+        This default calls :meth:`write_binary` for each buffer, so a transport that only
+        implements ``write_binary`` stays correct; the built-in ones override it.
+        """
+        for chunk in chunks:
+            self.write_binary(chunk)
 
     def malloc(self, n: int) -> memoryview:
         """A fresh ``n``-byte region to fill in place; queued like ``write_binary``.

@@ -11,7 +11,7 @@ Subclasses say how to pause and resume what feeds them (:meth:`_pause_reader`,
 :meth:`_resume_reader`) and how to close it (:meth:`_close_transport`, with
 :meth:`_flush_before_close`), and may add to the backlog (:meth:`_backlog_pending`,
 :meth:`_deliver_buffered`). The hot paths (receiving bytes, ``flush``) stay in the
-subclasses, inline; ``write_binary`` is inherited as is.
+subclasses, inline; ``write_binary`` and ``write_buffers`` are inherited as is.
 """
 
 from __future__ import annotations
@@ -116,6 +116,10 @@ class ConnectionLifecycle(Connection):
 
     def write_binary(self, data: BufferLike) -> None:
         self._wbuf.write_binary(data)
+
+    def write_buffers(self, chunks: list[BufferLike]) -> None:
+        # By reference, small chunks included: the caller handed them over (see Connection).
+        self._wbuf.write_buffers(chunks)
 
     def malloc(self, n: int) -> memoryview:
         return self._wbuf.malloc(n)
