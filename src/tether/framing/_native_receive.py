@@ -17,20 +17,20 @@ from .._types import MetadataPairs
 from ..buffer import ReadBuffer
 from . import _native_frames as wire
 from ._events import (
-    CallStarted,
     ConnectionClosed,
     EndOfStream,
     Event,
     GoAway,
     Headers,
-    Message,
     Ping,
     SettingsChanged,
     StreamReset,
-    Trailers,
     WindowUpdated,
 )
 from ._native_core import NativeCore
+from ._native_events import call_started as _call_started
+from ._native_events import message as _message
+from ._native_events import trailers as _trailers
 from ._native_frames import FLAG_END_MESSAGE, FLAG_END_STREAM, HEADER, HEADER_SIZE, FrameType
 from ._native_state import NEXT_STATE, PEER_MAY_SEND, TRANSITIONS, describe, frame_of
 from ._native_state import StreamInput as In
@@ -230,15 +230,7 @@ class NativeReceiver(NativeCore):
         self._remote_active += 1
         self._last_accepted = sid
         events.append(
-            CallStarted(
-                stream_id=sid,
-                service=names[0],
-                method=names[1],
-                metadata=metadata,
-                timeout=timeout,
-                encoding=names[2],
-                end_stream=end_stream,
-            )
+            _call_started(sid, names[0], names[1], metadata, timeout, names[2], end_stream)
         )
 
     def _on_headers(
@@ -254,7 +246,8 @@ class NativeReceiver(NativeCore):
     def _on_data(
         self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
-        inp = _RECV_DATA_END if flags & FLAG_END_STREAM else _RECV_DATA
+        end_stream = flags & FLAG_END_STREAM
+        inp = _RECV_DATA_END if end_stream else _RECV_DATA
         stream = self._streams.get(sid)
         if stream is None:
             self._recv_target(sid, inp)  # raises unless the stream was used and is closed
@@ -296,9 +289,8 @@ class NativeReceiver(NativeCore):
                 stream.unacked = 0
             elif data:
                 stream.owe(len(data), n)
-            end_stream = bool(flags & FLAG_END_STREAM)
-            events.append(Message(stream_id=sid, data=data, end_stream=end_stream))
-        elif flags & FLAG_END_STREAM:
+            events.append(_message(sid, data, end_stream != 0))
+        elif end_stream:
             if n or parts is not None:
                 raise RemoteProtocolError(f"stream {sid} half-closed in the middle of a message")
             stream.state = new
@@ -325,8 +317,11 @@ class NativeReceiver(NativeCore):
     def _on_end(
         self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
-        stream = self._recv_target(sid, _RECV_END)
-        if stream is None or stream.state is _CLOSED:
+        stream = self._streams.get(sid)
+        if stream is None or NEXT_STATE[stream.side][stream.state][_RECV_END] is None:
+            self._recv_target(sid, _RECV_END)  # raises unless the stream was used and is closed
+            return
+        if stream.state is _CLOSED:
             return
         if stream.parts is not None:
             raise RemoteProtocolError(f"END on stream {sid} in the middle of a message")
@@ -342,11 +337,11 @@ class NativeReceiver(NativeCore):
             metadata = wire.decode_metadata(view, pos, end, "END")
         self._discard(stream)
         events.append(
-            Trailers(
-                stream_id=sid,
-                status=_STATUSES[status] if status < len(_STATUSES) else _UNKNOWN,
-                message=message,
-                metadata=metadata,
+            _trailers(
+                sid,
+                _STATUSES[status] if status < len(_STATUSES) else _UNKNOWN,
+                message,
+                metadata,
             )
         )
 

@@ -45,6 +45,11 @@ _OPEN: Final = int(FrameType.OPEN)
 _END: Final = int(FrameType.END)
 _END_MESSAGE: Final = FLAG_END_MESSAGE
 _END_MESSAGE_AND_STREAM: Final = FLAG_END_MESSAGE | FLAG_END_STREAM
+_pack_header: Final = HEADER.pack
+_pack_simple_end: Final = wire.SIMPLE_END_FRAME.pack
+#: A DATA payload shorter than this is written joined to its header (one copy into the
+#: output buffer); a longer one separately, so that the output keeps it by reference.
+_INLINE_MAX: Final = 4096
 
 _Sender = Callable[["NativeSender", Any], None]
 
@@ -149,22 +154,25 @@ class NativeSender(NativeCore):
         stream.state = new
 
     def _send_message(self, event: Message) -> None:
-        inp = _SEND_DATA_END if event.end_stream else _SEND_DATA
-        stream = self._streams.get(event.stream_id)
+        sid = event.stream_id
+        end_stream = event.end_stream
+        inp = _SEND_DATA_END if end_stream else _SEND_DATA
+        stream = self._streams.get(sid)
         new = None if stream is None else NEXT_STATE[stream.side][stream.state][inp]
         if stream is None or new is None:
-            stream, new = self._target(event.stream_id, inp)  # raises
+            stream, new = self._target(sid, inp)  # raises
         stream.state = new
-        flags = _END_MESSAGE_AND_STREAM if event.end_stream else _END_MESSAGE
+        flags = _END_MESSAGE_AND_STREAM if end_stream else _END_MESSAGE
         data = event.data
         n = len(data)
         if stream.pending is None and n <= self._chunk and n <= stream.send_window:
             # The hot path: the whole message is one DATA frame that fits the window.
-            write = self._write
-            write(HEADER.pack(n, _DATA, flags, stream.id))
-            if n:
-                write(data)
             stream.send_window -= n
+            if n < _INLINE_MAX:
+                self._write(_pack_header(n, _DATA, flags, sid) + data)  # one small write
+            else:
+                self._write(_pack_header(n, _DATA, flags, sid))
+                self._write(data)  # kept by reference, not copied
             return
         stream.queue(data, flags)
         self._flush(stream)
@@ -175,15 +183,18 @@ class NativeSender(NativeCore):
         stream.state = new
 
     def _send_trailers(self, event: Trailers) -> None:
-        stream, _ = self._target(event.stream_id, _SEND_END)
+        sid = event.stream_id
+        stream = self._streams.get(sid)
+        if stream is None or NEXT_STATE[stream.side][stream.state][_SEND_END] is None:
+            stream, _ = self._target(sid, _SEND_END)  # raises
         if not event.message and not event.metadata:
-            frame = wire.SIMPLE_END_FRAME.pack(6, _END, 0, stream.id, event.status, 0, 0)
+            frame = _pack_simple_end(6, _END, 0, sid, event.status, 0, 0)
         else:
             head = wire.status_text_payload(event.status, event.message, "status message")
             metadata = wire.encode_metadata(event.metadata)
             length = len(head) + len(metadata)
             self._check_outgoing(metadata, length, "END")
-            frame = HEADER.pack(length, FrameType.END, 0, stream.id) + head + metadata
+            frame = _pack_header(length, _END, 0, sid) + head + metadata
         self._emit(stream, frame)
         self._close(stream)
 
