@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 import thriftpy2
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from tether.demo.echo_pb2 import EchoReply, EchoRequest
 from tether.demo.schemas import echo_thrift

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from google.protobuf import descriptor_pb2
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from tether.demo.echo_pb2 import EchoReply, EchoRequest
 from tether.encoding import DecodeError, EncodeError, ProtobufCodec

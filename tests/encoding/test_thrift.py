@@ -9,12 +9,10 @@ from unittest import mock
 
 import pytest
 import thriftpy2
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from tether.demo.schemas import echo_thrift
-from tether.encoding import DecodeError, EncodeError, ThriftStructCodec
-from tether.encoding import _thrift as thrift_module
+from tether.encoding import DecodeError, EncodeError, ThriftStructCodec, _thrift as thrift_module
 
 kitchen = thriftpy2.load(
     str(Path(__file__).with_name("kitchen.thrift")), module_name="kitchen_thrift"

@@ -7,11 +7,9 @@ from __future__ import annotations
 import string
 from dataclasses import replace
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tests.framing.native_helpers import PREFACE, frame, native_pair
-from tests.framing.native_helpers import settings as settings_frame
+from tests.framing.native_helpers import PREFACE, frame, native_pair, settings as settings_frame
 from tether import ErrorCode, RemoteProtocolError, Status
 from tether.framing import (
     CallStarted,

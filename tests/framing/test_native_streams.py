@@ -4,8 +4,7 @@ and GOAWAY in the native protocol."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from tests.framing.native_helpers import (
     CANCEL,

@@ -9,8 +9,7 @@ module (``echo.thrift``, loaded by thriftpy2) with ``EchoRequest``, ``EchoReply`
 from __future__ import annotations
 
 from ._thrift import echo_thrift as echo_thrift
-from .echo_pb2 import EchoReply as EchoReply
-from .echo_pb2 import EchoRequest as EchoRequest
+from .echo_pb2 import EchoReply as EchoReply, EchoRequest as EchoRequest
 
 #: The protobuf service name (``package.Service``), as in gRPC paths ``/tether.demo.Echo/Unary``.
 PROTO_SERVICE = "tether.demo.Echo"

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._base import DecodeError as DecodeError
-from ._base import EncodeError as EncodeError
-from ._base import PayloadCodec as PayloadCodec
+from ._base import (
+    DecodeError as DecodeError,
+    EncodeError as EncodeError,
+    PayloadCodec as PayloadCodec,
+)
 from ._msgpack import MsgpackCodec as MsgpackCodec
 from ._raw import RawCodec as RawCodec
 from ._select import codec_for_type as codec_for_type
 
 if TYPE_CHECKING:
-    from ._json import message_from_json as message_from_json
-    from ._json import message_to_json as message_to_json
+    from ._json import message_from_json as message_from_json, message_to_json as message_to_json
     from ._protobuf import ProtobufCodec as ProtobufCodec
     from ._thrift import ThriftStructCodec as ThriftStructCodec
 

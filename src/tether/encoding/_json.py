@@ -50,38 +50,25 @@ from google.protobuf.message import Message
 
 from ._base import DecodeError, EncodeError
 from ._select import is_protobuf_message_type, is_thrift_struct_type
+from ._thrift_types import (
+    BINARY as _BINARY,
+    BOOL as _BOOL,
+    BYTE as _BYTE,
+    DOUBLE as _DOUBLE,
+    I16 as _I16,
+    I32 as _I32,
+    I64 as _I64,
+    LIST as _LIST,
+    MAP as _MAP,
+    SET as _SET,
+    STRING as _STRING,
+    STRUCT as _STRUCT,
+    TYPE_NAMES as _TYPE_NAMES,
+)
 
 T = TypeVar("T")
 
-# thriftpy2 TType values
-_BOOL = 2
-_BYTE = 3
-_DOUBLE = 4
-_I16 = 6
-_I32 = 8
-_I64 = 10
-_STRING = 11
-_STRUCT = 12
-_MAP = 13
-_SET = 14
-_LIST = 15
-_BINARY = 18
-
 _INT_BITS = {_BYTE: 8, _I16: 16, _I32: 32, _I64: 64}
-_TYPE_NAMES = {
-    _BOOL: "bool",
-    _BYTE: "byte",
-    _DOUBLE: "double",
-    _I16: "i16",
-    _I32: "i32",
-    _I64: "i64",
-    _STRING: "string",
-    _STRUCT: "struct",
-    _MAP: "map",
-    _SET: "set",
-    _LIST: "list",
-    _BINARY: "binary",
-}
 
 _INTEGER = re.compile(r"[-+]?[0-9]+")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")

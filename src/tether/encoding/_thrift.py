@@ -25,6 +25,22 @@ from thriftpy2.protocol import binary as _binary
 
 from .._types import BufferLike
 from ._base import DecodeError, EncodeError, PayloadCodec
+from ._thrift_types import (
+    BINARY as _BINARY,
+    BOOL as _BOOL,
+    BYTE as _BYTE,
+    DOUBLE as _DOUBLE,
+    I16 as _I16,
+    I32 as _I32,
+    I64 as _I64,
+    LIST as _LIST,
+    MAP as _MAP,
+    SET as _SET,
+    STOP as _STOP,
+    STRING as _STRING,
+    STRUCT as _STRUCT,
+    TYPE_NAMES as _TYPE_NAMES,
+)
 
 try:
     from thriftpy2.protocol.cybin.cybin import TCyBinaryProtocol
@@ -40,36 +56,6 @@ S = TypeVar("S")
 #: thriftpy2's pure-Python protocol; its methods are unannotated.
 _TBinaryProtocol: Any = _binary.TBinaryProtocol
 
-# Wire types (thriftpy2's TType values). BINARY exists only in IDL specs: on the wire a
-# binary field is a STRING.
-_STOP = 0
-_BOOL = 2
-_BYTE = 3
-_DOUBLE = 4
-_I16 = 6
-_I32 = 8
-_I64 = 10
-_STRING = 11
-_STRUCT = 12
-_MAP = 13
-_SET = 14
-_LIST = 15
-_BINARY = 18
-
-_TYPE_NAMES = {
-    _BOOL: "bool",
-    _BYTE: "byte",
-    _DOUBLE: "double",
-    _I16: "i16",
-    _I32: "i32",
-    _I64: "i64",
-    _STRING: "string",
-    _STRUCT: "struct",
-    _MAP: "map",
-    _SET: "set",
-    _LIST: "list",
-    _BINARY: "binary",
-}
 #: The exact size of the fixed-width types.
 _FIXED_SIZE = {_BOOL: 1, _BYTE: 1, _I16: 2, _I32: 4, _I64: 8, _DOUBLE: 8}
 #: The smallest encoding of each valid wire type; membership means "valid wire type".

@@ -6,29 +6,32 @@ import-linter in ``make test``).
 
 from __future__ import annotations
 
-from ._base import CodecConfig as CodecConfig
-from ._base import Detection as Detection
-from ._base import FrameCodec as FrameCodec
-from ._base import Framing as Framing
-from ._base import Role as Role
-from ._base import detect_framing as detect_framing
-from ._base import get_framing as get_framing
-from ._base import register_framing as register_framing
-from ._base import registered_framings as registered_framings
-from ._events import CallStarted as CallStarted
-from ._events import ConnectionClosed as ConnectionClosed
-from ._events import EndOfStream as EndOfStream
-from ._events import Event as Event
-from ._events import GoAway as GoAway
-from ._events import Headers as Headers
-from ._events import Message as Message
-from ._events import Ping as Ping
-from ._events import SettingsChanged as SettingsChanged
-from ._events import StreamReset as StreamReset
-from ._events import Trailers as Trailers
-from ._events import WindowUpdated as WindowUpdated
-from ._native import NativeCodec as NativeCodec
-from ._native import create_native_codec, detect_native
+from ._base import (
+    CodecConfig as CodecConfig,
+    Detection as Detection,
+    FrameCodec as FrameCodec,
+    Framing as Framing,
+    Role as Role,
+    detect_framing as detect_framing,
+    get_framing as get_framing,
+    register_framing as register_framing,
+    registered_framings as registered_framings,
+)
+from ._events import (
+    CallStarted as CallStarted,
+    ConnectionClosed as ConnectionClosed,
+    EndOfStream as EndOfStream,
+    Event as Event,
+    GoAway as GoAway,
+    Headers as Headers,
+    Message as Message,
+    Ping as Ping,
+    SettingsChanged as SettingsChanged,
+    StreamReset as StreamReset,
+    Trailers as Trailers,
+    WindowUpdated as WindowUpdated,
+)
+from ._native import NativeCodec as NativeCodec, create_native_codec, detect_native
 
 __all__ = [
     "CallStarted",

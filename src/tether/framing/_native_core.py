@@ -11,8 +11,7 @@ from ..buffer import ReadBuffer
 from . import _native_frames as wire
 from ._base import CodecConfig, FrameCodec, Role
 from ._native_frames import HEADER, FrameType
-from ._native_state import StreamSide as Side
-from ._native_state import StreamState as State
+from ._native_state import StreamSide as Side, StreamState as State
 from ._native_streams import StreamRecord
 
 _ACCEPTOR = Side.ACCEPTOR

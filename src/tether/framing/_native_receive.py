@@ -28,14 +28,22 @@ from ._events import (
     WindowUpdated,
 )
 from ._native_core import NativeCore
-from ._native_events import call_started as _call_started
-from ._native_events import message as _message
-from ._native_events import trailers as _trailers
+from ._native_events import (
+    call_started as _call_started,
+    message as _message,
+    trailers as _trailers,
+)
 from ._native_frames import FLAG_END_MESSAGE, FLAG_END_STREAM, HEADER, HEADER_SIZE, FrameType
-from ._native_state import NEXT_STATE, PEER_MAY_SEND, TRANSITIONS, describe, frame_of
-from ._native_state import StreamInput as In
-from ._native_state import StreamSide as Side
-from ._native_state import StreamState as State
+from ._native_state import (
+    NEXT_STATE,
+    PEER_MAY_SEND,
+    TRANSITIONS,
+    StreamInput as In,
+    StreamSide as Side,
+    StreamState as State,
+    describe,
+    frame_of,
+)
 from ._native_streams import StreamRecord
 
 _LAST_TYPE: Final = int(max(FrameType))

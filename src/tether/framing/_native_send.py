@@ -25,10 +25,14 @@ from ._events import (
 )
 from ._native_core import NativeCore
 from ._native_frames import FLAG_END_MESSAGE, FLAG_END_STREAM, HEADER, FrameType
-from ._native_state import NEXT_STATE, TRANSITIONS, describe
-from ._native_state import StreamInput as In
-from ._native_state import StreamSide as Side
-from ._native_state import StreamState as State
+from ._native_state import (
+    NEXT_STATE,
+    TRANSITIONS,
+    StreamInput as In,
+    StreamSide as Side,
+    StreamState as State,
+    describe,
+)
 from ._native_streams import StreamRecord
 
 _DATA: Final = int(FrameType.DATA)

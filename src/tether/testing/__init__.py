@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from ..transport import memory_connection_pair as memory_connection_pair
 from ._client_for import client_for as client_for
-from ._codec import CodecPair as CodecPair
-from ._codec import check_frame_codec as check_frame_codec
-from ._transport import TRANSPORT_CHECKS as TRANSPORT_CHECKS
-from ._transport import TransportChecks as TransportChecks
-from ._transport import TransportReport as TransportReport
-from ._transport import check_transport as check_transport
+from ._codec import CodecPair as CodecPair, check_frame_codec as check_frame_codec
+from ._transport import (
+    TRANSPORT_CHECKS as TRANSPORT_CHECKS,
+    TransportChecks as TransportChecks,
+    TransportReport as TransportReport,
+    check_transport as check_transport,
+)
 
 __all__ = [
     "TRANSPORT_CHECKS",

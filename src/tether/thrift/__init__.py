@@ -7,7 +7,6 @@ result struct, so they reach the client as the same exception class.
 
 from __future__ import annotations
 
-from ._service import ThriftStub as ThriftStub
-from ._service import thrift_service as thrift_service
+from ._service import ThriftStub as ThriftStub, thrift_service as thrift_service
 
 __all__ = ["ThriftStub", "thrift_service"]

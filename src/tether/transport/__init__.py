@@ -15,31 +15,38 @@ exactly as a third-party transport would be):
 
 from __future__ import annotations
 
-from .._config import ConnectOptions as ConnectOptions
-from .._config import ListenOptions as ListenOptions
-from .._config import TLSConfig as TLSConfig
-from ._asyncio import SocketConnection as SocketConnection
-from ._asyncio import SocketListener as SocketListener
-from ._base import Address as Address
-from ._base import Connection as Connection
-from ._base import ConnectionHandler as ConnectionHandler
-from ._base import Listener as Listener
-from ._base import OnConnection as OnConnection
-from ._base import Transport as Transport
-from ._base import get_transport as get_transport
-from ._base import parse_address as parse_address
-from ._base import register_transport as register_transport
-from ._base import registered_schemes as registered_schemes
-from ._memory import MemoryConnection as MemoryConnection
-from ._memory import MemoryListener as MemoryListener
-from ._memory import MemoryTransport as MemoryTransport
-from ._memory import memory_connection_pair as memory_connection_pair
+from .._config import (
+    ConnectOptions as ConnectOptions,
+    ListenOptions as ListenOptions,
+    TLSConfig as TLSConfig,
+)
+from ._asyncio import SocketConnection as SocketConnection, SocketListener as SocketListener
+from ._base import (
+    Address as Address,
+    Connection as Connection,
+    ConnectionHandler as ConnectionHandler,
+    Listener as Listener,
+    OnConnection as OnConnection,
+    Transport as Transport,
+    get_transport as get_transport,
+    parse_address as parse_address,
+    register_transport as register_transport,
+    registered_schemes as registered_schemes,
+)
+from ._memory import (
+    MemoryConnection as MemoryConnection,
+    MemoryListener as MemoryListener,
+    MemoryTransport as MemoryTransport,
+    memory_connection_pair as memory_connection_pair,
+)
 from ._tcp import TCPTransport as TCPTransport
-from ._tls import TLSConnection as TLSConnection
-from ._tls import TLSListener as TLSListener
-from ._tls import TLSTransport as TLSTransport
-from ._tls import create_ssl_context as create_ssl_context
-from ._tls import wrap_tls as wrap_tls
+from ._tls import (
+    TLSConnection as TLSConnection,
+    TLSListener as TLSListener,
+    TLSTransport as TLSTransport,
+    create_ssl_context as create_ssl_context,
+    wrap_tls as wrap_tls,
+)
 from ._unix import UnixTransport as UnixTransport
 
 
