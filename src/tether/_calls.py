@@ -64,7 +64,6 @@ class Call(Generic[Req, Resp]):
         self._initial = initial_request
         self._stream: RPCStream | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._opening: asyncio.Future[RPCStream] | None = None
         self._writing_done = False
 
     async def _ensure_stream(self) -> RPCStream:

@@ -12,7 +12,7 @@ from ._calls import Call, decode_reply, expire
 from ._config import ConnectOptions, TLSConfig
 from ._dispatch import ConnectionState, Dispatcher, RPCStream
 from ._exceptions import ClosedResourceError, ConfigError, ConnectError, StatusError
-from ._metadata import MetadataLike, to_pairs
+from ._metadata import Metadata, MetadataLike, to_pairs
 from ._service import Cardinality, MethodSpec, Service, _resolve
 from ._status import Status
 from ._types import MetadataPairs
@@ -395,8 +395,6 @@ class _FinishedCall:
     """Response metadata of a finished unary call."""
 
     def __init__(self, stream: RPCStream) -> None:
-        from ._metadata import Metadata
-
         self.initial_metadata = Metadata.from_pairs(stream.headers or ())
         self.trailing_metadata = Metadata.from_pairs(stream.trailers)
         self.status = stream.status
