@@ -202,11 +202,12 @@ class Client:
             return self._metadata
         return self._metadata + to_pairs(metadata)
 
-    def _effective_timeout(self, timeout: float | None) -> float | None:
-        timeout = self._timeout if timeout is _UNSET else timeout
-        if timeout is not None and timeout <= 0:
+    def _effective_timeout(self, timeout: Any) -> float | None:
+        """``timeout`` is seconds, ``None`` (no deadline) or ``_UNSET`` (the client default)."""
+        effective: float | None = self._timeout if timeout is _UNSET else timeout
+        if effective is not None and effective <= 0:
             raise ConfigError("timeout must be positive")
-        return timeout
+        return effective
 
     @staticmethod
     def _codecs(
