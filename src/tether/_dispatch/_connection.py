@@ -416,14 +416,10 @@ class Dispatcher(ConnectionHandler):
             conn.resume_reading()
 
     def _fail_protocol(self, exc: ProtocolError) -> None:
-        peer = self.connection.extra("peername") if self.connection is not None else None
-        logger.warning("protocol error from %s: %s; closing the connection", peer, exc)
+        logger.warning("protocol error from %s: %s; closing the connection", self.peer, exc)
         self.close_reason = f"protocol error: {exc}"
         self.fail_all(StatusError(Status.UNAVAILABLE, self.close_reason))
         self.close()
-
-    def _stream(self, stream_id: int) -> RPCStream | None:
-        return self.streams.get(stream_id)
 
     # -- event handlers ------------------------------------------------------------
 
