@@ -32,8 +32,8 @@ demo: $(STAMP_RUN)
 test: lint typecheck importlint unit
 
 lint: $(STAMP_DEV)
-	$(BIN)/ruff check src tests benchmarks docs
-	$(BIN)/ruff format --check src tests benchmarks docs
+	$(BIN)/ruff check src tests docs
+	$(BIN)/ruff format --check src tests docs
 
 typecheck: $(STAMP_DEV)
 	$(BIN)/mypy
@@ -44,9 +44,9 @@ importlint: $(STAMP_DEV)
 unit: $(STAMP_DEV)
 	$(BIN)/python -m pytest -q
 
-## make bench: the benchmark matrix against the raw asyncio ceiling (and peers)
+## make bench: every transport x protocol, the Python peers and the raw ceiling (tether bench)
 bench: $(STAMP_BENCH)
-	$(BIN)/python -m benchmarks
+	$(BIN)/tether bench --peers --out bench-results
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

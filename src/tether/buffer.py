@@ -18,6 +18,13 @@ from ._types import BufferLike
 DEFAULT_READ_SIZE = 64 * 1024
 _COPY_THRESHOLD = 4096
 
+#: Spare default-size arrays shared by every ReadBuffer in the process: an idle connection
+#: parks its empty array here (:meth:`ReadBuffer.trim`) and the next read takes one back,
+#: so thousands of idle connections hold no receive memory. Single-threaded use only
+#: (one event loop); a race would only cost an extra allocation, never share an array.
+_SPARE: list[bytearray] = []
+_SPARE_LIMIT = 32
+
 
 class ReadBuffer:
     """A contiguous receive buffer: ``bytearray`` + read/write offsets.
@@ -131,8 +138,16 @@ class ReadBuffer:
         self._reserve = n
 
     def trim(self) -> None:
-        """Give the memory back when nothing is buffered (for idle connections)."""
-        if self._start == self._end and not self._views:
+        """Give the memory back when nothing is buffered (for idle connections).
+
+        An array of the default read size goes to a small process-wide spare list that the
+        next :meth:`get_write_buffer` of any buffer takes from, so trimming after every
+        read costs no allocation on a busy connection.
+        """
+        if self._start == self._end and not self._views and self._buf:
+            buf = self._buf
+            if len(buf) == DEFAULT_READ_SIZE and len(_SPARE) < _SPARE_LIMIT:
+                _SPARE.append(buf)
             self._buf = bytearray()
             self._whole = memoryview(self._buf)
             self._region = None
@@ -164,7 +179,8 @@ class ReadBuffer:
             # Move the unread tail to the front; same size, so no reallocation.
             self._buf[:unread] = self._buf[self._start : end]  # a copy: the ranges overlap
         else:
-            new = bytearray(unread + want)
+            size = unread + want
+            new = _SPARE.pop() if size == DEFAULT_READ_SIZE and _SPARE else bytearray(size)
             new[:unread] = self._whole[self._start : end]
             self._buf = new
             self._whole = memoryview(new)

@@ -304,3 +304,18 @@ async def test_unix_connect_to_a_missing_path_is_a_connect_error(sock_dir: Path)
 @pytest.fixture(autouse=True)
 def _log_errors(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="tether.transport")
+
+
+async def test_an_idle_connection_holds_no_receive_buffer() -> None:
+    """Once a read is fully consumed, the socket connection gives its receive array back."""
+    async with serving("tcp://127.0.0.1:0") as (listener, accepted):
+        client = await connect_raw(listener.address)
+        mine = Collector()
+        client.start(mine)
+        client.write_binary(b"ping")
+        client.flush()
+        conn, server_side = await accepted.first()
+        await server_side.until(lambda: server_side.data == b"ping")
+        assert conn.reader.capacity == 0
+        client.close()
+        await client.wait_closed()

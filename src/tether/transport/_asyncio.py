@@ -162,7 +162,8 @@ class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
         return self._reader.recv_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._reader.commit(nbytes)
+        reader = self._reader
+        reader.commit(nbytes)
         handler = self._handler
         if handler is not None and not self._read_paused:
             self._read_pending = False
@@ -170,6 +171,8 @@ class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
                 handler.on_read(self)
             except Exception as exc:
                 self._fail(exc)
+            if not reader.len():
+                reader.trim()  # an idle connection holds no receive memory
         else:
             self._read_pending = True
             if self._transport is not None:

@@ -1,0 +1,78 @@
+"""The measured scenarios, run inside a client process against one connected system."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import time
+from collections.abc import Sequence
+
+from ._systems import Call
+
+SMALL = 64
+BULK = 1024 * 1024
+CONCURRENCY = 100
+MB = 1_000_000
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    rank = max(1, math.ceil(q * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+async def check_echo(call: Call) -> None:
+    """Replies must equal the requests (checked before any timed run)."""
+    for size in (0, 1, SMALL, 100_000, BULK):
+        payload = os.urandom(size)
+        reply = await call(payload)
+        if reply != payload:
+            raise AssertionError(f"the echo of {size} bytes came back different")
+
+
+async def sequential(call: Call, calls: int, size: int) -> dict[str, float]:
+    """One call at a time: throughput and per-call latency."""
+    payload = os.urandom(size)
+    clock = time.perf_counter_ns
+    latencies = [0] * calls
+    cpu = time.process_time()
+    started = clock()
+    for i in range(calls):
+        t0 = clock()
+        reply = await call(payload)
+        latencies[i] = clock() - t0
+        if len(reply) != size:
+            raise AssertionError(f"the echo returned {len(reply)} bytes, sent {size}")
+    elapsed = (clock() - started) / 1e9
+    cpu = time.process_time() - cpu
+    latencies.sort()
+    return {
+        "calls_per_s": calls / elapsed,
+        "p50_us": percentile(latencies, 0.50) / 1e3,
+        "p99_us": percentile(latencies, 0.99) / 1e3,
+        "mb_per_s": 2 * size * calls / elapsed / MB,
+        "client_cpu_us": cpu / calls * 1e6,
+        "seconds": elapsed,
+    }
+
+
+async def concurrent(calls_by_worker: list[Call], calls: int, size: int) -> dict[str, float]:
+    """One task per worker, each looping on one call at a time, until ``calls`` are done."""
+    payload = os.urandom(size)
+    remaining = calls
+
+    async def worker(call: Call) -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            reply = await call(payload)
+            if len(reply) != size:
+                raise AssertionError(f"the echo returned {len(reply)} bytes, sent {size}")
+
+    cpu = time.process_time()
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(call) for call in calls_by_worker))
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    return {"calls_per_s": calls / elapsed, "client_cpu_us": cpu / calls * 1e6, "seconds": elapsed}
