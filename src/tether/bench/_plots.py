@@ -53,6 +53,11 @@ def plot(record: dict[str, Any], out_dir: Path) -> list[Path]:
             color=[_color(k) for k in present],
             capsize=3,
         )
+        labels = [f"{m:,.0f}" if m >= 10 else f"{m:.1f}" for m in medians]
+        ax.bar_label(ax.containers[-1], labels=labels, fontsize=7, padding=2)
+        positive = [m for m in medians if m > 0]
+        if positive and max(positive) / min(positive) > 20:
+            ax.set_yscale("log")  # the ceiling would flatten every other bar
         ax.set_xticks(range(len(present)))
         ax.set_xticklabels(present, rotation=60, ha="right", fontsize=8)
         ax.set_ylabel(unit)
