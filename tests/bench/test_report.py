@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tether.bench._report import table, verdicts
+from tether.bench._report import markdown, table, verdicts
 
 
 def fig(*values: float) -> dict[str, Any]:
@@ -95,3 +95,14 @@ def test_table_lists_systems_ratios_failures_skips_and_targets() -> None:
     assert "tether/quic/tether: transport 'quic' is not registered" in text
     assert "100 idle connections: 6.5 KB each" in text
     assert "NOT MET" in text
+
+
+def test_markdown_table_has_a_row_per_system_and_the_targets() -> None:
+    """The README table shows median [min-max], ratios to the ceiling, and each target."""
+    rec = record(FIGURES)
+    rec["verdicts"] = verdicts(FIGURES, None)
+    text = markdown(rec)
+    row = next(line for line in text.splitlines() if line.startswith("| `tether/tcp/tether`"))
+    assert "90 [80-100]" in row
+    assert "0.90 / 0.50 / 0.80" in row
+    assert "| native 100-concurrent vs ceiling | 0.50x | ≥ 0.60x | **not met** |" in text

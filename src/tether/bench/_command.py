@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=Path("bench-results"), help="JSON and PNGs go here"
     )
     parser.add_argument("--no-plots", action="store_true", help="do not draw PNG plots")
+    parser.add_argument(
+        "--markdown", type=Path, metavar="FILE", help="also write the table as Markdown to FILE"
+    )
 
 
 def plan(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
@@ -154,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
     path = _report.write_json(record, args.out)
     print(_report.table(record))
     print(f"\nrecord: {path}")
+    if args.markdown is not None:
+        args.markdown.write_text(_report.markdown(record))
     if not args.no_plots:
         plots = _plots.plot(record, args.out)
         if plots:

@@ -231,6 +231,60 @@ def table(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def markdown(record: dict[str, Any]) -> str:
+    """The README's table: a row per system (median and min-max), then the targets."""
+    figures: dict[str, dict[str, Any]] = record["figures"]
+    ceiling = figures.get("ceiling", {})
+
+    def cell(summary: dict[str, Any] | None, fmt: str) -> str:
+        if summary is None:
+            return "-"
+        if len(summary["runs"]) < 2:
+            return format(summary["median"], fmt)
+        return (
+            f"{format(summary['median'], fmt)} "
+            f"[{format(summary['min'], fmt)}-{format(summary['max'], fmt)}]"
+        )
+
+    lines = [
+        "| system | conns | sequential 64 B calls/s | p50 / p99 µs | 100 concurrent calls/s "
+        "| 1 MiB echo MB/s | server RSS MiB | vs ceiling seq / conc / 1 MiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key in record["systems"]:
+        row = figures.get(key)
+        if row is None:
+            continue
+        ratios = []
+        for fig in RATIO_FIGURES:
+            ours, ref = row.get(fig), ceiling.get(fig)
+            ratios.append(f"{ours['median'] / ref['median']:.2f}" if ours and ref else "-")
+        p50, p99 = row.get("sequential_p50_us"), row.get("sequential_p99_us")
+        latency = f"{p50['median']:.0f} / {p99['median']:.0f}" if p50 and p99 else "-"
+        rss = row.get("server_peak_rss_mib")
+        lines.append(
+            f"| `{key}` | {record['connections'].get(key, '1')} "
+            f"| {cell(row.get('sequential_calls_per_s'), ',.0f')} | {latency} "
+            f"| {cell(row.get('concurrent_calls_per_s'), ',.0f')} "
+            f"| {cell(row.get('bulk_mb_per_s'), ',.0f')} "
+            f"| {'-' if rss is None else format(rss['median'], '.1f')} | {' / '.join(ratios)} |"
+        )
+    judged = record.get("verdicts") or []
+    if judged:
+        lines += ["", "| target | measured | goal | |", "|---|---|---|---|"]
+        for v in judged:
+            if "ratio" in v:
+                measured, goal = f"{v['ratio']:.2f}x", f"≥ {v['minimum']:.2f}x"
+            elif v["figure"] == "bytes_per_connection":
+                measured, goal = f"{v['value'] / 1000:.1f} KB", f"≤ {v['maximum'] / 1000:.0f} KB"
+            else:
+                measured, goal = f"{v['value']:.1f} MiB", f"≤ {v['maximum']:.0f} MiB"
+            lines.append(
+                f"| {v['target']} | {measured} | {goal} | {'met' if v['met'] else '**not met**'} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def write_json(record: dict[str, Any], out_dir: Path) -> Path:
     """Write ``record`` to ``out_dir/bench-<timestamp>.json`` and return the path."""
     out_dir.mkdir(parents=True, exist_ok=True)
