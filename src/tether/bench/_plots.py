@@ -46,7 +46,7 @@ def plot(record: dict[str, Any], out_dir: Path) -> list[Path]:
         low = [m - figures[k][figure]["min"] for k, m in zip(present, medians, strict=True)]
         high = [figures[k][figure]["max"] - m for k, m in zip(present, medians, strict=True)]
         fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(present) + 2), 4.5))
-        ax.bar(
+        bars = ax.bar(
             range(len(present)),
             medians,
             yerr=[low, high],
@@ -54,7 +54,7 @@ def plot(record: dict[str, Any], out_dir: Path) -> list[Path]:
             capsize=3,
         )
         labels = [f"{m:,.0f}" if m >= 10 else f"{m:.1f}" for m in medians]
-        ax.bar_label(ax.containers[-1], labels=labels, fontsize=7, padding=2)
+        ax.bar_label(bars, labels=labels, fontsize=7, padding=2)
         positive = [m for m in medians if m > 0]
         if positive and max(positive) / min(positive) > 20:
             ax.set_yscale("log")  # the ceiling would flatten every other bar
