@@ -23,7 +23,7 @@ import dataclasses
 import logging
 from typing import Any, cast, final
 
-from aioquic.buffer import Buffer
+from aioquic._buffer import Buffer
 from aioquic.quic import events
 from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
 from aioquic.quic.connection import NetworkAddress, QuicConnection
@@ -38,7 +38,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from .._config import ConnectOptions, ListenOptions, TLSConfig
-from .._exceptions import ConfigError, ConnectError
+from .._exceptions import ConfigError
 from ._asyncio import map_connect_errors, map_listen_errors
 from ._base import Address, Connection, Listener, OnConnection, Transport
 from ._quic_flow import FlowControlledQuic
@@ -543,4 +543,3 @@ class QuicTransport(Transport):
             )
         host, port = transport.get_extra_info("sockname")[:2]
         return QuicListener(endpoint, format_host_port(scheme, host, port))
-
