@@ -4,8 +4,10 @@ idle timeout and keepalive, refusal, configuration errors and bad datagrams."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,15 @@ from tether.transport import ConnectOptions, ListenOptions, TLSConfig
 from tether.transport._quic import QuicListener
 
 from .conftest import Certs, dial, serving
+
+
+async def _eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll ``predicate`` (a listener counter has no event to wait on) until it is true."""
+    async with asyncio.timeout(timeout):
+        for _ in itertools.count():
+            if predicate():
+                return
+            await asyncio.sleep(0.01)
 
 
 def _free_udp_port() -> int:
@@ -185,15 +196,13 @@ async def test_truncated_handshake_is_dropped(certs: Certs) -> None:
                 half.connect(("127.0.0.1", port), now=loop.time())
                 for datagram, _addr in half.datagrams_to_send(now=loop.time()):
                     sock.sendto(datagram, ("127.0.0.1", port))
-            while listener.handshakes < 3:
-                await asyncio.sleep(0.01)
-            conn, coll = await dial(listener.address, certs.connect())
+            await _eventually(lambda: listener.handshakes == 3)
+            conn, _coll = await dial(listener.address, certs.connect())
             conn.write_binary(b"served")
             conn.flush()
             _server, scoll = await accepted.first()
             await scoll.until(lambda: scoll.data == b"served")
-            while listener.handshakes:
-                await asyncio.sleep(0.05)
+            await _eventually(lambda: listener.handshakes == 0)
         assert listener.connections == 1, "only the real client is left"
         assert len(accepted) == 1
         conn.abort()
@@ -214,8 +223,7 @@ async def test_handshake_backlog_is_bounded(certs: Certs) -> None:
                 half.connect(("127.0.0.1", port), now=loop.time())
                 for datagram, _addr in half.datagrams_to_send(now=loop.time()):
                     sock.sendto(datagram, ("127.0.0.1", port))
-            while listener.handshakes + listener.dropped < 5:
-                await asyncio.sleep(0.01)
+            await _eventually(lambda: listener.handshakes + listener.dropped >= 5)
         assert listener.handshakes == 2
 
 
