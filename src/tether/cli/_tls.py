@@ -7,13 +7,19 @@ from pathlib import Path
 
 from .._config import TLSConfig
 from .._exceptions import ConfigError
-from ..transport import parse_address
+from ..transport import get_transport, parse_address
 from ._errors import UsageError
 
 
 def is_tls_scheme(scheme: str) -> bool:
-    """``tls``, ``tls+tcp``, ``tls+unix``, ``tls+memory``...: schemes that take TLS settings."""
-    return scheme == "tls" or scheme.startswith("tls+")
+    """Schemes that take TLS settings: ``tls``, ``tls+<any>``, and every registered
+    transport whose ``uses_tls`` is true (``quic``)."""
+    if scheme == "tls" or scheme.startswith("tls+"):
+        return True
+    try:
+        return get_transport(scheme).uses_tls
+    except ConfigError:
+        return False
 
 
 def _scheme(url: str) -> str:

@@ -64,6 +64,8 @@ def _register_builtins() -> None:
 
 _register_builtins()
 
+from . import _quic_register  # noqa: E402, F401  (quic://, registered like a third party)
+
 __all__ = [
     "Address",
     "ConnectOptions",

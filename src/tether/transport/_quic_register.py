@@ -1,0 +1,8 @@
+"""Registers ``quic://`` through the public registry, as a third-party transport would."""
+
+from __future__ import annotations
+
+from ._base import register_transport
+from ._quic import QuicTransport
+
+register_transport("quic", QuicTransport())
