@@ -31,7 +31,8 @@ import contextlib
 import logging
 import secrets
 import socket
-from typing import Any, cast, final
+from collections.abc import Callable
+from typing import Any, TypeVar, cast, final
 
 from .._config import ConnectOptions, ListenOptions
 from .._exceptions import ConfigError, ConnectError, RemoteProtocolError
@@ -78,6 +79,53 @@ def _host_port(address: Address, *, listening: bool) -> tuple[str, int]:
     if address.port is None or (not listening and not address.host):
         raise ConfigError(f"{address.url}: expected {address.scheme}://host:port")
     return address.host, address.port
+
+
+_P = TypeVar("_P", bound=asyncio.DatagramProtocol)
+
+
+async def _udp_socket(
+    host: str, port: int, *, connect: bool, reuse_port: bool = False
+) -> socket.socket:
+    """A non-blocking UDP socket bound (listening) or connected to ``host:port``.
+
+    Made here rather than by ``create_datagram_endpoint`` so that a failed bind or connect
+    leaves nothing open (uvloop leaks the transport when its own bind fails).
+
+    Raises:
+        OSError: resolution, bind or connect failed.
+    """
+    loop = asyncio.get_running_loop()
+    if not host and not connect:
+        host = "0.0.0.0"
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    if not infos:
+        raise OSError(f"cannot resolve {host!r}")
+    family, type_, proto, _, addr = infos[0]
+    sock = socket.socket(family, type_, proto)
+    try:
+        sock.setblocking(False)
+        if connect:
+            sock.connect(addr)
+        else:
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(addr)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _adopt(sock: socket.socket, factory: Callable[[], _P]) -> _P:
+    """Hand ``sock`` to the event loop with the protocol ``factory()`` makes."""
+    loop = asyncio.get_running_loop()
+    try:
+        _, protocol = await loop.create_datagram_endpoint(factory, sock=sock)
+    except BaseException:
+        sock.close()
+        raise
+    return protocol
 
 
 # -- client --------------------------------------------------------------------------------
@@ -381,14 +429,12 @@ class KCPTransport(Transport):
             raise ConfigError(f"{address.url}: ConnectOptions.tls is set; use tls+kcp://")
         host, port = _host_port(address, listening=False)
         settings = KCPSettings.from_address(address)
-        loop = asyncio.get_running_loop()
         endpoint: _ClientEndpoint | None = None
         timeout = options.connect_timeout
         try:
             async with asyncio.timeout(timeout):
-                _, endpoint = await loop.create_datagram_endpoint(
-                    lambda: _ClientEndpoint(settings, address.scheme), remote_addr=(host, port)
-                )
+                sock = await _udp_socket(host, port, connect=True)
+                endpoint = await _adopt(sock, lambda: _ClientEndpoint(settings, address.scheme))
                 return await endpoint.handshake()
         except TimeoutError as exc:
             if endpoint is not None:
@@ -412,19 +458,16 @@ class KCPTransport(Transport):
             raise ConfigError(f"{address.url}: ListenOptions.tls is set; use tls+kcp://")
         host, port = _host_port(address, listening=True)
         settings = KCPSettings.from_address(address)
-        loop = asyncio.get_running_loop()
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with map_listen_errors(address.url):
-            _, listener = await loop.create_datagram_endpoint(
+            sock = await _udp_socket(host, port, connect=False, reuse_port=options.reuse_port)
+            listener = await _adopt(
+                sock,
                 lambda: KCPListener(
                     scheme=address.scheme,
                     settings=settings,
                     on_connection=on_connection,
                     backlog=options.backlog,
                 ),
-                local_addr=(host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port),
-                family=family,
-                reuse_port=options.reuse_port or None,
             )
         return listener
 

@@ -65,6 +65,9 @@ class KCPSettings:
         handshake_timeout: seconds a server keeps a half-finished handshake.
         close_timeout: seconds ``close()`` waits for the peer to acknowledge our data
             before it gives up and resets the session.
+        write_timeout: seconds our data may wait unacknowledged with no progress at all
+            (a peer that stopped reading, TCP's ``TCP_USER_TIMEOUT``) before the session
+            is lost; heartbeats alone do not keep such a session alive.
         write_high_water: unacknowledged segments above which writes pause (``drain``
             waits, ``is_write_paused`` is true); they resume below a quarter of it.
     """
@@ -77,6 +80,7 @@ class KCPSettings:
     idle_timeout: float = 15.0
     handshake_timeout: float = 10.0
     close_timeout: float = 10.0
+    write_timeout: float = 30.0
     write_high_water: int = 512
 
     def __post_init__(self) -> None:
@@ -86,7 +90,13 @@ class KCPSettings:
             raise ConfigError("kcp windows must be at least one segment")
         if not 1 <= self.interval <= 5000:
             raise ConfigError("kcp interval must be 1..5000 ms")
-        for name in ("heartbeat", "idle_timeout", "handshake_timeout", "close_timeout"):
+        for name in (
+            "heartbeat",
+            "idle_timeout",
+            "handshake_timeout",
+            "close_timeout",
+            "write_timeout",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"kcp {name} must be positive")
         if self.heartbeat >= self.idle_timeout:
@@ -103,7 +113,13 @@ class KCPSettings:
     def from_address(cls, address: Address) -> KCPSettings:
         """Settings from the URL's query (unknown parameters are a ``ConfigError``)."""
         ints = {"mtu", "send_window", "receive_window", "interval", "write_high_water"}
-        floats = {"heartbeat", "idle_timeout", "handshake_timeout", "close_timeout"}
+        floats = {
+            "heartbeat",
+            "idle_timeout",
+            "handshake_timeout",
+            "close_timeout",
+            "write_timeout",
+        }
         values: dict[str, Any] = {}
         for name in address.query:
             raw = address.param(name)
@@ -197,6 +213,7 @@ class KCPSession(ConnectionLifecycle):
         now = self._loop.time()
         self._last_heard = now
         self._last_ping = now
+        self._last_progress = now  # when unacknowledged data last moved (or appeared)
         self._started = now
         self._control_sent = now
         self._close_attempts = 0
@@ -230,6 +247,8 @@ class KCPSession(ConnectionLifecycle):
         if self._state is SessionState.PEER_CLOSED:
             self._lose(BrokenResourceError("the peer closed the kcp session"), reset=True)
             return
+        if not self._kcp.get_outbound_packets():
+            self._last_progress = self._loop.time()
         enqueue = self._kcp.enqueue
         try:
             for message in stream_messages(chunks, self._limit):
@@ -334,14 +353,18 @@ class KCPSession(ConnectionLifecycle):
     def _data_received(self, payload: bytes) -> None:
         if self._state is SessionState.PEER_CLOSED:
             return
+        kcp = self._kcp
+        waiting = kcp.get_outbound_packets()
         try:
-            self._kcp.receive(payload)
+            kcp.receive(payload)
         except KCPException:
             self.dropped += 1
             logger.debug("%r: dropped a malformed KCP datagram", self)
             return
         if self._state is SessionState.CLOSED:
             return
+        if kcp.get_outbound_packets() < waiting:
+            self._last_progress = self._last_heard
         self._drain()
         self._kick()
 
@@ -477,6 +500,19 @@ class KCPSession(ConnectionLifecycle):
             self._lose(
                 BrokenResourceError(
                     f"no packet from the kcp peer for {settings.idle_timeout:g}s (idle timeout)"
+                ),
+                reset=True,
+            )
+            return
+        elif (
+            self._kcp.get_outbound_packets()
+            and state is not SessionState.PEER_CLOSED
+            and now >= self._last_progress + settings.write_timeout
+        ):
+            self._lose(
+                BrokenResourceError(
+                    f"the kcp peer accepted none of our data for {settings.write_timeout:g}s "
+                    "(write timeout: it stopped reading)"
                 ),
                 reset=True,
             )
