@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, cast
 
-from kcp import KCP
+from kcp.extension import KCP
 
 from tether.transport import parse_address
 from tether.transport._kcp_wire import (
@@ -80,7 +81,14 @@ async def raw_peer(address: str) -> RawPeer:
     """A RawPeer connected to the host and port of ``address``."""
     parsed = parse_address(address)
     loop = asyncio.get_running_loop()
-    _, peer = await loop.create_datagram_endpoint(
-        RawPeer, remote_addr=(parsed.host, parsed.port)
-    )
+    _, peer = await loop.create_datagram_endpoint(RawPeer, remote_addr=(parsed.host, parsed.port))
     return peer
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll ``predicate`` until it holds (for state that has no event to wait on)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if predicate():
+                return
+            await asyncio.sleep(0.01)

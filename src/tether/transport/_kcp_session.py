@@ -21,8 +21,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol, final
 
-from kcp import KCP
 from kcp.exceptions import KCPException
+from kcp.extension import KCP
 
 from .._exceptions import BrokenResourceError, ClosedResourceError, ConfigError
 from ..buffer import DEFAULT_READ_SIZE

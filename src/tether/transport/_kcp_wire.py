@@ -217,10 +217,8 @@ def stream_messages(chunks: list[BufferLike], limit: int) -> Iterator[bytes]:
         raise ValueError("limit must be positive")
     if not chunks:
         return
-    if len(chunks) == 1:
-        view = memoryview(chunks[0]).cast("B")
-    else:
-        view = memoryview(b"".join(chunks))
+    joined = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    view = memoryview(joined).cast("B")
     total = len(view)
     join = b"".join
     for start in range(0, total, limit):
