@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import socket
 
@@ -24,6 +25,7 @@ from tether.transport._kcp_wire import (
 
 from .conftest import Collector, dial, serving
 from .kcp_helpers import eventually, raw_peer
+from .test_leaks import _cycles, open_fds, settle
 
 FAST = "idle_timeout=1&heartbeat=0.2&write_timeout=1&handshake_timeout=0.5"
 
@@ -363,3 +365,21 @@ async def test_listen_errors() -> None:
             )
     with pytest.raises(ConfigError):
         await transport.listen(parse_address("kcp://127.0.0.1"), ListenOptions(), lambda c: None)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+async def test_no_fd_or_task_leak() -> None:
+    """Many connect, exchange, close/abort cycles on kcp:// leave no sockets or tasks behind
+    (client sockets close with their session; the listener's with the listener)."""
+    url = "kcp://127.0.0.1:0"
+    async with serving(url) as (listener, warmup):
+        await _cycles(listener.address, None, warmup, 1)
+    await settle()
+    fds_before = open_fds()
+    tasks_before = len(asyncio.all_tasks())
+    async with serving(url) as (listener, accepted):
+        await _cycles(listener.address, None, accepted, 30)
+        assert kcp_listener(listener).sessions == 0
+    await settle()
+    assert len(asyncio.all_tasks()) == tasks_before, "tasks leaked"
+    assert open_fds() == fds_before, f"fds leaked: {open_fds() - fds_before}"

@@ -214,6 +214,7 @@ async def run_demo() -> int:
             f"unix://{directory / 'demo.sock'}",
             "tls://127.0.0.1:0",
             "memory://demo",
+            "kcp://127.0.0.1:0",
         )
         server = Server(demo_services())
         try:
