@@ -47,6 +47,9 @@ logger = logging.getLogger("tether.transport")
 
 #: How often a lone READY / CLOSE is resent until it is answered.
 _CONTROL_RETRY = 0.1
+#: Acknowledgements for data that completed no message wait at most this long, so that
+#: one ACK datagram covers a burst instead of one per segment.
+_ACK_DELAY = 0.001
 #: How many times CLOSE is sent before giving up on its CLOSE_ACK.
 _CLOSE_ATTEMPTS = 8
 
@@ -219,6 +222,8 @@ class KCPSession(ConnectionLifecycle):
         self._close_attempts = 0
         self._close_deadline = 0.0
         self._drain_scheduled = False
+        self._ack_due = False
+        self._tick = settings.interval / 1000
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
         self.dropped = 0  # malformed datagrams from the (authenticated) peer
@@ -365,8 +370,11 @@ class KCPSession(ConnectionLifecycle):
             return
         if kcp.get_outbound_packets() < waiting:
             self._last_progress = self._last_heard
-        self._drain()
-        self._kick()
+        if self._drain() or self._write_paused:
+            self._kick()  # a message was delivered (a reply may follow): answer at once
+        elif not self._ack_due:
+            self._ack_due = True
+            self._arm(self._last_heard + _ACK_DELAY)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -381,16 +389,17 @@ class KCPSession(ConnectionLifecycle):
             self._drain()
             self._kick()  # tell the peer our window opened again
 
-    def _drain(self) -> None:
-        """Move complete KCP messages into the reader and tell the handler."""
+    def _drain(self) -> bool:
+        """Move complete KCP messages into the reader and tell the handler; whether any
+        bytes or FIN were delivered."""
         handler = self._handler
         if handler is None or self._read_paused or self._lost or self._eof_seen:
             if self._close_called:
                 self._discard()
-            return
+            return False
         if self._close_called:
             self._discard()
-            return
+            return False
         reader = self._reader
         got = False
         fin = False
@@ -404,15 +413,16 @@ class KCPSession(ConnectionLifecycle):
                 got = True
         except Exception as exc:  # RemoteProtocolError (tag), KCPException
             self._lose(BrokenResourceError(f"bad kcp stream message: {exc}"), reset=True)
-            return
+            return False
         if got:
             try:
                 handler.on_read(self)
             except Exception as exc:
                 self._fail(exc)
-                return
+                return True
         if fin:
             self._peer_eof()
+        return got or fin
 
     def _discard(self) -> None:
         """We closed: what the peer still sends is acknowledged and dropped."""
@@ -423,6 +433,7 @@ class KCPSession(ConnectionLifecycle):
 
     def _kick(self) -> None:
         """Let KCP send what it can now; update write pause; finish a close; arm the timer."""
+        self._ack_due = False
         kcp = self._kcp
         kcp.update()
         kcp.flush()
@@ -432,8 +443,8 @@ class KCPSession(ConnectionLifecycle):
         elif self._write_paused and waiting <= self._low_water:
             self._write_paused = False
             self._wake_drainers()
-        if waiting:
-            self._arm(self._loop.time() + max(kcp.update_check(), 1) / 1000)
+        if waiting:  # KCP's next deadline (ikcp_check) is never further than one tick
+            self._arm(self._loop.time() + self._tick)
         elif self._state is SessionState.CLOSING:
             self._state = next_state(self._state, SessionEvent.FLUSHED)
             self._close_attempts = 0
@@ -473,6 +484,8 @@ class KCPSession(ConnectionLifecycle):
             due.append(self._control_sent + _CONTROL_RETRY - now)
         if state is SessionState.CLOSING:
             due.append(self._close_deadline - now)
+        if self._ack_due:
+            due.append(_ACK_DELAY)
         if state is not SessionState.PEER_CLOSED and self._kcp.get_outbound_packets():
             due.append(max(self._kcp.update_check(), 1) / 1000)
         return min(due)
@@ -535,7 +548,9 @@ class KCPSession(ConnectionLifecycle):
             ):
                 self._last_ping = now
                 self._send_control(PacketType.PING)
-            if state is not SessionState.PEER_CLOSED and self._kcp.get_outbound_packets():
+            if self._ack_due or (
+                state is not SessionState.PEER_CLOSED and self._kcp.get_outbound_packets()
+            ):
                 self._kick()
                 if self._state is SessionState.CLOSED:
                     return

@@ -85,6 +85,8 @@ class PacketType(enum.IntEnum):
     RESET = 9
 
 
+_TYPES = {t.value: t for t in PacketType}
+
 #: Types whose payload must be empty.
 _EMPTY = frozenset(
     {
@@ -152,10 +154,9 @@ def decode_packet(datagram: BufferLike) -> Packet:
         raise RemoteProtocolError(f"bad magic {magic!r}")
     if version != VERSION:
         raise RemoteProtocolError(f"unsupported version {version}")
-    try:
-        type_ = PacketType(type_byte)
-    except ValueError:
-        raise RemoteProtocolError(f"unknown packet type {type_byte}") from None
+    type_ = _TYPES.get(type_byte)
+    if type_ is None:
+        raise RemoteProtocolError(f"unknown packet type {type_byte}")
     size = n - HEADER_SIZE
     if token == 0:
         raise RemoteProtocolError(f"{type_.name} with a zero token")
