@@ -383,3 +383,25 @@ async def test_no_fd_or_task_leak() -> None:
     await settle()
     assert len(asyncio.all_tasks()) == tasks_before, "tasks leaked"
     assert open_fds() == fds_before, f"fds leaked: {open_fds() - fds_before}"
+
+
+async def test_peer_closed_session_waits_quietly_for_our_close() -> None:
+    """After the peer's orderly close, our end stays open (TCP's CLOSE_WAIT) with no timer
+    and no idle timeout; a write then breaks it like EPIPE."""
+    async with serving(f"kcp://127.0.0.1:0?{FAST}") as (listener, accepted):
+        client, _ = await dial(f"{listener.address}?{FAST}")
+        server, server_col = await accepted.first()
+        assert isinstance(server, KCPSession)
+        client.close()
+        await client.wait_closed()
+        await server_col.until(lambda: "eof" in server_col.events)
+        await eventually(lambda: server.state is SessionState.PEER_CLOSED)
+        await eventually(lambda: server._timer is None)
+        await asyncio.sleep(1.2)  # longer than idle_timeout
+        assert server.state is SessionState.PEER_CLOSED
+        assert "inactive" not in server_col.events
+        server.write_binary(b"too late")
+        server.flush()
+        await server_col.until(lambda: "inactive" in server_col.events)
+        assert isinstance(server_col.exc, BrokenResourceError)
+        assert "closed" in str(server_col.exc)

@@ -142,7 +142,6 @@ class _ClientEndpoint(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self._welcome: asyncio.Future[Packet] = asyncio.get_running_loop().create_future()
         self.session: KCPSession | None = None
-        self.closed = asyncio.get_running_loop().create_future()
         self.dropped = 0
 
     # -- asyncio ---------------------------------------------------------------------------
@@ -189,8 +188,6 @@ class _ClientEndpoint(asyncio.DatagramProtocol):
             self.session.socket_error(exc)
         if not self._welcome.done():
             self._welcome.set_exception(ConnectError("the kcp socket closed"))
-        if not self.closed.done():
-            self.closed.set_result(None)
 
     # -- SessionEndpoint -------------------------------------------------------------------
 

@@ -229,7 +229,9 @@ class KCPSession(ConnectionLifecycle):
         self.dropped = 0  # malformed datagrams from the (authenticated) peer
         if established:
             self._send_control(PacketType.READY)
-        self._arm(now + self._next_wakeup(now))
+        wakeup = self._next_wakeup(now)
+        assert wakeup is not None  # a new session has a heartbeat or a handshake deadline
+        self._arm(now + wakeup)
 
     def __repr__(self) -> str:
         return f"<KCPSession conv={self.conv} peer={self._peer} {self._state.value}>"
@@ -461,6 +463,8 @@ class KCPSession(ConnectionLifecycle):
 
     def _arm(self, when: float) -> None:
         """Make the timer fire no later than ``when`` (keeping an earlier one)."""
+        if self._state is SessionState.CLOSED:
+            return
         timer = self._timer
         if timer is not None:
             if self._timer_when <= when:
@@ -469,16 +473,18 @@ class KCPSession(ConnectionLifecycle):
         self._timer_when = when
         self._timer = self._loop.call_at(when, self._on_timer)
 
-    def _next_wakeup(self, now: float) -> float:
-        """Seconds until something is due (heartbeat, timeouts, retries, KCP)."""
+    def _next_wakeup(self, now: float) -> float | None:
+        """Seconds until something is due (heartbeat, timeouts, retries, KCP), or ``None``
+        when nothing ever will be (a session whose peer closed, waiting for our close)."""
         settings = self._settings
         state = self._state
         if state is SessionState.HANDSHAKE:
             return self._started + settings.handshake_timeout - now
         if state is SessionState.CLOSE_SENT:
             return self._control_sent + _CONTROL_RETRY - now
-        due = [self._last_heard + settings.idle_timeout - now]
+        due = []
         if state is not SessionState.PEER_CLOSED:
+            due.append(self._last_heard + settings.idle_timeout - now)
             due.append(max(self._last_heard, self._last_ping) + settings.heartbeat - now)
         if not self._confirmed:
             due.append(self._control_sent + _CONTROL_RETRY - now)
@@ -488,7 +494,7 @@ class KCPSession(ConnectionLifecycle):
             due.append(_ACK_DELAY)
         if state is not SessionState.PEER_CLOSED and self._kcp.get_outbound_packets():
             due.append(max(self._kcp.update_check(), 1) / 1000)
-        return min(due)
+        return min(due) if due else None
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -554,7 +560,9 @@ class KCPSession(ConnectionLifecycle):
                 self._kick()
                 if self._state is SessionState.CLOSED:
                     return
-        self._arm(now + max(self._next_wakeup(now), 0.001))
+        wakeup = self._next_wakeup(now)
+        if wakeup is not None:
+            self._arm(now + max(wakeup, 0.001))
 
     # -- ending ----------------------------------------------------------------------------
 
