@@ -54,7 +54,7 @@ def test_settings_from_url() -> None:
     )
     assert (settings.send_window, settings.receive_window, settings.mtu) == (64, 64, 1200)
     assert (settings.idle_timeout, settings.heartbeat) == (3.0, 1.0)
-    for bad in ("nope=1", "mtu=abc", "mtu=10", "heartbeat=5&idle_timeout=1", "window=0"):
+    for bad in ("nope=1", "mtu=abc", "mtu=10", "heartbeat=5&idle_timeout=1", "window=8"):
         with pytest.raises(ConfigError):
             KCPSettings.from_address(parse_address(f"kcp://h:1?{bad}"))
 
@@ -405,3 +405,17 @@ async def test_peer_closed_session_waits_quietly_for_our_close() -> None:
         await server_col.until(lambda: "inactive" in server_col.events)
         assert isinstance(server_col.exc, BrokenResourceError)
         assert "closed" in str(server_col.exc)
+
+
+async def test_peers_with_different_windows_and_mtus() -> None:
+    """Settings are per side: a small-window, small-MTU server and a default client still
+    move large writes both ways (messages fit any allowed window)."""
+    payload = random.Random(3).randbytes(400_000)
+    async with serving("kcp://127.0.0.1:0?window=16&mtu=600") as (listener, accepted):
+        client, client_col = await dial(listener.address)
+        server, server_col = await accepted.first()
+        assert isinstance(client, KCPSession)
+        assert isinstance(server, KCPSession)
+        await exchange(client, client_col, server_col, payload)
+        await exchange(server, server_col, client_col, payload[::-1])
+        client.abort()

@@ -12,6 +12,7 @@ from tether.transport._kcp_wire import (
     HEADER_SIZE,
     KCP_MAX_FRAGMENTS,
     MAX_CONV,
+    MESSAGE_FRAGMENTS,
     Packet,
     PacketType,
     decode_packet,
@@ -212,9 +213,11 @@ def test_stream_split_and_join(chunks: list[bytes], limit: int) -> None:
 
 
 def test_max_stream_payload_respects_kcp_limits() -> None:
-    """A message never needs 128 fragments, nor more than the receive window."""
-    assert max_stream_payload(1376, 256) == 64 * 1376 - 1
-    assert max_stream_payload(1376, 256, fragments=500) == (KCP_MAX_FRAGMENTS - 1) * 1376 - 1
-    assert max_stream_payload(1376, 16) == 16 * 1376 - 1
+    """A message is MESSAGE_FRAGMENTS segments and never reaches KCP's 128-fragment limit."""
+    assert max_stream_payload(1376) == MESSAGE_FRAGMENTS * 1376 - 1
+    assert max_stream_payload(1376, KCP_MAX_FRAGMENTS - 1) == 127 * 1376 - 1
+    for fragments in (0, KCP_MAX_FRAGMENTS):
+        with pytest.raises(ValueError):
+            max_stream_payload(1376, fragments)
     with pytest.raises(ValueError):
-        max_stream_payload(1, 10)
+        max_stream_payload(1)

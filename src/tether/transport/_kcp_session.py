@@ -32,6 +32,7 @@ from ._kcp_wire import (
     HEADER_SIZE,
     KCP_OVERHEAD,
     MAX_DATAGRAM,
+    MESSAGE_FRAGMENTS,
     Packet,
     PacketType,
     decode_stream_message,
@@ -61,7 +62,8 @@ class KCPSettings:
 
     Attributes:
         mtu: the largest KCP output (bytes); a datagram adds a 16-byte session header.
-        send_window / receive_window: KCP windows in segments (``window`` sets both).
+        send_window / receive_window: KCP windows in segments (``window`` sets both;
+            at least 16, the fragments of one stream message).
         interval: KCP's internal tick (ms) while data is unacknowledged.
         heartbeat: seconds without hearing from the peer before we PING it.
         idle_timeout: seconds without hearing from the peer before the session is lost.
@@ -89,8 +91,10 @@ class KCPSettings:
     def __post_init__(self) -> None:
         if not KCP_OVERHEAD + 2 <= self.mtu <= MAX_DATAGRAM - HEADER_SIZE:
             raise ConfigError(f"kcp mtu {self.mtu} is out of range")
-        if self.send_window < 1 or self.receive_window < 1:
-            raise ConfigError("kcp windows must be at least one segment")
+        if min(self.send_window, self.receive_window) < MESSAGE_FRAGMENTS:
+            raise ConfigError(
+                f"kcp windows must hold at least {MESSAGE_FRAGMENTS} segments (one message)"
+            )
         if not 1 <= self.interval <= 5000:
             raise ConfigError("kcp interval must be 1..5000 ms")
         for name in (
@@ -196,7 +200,7 @@ class KCPSession(ConnectionLifecycle):
         self._state = SessionState.OPEN if established else SessionState.HANDSHAKE
         self._is_client = established
         self._confirmed = not established  # a client's READY is unconfirmed until heard
-        self._limit = max_stream_payload(settings.mss, settings.receive_window)
+        self._limit = max_stream_payload(settings.mss)
         self._low_water = settings.write_high_water // 4
         header = encode_header(PacketType.DATA, conv, token)
         send = endpoint.send_datagram

@@ -34,8 +34,9 @@ RESET       both                   empty: the session is aborted (or unknown to 
 Inside the KCP byte stream (KCP runs in message mode), each KCP message starts with a
 one-byte tag: :data:`STREAM_DATA` followed by at least one byte of the connection's byte
 stream, or :data:`STREAM_FIN` alone (the sender half-closed; in order with the data).
-Messages are at most :func:`max_stream_payload` bytes so that one never needs more
-fragments than KCP accepts (fewer than 128, and no more than the receive window).
+Messages are at most :func:`max_stream_payload` bytes (:data:`MESSAGE_FRAGMENTS`
+segments) so that one never needs more fragments than KCP accepts (fewer than 128) or
+than the peer's receive window holds.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ KCP_MAX_FRAGMENTS = 128
 MAX_CONV = (1 << 31) - 1
 #: The biggest datagram we accept at all (a sane UDP payload, far above any MTU we use).
 MAX_DATAGRAM = 65507
+
+#: Fragments per stream message; every session's windows hold at least this many.
+MESSAGE_FRAGMENTS = 16
 
 STREAM_DATA = 0
 STREAM_FIN = 1
@@ -197,17 +201,17 @@ def welcome_token(packet: Packet) -> int:
 # -- the byte stream inside KCP ------------------------------------------------------------
 
 
-def max_stream_payload(mss: int, receive_window: int, fragments: int = 64) -> int:
+def max_stream_payload(mss: int, fragments: int = MESSAGE_FRAGMENTS) -> int:
     """Stream bytes per KCP message: ``fragments`` segments of ``mss`` bytes, less the tag.
 
-    Capped below KCP's limit of 128 fragments and by the receive window (a message with
-    more fragments than the peer's window could never be reassembled).
+    A message must need fewer than KCP's 128 fragments, and no more than the *peer's*
+    receive window (else it could never be reassembled there). Windows are not exchanged,
+    so every session uses :data:`MESSAGE_FRAGMENTS` and requires windows at least that big.
     """
     if mss <= 1:
         raise ValueError("mss must exceed 1")
-    fragments = min(fragments, KCP_MAX_FRAGMENTS - 1, receive_window)
-    if fragments < 1:
-        raise ValueError("the receive window must hold at least one fragment")
+    if not 1 <= fragments < KCP_MAX_FRAGMENTS:
+        raise ValueError(f"a KCP message needs 1..{KCP_MAX_FRAGMENTS - 1} fragments")
     return fragments * mss - 1
 
 
