@@ -48,8 +48,8 @@ logger = logging.getLogger("tether.transport")
 
 #: How often a lone READY / CLOSE is resent until it is answered.
 _CONTROL_RETRY = 0.1
-#: Acknowledgements for data that completed no message wait at most this long, so that
-#: one ACK datagram covers a burst instead of one per segment.
+#: Acknowledgements wait at most this long, so that one datagram covers a burst, and a
+#: reply written meanwhile carries them (KCP puts ACKs and data in one datagram).
 _ACK_DELAY = 0.001
 #: How many times CLOSE is sent before giving up on its CLOSE_ACK.
 _CLOSE_ATTEMPTS = 8
@@ -376,9 +376,10 @@ class KCPSession(ConnectionLifecycle):
             return
         if kcp.get_outbound_packets() < waiting:
             self._last_progress = self._last_heard
-        if self._drain() or self._write_paused:
-            self._kick()  # a message was delivered (a reply may follow): answer at once
-        elif not self._ack_due:
+        self._drain()
+        if self._write_paused:
+            self._kick()  # acknowledgements may unblock drain(): act on them at once
+        elif not self._ack_due:  # acknowledge soon, or with the reply if one comes first
             self._ack_due = True
             self._arm(self._last_heard + _ACK_DELAY)
 
