@@ -9,9 +9,10 @@ the data. Session control (READY, PING/PONG, CLOSE/CLOSE_ACK, RESET) travels out
 Timers: each session has at most one ``loop.call_at`` handle. While KCP has unacknowledged
 data it fires when ``ikcp_check`` says KCP is due; an idle session only wakes for its
 heartbeat (a PING when nothing was heard for ``heartbeat`` seconds) and its idle timeout
-(nothing heard for ``idle_timeout`` seconds: the connection is lost). Outgoing data and
-acknowledgements are flushed at once after every write and every received datagram, so
-latency does not depend on the KCP tick.
+(nothing heard for ``idle_timeout`` seconds: the connection is lost). Outgoing data is
+flushed at once on every :meth:`~KCPSession.flush`, so latency does not depend on the KCP
+tick; acknowledgements wait up to 1 ms, so that one datagram covers a burst and a reply
+written meanwhile carries them.
 """
 
 from __future__ import annotations
