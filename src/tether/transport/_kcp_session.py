@@ -375,11 +375,12 @@ class KCPSession(ConnectionLifecycle):
             return
         if self._state is SessionState.CLOSED:
             return
-        if kcp.get_outbound_packets() < waiting:
+        still_waiting = kcp.get_outbound_packets()
+        if still_waiting < waiting:
             self._last_progress = self._last_heard
         self._drain()
-        if self._write_paused:
-            self._kick()  # acknowledgements may unblock drain(): act on them at once
+        if self._write_paused and still_waiting <= self._low_water:
+            self._kick()  # these acknowledgements unblock drain(): act on them at once
         elif not self._ack_due:  # acknowledge soon, or with the reply if one comes first
             self._ack_due = True
             self._arm(self._last_heard + _ACK_DELAY)
