@@ -19,6 +19,8 @@ ours: the packet format and handshake (:mod:`._kcp_wire`), the session life cycl
 * ``aclose`` stops accepting (new HELLOs get RESET, so dialers fail fast) and drops
   pending handshakes; established sessions keep working (the Listener contract), and
   the socket closes with the last of them.
+* :attr:`KCPListener.address` keeps the listen URL's query, so a client dialing it uses
+  the same tuning (heartbeat, idle timeout...) as the server.
 
 Tuning lives in the URL query (:class:`~._kcp_session.KCPSettings`), e.g.
 ``kcp://127.0.0.1:9000?idle_timeout=5&heartbeat=1``. TLS: ``tls+kcp://``.
@@ -33,6 +35,7 @@ import secrets
 import socket
 from collections.abc import Callable
 from typing import Any, TypeVar, cast, final
+from urllib.parse import urlsplit
 
 from .._config import ConnectOptions, ListenOptions
 from .._exceptions import ConfigError, ConnectError, RemoteProtocolError
@@ -249,8 +252,10 @@ class KCPListener(Listener, asyncio.DatagramProtocol):
         settings: KCPSettings,
         on_connection: OnConnection,
         backlog: int,
+        query: str = "",
     ) -> None:
         self._scheme = scheme
+        self._query = f"?{query}" if query else ""
         self._settings = settings
         self._on_connection = on_connection
         self._backlog = max(backlog, 1)
@@ -293,7 +298,7 @@ class KCPListener(Listener, asyncio.DatagramProtocol):
         self._transport = cast(asyncio.DatagramTransport, transport)
         _grow_buffers(transport)
         host, port = transport.get_extra_info("sockname")[:2]
-        self._address = format_host_port(self._scheme, host, port)
+        self._address = format_host_port(self._scheme, host, port) + self._query
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         try:
@@ -464,6 +469,7 @@ class KCPTransport(Transport):
                     settings=settings,
                     on_connection=on_connection,
                     backlog=options.backlog,
+                    query=urlsplit(address.url).query,
                 ),
             )
         return listener
