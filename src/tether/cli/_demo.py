@@ -215,6 +215,7 @@ async def run_demo() -> int:
             "tls://127.0.0.1:0",
             "memory://demo",
             "quic://127.0.0.1:0",
+            "kcp://127.0.0.1:0",
         )
         server = Server(demo_services())
         try:

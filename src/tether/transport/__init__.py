@@ -33,6 +33,7 @@ from ._base import (
     register_transport as register_transport,
     registered_schemes as registered_schemes,
 )
+from ._kcp import KCPTransport as KCPTransport  # registers kcp:// and tls+kcp://
 from ._memory import (
     MemoryConnection as MemoryConnection,
     MemoryListener as MemoryListener,
