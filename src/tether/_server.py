@@ -133,7 +133,9 @@ class Server:
             for url in urls:
                 address = parse_address(url)
                 transport = get_transport(address.scheme)
-                options = ListenOptions(tls=tls if transport.uses_tls else None, backlog=backlog)
+                options = ListenOptions(
+                    tls=tls if transport.uses_tls_for(address) else None, backlog=backlog
+                )
                 listener = await transport.listen(
                     address, options, lambda conn: self._accept(conn, candidates)
                 )

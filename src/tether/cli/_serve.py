@@ -25,7 +25,8 @@ async def start_listeners(server: Server, urls: Sequence[str], tls: TLSConfig | 
         TransportError: binding failed.
     """
     for url in urls:
-        secure = is_tls_scheme(parse_address(url).scheme)
+        address = parse_address(url)
+        secure = is_tls_scheme(address.scheme) or address.param("tls") == "optional"
         await server.start(url, tls=tls if secure else None)
 
 

@@ -20,6 +20,7 @@ from .._config import (
     ListenOptions as ListenOptions,
     TLSConfig as TLSConfig,
 )
+from . import _http_connect_register as _http_connect_register  # http-connect schemes
 from ._asyncio import SocketConnection as SocketConnection, SocketListener as SocketListener
 from ._base import (
     Address as Address,
