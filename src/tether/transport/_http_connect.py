@@ -3,9 +3,11 @@
 Client: dial ``host:port`` over TCP, send ``CONNECT host:port HTTP/1.1``, wait for a
 ``2xx`` answer, then speak the binary protocol on the same connection. With
 ``?proxy=http://[user:password@]proxyhost:port`` the TCP connection goes to that HTTP
-proxy instead, which opens the tunnel to ``host:port`` (``Proxy-Authorization: Basic``
-when the proxy URL has credentials). Bytes the server sends right after its answer,
-in the same segment, are kept for the protocol.
+proxy instead, which opens a tunnel to ``host:port`` (``Proxy-Authorization: Basic``
+when the proxy URL has credentials); the client then sends its ``CONNECT`` to the
+tether server through that tunnel, exactly as without a proxy, so the server always
+sees a ``CONNECT`` first and knows at once what the connection is. Bytes sent right
+after an answer, in the same segment, are kept for what follows.
 
 Server: an ``http-connect://host:port`` listener is a TCP listener that answers
 ``CONNECT`` requests with ``200 Connection established`` and also accepts clients that
@@ -194,9 +196,13 @@ class HTTPConnectTransport(Transport):
         try:
             async with asyncio.timeout(timeout):
                 inner = await self._tcp.connect(dial, dataclasses.replace(options, tls=None))
-                return await open_tunnel(
-                    inner, target, headers=headers, scheme=address.scheme, limits=self._limits
-                )
+                if proxy_url is not None:
+                    inner = await open_tunnel(
+                        inner, target, headers=headers, scheme="tcp", limits=self._limits
+                    )
+                # Then CONNECT to the tether server itself (through the proxy's tunnel, if
+                # any): the server learns at once what this connection is.
+                return await open_tunnel(inner, target, scheme=address.scheme, limits=self._limits)
         except TimeoutError as exc:
             if inner is not None:
                 inner.abort()
@@ -226,17 +232,19 @@ class HTTPConnectTransport(Transport):
         listener = await self._tcp.listen(
             tcp_address, dataclasses.replace(options, tls=None), accept
         )
-        return _RenamedListener(listener, address.scheme)
+        _, _, query = address.url.partition("?")
+        return _RenamedListener(listener, address.scheme, query)
 
 
 @final
 class _RenamedListener(Listener):
-    """A TCP listener reporting its address with another scheme."""
+    """A TCP listener reporting its address with our scheme and the listen URL's query
+    (so ``?proxy=`` given to ``listen`` stays in the address clients are told to dial)."""
 
-    def __init__(self, inner: Listener, scheme: str) -> None:
+    def __init__(self, inner: Listener, scheme: str, query: str) -> None:
         self._inner = inner
         _, _, rest = inner.address.partition("://")
-        self._address = f"{scheme}://{rest}"
+        self._address = f"{scheme}://{rest}" + (f"?{query}" if query else "")
 
     def __repr__(self) -> str:
         return f"<Listener {self._address}>"
