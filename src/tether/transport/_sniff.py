@@ -62,6 +62,7 @@ def sniffing_acceptor(
     accept_connect: bool,
     timeout: float,
     limits: HeadLimits = DEFAULT_LIMITS,
+    tls_scheme: str | None = None,
 ) -> OnConnection:
     """An ``on_connection`` for a listener: sniffs each connection, then calls ``on_connection``.
 
@@ -70,11 +71,17 @@ def sniffing_acceptor(
     :class:`TLSConnection` whose handshake succeeded. ``timeout`` bounds the sniffing
     plus the TLS handshake; a peer that is too slow, sends a bad ``CONNECT`` head (it
     gets ``400``) or fails the handshake is closed, and the listener goes on.
+    TLS connections report ``tls_scheme`` as ``extra("scheme")`` (default: ``tls`` over
+    ``tcp``, else ``tls+<scheme>``).
     """
+    tls_name = tls_scheme or ("tls" if scheme == "tcp" else f"tls+{scheme}")
 
     def accept(conn: Connection) -> None:
         splice = SpliceConnection(conn, scheme=scheme)
-        splice.begin(_Sniffer(splice, on_connection, tls_context, accept_connect, timeout, limits))
+        sniffer = _Sniffer(
+            splice, on_connection, tls_context, accept_connect, timeout, limits, tls_name
+        )
+        splice.begin(sniffer)
 
     return accept
 
@@ -91,6 +98,7 @@ class _Sniffer(ConnectionHandler):
         accept_connect: bool,
         timeout: float,
         limits: HeadLimits,
+        tls_scheme: str,
     ) -> None:
         self._splice = splice
         self._on_connection = on_connection
@@ -98,6 +106,7 @@ class _Sniffer(ConnectionHandler):
         self._accept_connect = accept_connect
         self._timeout = timeout
         self._limits = limits
+        self._tls_scheme = tls_scheme
         self._done = False
         self._timer: asyncio.TimerHandle | None = None
 
@@ -169,7 +178,7 @@ class _Sniffer(ConnectionHandler):
             self._splice,
             self._tls_context,
             server_side=True,
-            scheme=f"tls+{self._splice.extra('scheme', 'tcp')}",
+            scheme=self._tls_scheme,
         )
         loop = asyncio.get_running_loop()
         timer, self._timer = self._timer, None
