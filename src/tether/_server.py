@@ -123,11 +123,19 @@ class Server:
         """True between :meth:`start` and :meth:`close`."""
         return bool(self._listeners) and not self._closing
 
-    async def start(self, *urls: str, tls: TLSConfig | None = None, backlog: int = 1024) -> None:
+    async def start(
+        self,
+        *urls: str,
+        tls: TLSConfig | None = None,
+        backlog: int = 1024,
+        reuse_port: bool = False,
+    ) -> None:
         """Listen on every URL (``tcp://``, ``unix://``, ``tls://``, ``memory://`` ...).
 
         ``tls`` goes to the transports that use TLS (``tls://``, ``tls+unix://``...) and is
-        ignored by the others, so one call can start plain and TLS listeners. If any
+        ignored by the others, so one call can start plain and TLS listeners.
+        ``reuse_port`` sets SO_REUSEPORT on TCP listeners, so several processes can
+        listen on one port (``tether serve --workers``). If any
         address fails, the ones already bound are
         closed again and the error propagates.
 
@@ -148,7 +156,9 @@ class Server:
                 address = parse_address(url)
                 transport = get_transport(address.scheme)
                 options = ListenOptions(
-                    tls=tls if transport.uses_tls_for(address) else None, backlog=backlog
+                    tls=tls if transport.uses_tls_for(address) else None,
+                    backlog=backlog,
+                    reuse_port=reuse_port,
                 )
                 listener = await transport.listen(
                     address, options, lambda conn: self._accept(conn, candidates)
