@@ -304,3 +304,42 @@ async def test_rpcx_style_answer_with_bytes_in_the_same_segment() -> None:
         await rec.until(lambda: rec.data == b"server first")
         conn.abort()
         await conn.wait_closed()
+
+
+# -- leaks ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["http-connect", "tls+http-connect"])
+async def test_no_fd_or_task_leak(scheme: str, certs: Certs) -> None:
+    """Many tunnels opened, used and closed (either side) leave no fds or tasks behind."""
+    from .test_leaks import _cycles, open_fds, settle
+
+    tls = scheme.startswith("tls")
+    listen = certs.listen() if tls else None
+    connect = certs.connect() if tls else None
+    url = f"{scheme}://127.0.0.1:0"
+    async with serving(url, listen) as (listener, warmup):
+        await _cycles(listener.address, connect, warmup, 1)
+    await settle()
+    fds_before, tasks_before = open_fds(), len(asyncio.all_tasks())
+    async with serving(url, listen) as (listener, accepted):
+        await _cycles(listener.address, connect, accepted, 40)
+    await settle()
+    assert len(asyncio.all_tasks()) == tasks_before, "tasks leaked"
+    assert open_fds() == fds_before, f"fds leaked: {open_fds() - fds_before}"
+
+
+async def test_head_data_and_eof_in_one_segment() -> None:
+    """CONNECT head, payload and EOF sent at once: the handler gets the payload, then EOF."""
+    async with serving("http-connect://127.0.0.1:0") as (listener, accepted):
+        reader, writer = await _raw(_port(listener.address))
+        writer.write(b"CONNECT x:1 HTTP/1.1\r\n\r\npayload")
+        writer.write_eof()
+        assert await reader.readuntil(b"\r\n\r\n") == (
+            b"HTTP/1.1 200 Connection established\r\n\r\n"
+        )
+        _, collector = await accepted.first()
+        await collector.until(lambda: "eof" in collector.events)
+        assert bytes(collector.data) == b"payload"
+        assert collector.events[:3] == ["active", "read", "eof"]
+        writer.close()

@@ -183,21 +183,36 @@ def reserve_ports(urls: Sequence[str]) -> tuple[list[str], list[socket.socket]]:
 @dataclasses.dataclass
 class _Worker:
     index: int
+    backoff: float
     process: asyncio.subprocess.Process | None = None
     signalled: bool = False
     started: float = 0.0
-    backoff: float = _FIRST_BACKOFF
     restarts: int = 0
 
 
 class Supervisor:
-    """Runs ``count`` copies of ``argv`` (each prints ``n_addresses`` lines when ready)."""
+    """Runs ``count`` copies of ``argv`` (each prints ``n_addresses`` lines when ready).
 
-    def __init__(self, argv: Sequence[str], count: int, n_addresses: int) -> None:
+    A worker that exits less than a second after starting is restarted after
+    ``first_backoff`` seconds, doubling up to ``max_backoff`` while that goes on; one
+    that ran longer is restarted at once.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        count: int,
+        n_addresses: int,
+        *,
+        first_backoff: float = _FIRST_BACKOFF,
+        max_backoff: float = _MAX_BACKOFF,
+    ) -> None:
         self._argv = list(argv)
         self._count = count
         self._n_addresses = n_addresses
-        self._workers = [_Worker(i) for i in range(count)]
+        self._first_backoff = first_backoff
+        self._max_backoff = max_backoff
+        self._workers = [_Worker(i, first_backoff) for i in range(count)]
         self._stopping = False
         self._changed = asyncio.Event()
         self._drains: set[asyncio.Task[None]] = set()
@@ -207,6 +222,16 @@ class Supervisor:
     def stopping(self) -> bool:
         """True once :meth:`stop` was called."""
         return self._stopping
+
+    @property
+    def restarts(self) -> list[int]:
+        """How many times each worker was restarted."""
+        return [w.restarts for w in self._workers]
+
+    @property
+    def backoffs(self) -> list[float]:
+        """Each worker's current restart delay after a quick exit."""
+        return [w.backoff for w in self._workers]
 
     @property
     def pids(self) -> list[int]:
@@ -311,10 +336,12 @@ class Supervisor:
 
     async def _restart(self, worker: _Worker, code: int) -> None:
         lived = time.monotonic() - worker.started
-        worker.backoff = (
-            min(worker.backoff * 2, _MAX_BACKOFF) if lived < _QUICK_EXIT else _FIRST_BACKOFF
-        )
-        delay = worker.backoff if lived < _QUICK_EXIT else 0.0
+        if lived < _QUICK_EXIT:  # a crash loop: wait, longer each time
+            delay = worker.backoff
+            worker.backoff = min(worker.backoff * 2, self._max_backoff)
+        else:
+            delay = 0.0
+            worker.backoff = self._first_backoff
         pid = worker.process.pid if worker.process is not None else "?"
         _say(f"worker {worker.index} (pid {pid}) exited with {code}; restarting in {delay:g}s")
         worker.process = None
