@@ -10,6 +10,8 @@ exactly as a third-party transport would be):
 ``tls+unix://``     TLS over a Unix socket, native ssl
 ``memory://``       in-process, no sockets, ``memory://name``
 ``tls+memory://``   :class:`TLSTransport` (TLS over any connection) over memory
+``http-connect://`` TCP opened with an HTTP ``CONNECT`` (``?proxy=http://...``)
+``tls+http-...``    ``tls+http-connect://``: the TLS wrapper inside the tunnel
 ==================  =========================================================
 """
 
