@@ -322,6 +322,15 @@ class Dispatcher(ConnectionHandler):
         )
         self._transition(ConnectionInput.GOAWAY)
 
+    def declare_dead(self, reason: str) -> None:
+        """The peer stopped answering (failed heartbeat): no new streams, every pending
+        one fails now with UNAVAILABLE, and the connection is aborted."""
+        self.close_reason = reason
+        if self.state is ConnectionState.CONNECTED:
+            self._transition(ConnectionInput.GOAWAY)  # unusable before on_inactive arrives
+        self.fail_all(StatusError(Status.UNAVAILABLE, reason))
+        self.abort()
+
     def close_idle(self, reason: str) -> None:
         """Close gracefully because no stream is open (idle timeout); no-op otherwise.
 

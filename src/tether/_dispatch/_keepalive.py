@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .._exceptions import ConfigError, LocalProtocolError, StatusError
-from .._status import Status
 from ..framing import Ping
 
 if TYPE_CHECKING:
@@ -182,9 +181,7 @@ class Keepalive:
         dispatcher = self._dispatcher
         reason = f"heartbeat failed: the peer did not answer a PING within {timeout:g}s"
         logger.warning("%s from %s; closing the connection", reason, dispatcher.peer)
-        dispatcher.close_reason = reason
-        dispatcher.fail_all(StatusError(Status.UNAVAILABLE, reason))
-        dispatcher.abort()
+        dispatcher.declare_dead(reason)
 
 
 def _without_heartbeat(config: KeepaliveConfig) -> KeepaliveConfig:
