@@ -121,3 +121,15 @@ def test_workers_need_tcp_listeners() -> None:
     assert "cannot be shared" in result.stderr
     result = run_tether("serve", "demo", "--listen", "tcp://127.0.0.1:0", "--workers", "0")
     assert result.returncode == 2
+
+
+async def test_workers_of_a_killed_supervisor_exit(workers: ServeProcess) -> None:
+    """kill -9 the supervisor: its workers notice (parent gone), drain and exit."""
+    url = workers.addresses[0]
+    async with asyncio.timeout(HANG_GUARD):
+        pids = await _pids_until(url, lambda seen: len(seen) == 2)
+    workers.process.kill()
+    workers.process.communicate(timeout=15)
+    async with asyncio.timeout(HANG_GUARD):
+        while not all(_gone(pid) for pid in pids):  # noqa: ASYNC110  (other processes)
+            await asyncio.sleep(0.05)

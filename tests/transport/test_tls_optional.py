@@ -99,6 +99,23 @@ async def test_failed_handshake_closes_only_that_connection(certs: Certs) -> Non
         plain.close()
 
 
+async def test_garbage_after_a_tls_byte_closes_only_that_connection(certs: Certs) -> None:
+    """A first byte of 0x16 followed by junk fails the handshake; the port keeps serving."""
+    async with serving("tcp://127.0.0.1:0?tls=optional", certs.listen()) as (listener, accepted):
+        port = parse_address(listener.address).port
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"\x16\x03\x01\x00\x05hello, not a ClientHello")
+        await reader.read()  # the server closes (after a TLS alert, if any)
+        writer.close()
+        plain, _ = await dial(f"tcp://127.0.0.1:{port}")
+        plain.write_binary(b"fine")
+        plain.flush()
+        _, collector = await accepted.first()
+        await collector.until(lambda: collector.data == b"fine")
+        assert len(accepted) == 1
+        plain.close()
+
+
 async def test_configuration_errors(certs: Certs) -> None:
     """tls=optional needs ListenOptions.tls, and 'optional' is the only value."""
     tcp = get_transport("tcp")
