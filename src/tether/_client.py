@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from ._calls import Call, decode_reply, expire
 from ._config import ConnectOptions, TLSConfig
 from ._dispatch import ConnectionState, Dispatcher, RPCStream
+from ._dispatch._keepalive import KeepaliveConfig
 from ._exceptions import ClosedResourceError, ConfigError, ConnectError, StatusError
 from ._metadata import Metadata, MetadataLike, to_pairs
 from ._service import Cardinality, MethodSpec, Service, _resolve
@@ -73,6 +74,10 @@ class Client:
         codec_config: codec limits and tuning.
         pool_size: maximum connections (for protocols without multiplexing).
         on_state_change: called with CONNECTED / DRAINING / DISCONNECTED of each connection.
+        heartbeat_interval: send a PING after this many seconds without reading anything.
+        heartbeat_timeout: seconds a PING may go unanswered before the connection is
+            declared dead and its pending calls fail with UNAVAILABLE.
+        idle_timeout: close a connection with no call in flight for this many seconds.
     """
 
     def __init__(
@@ -87,6 +92,9 @@ class Client:
         codec_config: CodecConfig | None = None,
         pool_size: int = 1,
         on_state_change: OnStateChange | None = None,
+        heartbeat_interval: float | None = None,
+        heartbeat_timeout: float = 20.0,
+        idle_timeout: float | None = None,
     ) -> None:
         self._address = parse_address(url)
         self._transport = get_transport(self._address.scheme)
@@ -101,6 +109,11 @@ class Client:
         self._codec_config = codec_config or CodecConfig()
         self._pool_size = pool_size
         self._on_state_change = on_state_change
+        self._keepalive = KeepaliveConfig(
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_timeout=heartbeat_timeout,
+            idle_timeout=idle_timeout,
+        )
         self._dispatchers: list[Dispatcher] = []
         self._method_names: dict[str, tuple[str, str]] = {}
         self._connect_lock: asyncio.Lock | None = None
@@ -135,6 +148,7 @@ class Client:
         dispatcher = Dispatcher(
             self._framing.create(Role.CLIENT, self._codec_config),
             on_state_change=self._state_changed,
+            keepalive=self._keepalive,
         )
         self._dispatchers.append(dispatcher)
         conn.start(dispatcher)

@@ -11,6 +11,7 @@ from ._config import ListenOptions, TLSConfig
 from ._context import ServerContext, _current
 from ._dispatch import ConnectionState, DetectingHandler, Dispatcher, RPCStream
 from ._dispatch._eager import start_eagerly
+from ._dispatch._keepalive import KeepaliveConfig
 from ._exceptions import ConfigError, StatusError
 from ._service import Cardinality, MethodSpec, Service
 from ._status import Status
@@ -47,6 +48,11 @@ class Server:
         protocols: names of the framings to accept (default: every registered one).
         on_connection_state: called with (dispatcher, state) on CONNECTED, DRAINING and
             DISCONNECTED of every connection.
+        heartbeat_interval: send a PING after this many seconds without reading anything.
+        heartbeat_timeout: seconds a PING may go unanswered before the connection is
+            declared dead (its calls are cancelled) and aborted.
+        idle_timeout: close a connection with no call in flight for this many seconds
+            (GOAWAY, then a graceful close).
     """
 
     def __init__(
@@ -57,6 +63,9 @@ class Server:
         codec_config: CodecConfig | None = None,
         protocols: Sequence[str] | None = None,
         on_connection_state: OnConnectionState | None = None,
+        heartbeat_interval: float | None = None,
+        heartbeat_timeout: float = 20.0,
+        idle_timeout: float | None = None,
     ) -> None:
         self._services: dict[str, Service] = {}
         self._methods: dict[tuple[str, str], MethodSpec] = {}
@@ -68,6 +77,11 @@ class Server:
         self._codec_config = codec_config or CodecConfig()
         self._protocols = list(protocols) if protocols is not None else None
         self._on_connection_state = on_connection_state
+        self._keepalive = KeepaliveConfig(
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_timeout=heartbeat_timeout,
+            idle_timeout=idle_timeout,
+        )
         self._listeners: list[Listener] = []
         self._dispatchers: set[Dispatcher] = set()
         self._connections: set[Connection] = set()
@@ -109,11 +123,19 @@ class Server:
         """True between :meth:`start` and :meth:`close`."""
         return bool(self._listeners) and not self._closing
 
-    async def start(self, *urls: str, tls: TLSConfig | None = None, backlog: int = 1024) -> None:
+    async def start(
+        self,
+        *urls: str,
+        tls: TLSConfig | None = None,
+        backlog: int = 1024,
+        reuse_port: bool = False,
+    ) -> None:
         """Listen on every URL (``tcp://``, ``unix://``, ``tls://``, ``memory://`` ...).
 
         ``tls`` goes to the transports that use TLS (``tls://``, ``tls+unix://``...) and is
-        ignored by the others, so one call can start plain and TLS listeners. If any
+        ignored by the others, so one call can start plain and TLS listeners.
+        ``reuse_port`` sets SO_REUSEPORT on TCP listeners, so several processes can
+        listen on one port (``tether serve --workers``). If any
         address fails, the ones already bound are
         closed again and the error propagates.
 
@@ -133,7 +155,11 @@ class Server:
             for url in urls:
                 address = parse_address(url)
                 transport = get_transport(address.scheme)
-                options = ListenOptions(tls=tls if transport.uses_tls else None, backlog=backlog)
+                options = ListenOptions(
+                    tls=tls if transport.uses_tls_for(address) else None,
+                    backlog=backlog,
+                    reuse_port=reuse_port,
+                )
                 listener = await transport.listen(
                     address, options, lambda conn: self._accept(conn, candidates)
                 )
@@ -196,6 +222,7 @@ class Server:
                 framing.create(Role.SERVER, self._codec_config),
                 on_call=self._on_call,
                 on_state_change=self._state_changed,
+                keepalive=self._keepalive,
             )
             self._dispatchers.add(dispatcher)
             return dispatcher

@@ -41,6 +41,7 @@ from ..framing import (
     WindowUpdated,
 )
 from ..transport import Connection, ConnectionHandler
+from ._keepalive import Keepalive, KeepaliveConfig
 from ._state import ConnectionInput, ConnectionState, next_connection_state
 from ._stream import RPCStream
 
@@ -66,6 +67,7 @@ class Dispatcher(ConnectionHandler):
         *,
         on_call: OnCall | None = None,
         on_state_change: OnStateChange | None = None,
+        keepalive: KeepaliveConfig | None = None,
     ) -> None:
         self.codec = codec
         self.loop = asyncio.get_running_loop()
@@ -86,6 +88,9 @@ class Dispatcher(ConnectionHandler):
         self._ping_waiters: dict[bytes, asyncio.Future[float]] = {}
         self._closed = self.loop.create_future()
         self._settled: asyncio.Future[None] = self.loop.create_future()
+        self._keepalive = (
+            Keepalive(self, keepalive) if keepalive is not None and keepalive.enabled else None
+        )
         self._handlers: dict[type[Event], Callable[[Event], None]] = {
             CallStarted: self._on_call_started,  # type: ignore[dict-item]
             Headers: self._on_headers,  # type: ignore[dict-item]
@@ -110,11 +115,16 @@ class Dispatcher(ConnectionHandler):
         self.connection = conn
         self.peer = conn.extra("peername")
         self._transition(ConnectionInput.ACTIVE)
+        if self._keepalive is not None:
+            self._keepalive.start()
         self._flush()
         if not self._settled.done():
             self._settled.set_result(None)
 
     def on_read(self, conn: Connection) -> None:
+        keepalive = self._keepalive
+        if keepalive is not None:
+            keepalive.last_read = self.loop.time()
         reader = conn.reader
         try:
             events = self.codec.receive_from(reader)
@@ -156,6 +166,8 @@ class Dispatcher(ConnectionHandler):
             return
         reason = self.close_reason or (f"connection lost: {exc}" if exc else "connection closed")
         self.close_reason = reason
+        if self._keepalive is not None:
+            self._keepalive.stop()
         self._transition(ConnectionInput.LOST)
         self.fail_all(StatusError(Status.UNAVAILABLE, reason))
         for waiter in self._ping_waiters.values():
@@ -282,6 +294,8 @@ class Dispatcher(ConnectionHandler):
         """A stream finished: drop it and give its slot to a waiter."""
         if self.streams.pop(stream.stream_id, None) is None:
             return
+        if not self.streams and self._keepalive is not None:
+            self._keepalive.last_busy = self.loop.time()
         if self._slot_waiters:
             self._wake_slot_waiters()
         if (
@@ -307,6 +321,30 @@ class Dispatcher(ConnectionHandler):
             GoAway(last_stream_id=self._last_peer_stream, error_code=error_code, reason=reason)
         )
         self._transition(ConnectionInput.GOAWAY)
+
+    def declare_dead(self, reason: str) -> None:
+        """The peer stopped answering (failed heartbeat): no new streams, every pending
+        one fails now with UNAVAILABLE, and the connection is aborted."""
+        self.close_reason = reason
+        if self.state is ConnectionState.CONNECTED:
+            self._transition(ConnectionInput.GOAWAY)  # unusable before on_inactive arrives
+        self.fail_all(StatusError(Status.UNAVAILABLE, reason))
+        self.abort()
+
+    def close_idle(self, reason: str) -> None:
+        """Close gracefully because no stream is open (idle timeout); no-op otherwise.
+
+        A server sends GOAWAY first; a client stops opening streams here (DRAINING), so
+        its next call opens a new connection. Then both half-close (:meth:`shutdown`).
+        """
+        if self.streams or self.state is not ConnectionState.CONNECTED:
+            return
+        self.close_reason = reason
+        if self.role_is_server:
+            self.go_away(reason)
+        else:
+            self._transition(ConnectionInput.GOAWAY)
+        self.shutdown()
 
     async def ping(self) -> float:
         """Round-trip a PING; returns the time it took, in seconds.

@@ -1,7 +1,7 @@
 """``tether demo``: serve the demo on every built-in transport, call it, print a table.
 
-One process: a server on tcp, unix, tls (a CA and a certificate made at run time) and
-memory; then, over each, every method of both demo services, each reply checked against
+One process: a server on tcp, unix, tls (a CA and a certificate made at run time),
+memory, http-connect and tls+http-connect; then, over each, every method of both demo services, each reply checked against
 what echo.proto / echo.thrift promise. Exit status 1 if any row failed.
 """
 
@@ -216,6 +216,8 @@ async def run_demo() -> int:
             "memory://demo",
             "quic://127.0.0.1:0",
             "kcp://127.0.0.1:0",
+            "http-connect://127.0.0.1:0",
+            "tls+http-connect://127.0.0.1:0",
         )
         server = Server(demo_services())
         try:

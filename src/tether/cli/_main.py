@@ -44,6 +44,16 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``tether`` argument parser with its ``serve``, ``call`` and ``demo`` commands."""
     parser = argparse.ArgumentParser(
@@ -79,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="PEM CA bundle: require client certificates signed by it (mTLS)",
     )
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="run N worker processes on the same port(s) (SO_REUSEPORT; TCP-based URLs), "
+        "restart any that dies, drain them all on SIGINT/SIGTERM",
+    )
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument(
         "--grace",
         type=_non_negative_float,
@@ -178,7 +196,11 @@ def _dispatch(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
         from ._tls import server_tls
 
         tls = server_tls(args.listen, args.cert, args.key, args.cacert)
-        return serve_demo(args.listen, tls, args.grace)
+        if args.workers is not None:
+            from ._workers import supervise, worker_command
+
+            return supervise(worker_command(args), args.listen, args.workers)
+        return serve_demo(args.listen, tls, args.grace, worker=args.worker)
     if args.command == "call":
         from ._call import CallOptions, run_call
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
@@ -15,9 +16,12 @@ from ..demo._services import demo_services
 from ..transport import parse_address
 from ._errors import EXIT_FAILED, UsageError
 from ._tls import is_tls_scheme
+from ._workers import WORKER_PID_HEADER, tag_replies, watch_parent
 
 
-async def start_listeners(server: Server, urls: Sequence[str], tls: TLSConfig | None) -> None:
+async def start_listeners(
+    server: Server, urls: Sequence[str], tls: TLSConfig | None, *, reuse_port: bool = False
+) -> None:
     """Listen on every URL, handing ``tls`` to TLS schemes only (the others reject it).
 
     Raises:
@@ -25,21 +29,29 @@ async def start_listeners(server: Server, urls: Sequence[str], tls: TLSConfig | 
         TransportError: binding failed.
     """
     for url in urls:
-        secure = is_tls_scheme(parse_address(url).scheme)
-        await server.start(url, tls=tls if secure else None)
+        address = parse_address(url)
+        secure = is_tls_scheme(address.scheme) or address.param("tls") == "optional"
+        await server.start(url, tls=tls if secure else None, reuse_port=reuse_port)
 
 
-async def serve_demo(urls: Sequence[str], tls: TLSConfig | None, grace: float) -> int:
+async def serve_demo(
+    urls: Sequence[str], tls: TLSConfig | None, grace: float, *, worker: bool = False
+) -> int:
     """Serve both demo services on every URL; print each address; drain on a signal.
 
     Returns the exit status: 0 after a graceful drain, 1 when binding failed.
+    ``worker``: run as one of ``--workers`` (SO_REUSEPORT, replies tagged with the
+    ``x-tether-worker-pid`` header, drain when the supervisor goes away).
 
     Raises:
         UsageError: a URL the transports reject (unknown scheme, bad address).
     """
-    server = Server(demo_services(), grace=grace)
+    services = demo_services()
+    if worker:
+        services = tag_replies(services, {WORKER_PID_HEADER: str(os.getpid())})
+    server = Server(services, grace=grace)
     try:
-        await start_listeners(server, urls, tls)
+        await start_listeners(server, urls, tls, reuse_port=worker)
     except ConfigError as exc:
         await _abandon(server)
         raise UsageError(str(exc)) from exc
@@ -53,6 +65,7 @@ async def serve_demo(urls: Sequence[str], tls: TLSConfig | None, grace: float) -
     signals = (signal.SIGINT, signal.SIGTERM)
     for signum in signals:  # before the addresses: whoever reads them may signal at once
         loop.add_signal_handler(signum, stop.set)
+    orphan_watch = watch_parent(stop.set) if worker else None
     try:
         for address in server.addresses:
             print(address)
@@ -68,6 +81,8 @@ async def serve_demo(urls: Sequence[str], tls: TLSConfig | None, grace: float) -
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
+        if orphan_watch is not None:
+            orphan_watch.cancel()
     if not drained:
         print("tether serve: stopped before the drain finished", file=sys.stderr, flush=True)
         return EXIT_FAILED

@@ -10,6 +10,8 @@ exactly as a third-party transport would be):
 ``tls+unix://``     TLS over a Unix socket, native ssl
 ``memory://``       in-process, no sockets, ``memory://name``
 ``tls+memory://``   :class:`TLSTransport` (TLS over any connection) over memory
+``http-connect://`` TCP opened with an HTTP ``CONNECT`` (``?proxy=http://...``)
+``tls+http-...``    ``tls+http-connect://``: the TLS wrapper inside the tunnel
 ==================  =========================================================
 """
 
@@ -20,6 +22,7 @@ from .._config import (
     ListenOptions as ListenOptions,
     TLSConfig as TLSConfig,
 )
+from . import _http_connect_register as _http_connect_register  # http-connect schemes
 from ._asyncio import SocketConnection as SocketConnection, SocketListener as SocketListener
 from ._base import (
     Address as Address,

@@ -253,6 +253,14 @@ class Transport(ABC):
 
     uses_tls: bool = False
 
+    def uses_tls_for(self, address: Address) -> bool:
+        """Whether listening on ``address`` consumes ``ListenOptions.tls``.
+
+        ``uses_tls`` by default; a transport whose plaintext scheme can accept TLS
+        clients on request (``tcp://host:port?tls=optional``) says so per address.
+        """
+        return self.uses_tls
+
     @abstractmethod
     async def connect(self, address: Address, options: ConnectOptions) -> Connection:
         """Dial ``address``.

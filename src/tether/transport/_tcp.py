@@ -14,6 +14,7 @@ from .._config import ConnectOptions, ListenOptions, TLSConfig
 from .._exceptions import ConfigError
 from ._asyncio import SocketConnection, SocketListener, map_listen_errors, open_socket_connection
 from ._base import Address, Connection, Listener, OnConnection, Transport
+from ._sniff import optional_tls_context, sniffing_acceptor
 from ._tls import client_server_hostname, create_ssl_context
 
 
@@ -44,6 +45,9 @@ class TCPTransport(Transport):
 
     def __repr__(self) -> str:
         return f"TCPTransport(tls={self._tls})"
+
+    def uses_tls_for(self, address: Address) -> bool:
+        return self._tls or address.param("tls") == "optional"
 
     async def connect(self, address: Address, options: ConnectOptions) -> Connection:
         host, port = address.host, address.port
@@ -78,14 +82,22 @@ class TCPTransport(Transport):
         if address.port is None:
             raise ConfigError(f"{address.url}: expected {address.scheme}://host:port (port 0: any)")
         ssl_ctx = None
+        scheme = address.scheme
         if self._tls:
             if options.tls is None:
                 raise ConfigError(f"{address.url}: a TLS listener needs ListenOptions.tls")
             ssl_ctx = create_ssl_context(options.tls, server_side=True)
+        elif (optional := optional_tls_context(address, options)) is not None:
+            on_connection = sniffing_acceptor(
+                on_connection,
+                scheme=scheme,
+                tls_context=optional,
+                accept_connect=False,
+                timeout=options.tls_handshake_timeout,
+            )
         elif options.tls is not None:
             raise ConfigError(f"{address.url}: ListenOptions.tls is set; use a tls:// URL")
         loop = asyncio.get_running_loop()
-        scheme = address.scheme
 
         def factory() -> SocketConnection:
             return SocketConnection(scheme=scheme, on_connection=on_connection, nodelay=True)

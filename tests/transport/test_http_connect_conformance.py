@@ -1,0 +1,42 @@
+"""http-connect (direct and through a real CONNECT proxy) and tls+http-connect pass the
+transport conformance suite."""
+
+from __future__ import annotations
+
+import pytest
+
+from tether.testing import TRANSPORT_CHECKS, check_transport
+from tether.transport import ConnectOptions, ListenOptions
+
+from .conftest import Certs
+from .connect_proxy import running_proxy
+
+KINDS = ("http-connect", "http-connect via proxy", "tls+http-connect", "tls+http-connect via proxy")
+
+
+def options(kind: str, certs: Certs) -> tuple[ListenOptions | None, ConnectOptions | None]:
+    if kind.startswith("tls+"):
+        return certs.listen(), certs.connect()
+    return None, None
+
+
+@pytest.mark.parametrize("check", TRANSPORT_CHECKS)
+@pytest.mark.parametrize("kind", KINDS)
+async def test_conformance(kind: str, check: str, certs: Certs) -> None:
+    """The http-connect transport passes the named conformance check."""
+    scheme = kind.split()[0]
+    listen_options, connect_options = options(kind, certs)
+    async with running_proxy() as proxy:
+        url = f"{scheme}://127.0.0.1:0"
+        if "proxy" in kind:
+            url += f"?proxy={proxy.url}"
+        report = await check_transport(
+            url,
+            listen_options=listen_options,
+            connect_options=connect_options,
+            checks=[check],
+            large_size=4 << 20,
+        )
+        if "proxy" in kind and check != "connect_refused":
+            assert proxy.tunnels > 0, "the calls did not go through the proxy"
+    assert report.passed == (check,), f"{check} was skipped: {report.skipped}"
