@@ -29,8 +29,9 @@ handshake (``_shm_wire.py``). After that:
   crashed process leaks nothing.
 
 Not zero-copy end to end: the reader still copies into its ``ReadBuffer`` (the codec
-contract needs contiguous bytes it owns). :meth:`ShmConnection.read_views` hands out the
-ring bytes in place, with an explicit release, for handlers that can consume them there.
+contract needs contiguous bytes it owns). :meth:`ShmConnection.enable_read_views` turns
+on zero-copy access for a handler of its own: :meth:`~ShmConnection.read_views` hands out
+the ring bytes in place, :meth:`~ShmConnection.release_views` gives the space back.
 TLS over ``shm://`` is not offered: the bytes never leave the host's memory, and both
 peers must share a user anyway.
 """
@@ -175,8 +176,10 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
         self._acked_fallback = 0
         self._pump_scheduled = False
         self._recheck: asyncio.TimerHandle | None = None
+        self._view_mode = False
         self._views: list[memoryview] = []  # handed out by read_views()
         self._view_bytes = 0
+        self._in_pump = False
         # Lifetime.
         self._peer_closed = False  # a CLOSE record arrived
         self._socket_gone = False
@@ -326,22 +329,38 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
             return default
         return transport.get_extra_info(name, default)
 
-    # -- zero-copy reading -----------------------------------------------------------------
+    # -- zero-copy reading (opt-in) -------------------------------------------------------
+
+    def enable_read_views(self) -> None:
+        """Switch to zero-copy reading: ring bytes stay in shared memory for :meth:`read_views`.
+
+        For a handler of its own (not the dispatcher, whose codecs read :attr:`reader`).
+        From now on ``on_read`` is also called when the next bytes are in the ring and
+        :attr:`reader` is empty; the byte stream is then whatever :attr:`reader` holds
+        (bytes that took the socket fallback are still copied there), followed by
+        :meth:`read_views`. A handler that does not take the views in ``on_read`` gets
+        them copied into :attr:`reader` instead, so bytes always flow.
+        """
+        self._view_mode = True
 
     def read_views(self) -> list[memoryview]:
-        """The next unread ring bytes in place (zero-copy), for a handler that takes them there.
+        """The next bytes in the ring, in place (one view, or two where the ring wraps).
 
-        Call it from ``on_read`` *instead of* reading :attr:`reader` only if the handler
-        set ``reader.reserve`` to nothing and wants bulk bytes without the copy: bytes
-        are handed out in stream order, up to the next fallback record; an empty list
-        means the next bytes (if any) are already in :attr:`reader`. The views alias
-        shared memory the peer will overwrite once they are released: copy what must
-        outlive :meth:`release_views`, and call it before returning to the event loop.
+        Zero-copy: the views alias the shared mapping the peer writes into. They stay
+        valid, and the peer cannot reuse that space, until :meth:`release_views`;
+        copy out what must outlive it. Calling again before releasing returns the same
+        views; an empty list means nothing (more) is in the ring before the next
+        fallback record. Only in ``enable_read_views`` mode.
+
+        Raises:
+            RuntimeError: not in read-views mode.
         """
+        if not self._view_mode:
+            raise RuntimeError("call enable_read_views() first")
         if self._released or self._views:
             return list(self._views)
         ring = self._in
-        n = ring.available() - self._view_bytes
+        n = ring.available()
         if self._ordered:
             n = min(n, self._ordered[0].mark - ring.tail)
         if n <= 0:
@@ -351,7 +370,10 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
         return list(self._views)
 
     def release_views(self) -> None:
-        """Release the views from :meth:`read_views` and hand their bytes back to the peer."""
+        """Release every view from :meth:`read_views` and give their space back to the peer.
+
+        The views raise ``ValueError`` from now on. All their bytes count as consumed.
+        """
         views, n = self._views, self._view_bytes
         if not views:
             return
@@ -359,8 +381,11 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
             view.release()
         self._views = []
         self._view_bytes = 0
-        if not self._released:
-            self._in.consume(n)
+        if self._released:
+            return
+        self._in.consume(n)
+        if not self._in_pump:
+            self._schedule_pump()
 
     # -- writer internals ------------------------------------------------------------------
 
@@ -448,15 +473,16 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
         reader = self._reader
         ordered = self._ordered
         budget = _PUMP_BUDGET
+        self._in_pump = True
         try:
             ring.wake()
-            while not self._read_paused and not self._closing:
+            while not self._read_paused and not self._closing and not self._views:
                 if budget <= 0:
                     self._schedule_pump()
                     break
-                avail = ring.available() - self._view_bytes
+                avail = ring.available()
                 if ordered:
-                    want = ordered[0].mark - ring.tail - self._view_bytes
+                    want = ordered[0].mark - ring.tail
                     if not 0 <= want <= avail:
                         raise RemoteProtocolError(
                             f"shm record mark {ordered[0].mark} is outside the ring "
@@ -464,9 +490,12 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
                         )
                 else:
                     want = avail
-                if self._views:
-                    break  # read_views() bytes are still held: wait for release_views()
                 if want:
+                    if self._view_mode:
+                        before = ring.tail
+                        handler.on_read(self)
+                        if self._views or ring.tail != before or self._released:
+                            continue  # taken (the loop stops while views are held)
                     n = min(want, budget)
                     region = reader.get_write_buffer(n)
                     ring.read_into(region, n)
@@ -503,6 +532,7 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
             self._fail(exc)
             return
         finally:
+            self._in_pump = False
             self._send_ack()
 
     def _send_ack(self) -> None:
@@ -524,7 +554,7 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
         if self._released or self._handler is None or self._read_paused:
             return
         try:
-            pending = self._in.asleep() and self._in.available() > self._view_bytes
+            pending = self._in.asleep() and self._in.available() > 0 and not self._views
         except RemoteProtocolError as exc:
             self._protocol_failure(exc)
             return
