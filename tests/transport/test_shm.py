@@ -28,6 +28,7 @@ from tether.transport._shm_wire import decode_hello, encode_hello
 from .conftest import Collector, dial, serving
 
 SMALL = 4096  # ring capacity for the raw peers below
+TESTS_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def open_fds() -> dict[str, str]:
@@ -41,6 +42,10 @@ def open_fds() -> dict[str, str]:
         if target.startswith(("socket:", "/memfd:")):
             fds[fd] = target
     return fds
+
+
+def socket_file_exists(path: Path) -> bool:
+    return path.exists()
 
 
 def shm_mappings() -> int:
@@ -119,7 +124,7 @@ async def test_all_call_kinds_over_shm(sock_dir: Path) -> None:
         finally:
             server.close()
             await server.wait_closed()
-        assert not Path(f"{sock_dir}/e2e.sock").exists(), "the socket file outlived the server"
+        assert not socket_file_exists(sock_dir / "e2e.sock"), "the socket file outlived the server"
 
 
 SERVER_SCRIPT = textwrap.dedent(
@@ -176,7 +181,7 @@ async def read_line(proc: subprocess.Popen[str]) -> str:
 async def test_server_killed_fails_pending_calls(sock_dir: Path) -> None:
     """SIGKILL on the server process fails the client's pending call; nothing leaks here."""
     url = f"shm://{sock_dir}/crash.sock"
-    tests_root = str(Path(__file__).resolve().parents[2])
+    tests_root = TESTS_ROOT
     proc = spawn(SERVER_SCRIPT.format(tests=tests_root, url=url))
     try:
         assert (await read_line(proc)).strip() == "READY"
@@ -240,7 +245,7 @@ async def test_connect_close_cycles_leak_nothing(sock_dir: Path) -> None:
     with no_leaks():
         async with serving(f"shm://{sock_dir}/cycle.sock") as (listener, accepted):
             for i in range(10):
-                conn, collector = await dial(listener.address)
+                conn, _collector = await dial(listener.address)
                 conn.write_binary(b"x" * 10_000)
                 conn.flush()
                 await accepted.first()
@@ -282,7 +287,7 @@ async def test_url_parameters(sock_dir: Path) -> None:
 
 async def test_peer_ring_above_our_limit_is_refused(sock_dir: Path) -> None:
     """A listener refuses a client ring bigger than its max_ring; the client gets ConnectError."""
-    async with serving(f"shm://{sock_dir}/lim.sock?max_ring=64K") as (listener, _):
+    async with serving(f"shm://{sock_dir}/lim.sock?max_ring=64K") as (_listener, _):
         with pytest.raises(ConnectError):
             await dial(f"shm://{sock_dir}/lim.sock?ring=1M", ConnectOptions(connect_timeout=2))
         conn, _ = await dial(f"shm://{sock_dir}/lim.sock?ring=64K")
@@ -404,8 +409,8 @@ async def test_bad_handshakes_are_dropped(sock_dir: Path, attack: str) -> None:
             finally:
                 peer.close()
             assert not accepted, "a broken handshake produced a connection"
-            conn, collector = await dial(listener.address)
-            server_conn, server_collector = await accepted.first()
+            conn, _collector = await dial(listener.address)
+            _server_conn, server_collector = await accepted.first()
             conn.write_binary(b"still serving")
             conn.flush()
             await server_collector.until(lambda: server_collector.data == b"still serving")
@@ -456,7 +461,7 @@ async def test_hostile_peer_after_handshake(sock_dir: Path, lie: str) -> None:
             peer = RawPeer(path)
             try:
                 await asyncio.to_thread(peer.handshake)
-                victim, collector = await accepted.first()
+                _victim, collector = await accepted.first()
                 assert peer.out is not None
                 if lie == "head-too-far":
                     with peer.out.view[64:72].cast("Q") as head:
@@ -493,7 +498,8 @@ async def test_doorbell_rings_once_per_sleep(sock_dir: Path) -> None:
             await asyncio.to_thread(peer.handshake)
             server_conn, _ = await accepted.first()
             reader = peer.reader
-            assert reader is not None and reader.asleep()  # a fresh ring starts asleep
+            assert reader is not None
+            assert reader.asleep()
             for i in range(20):
                 server_conn.write_binary(b"%d," % i)
                 server_conn.flush()
@@ -578,7 +584,7 @@ async def test_read_views_are_zero_copy(sock_dir: Path) -> None:
 
 async def test_read_views_need_the_mode(sock_dir: Path) -> None:
     """read_views() without enable_read_views() is a RuntimeError (the reader gets the bytes)."""
-    async with serving(f"shm://{sock_dir}/noview.sock") as (listener, accepted):
+    async with serving(f"shm://{sock_dir}/noview.sock") as (listener, _accepted):
         conn, _ = await dial(listener.address)
         assert isinstance(conn, ShmConnection)
         with pytest.raises(RuntimeError):

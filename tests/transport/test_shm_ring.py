@@ -209,9 +209,11 @@ def test_reader_misuse_is_a_value_error() -> None:
 def test_sleep_epoch_protocol() -> None:
     """sleep() marks the reader asleep (odd epoch) only when the ring is empty, wake() undoes it."""
     segment, writer, reader = make_ring()
-    assert writer.reader_epoch() == 1 and reader.asleep()  # a fresh ring starts asleep
+    assert writer.reader_epoch() == 1
+    assert reader.asleep()
     reader.wake()
-    assert writer.reader_epoch() == 2 and not reader.asleep()
+    assert writer.reader_epoch() == 2
+    assert not reader.asleep()
     assert reader.sleep() is True
     assert writer.reader_epoch() == 3
     reader.wake()

@@ -101,7 +101,7 @@ def test_decoder_ignores_chunking(cuts: list[int]) -> None:
     decoder = RecordDecoder()
     out = []
     last = 0
-    for cut in sorted(cuts) + [len(STREAM)]:
+    for cut in [*sorted(cuts), len(STREAM)]:
         out += decoder.feed(STREAM[last:cut])
         last = cut
     assert out == RECORDS
