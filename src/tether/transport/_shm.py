@@ -56,8 +56,17 @@ from .._exceptions import (
 from .._types import BufferLike
 from ..buffer import DEFAULT_READ_SIZE
 from ._asyncio import map_connect_errors, map_listen_errors
-from ._base import Address, Connection, Listener, OnConnection, Transport, register_transport
+from ._base import (
+    Address,
+    Connection,
+    ConnectionHandler,
+    Listener,
+    OnConnection,
+    Transport,
+    register_transport,
+)
 from ._lifecycle import ConnectionLifecycle, broken
+from ._shm_lend import LendingReadBuffer
 from ._shm_ring import MAX_CAPACITY, MIN_CAPACITY, RingReader, RingWriter
 from ._shm_segment import Segment, create_segment, map_peer_segment
 from ._shm_wire import (
@@ -93,6 +102,8 @@ FALLBACK_WINDOW: Final = 1 << 20
 HIGH_WATER: Final = 64 * 1024
 #: Seconds after falling asleep before the reader looks at its ring once more.
 RECHECK_DELAY: Final = 0.002
+#: Runs of ring bytes at least this long are lent to the handler in place, not copied.
+LEND_THRESHOLD: Final = 64 * 1024
 #: Bytes delivered per loop iteration before the reader yields.
 _PUMP_BUDGET = 8 << 20
 
@@ -154,6 +165,7 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
         read_size: int = DEFAULT_READ_SIZE,
     ) -> None:
         super().__init__(read_size)
+        self._reader = self._lender = LendingReadBuffer(read_size)
         self._scheme = scheme
         self._on_connection = on_connection
         self._segments = (out_segment, in_segment)
@@ -497,6 +509,10 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
                         if self._views or ring.tail != before or self._released:
                             continue  # taken (the loop stops while views are held)
                     n = min(want, budget)
+                    if n >= LEND_THRESHOLD and self._lender.can_lend():
+                        self._lend(handler, n)
+                        budget -= n
+                        continue
                     region = reader.get_write_buffer(n)
                     ring.read_into(region, n)
                     region.release()
@@ -534,6 +550,23 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
         finally:
             self._in_pump = False
             self._send_ack()
+
+    def _lend(self, handler: ConnectionHandler, n: int) -> None:
+        """Deliver up to ``n`` ring bytes in place (see ``_shm_lend.py``), then consume them."""
+        view = self._in.regions(n)[0]  # up to the ring's end if the run wraps
+        lender = self._lender
+        lender.lend(view)
+        try:
+            handler.on_read(self)
+        finally:
+            lender.take_back()
+            size = len(view)
+            view.release()
+            if self._released:  # the handler closed us: unmap now that the view is gone
+                for segment in self._segments:
+                    segment.close()
+            else:
+                self._in.consume(size)
 
     def _send_ack(self) -> None:
         consumed = self._consumed_fallback
