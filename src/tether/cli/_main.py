@@ -67,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         required=True,
         metavar="URL",
-        help="tcp://HOST:PORT, unix:///PATH, tls://HOST:PORT, tls+unix:///PATH, memory://NAME "
-        "(repeatable; port 0 picks a free port)",
+        help="tcp://HOST:PORT, unix:///PATH, tls://HOST:PORT, tls+unix:///PATH, memory://NAME, "
+        "shm:///PATH (repeatable; port 0 picks a free port)",
     )
     serve.add_argument("--cert", type=Path, metavar="FILE", help="PEM server certificate (TLS)")
     serve.add_argument("--key", type=Path, metavar="FILE", help="PEM private key for --cert")
