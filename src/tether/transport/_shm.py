@@ -80,6 +80,7 @@ from ._shm_wire import (
     Eof,
     Hello,
     Ordered,
+    Record,
     RecordDecoder,
     decode_hello,
     encode_ack,
@@ -218,38 +219,42 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
     def data_received(self, data: bytes) -> None:
         if self._released:
             return
-        try:
-            records = self._decoder.feed(data)
-            acked = False
-            for record in records:
-                if type(record) is Doorbell:
-                    continue
-                if type(record) is Ack:
-                    if not self._fallback_acked <= record.consumed <= self._fallback_sent:
-                        raise RemoteProtocolError(
-                            f"shm ACK of {record.consumed} bytes; {self._fallback_sent} were sent"
-                        )
-                    self._fallback_acked = record.consumed
-                    acked = True
-                    continue
-                if self._peer_closed:
-                    raise RemoteProtocolError("shm record after CLOSE")
-                if type(record) is Data:
-                    self._queued_fallback += len(record.payload)
-                    if self._queued_fallback > FALLBACK_WINDOW:
-                        raise RemoteProtocolError("the shm peer ignored the fallback window")
-                elif type(record) is Close:
-                    self._peer_closed = True
-                self._ordered.append(record)  # type: ignore[arg-type]
-            if acked:
-                self._send_backlog()
-        except RemoteProtocolError as exc:
-            self._protocol_failure(exc)
-            return
-        if self._peer_closed:
-            self._drop_writes()
+        if data != DOORBELL or self._decoder.pending():  # a lone doorbell needs no decoding
+            try:
+                self._on_records(self._decoder.feed(data))
+            except RemoteProtocolError as exc:
+                self._protocol_failure(exc)
+                return
+            if self._peer_closed:
+                self._drop_writes()
         if self._handler is not None and not self._read_paused:
             self._pump()
+
+    def _on_records(self, records: list[Record]) -> None:
+        """Apply ACKs now; queue the ordered records for the pump."""
+        acked = False
+        for record in records:
+            if type(record) is Doorbell:
+                continue
+            if type(record) is Ack:
+                if not self._fallback_acked <= record.consumed <= self._fallback_sent:
+                    raise RemoteProtocolError(
+                        f"shm ACK of {record.consumed} bytes; {self._fallback_sent} were sent"
+                    )
+                self._fallback_acked = record.consumed
+                acked = True
+                continue
+            if self._peer_closed:
+                raise RemoteProtocolError("shm record after CLOSE")
+            if type(record) is Data:
+                self._queued_fallback += len(record.payload)
+                if self._queued_fallback > FALLBACK_WINDOW:
+                    raise RemoteProtocolError("the shm peer ignored the fallback window")
+            elif type(record) is Close:
+                self._peer_closed = True
+            self._ordered.append(record)  # type: ignore[arg-type]
+        if acked:
+            self._send_backlog()
 
     def eof_received(self) -> bool:
         return False  # asyncio closes the socket; connection_lost decides what it meant
@@ -519,7 +524,9 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
                     reader.commit(n)
                     budget -= n
                     handler.on_read(self)
-                    continue
+                    if self._ordered or self._read_paused or self._closing or self._views:
+                        continue
+                    # The common case: straight to sleep(), which re-checks the ring.
                 if not ordered:
                     if ring.sleep():
                         if self._recheck is None:

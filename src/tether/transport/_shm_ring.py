@@ -32,13 +32,17 @@ consumption whenever the consumer was asleep; a consumer polling a busy ring cou
 principle read stale data. The transport is therefore documented as x86-64 first.
 
 The sleep flag is a Dekker-style handshake (consumer: store epoch, load head; producer:
-store head, load epoch), which needs a full fence to be airtight even on x86-64; CPython
-has none. The transport closes that window with a delayed re-check after going to sleep
-(see ``_shm.py``). A peer is untrusted: counters that break the invariants raise
+store head, load epoch), which needs a full fence between each store and the following
+load, even on x86-64 (TSO lets a load pass an earlier store). CPython has no fence
+primitive; :func:`full_fence` gets one from a lock's atomic instructions on x86-64. The
+transport also re-checks the ring a little after going to sleep (see ``_shm.py``), which
+bounds the delay on platforms where that fence is weaker. A peer is untrusted: counters that break the invariants raise
 :class:`RingCorruptedError` instead of reading outside the ring.
 """
 
 from __future__ import annotations
+
+import threading
 
 from .._exceptions import RemoteProtocolError
 from .._types import BufferLike
@@ -56,6 +60,23 @@ _MAGIC, _VERSION, _CAPACITY = 0, 1, 2
 _HEAD = 64 // 8
 _TAIL = 128 // 8
 _EPOCH = 136 // 8
+
+
+_FENCE = threading.Lock()
+
+
+def full_fence() -> None:
+    """A full memory barrier, as far as CPython can give one.
+
+    Acquiring and releasing an uncontended ``threading.Lock`` runs atomic
+    read-modify-write instructions (``LOCK``-prefixed on x86-64), which drain the store
+    buffer: a store before the fence is visible to other cores before a load after it
+    executes. That is exactly what the sleep-flag handshake needs on x86-64. On AArch64
+    the lock only gives acquire/release ordering, so the transport keeps its delayed
+    re-check as a backstop.
+    """
+    _FENCE.acquire()
+    _FENCE.release()
 
 
 class RingCorruptedError(RemoteProtocolError):
@@ -182,10 +203,15 @@ class RingWriter:
         return n
 
     def publish(self) -> bool:
-        """Make every written byte visible to the consumer; whether there was anything new."""
+        """Make every written byte visible to the consumer; whether there was anything new.
+
+        A full fence follows the store, so a :meth:`reader_epoch` read after this sees
+        a sleep the consumer announced before it could see the new ``head``.
+        """
         if self._head == self._published:
             return False
         self._words[_HEAD] = self._published = self._head
+        full_fence()
         return True
 
     def reader_epoch(self) -> int:
@@ -282,6 +308,7 @@ class RingReader:
         epoch = words[_EPOCH]
         if not epoch & 1:
             words[_EPOCH] = epoch + 1
+        full_fence()  # the epoch store must be visible before head is loaded (Dekker)
         if self.available():
             words[_EPOCH] = (epoch | 1) + 1
             return False
