@@ -493,7 +493,7 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
         self._in_pump = True
         try:
             ring.wake()
-            while not self._read_paused and not self._closing and not self._views:
+            while not self._stopped():
                 if budget <= 0:
                     self._schedule_pump()
                     break
@@ -524,7 +524,7 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
                     reader.commit(n)
                     budget -= n
                     handler.on_read(self)
-                    if self._ordered or self._read_paused or self._closing or self._views:
+                    if ordered or self._stopped():
                         continue
                     # The common case: straight to sleep(), which re-checks the ring.
                 if not ordered:
@@ -574,6 +574,10 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
                     segment.close()
             else:
                 self._in.consume(size)
+
+    def _stopped(self) -> bool:
+        """Whether delivery must wait: paused, closing, or read_views() views held."""
+        return self._read_paused or self._closing or bool(self._views)
 
     def _send_ack(self) -> None:
         consumed = self._consumed_fallback
