@@ -61,8 +61,8 @@ def test_write_publishes_only_on_publish() -> None:
     segment, writer, reader = make_ring()
     assert writer.write(b"hello") == 5
     assert reader.available() == 0
-    assert writer.publish() is True
-    assert writer.publish() is False
+    assert writer.publish() == 1  # the reader's epoch: a fresh ring's reader sleeps
+    assert writer.publish() == 0  # nothing new
     assert word(segment, 64) == 5
     assert segment[DATA_OFFSET : DATA_OFFSET + 5] == b"hello"
     out = bytearray(5)
@@ -218,7 +218,7 @@ def test_sleep_epoch_protocol() -> None:
     assert writer.reader_epoch() == 3
     reader.wake()
     writer.write(b"x")
-    writer.publish()
+    assert writer.publish() == 4  # awake: no doorbell needed
     assert reader.sleep() is False  # data raced in: stays awake, caller must drain
     assert not reader.asleep()
     assert word(segment, 136) % 2 == 0

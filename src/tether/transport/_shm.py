@@ -408,14 +408,12 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
 
     def _publish(self) -> None:
         """Publish the ring's new bytes; ring the doorbell if the reader sleeps (once per sleep)."""
-        ring = self._out
-        if ring.publish():
-            epoch = ring.reader_epoch()
-            if epoch & 1 and epoch != self._last_rung:
-                self._last_rung = epoch
-                transport = self._transport
-                if transport is not None and not self._socket_gone:
-                    transport.write(DOORBELL)
+        epoch = self._out.publish()
+        if epoch & 1 and epoch != self._last_rung:
+            self._last_rung = epoch
+            transport = self._transport
+            if transport is not None and not self._socket_gone:
+                transport.write(DOORBELL)
 
     def _send_backlog(self) -> None:
         """Move backlog bytes into the ring or, once it is full, onto the socket (window)."""
@@ -513,14 +511,12 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
                         handler.on_read(self)
                         if self._views or ring.tail != before or self._released:
                             continue  # taken (the loop stops while views are held)
-                    n = min(want, budget)
+                    n = want if want <= budget else budget
                     if n >= LEND_THRESHOLD and self._lender.can_lend():
                         self._lend(handler, n)
                         budget -= n
                         continue
-                    region = reader.get_write_buffer(n)
-                    ring.read_into(region, n)
-                    region.release()
+                    ring.read_into(reader.get_write_buffer(n), n)
                     reader.commit(n)
                     budget -= n
                     handler.on_read(self)
@@ -556,7 +552,8 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
             return
         finally:
             self._in_pump = False
-            self._send_ack()
+            if self._consumed_fallback != self._acked_fallback:
+                self._send_ack()
 
     def _lend(self, handler: ConnectionHandler, n: int) -> None:
         """Deliver up to ``n`` ring bytes in place (see ``_shm_lend.py``), then consume them."""

@@ -202,17 +202,20 @@ class RingWriter:
         self._free -= n
         return n
 
-    def publish(self) -> bool:
-        """Make every written byte visible to the consumer; whether there was anything new.
+    def publish(self) -> int:
+        """Make every written byte visible to the consumer.
 
-        A full fence follows the store, so a :meth:`reader_epoch` read after this sees
-        a sleep the consumer announced before it could see the new ``head``.
+        Returns the consumer's sleep epoch read right after (odd: it may be asleep and
+        needs a doorbell), or 0 if there was nothing new to publish. A full fence
+        separates the store of ``head`` from that read (see the module docstring).
         """
-        if self._head == self._published:
-            return False
-        self._words[_HEAD] = self._published = self._head
+        head = self._head
+        if head == self._published:
+            return 0
+        words = self._words
+        words[_HEAD] = self._published = head
         full_fence()
-        return True
+        return int(words[_EPOCH])
 
     def reader_epoch(self) -> int:
         """The consumer's sleep epoch: odd while it is (about to be) asleep."""
@@ -309,7 +312,7 @@ class RingReader:
         if not epoch & 1:
             words[_EPOCH] = epoch + 1
         full_fence()  # the epoch store must be visible before head is loaded (Dekker)
-        if self.available():
+        if words[_HEAD] != self._tail and self.available():
             words[_EPOCH] = (epoch | 1) + 1
             return False
         return True
