@@ -452,7 +452,9 @@ async def test_client_to_a_plain_unix_server_fails_cleanly(sock_dir: Path) -> No
         await server.wait_closed()
 
 
-@pytest.mark.parametrize("lie", ["head-too-far", "garbage-record", "mark-beyond-head", "ack"])
+@pytest.mark.parametrize(
+    "lie", ["head-too-far", "garbage-record", "mark-beyond-head", "ack", "data-after-eof"]
+)
 async def test_hostile_peer_after_handshake(sock_dir: Path, lie: str) -> None:
     """A peer lying in the ring header or the records fails only its own connection."""
     path = f"{sock_dir}/hostile.sock"
@@ -471,8 +473,15 @@ async def test_hostile_peer_after_handshake(sock_dir: Path, lie: str) -> None:
                     peer.sock.sendall(b"\x09garbage")
                 elif lie == "mark-beyond-head":
                     peer.sock.sendall(b"\x04" + (100).to_bytes(8, "big"))
-                else:
+                elif lie == "ack":
                     peer.sock.sendall(b"\x02" + (5).to_bytes(8, "big"))  # ACK of nothing sent
+                else:
+                    assert peer.writer is not None
+                    peer.sock.sendall(b"\x04" + bytes(8))  # EOF at ring byte 0
+                    await collector.until(lambda: "eof" in collector.events)
+                    peer.writer.write(b"after the end")
+                    peer.writer.publish()
+                    peer.sock.sendall(b"\x01")
                 await collector.until(lambda: "inactive" in collector.events, 10)
                 assert isinstance(collector.exc, RemoteProtocolError)
                 assert await wait_closed_by_server(peer) == b""

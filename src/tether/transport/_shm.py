@@ -194,6 +194,7 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
         self._view_bytes = 0
         self._in_pump = False
         # Lifetime.
+        self._eof_queued = False  # an EOF record arrived
         self._peer_closed = False  # a CLOSE record arrived
         self._socket_gone = False
         self._released = False
@@ -246,12 +247,16 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
                 continue
             if self._peer_closed:
                 raise RemoteProtocolError("shm record after CLOSE")
+            if self._eof_queued and type(record) is not Close:
+                raise RemoteProtocolError("shm record after EOF")
             if type(record) is Data:
                 self._queued_fallback += len(record.payload)
                 if self._queued_fallback > FALLBACK_WINDOW:
                     raise RemoteProtocolError("the shm peer ignored the fallback window")
             elif type(record) is Close:
                 self._peer_closed = True
+            else:
+                self._eof_queued = True
             self._ordered.append(record)  # type: ignore[arg-type]
         if acked:
             self._send_backlog()
@@ -506,6 +511,8 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
                 else:
                     want = avail
                 if want:
+                    if self._eof_seen:
+                        raise RemoteProtocolError("shm ring bytes after the peer's EOF")
                     if self._view_mode:
                         before = ring.tail
                         handler.on_read(self)
