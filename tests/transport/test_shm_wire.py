@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from tether import RemoteProtocolError
 from tether.transport._shm_wire import (
@@ -95,6 +95,7 @@ def test_decoder_doorbell_fast_path() -> None:
     assert RecordDecoder().feed(b"\x01\x01\x01") == [Doorbell()] * 3
 
 
+@settings(deadline=None)  # no timing on a loaded 2-core box
 @given(cuts=st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=8))
 def test_decoder_ignores_chunking(cuts: list[int]) -> None:
     """However the socket splits the bytes, the same records come out."""
@@ -123,6 +124,7 @@ def test_decoder_rejects_garbage(data: bytes, message: str) -> None:
         RecordDecoder().feed(data)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=64))
 def test_decoder_arbitrary_input(data: bytes) -> None:
     """Arbitrary bytes decode to records or raise RemoteProtocolError, nothing else."""
