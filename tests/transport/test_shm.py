@@ -599,3 +599,33 @@ async def test_read_views_need_the_mode(sock_dir: Path) -> None:
         with pytest.raises(RuntimeError):
             conn.read_views()
         conn.abort()
+
+
+# -- socket fallback -----------------------------------------------------------------------
+
+
+async def test_fallback_keeps_order_across_both_paths(sock_dir: Path) -> None:
+    """Writes beyond a full ring take the socket, later ones return to the ring, all in order."""
+    async with serving(f"shm://{sock_dir}/fb.sock") as (listener, accepted):
+        conn, _ = await dial(f"{listener.address}?ring=4K")
+        assert isinstance(conn, ShmConnection)
+        _, collector = await accepted.first()
+        expected = bytearray()
+        for i in range(200):
+            chunk = bytes([i]) * (1 + (i * 977) % 9000)  # some larger than the ring
+            conn.write_binary(chunk)
+            expected += chunk
+            if i % 3 == 0:
+                conn.flush()
+                await conn.drain()
+        conn.flush()
+        await collector.until(lambda: len(collector.data) >= len(expected), 10)
+        assert collector.data == expected
+        assert conn._fallback_sent > 0, "nothing took the socket fallback"
+        async with asyncio.timeout(10):  # the last ACK is on its way back
+            while conn._fallback_acked != conn._fallback_sent:
+                await asyncio.sleep(0.01)
+        conn.write_binary(b"back on the ring")
+        conn.flush()
+        await collector.until(lambda: collector.data.endswith(b"back on the ring"))
+        conn.abort()
