@@ -6,15 +6,18 @@ memfd holding a single-producer/single-consumer byte ring for its outbound direc
 handshake (``_shm_wire.py``). After that:
 
 * **Data** goes into the ring: ``flush`` copies the queued buffers into the shared
-  mapping (one ``memcpy`` per buffer) and publishes the new ``head``; the peer copies
-  them straight from the mapping into its :class:`~tether.buffer.ReadBuffer` (one more).
-  No bytes cross the kernel.
+  mapping (one ``memcpy`` per buffer) and publishes the new ``head``. The peer either
+  lends a contiguous run of at least :data:`LEND_THRESHOLD` bytes to its handler in
+  place (``_shm_lend.py``: the codec parses the mapping itself and copies each payload
+  out once) or copies smaller runs into its :class:`~tether.buffer.ReadBuffer`. No
+  bytes cross the kernel.
 * **Doorbell with batching**: the reader marks itself asleep in the shared header
   before it waits (and re-checks the ring after marking, so a write racing with that is
   not lost). A writer sends one doorbell byte over the socket only when it finds the
   reader asleep, once per sleep, so a burst of writes costs one wake-up per drained
-  batch. A delayed re-check after falling asleep covers the store/load reordering CPython
-  cannot fence (see ``_shm_ring.py``).
+  batch. Both sides put a full fence between their store and load (``_shm_ring.py``),
+  and a delayed re-check after falling asleep bounds a missed wake-up where that fence
+  is weaker than needed.
 * **Fallback** when the ring is full: the rest goes over the socket as DATA records
   stamped with the ring position they follow (``mark``). Once a DATA record is in
   flight, every later byte takes the socket too, until the peer has ACKed all of them;
@@ -28,9 +31,10 @@ handshake (``_shm_wire.py``). After that:
   calls fail. Either way both mappings are unmapped; the segments are anonymous, so a
   crashed process leaks nothing.
 
-Not zero-copy end to end: the reader still copies into its ``ReadBuffer`` (the codec
-contract needs contiguous bytes it owns). :meth:`ShmConnection.enable_read_views` turns
-on zero-copy access for a handler of its own: :meth:`~ShmConnection.read_views` hands out
+Not zero-copy end to end: the codec copies every payload it hands to user code, and
+small or wrapped runs are copied into the ``ReadBuffer`` first.
+:meth:`ShmConnection.enable_read_views` turns on zero-copy access for a handler of its
+own: :meth:`~ShmConnection.read_views` hands out
 the ring bytes in place, :meth:`~ShmConnection.release_views` gives the space back.
 TLS over ``shm://`` is not offered: the bytes never leave the host's memory, and both
 peers must share a user anyway.
