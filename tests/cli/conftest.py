@@ -43,13 +43,15 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 
 @pytest.fixture(scope="package")
 def demo_server(tmp_path_factory: pytest.TempPathFactory, certs: Certs) -> Iterator[ServeProcess]:
-    """One ``tether serve demo`` on tcp, a unix socket and tls (no client certificates)."""
+    """One ``tether serve demo`` on tcp, a unix socket, shm and tls (no client certificates)."""
     sock = tmp_path_factory.mktemp("sock") / "demo.sock"
     server = start_serve(
         "--listen",
         "tcp://127.0.0.1:0",
         "--listen",
         f"unix://{sock}",
+        "--listen",
+        f"shm://{sock.with_name('demo-shm.sock')}",
         "--listen",
         "tls://127.0.0.1:0",
         "--cert",

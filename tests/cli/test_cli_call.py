@@ -28,9 +28,9 @@ def echo_reply(data: bytes, metadata: dict[str, str] | None = None) -> dict[str,
     return {"data": b64(data), "metadata": metadata or {}}
 
 
-@pytest.fixture(params=["tcp", "unix"])
+@pytest.fixture(params=["tcp", "unix", "shm"])
 def url(request: pytest.FixtureRequest, demo_server: ServeProcess) -> str:
-    """The demo server's tcp and unix addresses."""
+    """The demo server's tcp, unix and shm addresses."""
     return demo_server.address(request.param)
 
 

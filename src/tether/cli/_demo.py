@@ -212,6 +212,7 @@ async def run_demo() -> int:
         urls = (
             "tcp://127.0.0.1:0",
             f"unix://{directory / 'demo.sock'}",
+            f"shm://{directory / 'demo-shm.sock'}",
             "tls://127.0.0.1:0",
             "memory://demo",
             "quic://127.0.0.1:0",

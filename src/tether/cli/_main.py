@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="URL",
         help="tcp://HOST:PORT, unix:///PATH, tls://HOST:PORT, tls+unix:///PATH, memory://NAME, "
-        "kcp://HOST:PORT (repeatable; port 0 picks a free port)",
+        "kcp://HOST:PORT, shm:///PATH (repeatable; port 0 picks a free port)",
     )
     serve.add_argument("--cert", type=Path, metavar="FILE", help="PEM server certificate (TLS)")
     serve.add_argument("--key", type=Path, metavar="FILE", help="PEM private key for --cert")

@@ -43,6 +43,7 @@ from ._memory import (
     MemoryTransport as MemoryTransport,
     memory_connection_pair as memory_connection_pair,
 )
+from ._shm import ShmTransport as ShmTransport  # registers shm://
 from ._tcp import TCPTransport as TCPTransport
 from ._tls import (
     TLSConnection as TLSConnection,

@@ -1,0 +1,333 @@
+"""The shared-memory byte ring of ``shm://``: layout, producer and consumer (sans-I/O).
+
+One ring carries one direction of a connection. It lives in a shared segment (a memfd
+``mmap``ed by both processes) that this module only sees as a ``memoryview``; nothing
+here touches files, sockets or an event loop, so it is tested with plain ``bytearray``s.
+
+Layout (byte offsets; counters are native-endian unsigned 64-bit words, 8-byte aligned,
+because both peers run on the same host)::
+
+    0    magic  "TSHMRING"            written once by the creator (the producer)
+    8    version                      written once by the creator
+    16   capacity (bytes, power of 2) written once by the creator
+    64   head: bytes ever published   written only by the producer
+    128  tail: bytes ever consumed    written only by the consumer
+    136  reader epoch                 written only by the consumer (odd = asleep)
+    256  data area, ``capacity`` bytes
+
+``head`` and ``tail`` only grow; a byte at stream offset ``n`` sits at
+``DATA_OFFSET + n % capacity``. Unread bytes are ``head - tail`` (at most ``capacity``),
+free space is ``capacity - (head - tail)``. The producer writes only into free space and
+the consumer reads only unread bytes, so the two never touch the same data bytes.
+
+Memory ordering (the assumption the design rests on): each counter has exactly one
+writer, and is written with a single aligned 8-byte store (``memoryview.cast("Q")``
+item assignment is a ``memcpy`` of 8 bytes, which compiles to one ``mov``/``str``) after
+the data it publishes. An aligned 8-byte load or store is single-copy atomic on x86-64
+and AArch64, so a peer never sees a torn counter. On x86-64 (TSO) stores become visible
+in program order, so a consumer that sees ``head`` also sees the data before it. AArch64
+does not promise that ordering without barriers, which CPython cannot issue; there the
+guarantee holds only because a doorbell (a system call) separates publication from
+consumption whenever the consumer was asleep; a consumer polling a busy ring could in
+principle read stale data. The transport is therefore documented as x86-64 first.
+
+The sleep flag is a Dekker-style handshake (consumer: store epoch, load head; producer:
+store head, load epoch), which needs a full fence between each store and the following
+load, even on x86-64 (TSO lets a load pass an earlier store). CPython has no fence
+primitive; :func:`full_fence` gets one from a lock's atomic instructions on x86-64. The
+transport also re-checks the ring a little after going to sleep (see ``_shm.py``), which
+bounds the delay on platforms where that fence is weaker. A peer is untrusted: counters that break the invariants raise
+:class:`RingCorruptedError` instead of reading outside the ring.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from .._exceptions import RemoteProtocolError
+from .._types import BufferLike
+
+MAGIC = int.from_bytes(b"TSHMRING", "little")
+VERSION = 1
+HEADER_SIZE = 256
+DATA_OFFSET = HEADER_SIZE
+#: Smallest and largest ring capacities accepted (powers of two).
+MIN_CAPACITY = 4096
+MAX_CAPACITY = 1 << 30
+
+# Word indexes (byte offset // 8) into the header.
+_MAGIC, _VERSION, _CAPACITY = 0, 1, 2
+_HEAD = 64 // 8
+_TAIL = 128 // 8
+_EPOCH = 136 // 8
+
+
+_FENCE = threading.Lock()
+
+
+def full_fence() -> None:
+    """A full memory barrier, as far as CPython can give one.
+
+    Acquiring and releasing an uncontended ``threading.Lock`` runs atomic
+    read-modify-write instructions (``LOCK``-prefixed on x86-64), which drain the store
+    buffer: a store before the fence is visible to other cores before a load after it
+    executes. That is exactly what the sleep-flag handshake needs on x86-64. On AArch64
+    the lock only gives acquire/release ordering, so the transport keeps its delayed
+    re-check as a backstop.
+    """
+    _FENCE.acquire()
+    _FENCE.release()
+
+
+class RingCorruptedError(RemoteProtocolError):
+    """The shared header holds values no well-behaved peer writes (bad magic, size, counters)."""
+
+
+def segment_size(capacity: int) -> int:
+    """Bytes of shared memory a ring of ``capacity`` data bytes needs (header included)."""
+    return HEADER_SIZE + capacity
+
+
+def check_capacity(capacity: int) -> None:
+    """Raise :class:`RingCorruptedError` unless ``capacity`` is a power of two in range."""
+    if not MIN_CAPACITY <= capacity <= MAX_CAPACITY or capacity & (capacity - 1):
+        raise RingCorruptedError(
+            f"ring capacity {capacity} is not a power of two in [{MIN_CAPACITY}, {MAX_CAPACITY}]"
+        )
+
+
+def init_ring(segment: memoryview, capacity: int) -> None:
+    """Write a fresh header for a ring of ``capacity`` bytes (the creator does this once).
+
+    The reader epoch starts odd ("asleep"), so the producer's first write rings the
+    doorbell.
+
+    Raises:
+        ValueError: ``segment`` is not exactly :func:`segment_size` bytes.
+        RingCorruptedError: ``capacity`` is out of range.
+    """
+    check_capacity(capacity)
+    if len(segment) != segment_size(capacity):
+        raise ValueError(
+            f"a ring of {capacity} bytes needs a {segment_size(capacity)}-byte segment"
+        )
+    with segment[:HEADER_SIZE].cast("Q") as words:
+        for i in range(len(words)):
+            words[i] = 0
+        words[_VERSION] = VERSION
+        words[_CAPACITY] = capacity
+        words[_EPOCH] = 1
+        words[_MAGIC] = MAGIC
+
+
+def _attach(segment: memoryview, capacity: int) -> tuple[memoryview, memoryview]:
+    """Validate a segment's header against the announced ``capacity``; (words, data)."""
+    check_capacity(capacity)
+    if len(segment) != segment_size(capacity):
+        raise RingCorruptedError(
+            f"the shared segment has {len(segment)} bytes, not {segment_size(capacity)}"
+        )
+    words = segment[:HEADER_SIZE].cast("Q")
+    if words[_MAGIC] != MAGIC:
+        words.release()
+        raise RingCorruptedError("the shared segment does not start with the ring magic")
+    if words[_VERSION] != VERSION or words[_CAPACITY] != capacity:
+        found = (words[_VERSION], words[_CAPACITY])
+        words.release()
+        raise RingCorruptedError(
+            f"ring header says version {found[0]}, capacity {found[1]}; "
+            f"expected version {VERSION}, capacity {capacity}"
+        )
+    return words, segment[DATA_OFFSET:]
+
+
+class RingWriter:
+    """The producer end: copies bytes into free space and publishes them with ``head``.
+
+    :meth:`write` copies (up to the free space) without publishing; :meth:`publish`
+    stores ``head`` once for a whole batch. Not thread-safe; one producer per ring.
+    Call :meth:`close` before unmapping the segment (it releases the views).
+    """
+
+    __slots__ = ("_cap", "_data", "_free", "_head", "_mask", "_published", "_words")
+
+    def __init__(self, segment: memoryview, capacity: int) -> None:
+        self._words, self._data = _attach(segment, capacity)
+        self._cap = capacity
+        self._mask = capacity - 1
+        self._head = self._published = self._words[_HEAD]
+        self._free = 0  # free space known without reading tail again
+
+    @property
+    def capacity(self) -> int:
+        """Data bytes the ring holds."""
+        return self._cap
+
+    @property
+    def head(self) -> int:
+        """Bytes written so far (published or not)."""
+        return self._head
+
+    def free(self) -> int:
+        """Bytes that fit now (reads the consumer's ``tail``).
+
+        Raises:
+            RingCorruptedError: ``tail`` is ahead of ``head`` or too far behind it.
+        """
+        used = self._head - self._words[_TAIL]
+        if not 0 <= used <= self._cap:
+            raise RingCorruptedError(f"ring tail is {-used} bytes off the valid range")
+        self._free = free = self._cap - used
+        return free
+
+    def write(self, data: BufferLike) -> int:
+        """Copy as much of ``data`` as fits; return the bytes copied (not yet published)."""
+        n = len(data)
+        if n > self._free:
+            self.free()
+            if n > self._free:
+                n = self._free
+                if not n:
+                    return 0
+                data = memoryview(data)[:n]
+        pos = self._head & self._mask
+        first = self._cap - pos
+        if n <= first:
+            self._data[pos : pos + n] = data
+        else:
+            view = memoryview(data)
+            self._data[pos:] = view[:first]
+            self._data[: n - first] = view[first:n]
+        self._head += n
+        self._free -= n
+        return n
+
+    def publish(self) -> int:
+        """Make every written byte visible to the consumer.
+
+        Returns the consumer's sleep epoch read right after (odd: it may be asleep and
+        needs a doorbell), or 0 if there was nothing new to publish. A full fence
+        separates the store of ``head`` from that read (see the module docstring).
+        """
+        head = self._head
+        if head == self._published:
+            return 0
+        words = self._words
+        words[_HEAD] = self._published = head
+        full_fence()
+        return int(words[_EPOCH])
+
+    def reader_epoch(self) -> int:
+        """The consumer's sleep epoch: odd while it is (about to be) asleep."""
+        return int(self._words[_EPOCH])
+
+    def close(self) -> None:
+        """Release the views of the segment (idempotent)."""
+        self._words.release()
+        self._data.release()
+
+
+class RingReader:
+    """The consumer end: reads published bytes and hands the space back with ``tail``.
+
+    :meth:`available` reads ``head``; :meth:`read_into` copies out (one copy);
+    :meth:`regions` + :meth:`consume` give zero-copy access to the bytes in place.
+    :meth:`sleep` / :meth:`wake` maintain the epoch the producer checks before ringing
+    the doorbell. Not thread-safe; one consumer per ring.
+    """
+
+    __slots__ = ("_cap", "_data", "_head", "_mask", "_tail", "_words")
+
+    def __init__(self, segment: memoryview, capacity: int) -> None:
+        self._words, self._data = _attach(segment, capacity)
+        self._cap = capacity
+        self._mask = capacity - 1
+        self._tail = self._head = self._words[_TAIL]
+
+    @property
+    def capacity(self) -> int:
+        """Data bytes the ring holds."""
+        return self._cap
+
+    @property
+    def tail(self) -> int:
+        """Bytes consumed so far."""
+        return self._tail
+
+    def available(self) -> int:
+        """Published bytes not consumed yet (reads the producer's ``head``).
+
+        Raises:
+            RingCorruptedError: ``head`` went backwards or more than a ring ahead.
+        """
+        head = self._words[_HEAD]
+        n = head - self._tail
+        if not 0 <= n <= self._cap or head < self._head:
+            raise RingCorruptedError(f"ring head {head} is invalid (tail {self._tail})")
+        self._head = head
+        return n
+
+    def read_into(self, dest: memoryview, n: int) -> None:
+        """Copy the next ``n`` bytes (``n`` <= :meth:`available`) into ``dest`` and consume them."""
+        if n > self._head - self._tail:
+            raise ValueError(f"read_into({n}) with {self._head - self._tail} bytes available")
+        pos = self._tail & self._mask
+        first = self._cap - pos
+        if n <= first:
+            dest[:n] = self._data[pos : pos + n]
+        else:
+            dest[:first] = self._data[pos:]
+            dest[first:n] = self._data[: n - first]
+        self.consume(n)
+
+    def regions(self, n: int) -> list[memoryview]:
+        """The next ``n`` bytes in place (one view, or two when they wrap); no copy.
+
+        The views alias the shared segment: release them before :meth:`consume`, which
+        lets the producer overwrite those bytes.
+        """
+        if n > self._head - self._tail:
+            raise ValueError(f"regions({n}) with {self._head - self._tail} bytes available")
+        pos = self._tail & self._mask
+        first = self._cap - pos
+        if n <= first:
+            return [self._data[pos : pos + n]]
+        return [self._data[pos:], self._data[: n - first]]
+
+    def consume(self, n: int) -> None:
+        """Hand ``n`` read bytes back to the producer (stores ``tail``)."""
+        if n > self._head - self._tail or n < 0:
+            raise ValueError(f"consume({n}) with {self._head - self._tail} bytes available")
+        self._tail += n
+        self._words[_TAIL] = self._tail
+
+    def sleep(self) -> bool:
+        """Mark the consumer asleep, then re-check; True if it may really sleep (ring empty).
+
+        If bytes were published meanwhile, the consumer is marked awake again and False
+        is returned: the caller must drain them (this is the lost-wake-up guard).
+        """
+        words = self._words
+        epoch = words[_EPOCH]
+        if not epoch & 1:
+            words[_EPOCH] = epoch + 1
+        full_fence()  # the epoch store must be visible before head is loaded (Dekker)
+        if words[_HEAD] != self._tail and self.available():
+            words[_EPOCH] = (epoch | 1) + 1
+            return False
+        return True
+
+    def wake(self) -> None:
+        """Mark the consumer awake (the producer stops ringing)."""
+        epoch = self._words[_EPOCH]
+        if epoch & 1:
+            self._words[_EPOCH] = epoch + 1
+
+    def asleep(self) -> bool:
+        """Whether the consumer is marked asleep."""
+        return bool(self._words[_EPOCH] & 1)
+
+    def close(self) -> None:
+        """Release the views of the segment (idempotent)."""
+        self._words.release()
+        self._data.release()

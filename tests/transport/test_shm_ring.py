@@ -1,0 +1,235 @@
+"""The shm ring (sans-I/O): layout, wrap-around, corrupted counters, the sleep epoch.
+
+No event loop and no shared memory: the ring runs over plain ``bytearray`` segments.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from tether import RemoteProtocolError
+from tether.transport._shm_ring import (
+    DATA_OFFSET,
+    HEADER_SIZE,
+    MAGIC,
+    MIN_CAPACITY,
+    RingCorruptedError,
+    RingReader,
+    RingWriter,
+    init_ring,
+    segment_size,
+)
+
+CAP = MIN_CAPACITY
+
+
+def make_ring(capacity: int = CAP) -> tuple[bytearray, RingWriter, RingReader]:
+    segment = bytearray(segment_size(capacity))
+    init_ring(memoryview(segment), capacity)
+    return (
+        segment,
+        RingWriter(memoryview(segment), capacity),
+        RingReader(memoryview(segment), capacity),
+    )
+
+
+def word(segment: bytearray, offset: int) -> int:
+    return int(struct.unpack_from("=Q", segment, offset)[0])
+
+
+def set_word(segment: bytearray, offset: int, value: int) -> None:
+    struct.pack_into("=Q", segment, offset, value)
+
+
+def test_header_layout() -> None:
+    """A fresh header holds the magic, version 1, the capacity, zero counters and an odd epoch."""
+    segment, _, _ = make_ring()
+    assert segment[:8] == b"TSHMRING"
+    assert word(segment, 0) == MAGIC
+    assert word(segment, 8) == 1
+    assert word(segment, 16) == CAP
+    assert word(segment, 64) == word(segment, 128) == 0
+    assert word(segment, 136) == 1
+    assert len(segment) == HEADER_SIZE + CAP
+
+
+def test_write_publishes_only_on_publish() -> None:
+    """Bytes become visible to the reader when head is published, not before."""
+    segment, writer, reader = make_ring()
+    assert writer.write(b"hello") == 5
+    assert reader.available() == 0
+    assert writer.publish() == 1  # the reader's epoch: a fresh ring's reader sleeps
+    assert writer.publish() == 0  # nothing new
+    assert word(segment, 64) == 5
+    assert segment[DATA_OFFSET : DATA_OFFSET + 5] == b"hello"
+    out = bytearray(5)
+    assert reader.available() == 5
+    reader.read_into(memoryview(out), 5)
+    assert out == b"hello"
+    assert word(segment, 128) == 5
+
+
+def test_write_stops_at_free_space() -> None:
+    """A write larger than the free space copies what fits and says how much."""
+    _, writer, reader = make_ring()
+    assert writer.write(bytes(CAP - 10)) == CAP - 10
+    assert writer.write(b"x" * 100) == 10
+    assert writer.write(b"y") == 0
+    writer.publish()
+    reader.available()
+    reader.consume(50)
+    assert writer.free() == 50
+
+
+def test_wrap_around_split_in_two_regions() -> None:
+    """Bytes that cross the end of the data area wrap to its start; regions() shows both parts."""
+    _, writer, reader = make_ring()
+    writer.write(bytes(CAP - 3))
+    writer.publish()
+    reader.available()
+    reader.consume(CAP - 3)
+    writer.write(b"abcdefg")
+    writer.publish()
+    assert reader.available() == 7
+    first, second = reader.regions(7)
+    assert (bytes(first), bytes(second)) == (b"abc", b"defg")
+    first.release()
+    second.release()
+    out = bytearray(7)
+    reader.read_into(memoryview(out), 7)
+    assert out == b"abcdefg"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("w"), st.binary(min_size=0, max_size=3 * CAP // 2)),
+            st.tuples(st.just("r"), st.integers(min_value=0, max_value=2 * CAP)),
+        ),
+        max_size=40,
+    )
+)
+def test_stream_matches_a_model(ops: list[tuple[str, object]]) -> None:
+    """Any mix of writes and reads yields exactly the bytes written, in order, never more."""
+    _, writer, reader = make_ring()
+    sent = bytearray()
+    received = bytearray()
+    for op, arg in ops:
+        if op == "w":
+            assert isinstance(arg, bytes)
+            n = writer.write(arg)
+            assert n == min(len(arg), CAP - (len(sent) - len(received)))
+            sent += arg[:n]
+            writer.publish()
+        else:
+            assert isinstance(arg, int)
+            n = min(arg, reader.available())
+            out = bytearray(n)
+            reader.read_into(memoryview(out), n)
+            received += out
+        assert len(sent) - len(received) <= CAP
+    n = reader.available()
+    out = bytearray(n)
+    reader.read_into(memoryview(out), n)
+    received += out
+    assert received == sent
+
+
+@pytest.mark.parametrize(
+    ("offset", "value", "message"),
+    [(0, 0, "magic"), (8, 2, "version"), (16, CAP * 2, "capacity")],
+)
+def test_attach_rejects_a_bad_header(offset: int, value: int, message: str) -> None:
+    """A segment whose header is not a version-1 ring of the announced capacity is refused."""
+    segment = bytearray(segment_size(CAP))
+    init_ring(memoryview(segment), CAP)
+    set_word(segment, offset, value)
+    with pytest.raises(RingCorruptedError, match=message):
+        RingReader(memoryview(segment), CAP)
+
+
+def test_attach_rejects_wrong_sizes() -> None:
+    """A capacity that is not a power of two in range, or a segment of the wrong size, is refused."""
+    with pytest.raises(RingCorruptedError, match="power of two"):
+        RingWriter(memoryview(bytearray(segment_size(5000))), 5000)
+    segment = bytearray(segment_size(CAP) + 8)
+    with pytest.raises(RingCorruptedError, match="bytes, not"):
+        RingReader(memoryview(segment), CAP)
+    with pytest.raises(ValueError, match="segment"):
+        init_ring(memoryview(segment), CAP)
+    assert issubclass(RingCorruptedError, RemoteProtocolError)
+
+
+@pytest.mark.parametrize("head", [CAP + 1, 2**64 - 1])
+def test_reader_rejects_impossible_head(head: int) -> None:
+    """A head more than a ring ahead of tail (a lying or broken peer) raises, never reads."""
+    segment, _, reader = make_ring()
+    set_word(segment, 64, head)
+    with pytest.raises(RingCorruptedError, match="head"):
+        reader.available()
+
+
+def test_reader_rejects_head_going_backwards() -> None:
+    """Head never decreases; a peer that rewinds it is caught."""
+    segment, writer, reader = make_ring()
+    writer.write(b"abcd")
+    writer.publish()
+    assert reader.available() == 4
+    set_word(segment, 64, 2)
+    with pytest.raises(RingCorruptedError):
+        reader.available()
+
+
+def test_writer_rejects_impossible_tail() -> None:
+    """A tail ahead of head (the peer consuming bytes never written) raises on the writer."""
+    segment, writer, _ = make_ring()
+    set_word(segment, 128, 10)
+    with pytest.raises(RingCorruptedError, match="tail"):
+        writer.free()
+
+
+def test_reader_misuse_is_a_value_error() -> None:
+    """Reading, viewing or consuming more than is available is a programming error."""
+    _, writer, reader = make_ring()
+    writer.write(b"ab")
+    writer.publish()
+    reader.available()
+    with pytest.raises(ValueError):
+        reader.read_into(memoryview(bytearray(3)), 3)
+    with pytest.raises(ValueError):
+        reader.regions(3)
+    with pytest.raises(ValueError):
+        reader.consume(3)
+
+
+def test_sleep_epoch_protocol() -> None:
+    """sleep() marks the reader asleep (odd epoch) only when the ring is empty, wake() undoes it."""
+    segment, writer, reader = make_ring()
+    assert writer.reader_epoch() == 1
+    assert reader.asleep()
+    reader.wake()
+    assert writer.reader_epoch() == 2
+    assert not reader.asleep()
+    assert reader.sleep() is True
+    assert writer.reader_epoch() == 3
+    reader.wake()
+    writer.write(b"x")
+    assert writer.publish() == 4  # awake: no doorbell needed
+    assert reader.sleep() is False  # data raced in: stays awake, caller must drain
+    assert not reader.asleep()
+    assert word(segment, 136) % 2 == 0
+
+
+def test_close_releases_views() -> None:
+    """close() releases the ring's views, so the segment's owner can unmap it."""
+    segment, writer, reader = make_ring()
+    view = memoryview(segment)
+    writer.close()
+    reader.close()
+    writer.close()
+    view.release()
+    segment.extend(b"x")  # would raise BufferError if a view were still exported
