@@ -10,7 +10,7 @@ import signal
 import pytest
 
 import tether
-from tether.cli._workers import WORKER_PID_HEADER
+from tether.cli._worker_mode import WORKER_PID_HEADER
 from tether.demo.echo_pb2 import EchoReply, EchoRequest
 
 from .helpers import ServeProcess, run_tether, start_serve

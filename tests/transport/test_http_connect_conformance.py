@@ -8,10 +8,16 @@ import pytest
 from tether.testing import TRANSPORT_CHECKS, check_transport
 from tether.transport import ConnectOptions, ListenOptions
 
-from .conftest import Certs
+from .conftest import Certs, have_ipv6
 from .connect_proxy import running_proxy
 
-KINDS = ("http-connect", "http-connect via proxy", "tls+http-connect", "tls+http-connect via proxy")
+KINDS = (
+    "http-connect",
+    "http-connect ipv6",
+    "http-connect via proxy",
+    "tls+http-connect",
+    "tls+http-connect via proxy",
+)
 
 
 def options(kind: str, certs: Certs) -> tuple[ListenOptions | None, ConnectOptions | None]:
@@ -25,9 +31,14 @@ def options(kind: str, certs: Certs) -> tuple[ListenOptions | None, ConnectOptio
 async def test_conformance(kind: str, check: str, certs: Certs) -> None:
     """The http-connect transport passes the named conformance check."""
     scheme = kind.split()[0]
+    host = "127.0.0.1"
+    if "ipv6" in kind:
+        if not have_ipv6():
+            pytest.skip("IPv6 loopback is unavailable")
+        host = "[::1]"
     listen_options, connect_options = options(kind, certs)
     async with running_proxy() as proxy:
-        url = f"{scheme}://127.0.0.1:0"
+        url = f"{scheme}://{host}:0"
         if "proxy" in kind:
             url += f"?proxy={proxy.url}"
         report = await check_transport(

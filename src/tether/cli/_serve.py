@@ -16,7 +16,7 @@ from ..demo._services import demo_services
 from ..transport import parse_address
 from ._errors import EXIT_FAILED, UsageError
 from ._tls import is_tls_scheme
-from ._workers import WORKER_PID_HEADER, tag_replies, watch_parent
+from ._worker_mode import WORKER_PID_HEADER, tag_replies, watch_parent
 
 
 async def start_listeners(

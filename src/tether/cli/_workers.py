@@ -17,9 +17,7 @@ The supervisor (rpcx's ``reuseport`` network, the pre-fork model without the for
   A second signal forwards a second SIGTERM (workers stop without finishing the drain)
   and exits 1.
 
-A worker (``--worker``) listens with ``reuse_port``, tags every reply with the response
-header ``x-tether-worker-pid`` (so clients and tests can see the spreading), and drains
-if its supervisor disappears (its parent pid changes).
+What a worker does differently (``--worker``) is in :mod:`._worker_mode`.
 """
 
 from __future__ import annotations
@@ -32,16 +30,12 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from .._context import ServerContext
-from .._service import MethodSpec, Service
 from ..transport import parse_address
 from ._errors import EXIT_FAILED, UsageError
 
-#: The response header a worker adds to every reply.
-WORKER_PID_HEADER = "x-tether-worker-pid"
 #: Schemes whose listeners are TCP sockets (and so can share a port with SO_REUSEPORT).
 REUSEPORT_SCHEMES = frozenset({"tcp", "tls", "tls+tcp", "http-connect", "tls+http-connect"})
 
@@ -49,67 +43,6 @@ _FIRST_BACKOFF = 0.1
 _MAX_BACKOFF = 5.0
 _QUICK_EXIT = 1.0  # a worker dying sooner than this after starting counts as a crash loop
 _READY_TIMEOUT = 30.0
-
-
-# -- the worker side -----------------------------------------------------------------------
-
-
-def tag_replies(services: Sequence[Service], headers: dict[str, str]) -> list[Service]:
-    """Copies of ``services`` whose handlers set ``headers`` as response headers first.
-
-    A handler that sets its own headers replaces these (``ServerContext.set_headers``).
-    """
-    tagged: list[Service] = []
-    for service in services:
-        copy = Service(service.name)
-        for name, spec in service.methods.items():
-            copy.methods[name] = _tag(spec, headers)
-        tagged.append(copy)
-    return tagged
-
-
-def _tag(spec: MethodSpec, headers: dict[str, str]) -> MethodSpec:
-    handler = spec.handler
-    if handler is None:
-        return spec
-    takes_context = spec.takes_context
-
-    def call(request: Any, ctx: ServerContext) -> Any:
-        ctx.set_headers(headers)
-        return handler(request, ctx) if takes_context else handler(request)
-
-    wrapped: Callable[..., Any]
-    if spec.cardinality.server_streaming:
-
-        async def stream(request: Any, ctx: ServerContext) -> AsyncIterator[Any]:
-            async for reply in call(request, ctx):
-                yield reply
-
-        wrapped = stream
-    else:
-
-        async def unary(request: Any, ctx: ServerContext) -> Any:
-            return await call(request, ctx)
-
-        wrapped = unary
-    return dataclasses.replace(spec, handler=wrapped, takes_context=True)
-
-
-def watch_parent(on_orphaned: Callable[[], None], interval: float = 1.0) -> asyncio.TimerHandle:
-    """Call ``on_orphaned`` once the parent process has gone (checked every ``interval``)."""
-    loop = asyncio.get_running_loop()
-    parent = os.getppid()
-    handle: asyncio.TimerHandle
-
-    def check() -> None:
-        nonlocal handle
-        if os.getppid() != parent:
-            on_orphaned()
-        else:
-            handle = loop.call_later(interval, check)
-
-    handle = loop.call_later(interval, check)
-    return handle
 
 
 # -- the supervisor ------------------------------------------------------------------------
