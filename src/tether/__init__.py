@@ -8,7 +8,12 @@ plugin interfaces live in :mod:`tether.transport`, :mod:`tether.framing`,
 
 from __future__ import annotations
 
-from . import encoding as encoding, framing as framing, transport as transport
+from . import (
+    encoding as encoding,
+    framing as framing,
+    metainfo as metainfo,
+    transport as transport,
+)
 from ._calls import Call as Call
 from ._client import Client as Client, Stub as Stub
 from ._config import (
@@ -19,6 +24,7 @@ from ._config import (
 from ._context import ServerContext as ServerContext, current_context as current_context
 from ._dispatch import ConnectionState as ConnectionState
 from ._exceptions import (
+    BizStatusError as BizStatusError,
     BrokenResourceError as BrokenResourceError,
     BusyResourceError as BusyResourceError,
     ClosedResourceError as ClosedResourceError,
@@ -31,6 +37,7 @@ from ._exceptions import (
     RPCError as RPCError,
     StatusError as StatusError,
     StreamResetError as StreamResetError,
+    ThriftApplicationError as ThriftApplicationError,
     TransportError as TransportError,
 )
 from ._metadata import Metadata as Metadata
@@ -42,6 +49,7 @@ from ._version import __version__ as __version__
 from .framing import CodecConfig as CodecConfig
 
 __all__ = [
+    "BizStatusError",
     "BrokenResourceError",
     "BusyResourceError",
     "Call",
@@ -69,11 +77,13 @@ __all__ = [
     "StreamResetError",
     "Stub",
     "TLSConfig",
+    "ThriftApplicationError",
     "TransportError",
     "__version__",
     "current_context",
     "encoding",
     "framing",
+    "metainfo",
     "new_event_loop",
     "run",
     "transport",

@@ -66,8 +66,11 @@ class Dispatcher(ConnectionHandler):
         *,
         on_call: OnCall | None = None,
         on_state_change: OnStateChange | None = None,
+        max_streams: int | None = None,
     ) -> None:
         self.codec = codec
+        #: Our own cap on concurrent outbound streams (``1``: one call per connection).
+        self.max_streams = max_streams
         self.loop = asyncio.get_running_loop()
         self.role_is_server = codec.role is Role.SERVER
         self.state = ConnectionState.CONNECTING
@@ -189,6 +192,9 @@ class Dispatcher(ConnectionHandler):
         if self.state is not ConnectionState.CONNECTED:
             return False
         limit = self.codec.max_outbound_streams
+        own = self.max_streams
+        if own is not None and (limit is None or own < limit):
+            limit = own
         return limit is None or len(self.streams) < limit
 
     async def wait_for_slot(self) -> None:
@@ -209,8 +215,9 @@ class Dispatcher(ConnectionHandler):
         metadata: MetadataPairs = (),
         timeout: float | None = None,
         encoding: str = "",
+        oneway: bool = False,
     ) -> RPCStream:
-        """Client: start a call and return its stream.
+        """Client: start a call and return its stream (``oneway``: no reply will come).
 
         Raises:
             StatusError: UNAVAILABLE if the connection cannot take new streams.
@@ -228,6 +235,7 @@ class Dispatcher(ConnectionHandler):
                 metadata=metadata,
                 timeout=timeout,
                 encoding=encoding,
+                oneway=oneway,
             )
         )
         return stream
