@@ -78,9 +78,13 @@ class ServerContext:
 
     @property
     def metadata(self) -> Metadata:
-        """The request metadata."""
+        """The request metadata (keys lower-cased; :attr:`metadata_pairs` keeps their case)."""
         if self._metadata is None:
-            self._metadata = Metadata.from_pairs(self._metadata_pairs)
+            # Thrift-family headers keep their keys' case (``RPC_TRANSIT_K``); Metadata
+            # looks keys up lower-cased, so it holds them lower-cased too.
+            self._metadata = Metadata.from_pairs(
+                tuple([(k.lower(), v) for k, v in self._metadata_pairs])
+            )
         return self._metadata
 
     @property
