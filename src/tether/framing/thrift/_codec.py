@@ -1,0 +1,459 @@
+"""The Kitex-family FrameCodec: Buffered, Framed, TTHeader, TTHeaderFramed, Kitex Protobuf
+and Apache THeader, one class, both roles.
+
+Client role: sends every call in the transport it was created with and correlates
+replies by seq id (out of order is fine). Server role: detects the format of every
+message separately and replies in the format the request used.
+
+Event mapping (see ``docs/framings.md``)::
+
+    client sends   CallStarted (buffered) → Message → one wire message (CALL / ONEWAY)
+                   StreamReset → nothing on the wire; a late reply is dropped
+    server gets    CallStarted(stream_id = seq id, service, method, metadata, timeout,
+                   encoding, oneway) + Message(end_stream=True)
+    server sends   [Headers] [Message] Trailers → one REPLY or EXCEPTION (none for oneway)
+                   StreamReset → an EXCEPTION (Thrift cannot reset one call)
+    client gets    REPLY → Message + Trailers(OK); EXCEPTION → Trailers(mapped status,
+                   metadata + ``:tapplication-type``)
+
+Errors: bad input raises :class:`~tether.RemoteProtocolError` and the codec is dead
+afterwards (every later call raises); there is no goodbye frame in these protocols.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ..._exceptions import LocalProtocolError, RemoteProtocolError
+from ..._status import Status
+from ..._types import MetadataPairs, MetadataValue
+from ...buffer import ReadBuffer
+from .._base import CodecConfig, FrameCodec, Role
+from .._events import (
+    CallStarted,
+    ConnectionClosed,
+    EndOfStream,
+    Event,
+    Headers,
+    Message,
+    StreamReset,
+    Trailers,
+)
+from .._native_events import call_started, message, trailers
+from ._binary import I32, MESSAGE_HEAD, PROTOBUF_V1, U32, VERSION_1, MessageType
+from ._envelope import PROTO, THRIFT, Envelope, Transport, read_envelope
+from ._exception import (
+    decode_application_exception,
+    decode_error_proto,
+    encode_application_exception,
+    encode_error_proto,
+    status_for_type,
+    type_for_status,
+)
+from ._meta import HeaderFields, MetaHandler, RequestMeta, ResponseMeta, meta_handlers
+from ._theader import THeader, encode_theader
+from ._ttheader import PROTOCOL_THRIFT_BINARY, TTHeader, encode_ttheader
+
+#: Recently cancelled seq ids remembered so their late replies can be dropped.
+MAX_CANCELLED: Final = 4096
+#: Server-side stream ids for a seq id already in flight start here (past any i32).
+_SYNTHETIC_BASE: Final = 1 << 32
+_MAX_SEQ_ID: Final = 2**31 - 1
+_BIZ_STATUS: Final = "biz-status"
+_APPLICATION_TYPE: Final = ":tapplication-type"
+_EMPTY_STRUCT: Final = b"\x00"
+
+
+class _ServerCall:
+    """What the server codec keeps about a received call until it replies."""
+
+    __slots__ = ("envelope", "metadata", "name", "payload")
+
+    def __init__(self, envelope: Envelope) -> None:
+        self.envelope = envelope
+        self.name = envelope.method.encode("utf-8")
+        self.metadata: list[tuple[str, MetadataValue]] = []
+        self.payload: bytes | None = None
+
+
+class ThriftCodec(FrameCodec):
+    """One connection of a Kitex-family protocol, in one role.
+
+    Args:
+        role: client or server.
+        config: limits; ``max_frame_size`` bounds every message (and a Buffered one
+            still being walked).
+        transport: the client's framing (the server detects each message's own).
+        encoding: ``"proto"`` forces Kitex Protobuf for every call (the
+            ``kitex_protobuf`` framing); otherwise each call's ``encoding`` decides
+            (``"proto"`` → Kitex Protobuf, anything else → Thrift binary). Kitex Protobuf
+            needs a length, so Buffered becomes Framed and TTHeader TTHeaderFramed.
+        handlers: TTHeader MetaHandlers (default: the built-in, then the registered).
+
+    Concurrency: not thread-safe; one dispatcher drives it. Nothing to cancel.
+    """
+
+    supports_streaming = False
+
+    def __init__(
+        self,
+        role: Role,
+        config: CodecConfig | None = None,
+        *,
+        transport: Transport = Transport.FRAMED,
+        encoding: str = "",
+        handlers: tuple[MetaHandler, ...] | None = None,
+    ) -> None:
+        super().__init__()
+        self.role = role
+        self.transport = transport
+        self.multiplexed = transport is not Transport.BUFFERED
+        self._config = config or CodecConfig()
+        self._max_frame = self._config.max_frame_size
+        self._forced_encoding = encoding
+        self._handlers = meta_handlers() if handlers is None else handlers
+        self._dead: str | None = None
+        self._partial = False
+        self._needed = 0
+        # client state
+        self._next_seq = 1
+        self._starting: dict[int, CallStarted] = {}
+        self._pending: dict[int, CallStarted] = {}
+        self._cancelled: dict[int, None] = {}
+        # server state
+        self._calls: dict[int, _ServerCall] = {}
+        self._next_synthetic = _SYNTHETIC_BASE
+
+    # -- receiving -----------------------------------------------------------------
+
+    def receive_from(self, buffer: ReadBuffer) -> list[Event]:
+        if self._dead is not None:
+            raise RemoteProtocolError(f"connection already failed: {self._dead}")
+        events: list[Event] = []
+        max_frame = self._max_frame
+        on_envelope = self._on_request if self.role is Role.SERVER else self._on_reply
+        try:
+            while True:
+                size = len(buffer)
+                if not size:
+                    break
+                view = buffer.peek(size)
+                used, envelope = read_envelope(view, size, max_frame)
+                if envelope is None:
+                    self._needed = used
+                    if used:
+                        buffer.reserve(used)
+                    break
+                buffer.skip(used)
+                on_envelope(envelope, events)
+        except RemoteProtocolError as exc:
+            self._dead = str(exc)
+            raise
+        self._partial = len(buffer) > 0
+        if not self._partial:
+            self._needed = 0
+        return events
+
+    def receive_eof(self) -> list[Event]:
+        if self._dead is not None:
+            raise RemoteProtocolError(f"connection already failed: {self._dead}")
+        if self._partial:
+            self._dead = "EOF in the middle of a message"
+            raise RemoteProtocolError("the peer closed the connection in the middle of a message")
+        return [ConnectionClosed()]
+
+    def _on_request(self, envelope: Envelope, events: list[Event]) -> None:
+        message_type = envelope.message_type
+        if message_type != MessageType.CALL and message_type != MessageType.ONEWAY:
+            raise RemoteProtocolError(
+                f"a client sent a {MessageType(message_type).name} message ({envelope.method!r})"
+            )
+        stream_id = envelope.seq_id
+        calls = self._calls
+        if stream_id in calls:  # a peer reusing a seq id still in flight (e.g. always 0)
+            stream_id = self._next_synthetic
+            self._next_synthetic += 1
+        calls[stream_id] = _ServerCall(envelope)
+        header = envelope.header
+        if header is None:
+            service = ""
+            metadata: MetadataPairs = ()
+            timeout = None
+        elif isinstance(header, TTHeader):
+            request = RequestMeta(
+                method=envelope.method,
+                oneway=message_type == MessageType.ONEWAY,
+                framed=envelope.transport is Transport.TTHEADER_FRAMED,
+            )
+            fields = HeaderFields(header.int_info, header.str_info)  # type: ignore[arg-type]
+            for handler in self._handlers:
+                handler.read_request(fields, request)
+            service = request.service
+            metadata = tuple(request.metadata)
+            timeout = request.timeout
+        else:
+            service = header.headers.get("isn", "")
+            metadata = tuple(header.headers.items())
+            timeout = None
+        events.append(
+            call_started(
+                stream_id,
+                service,
+                envelope.method,
+                metadata,
+                timeout,
+                envelope.encoding,
+                False,
+                message_type == MessageType.ONEWAY,
+            )
+        )
+        events.append(message(stream_id, envelope.payload, True))
+
+    def _on_reply(self, envelope: Envelope, events: list[Event]) -> None:
+        seq_id = envelope.seq_id
+        call = self._pending.pop(seq_id, None)
+        if call is None:
+            if seq_id in self._cancelled:
+                del self._cancelled[seq_id]
+                return
+            raise RemoteProtocolError(f"reply with seq id {seq_id}, which matches no pending call")
+        message_type = envelope.message_type
+        metadata: list[tuple[str, MetadataValue]]
+        header = envelope.header
+        if header is None:
+            metadata = []
+        elif isinstance(header, TTHeader):
+            response = ResponseMeta(message_type=message_type)
+            fields = HeaderFields(header.int_info, header.str_info)  # type: ignore[arg-type]
+            for handler in self._handlers:
+                handler.read_response(fields, response)
+            metadata = response.metadata
+        else:
+            metadata = list(header.headers.items())
+        if message_type == MessageType.REPLY:
+            events.append(message(seq_id, envelope.payload, False))
+            events.append(trailers(seq_id, Status.OK, "", tuple(metadata)))
+            return
+        if message_type != MessageType.EXCEPTION:
+            raise RemoteProtocolError(
+                f"a server sent a {MessageType(message_type).name} message ({envelope.method!r})"
+            )
+        if envelope.encoding is PROTO:
+            error_type, text = decode_error_proto(envelope.payload)
+        else:
+            error_type, text = decode_application_exception(envelope.payload)
+        metadata.append((_APPLICATION_TYPE, str(error_type)))
+        events.append(trailers(seq_id, status_for_type(error_type), text, tuple(metadata)))
+
+    # -- sending -------------------------------------------------------------------
+
+    def next_stream_id(self) -> int:
+        seq = self._next_seq
+        busy = (self._starting, self._pending, self._cancelled)
+        while any(seq in table for table in busy):
+            seq = seq + 1 if seq < _MAX_SEQ_ID else 1
+        self._next_seq = seq + 1 if seq < _MAX_SEQ_ID else 1
+        return seq
+
+    def send(self, event: Event) -> None:
+        if self._dead is not None:
+            raise LocalProtocolError(f"connection already failed: {self._dead}")
+        if self.role is Role.CLIENT:
+            self._send_client(event)
+        else:
+            self._send_server(event)
+
+    def _send_client(self, event: Event) -> None:
+        if type(event) is Message:
+            call = self._starting.pop(event.stream_id, None)
+            if call is None:
+                raise LocalProtocolError(
+                    f"Message for stream {event.stream_id}: no call waiting for its request"
+                )
+            self._write_request(call, event.data)
+            if not call.oneway:
+                self._pending[call.stream_id] = call
+        elif type(event) is CallStarted:
+            sid = event.stream_id
+            if sid in self._starting or sid in self._pending:
+                raise LocalProtocolError(f"seq id {sid} is already in use")
+            if event.end_stream:
+                raise LocalProtocolError("a Thrift call carries exactly one request message")
+            if not -(2**31) <= sid <= _MAX_SEQ_ID:
+                raise LocalProtocolError(f"seq id {sid} is not an i32")
+            self._cancelled.pop(sid, None)
+            self._starting[sid] = event
+        elif type(event) is StreamReset:
+            sid = event.stream_id
+            if self._starting.pop(sid, None) is None and self._pending.pop(sid, None) is not None:
+                cancelled = self._cancelled
+                cancelled[sid] = None
+                if len(cancelled) > MAX_CANCELLED:
+                    del cancelled[next(iter(cancelled))]
+        elif type(event) is EndOfStream:
+            if event.stream_id in self._starting:
+                raise LocalProtocolError("a Thrift call carries exactly one request message")
+        else:
+            raise LocalProtocolError(f"a Thrift client cannot send {type(event).__name__}")
+
+    def _send_server(self, event: Event) -> None:
+        if not isinstance(event, Trailers | Message | Headers | StreamReset):
+            raise LocalProtocolError(f"a Thrift server cannot send {type(event).__name__}")
+        sid = event.stream_id
+        calls = self._calls
+        call = calls.get(sid)
+        if call is None:
+            if type(event) is StreamReset:
+                return  # the call already ended
+            raise LocalProtocolError(f"{type(event).__name__} for stream {sid}: no such call")
+        if type(event) is Trailers:
+            del calls[sid]
+            if call.envelope.message_type != MessageType.ONEWAY:
+                self._write_reply(call, event.status, event.message, event.metadata)
+        elif type(event) is Message:
+            if call.payload is not None:
+                raise LocalProtocolError("a Thrift reply carries exactly one message")
+            call.payload = event.data
+        elif type(event) is Headers:
+            call.metadata.extend(event.metadata)
+        else:
+            assert type(event) is StreamReset
+            del calls[sid]
+            if call.envelope.message_type != MessageType.ONEWAY:
+                call.payload = None
+                self._write_reply(call, event.status, event.message, ())
+
+    # -- encoding ------------------------------------------------------------------
+
+    def _write_request(self, call: CallStarted, payload: bytes) -> None:
+        proto = self._forced_encoding == PROTO or call.encoding == PROTO
+        transport = self.transport
+        if proto and not transport.is_framed and transport is not Transport.THEADER:
+            transport = (
+                Transport.FRAMED if transport is Transport.BUFFERED else (Transport.TTHEADER_FRAMED)
+            )
+        name = call.method.encode("utf-8")
+        message_type = MessageType.ONEWAY if call.oneway else MessageType.CALL
+        version = PROTOBUF_V1 if proto else VERSION_1
+        head = b"".join(
+            (MESSAGE_HEAD.pack(version | message_type, len(name)), name, I32.pack(call.stream_id))
+        )
+        if transport is Transport.THEADER:
+            headers = {k: v for k, v in call.metadata if k[:1] != ":"}
+            self._write(encode_theader(THeader(seq_id=call.stream_id), headers, head + payload))
+            return
+        if transport is Transport.TTHEADER or transport is Transport.TTHEADER_FRAMED:
+            framed = transport is Transport.TTHEADER_FRAMED
+            request = RequestMeta(
+                method=call.method,
+                service=call.service,
+                timeout=call.timeout,
+                metadata=list(call.metadata),
+                oneway=call.oneway,
+                framed=framed,
+            )
+            fields = HeaderFields()
+            for handler in self._handlers:
+                handler.write_request(request, fields)
+            size = len(head) + len(payload) + (4 if framed else 0)
+            prefix = encode_ttheader(
+                flags=0,
+                seq_id=call.stream_id,
+                protocol_id=PROTOCOL_THRIFT_BINARY,
+                str_info=fields.str_info,
+                int_info=fields.int_info,
+                payload_size=size,
+            )
+            if framed:
+                prefix += U32.pack(size - 4)
+            self._write(prefix + head, payload)
+            return
+        self._check_size(len(head) + len(payload))
+        if transport is Transport.FRAMED:
+            self._write(U32.pack(len(head) + len(payload)) + head, payload)
+        else:
+            self._write(head, payload)
+
+    def _write_reply(
+        self, call: _ServerCall, status: Status, text: str, metadata: MetadataPairs
+    ) -> None:
+        envelope = call.envelope
+        proto = envelope.encoding is PROTO
+        all_metadata = call.metadata
+        all_metadata.extend(metadata)
+        body = call.payload
+        transport = envelope.transport
+        has_header = envelope.header is not None
+        message_type = MessageType.REPLY
+        if body is None:
+            if status is Status.OK or (
+                has_header and any(key == _BIZ_STATUS for key, _ in all_metadata)
+            ):
+                body = b"" if proto else _EMPTY_STRUCT
+            else:
+                message_type = MessageType.EXCEPTION
+                error_type = type_for_status(status)
+                body = (
+                    encode_error_proto(text, error_type)
+                    if proto
+                    else encode_application_exception(text, error_type)
+                )
+        version = PROTOBUF_V1 if proto else VERSION_1
+        name = call.name
+        head = b"".join(
+            (MESSAGE_HEAD.pack(version | message_type, len(name)), name, I32.pack(envelope.seq_id))
+        )
+        header = envelope.header
+        if isinstance(header, TTHeader):
+            framed = transport is Transport.TTHEADER_FRAMED
+            response = ResponseMeta(
+                message_type=message_type, status=status, message=text, metadata=all_metadata
+            )
+            fields = HeaderFields()
+            for handler in self._handlers:
+                handler.write_response(response, fields)
+            size = len(head) + len(body) + (4 if framed else 0)
+            prefix = encode_ttheader(
+                flags=header.flags,
+                seq_id=envelope.seq_id,
+                protocol_id=header.protocol_id,
+                str_info=fields.str_info,
+                int_info=fields.int_info,
+                payload_size=size,
+            )
+            if framed:
+                prefix += U32.pack(size - 4)
+            self._write(prefix + head, body)
+        elif isinstance(header, THeader):
+            headers = {k: v for k, v in all_metadata if k[:1] != ":"}
+            reply = THeader(
+                flags=header.flags,
+                seq_id=header.seq_id,
+                protocol_id=header.protocol_id,
+                transforms=header.transforms,
+            )
+            self._write(encode_theader(reply, headers, head + body))
+        elif transport is Transport.FRAMED:
+            self._write(U32.pack(len(head) + len(body)) + head, body)
+        else:
+            self._write(head, body)
+
+    def _check_size(self, size: int) -> None:
+        if size > self._max_frame:
+            raise LocalProtocolError(
+                f"message of {size} bytes exceeds the {self._max_frame}-byte limit"
+            )
+
+    def _write(self, head: bytes, payload: bytes = b"") -> None:
+        out = self._out
+        out.write_binary(head)
+        if payload:
+            out.write_binary(payload)
+
+    # -- limits --------------------------------------------------------------------
+
+    def bytes_needed(self) -> int:
+        return self._needed
+
+
+__all__ = ["THRIFT", "ThriftCodec"]
