@@ -328,7 +328,9 @@ class ThriftCodec(FrameCodec):
     def _write_request(self, call: CallStarted, payload: bytes) -> None:
         proto = self._forced_encoding == PROTO or call.encoding == PROTO
         transport = self.transport
-        if proto and not transport.is_framed and transport is not Transport.THEADER:
+        if proto and transport is Transport.THEADER:
+            raise LocalProtocolError("Kitex Protobuf cannot travel in Apache THeader")
+        if proto and not transport.is_framed:
             transport = (
                 Transport.FRAMED if transport is Transport.BUFFERED else (Transport.TTHEADER_FRAMED)
             )
