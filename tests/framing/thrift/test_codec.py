@@ -67,7 +67,8 @@ def test_unary_call_round_trip(transport: Transport) -> None:
     )
     assert reply[0] == Message(stream_id=sid, data=RESULT)
     final = reply[1]
-    assert isinstance(final, Trailers) and final.status is Status.OK
+    assert isinstance(final, Trailers)
+    assert final.status is Status.OK
     if transport not in (Transport.BUFFERED, Transport.FRAMED):
         assert {("h", "1"), ("srv_backward", "b")} <= set(final.metadata)
     assert p.pending_bytes(Role.CLIENT) == p.pending_bytes(Role.SERVER) == 0
@@ -79,7 +80,8 @@ def test_kitex_protobuf_call_round_trip(transport: Transport) -> None:
     p = pair(transport)
     sid, got = call(p, method="Echo", data=b"\x0a\x02hi", encoding="proto")
     started = got[0]
-    assert isinstance(started, CallStarted) and started.encoding == "proto"
+    assert isinstance(started, CallStarted)
+    assert started.encoding == "proto"
     reply = p.send(
         Role.SERVER, [Message(stream_id=sid, data=b"\x0a\x02ho"), Trailers(stream_id=sid)]
     )
@@ -101,7 +103,8 @@ def test_kitex_protobuf_framing_forces_proto_in_ttheader_framed() -> None:
     client.send(Message(stream_id=1, data=b"\x0a\x02hi", end_stream=True))
     data = client.data_to_send()
     used, envelope = read_envelope(memoryview(data), len(data), 1 << 20)
-    assert envelope is not None and used == len(data)
+    assert envelope is not None
+    assert used == len(data)
     assert (envelope.transport, envelope.encoding) == (Transport.TTHEADER_FRAMED, "proto")
 
 
@@ -129,7 +132,8 @@ def test_unknown_method_over_ttheader_sets_crrst() -> None:
     p = pair(Transport.TTHEADER)
     sid, _ = call(p)
     (final,) = p.send(Role.SERVER, Trailers(stream_id=sid, status=Status.UNIMPLEMENTED))
-    assert isinstance(final, Trailers) and ("crrst", "1") in final.metadata
+    assert isinstance(final, Trailers)
+    assert ("crrst", "1") in final.metadata
 
 
 @pytest.mark.parametrize("encoding", ["thrift", "proto"])
@@ -144,7 +148,8 @@ def test_biz_error_is_a_reply_with_biz_headers(encoding: str) -> None:
     )
     assert got[0] == Message(stream_id=sid, data=b"\x00" if encoding == "thrift" else b"")
     final = got[1]
-    assert isinstance(final, Trailers) and final.status is Status.OK
+    assert isinstance(final, Trailers)
+    assert final.status is Status.OK
     assert set(biz) <= set(final.metadata)
 
 
@@ -191,7 +196,8 @@ def test_oneway_calls_get_no_reply(transport: Transport) -> None:
     p = pair(transport)
     sid, got = call(p, method="ping", oneway=True)
     started = got[0]
-    assert isinstance(started, CallStarted) and started.oneway
+    assert isinstance(started, CallStarted)
+    assert started.oneway
     assert p.send(Role.SERVER, [Message(stream_id=sid, data=RESULT), Trailers(stream_id=sid)]) == []
     assert not p.server.has_data_to_send()
 
@@ -203,12 +209,14 @@ def test_server_reuses_a_busy_seq_id_safely() -> None:
     request = bytes.fromhex("00000011800100010000000470696e670000000000")
     events = server.receive_data(request + request)
     ids = [e.stream_id for e in events if isinstance(e, CallStarted)]
-    assert ids[0] == 0 and ids[1] != 0
+    assert ids[0] == 0
+    assert ids[1] != 0
     for sid in reversed(ids):
         server.send(Trailers(stream_id=sid))
         data = server.data_to_send()
         _, envelope = read_envelope(memoryview(data), len(data), 1 << 20)
-        assert envelope is not None and envelope.seq_id == 0
+        assert envelope is not None
+        assert envelope.seq_id == 0
 
 
 def test_server_detects_every_format_on_one_connection() -> None:
@@ -226,7 +234,8 @@ def test_server_detects_every_format_on_one_connection() -> None:
         server.send(Trailers(stream_id=sid))
         reply = server.data_to_send()
         _, envelope = read_envelope(memoryview(reply), len(reply), 1 << 20)
-        assert envelope is not None and envelope.transport is transport
+        assert envelope is not None
+        assert envelope.transport is transport
         assert client.receive_data(reply)[0] == Message(stream_id=sid, data=RESULT)
 
 
@@ -240,7 +249,8 @@ def test_ttheader_reply_keeps_the_request_flags_and_protocol_id() -> None:
     server.send(Trailers(stream_id=5))
     data = server.data_to_send()
     _, envelope = read_envelope(memoryview(data), len(data), 1 << 20)
-    assert envelope is not None and isinstance(envelope.header, TTHeader)
+    assert envelope is not None
+    assert isinstance(envelope.header, TTHeader)
     assert (envelope.header.flags, envelope.header.protocol_id) == (1, 3)
 
 
@@ -251,7 +261,8 @@ def test_server_reset_becomes_an_exception() -> None:
     (final,) = p.send(
         Role.SERVER, StreamReset(stream_id=sid, status=Status.UNIMPLEMENTED, message="x")
     )
-    assert isinstance(final, Trailers) and final.status is Status.UNIMPLEMENTED
+    assert isinstance(final, Trailers)
+    assert final.status is Status.UNIMPLEMENTED
     p.server.send(StreamReset(stream_id=sid))  # already over: ignored
     assert not p.server.has_data_to_send()
 
