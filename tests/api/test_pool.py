@@ -10,12 +10,14 @@ import pytest
 import tether
 
 
-def _service(gate: asyncio.Event, arrived: list[int]) -> tether.Service:
+def _service(gate: asyncio.Event, arrived: list[int], full: asyncio.Event, expect: int) -> Any:
     svc = tether.Service("pool.Svc")
 
     @svc.unary
     async def Wait(request: Any) -> Any:
         arrived.append(request)
+        if len(arrived) == expect:
+            full.set()
         await gate.wait()
         return request
 
@@ -23,14 +25,14 @@ def _service(gate: asyncio.Event, arrived: list[int]) -> tether.Service:
 
 
 async def _run(calls: int, **options: Any) -> tuple[list[int], int]:
-    gate = asyncio.Event()
+    gate, full = asyncio.Event(), asyncio.Event()
     arrived: list[int] = []
-    async with tether.Server([_service(gate, arrived)]) as server:
+    expect = min(calls, options.get("pool_size") or calls)
+    async with tether.Server([_service(gate, arrived, full, expect)]) as server:
         await server.start("tcp://127.0.0.1:0")
         async with tether.Client(server.addresses[0], **options) as client:
             tasks = [asyncio.create_task(client.unary("pool.Svc/Wait", i)) for i in range(calls)]
-            while len(arrived) < min(calls, options.get("pool_size") or calls):
-                await asyncio.sleep(0.01)
+            await full.wait()  # as many calls as may run at once are in their handlers
             connections = server.connection_count
             gate.set()
             replies = await asyncio.gather(*tasks)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,63 +20,21 @@ from thriftpy2.contrib.aio.transport import (
 )
 from thriftpy2.protocol import TBinaryProtocolFactory
 from thriftpy2.rpc import make_client
-from thriftpy2.server import TThreadedServer
-from thriftpy2.thrift import TApplicationException, TProcessor
-from thriftpy2.transport import (
-    TBufferedTransportFactory,
-    TFramedTransportFactory,
-    TServerSocket,
-)
+from thriftpy2.thrift import TApplicationException
 
 import tether
 from tether.demo._thrift import echo_thrift
 from tether.thrift import ThriftStub
 
-from .peers import AsyncEchoHandler, SyncEchoHandler, run_in_thread, unblock_accept
+from .conftest import SYNC_TRANSPORTS
+from .peers import AsyncEchoHandler
 from .scenario import converse
 
-SYNC_TRANSPORTS = {"framed": TFramedTransportFactory, "buffered": TBufferedTransportFactory}
 AIO_TRANSPORTS = {
     "framed": TAsyncFramedTransportFactory,
     "buffered": TAsyncBufferedTransportFactory,
 }
 ECHO_IDL = Path(echo_thrift.__thrift_file__)
-
-
-@pytest.fixture(params=["framed", "buffered"])
-def protocol(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def threaded_server(protocol: str) -> Iterator[int]:
-    """thriftpy2's TThreadedServer (make_server) serving Echo; yields its port."""
-    # make_server() without its host/port check: port 0 picks a free port.
-    server = TThreadedServer(
-        TProcessor(echo_thrift.Echo, SyncEchoHandler()),
-        TServerSocket(host="127.0.0.1", port=0),
-        iprot_factory=TBinaryProtocolFactory(),
-        itrans_factory=SYNC_TRANSPORTS[protocol](),
-    )
-    server.trans.listen()
-    port = server.trans.sock.getsockname()[1]
-
-    def serve() -> None:  # TThreadedServer.serve() without its listen(): we bound port 0
-        while not server.closed:
-            client = server.trans.accept()
-            if server.closed:
-                client.close()
-                break
-            run_in_thread(lambda c=client: server.handle(c))
-
-    thread = run_in_thread(serve)
-    try:
-        yield port
-    finally:
-        server.close()
-        unblock_accept(port)
-        thread.join(timeout=5)
-        server.trans.close()
 
 
 @pytest.fixture

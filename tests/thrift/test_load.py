@@ -42,7 +42,7 @@ def test_missing_or_invalid_files_are_config_errors(tmp_path: Path) -> None:
         load(tmp_path / "absent.thrift")
     bad = tmp_path / "bad.thrift"
     bad.write_text("service {")
-    with pytest.raises(tether.ConfigError, match="bad.thrift"):
+    with pytest.raises(tether.ConfigError, match=r"bad\.thrift"):
         load(bad)
 
 
