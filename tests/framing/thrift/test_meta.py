@@ -59,6 +59,15 @@ def test_client_request_header_matches_kitex() -> None:
     }
 
 
+def test_isn_is_the_bare_idl_service_name() -> None:
+    """A package-qualified service travels as its bare name in isn, as Kitex sends it;
+    ToService keeps the full name."""
+    header = HeaderFields()
+    KITEX.write_request(RequestMeta(method="Echo", service="pbecho.EchoPB"), header)
+    assert header.str_info["isn"] == "EchoPB"
+    assert header.int_info[6] == "pbecho.EchoPB"
+
+
 def test_client_request_defaults_oneway_and_framed() -> None:
     """ToService defaults to the IDL service; oneway is MsgType 4; Framed sets "framed";
     no timeout, no RPCTimeout; a given isn is kept."""

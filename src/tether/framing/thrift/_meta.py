@@ -12,8 +12,8 @@ metainfo handlers (``pkg/transmeta/ttheader.go``, ``metainfo.go``):
 
 client, request (``write_request``)
     str KV: every metadata pair whose key does not start with ``:``, key verbatim
-    (``RPC_TRANSIT_*``, ``RPC_PERSIST_*``, user keys), plus ``isn`` = the IDL service
-    name unless given. int KV: 3 FromService (``:from-service``), 20 FromMethod
+    (``RPC_TRANSIT_*``, ``RPC_PERSIST_*``, user keys), plus ``isn`` = the bare IDL service
+    name (the part after the last dot: ``pbecho.EchoPB`` → ``EchoPB``) unless given. int KV: 3 FromService (``:from-service``), 20 FromMethod
     (``:from-method``), 6 ToService (``:to-service``, else the call's service), 9
     ToMethod, 22 MsgType (1 CALL / 4 ONEWAY), 1 TransportType (``framed`` /
     ``unframed``), 12 RPCTimeout (ms, only with a timeout); ``:int-<id>`` sets any other.
@@ -171,7 +171,8 @@ class KitexTTHeaderHandler(MetaHandler):
             if int_key is not None:
                 int_info[int_key] = value if isinstance(value, str) else value.decode("latin-1")
         if request.service:
-            str_info.setdefault(IDL_SERVICE_NAME, request.service)
+            # Kitex's isn is the bare IDL name: "pbecho.EchoPB" travels as "EchoPB".
+            str_info.setdefault(IDL_SERVICE_NAME, request.service.rsplit(".", 1)[-1])
             int_info.setdefault(TO_SERVICE, request.service)
         int_info[TO_METHOD] = request.method
         int_info[MSG_TYPE] = "4" if request.oneway else "1"
