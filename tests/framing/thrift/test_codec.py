@@ -21,7 +21,7 @@ from tether.framing import (
     Trailers,
 )
 from tether.framing.thrift import ThriftCodec, Transport, TTHeader, read_envelope
-from tether.testing import CodecPair
+from tether.testing import CodecPair, check_frame_codec
 
 ARGS = b"\x0b\x00\x01\x00\x00\x00\x02hi\x00"  # struct {1: string "hi"}
 RESULT = b"\x0b\x00\x00\x00\x00\x00\x02hi\x00"  # struct {0: string "hi"}
@@ -322,3 +322,26 @@ def test_buffered_framing_is_not_multiplexed() -> None:
     assert not ThriftCodec(Role.CLIENT, transport=Transport.BUFFERED).multiplexed
     assert all(ThriftCodec(Role.CLIENT, transport=t).multiplexed for t in ALL[1:])
     assert not ThriftCodec(Role.SERVER).supports_streaming
+
+
+@pytest.mark.parametrize("transport", ALL[1:])
+def test_conformance_battery_fails_only_where_thrift_cannot_carry_a_status(
+    transport: Transport,
+) -> None:
+    """check_frame_codec's unary checks pass; it stops at "error status", because Thrift
+    carries TApplicationException types, not tether's statuses (see docs/framings.md)."""
+    with pytest.raises(AssertionError, match="codec conformance: error status"):
+        check_frame_codec(
+            lambda: ThriftCodec(Role.CLIENT, transport=transport),
+            lambda: ThriftCodec(Role.SERVER),
+        )
+
+
+@pytest.mark.parametrize("role", [Role.CLIENT, Role.SERVER])
+def test_garbage_is_refused_and_the_codec_stays_dead(role: Role) -> None:
+    """The battery's garbage check, done directly: 0xFF bytes raise, then any input does."""
+    codec = ThriftCodec(role)
+    with pytest.raises(RemoteProtocolError):
+        codec.receive_data(b"\xff" * 64)
+    with pytest.raises(RemoteProtocolError):
+        codec.receive_data(b"\x00")
