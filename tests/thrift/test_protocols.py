@@ -278,3 +278,16 @@ async def test_registered_meta_handler_writes_request_headers(
     pairs = handler.seen[0]["pairs"]
     assert ("tenant", "acme") in pairs
     assert (":int-4", "cluster-a") in pairs
+
+
+@pytest.mark.parametrize("protocol", ["buffered", "framed"])
+async def test_biz_error_without_headers_is_a_missing_result(
+    served: tuple[str, tether.Server, Handler], protocol: str
+) -> None:
+    """Buffered/Framed cannot carry biz-* headers: the caller sees Kitex's empty REPLY as
+    TApplicationException MISSING_RESULT (5), never as a success."""
+    url, _, _ = served
+    async with tether.Client(url, protocol=protocol) as client:
+        with pytest.raises(tether.ThriftApplicationError) as info:
+            await ThriftStub(client, echo_thrift.Echo).Unary(Request(fail="biz"))
+    assert info.value.type == 5

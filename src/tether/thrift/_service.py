@@ -13,6 +13,8 @@ from .._service import Cardinality, Service
 from .._status import Status
 from ..encoding import RawCodec, ThriftStructCodec
 
+#: TApplicationException.MISSING_RESULT: a reply whose result struct has no value.
+MISSING_RESULT = 5
 #: Statuses a server sends for what Thrift reports as a TApplicationException.
 _APPLICATION_STATUSES = frozenset(
     {Status.UNIMPLEMENTED, Status.INTERNAL, Status.UNKNOWN, Status.INVALID_ARGUMENT}
@@ -199,10 +201,9 @@ def _unpack(result: Any, result_cls: Any) -> Any:
     if has_success:
         value = result.success
         if value is None:
-            from thriftpy2.thrift import TApplicationException
-
-            raise TApplicationException(
-                TApplicationException.MISSING_RESULT, "the server returned no result"
+            # Also what a biz error looks like over Buffered/Framed, which carry no headers.
+            raise ThriftApplicationError(
+                Status.INTERNAL, "the server returned no result", type=MISSING_RESULT
             )
         return value
     return None
