@@ -223,3 +223,65 @@ def test_base_handler_does_nothing() -> None:
         [],
         [],
     )
+
+
+class Counter(MetaHandler):
+    """Counts how often each hook runs."""
+
+    def __init__(self) -> None:
+        self.calls = {
+            "write_request": 0,
+            "read_request": 0,
+            "write_response": 0,
+            "read_response": 0,
+        }
+
+    def write_request(self, request: RequestMeta, header: HeaderFields) -> None:
+        self.calls["write_request"] += 1
+
+    def read_request(self, header: HeaderFields, request: RequestMeta) -> None:
+        self.calls["read_request"] += 1
+
+    def write_response(self, response: ResponseMeta, header: HeaderFields) -> None:
+        self.calls["write_response"] += 1
+
+    def read_response(self, header: HeaderFields, response: ResponseMeta) -> None:
+        self.calls["read_response"] += 1
+
+
+def test_user_handlers_run_for_every_message_even_with_identical_headers() -> None:
+    """The codec's header caches never skip a user handler: it runs on every message."""
+    counter = Counter()
+    handlers = (KITEX, counter)
+    client = ThriftCodec(Role.CLIENT, transport=Transport.TTHEADER, handlers=handlers)
+    server = ThriftCodec(Role.SERVER, handlers=handlers)
+    for _ in range(3):
+        sid = client.next_stream_id()
+        client.send(CallStarted(stream_id=sid, service="Echo", method="echo", timeout=1.0))
+        client.send(Message(stream_id=sid, data=b"\x00", end_stream=True))
+        server.receive_data(client.data_to_send())
+        server.send(Trailers(stream_id=sid))
+        client.receive_data(server.data_to_send())
+    assert counter.calls == dict.fromkeys(counter.calls, 3)
+
+
+def test_cached_headers_equal_fresh_ones() -> None:
+    """Repeated identical calls (served from the caches) decode to the same events."""
+    client = ThriftCodec(Role.CLIENT, transport=Transport.TTHEADER)
+    server = ThriftCodec(Role.SERVER)
+    seen = []
+    for _ in range(3):
+        sid = client.next_stream_id()
+        client.send(
+            CallStarted(stream_id=sid, service="Echo", method="echo", metadata=(("k", "v"),))
+        )
+        client.send(Message(stream_id=sid, data=b"\x00", end_stream=True))
+        started = server.receive_data(client.data_to_send())[0]
+        assert isinstance(started, CallStarted)
+        seen.append((started.service, started.metadata, started.timeout))
+        server.send(Trailers(stream_id=sid, metadata=(("b", "1"),)))
+        final = client.receive_data(server.data_to_send())[-1]
+        assert isinstance(final, Trailers)
+        assert final.metadata == (("b", "1"),)
+    assert seen[0] == seen[1] == seen[2]
+    assert ("k", "v") in seen[0][1]

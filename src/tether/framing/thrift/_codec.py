@@ -22,7 +22,7 @@ afterwards (every later call raises); there is no goodbye frame in these protoco
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, TypeVar
 
 from ..._exceptions import LocalProtocolError, RemoteProtocolError
 from ..._status import Status
@@ -50,9 +50,16 @@ from ._exception import (
     status_for_type,
     type_for_status,
 )
-from ._meta import HeaderFields, MetaHandler, RequestMeta, ResponseMeta, meta_handlers
+from ._meta import (
+    BUILTIN_META_HANDLER,
+    HeaderFields,
+    MetaHandler,
+    RequestMeta,
+    ResponseMeta,
+    meta_handlers,
+)
 from ._theader import THeader, encode_theader
-from ._ttheader import PROTOCOL_THRIFT_BINARY, TTHeader, encode_ttheader
+from ._ttheader import PROTOCOL_THRIFT_BINARY, TTHeader, encode_header_body, ttheader_prefix
 
 #: Recently cancelled seq ids remembered so their late replies can be dropped.
 MAX_CANCELLED: Final = 4096
@@ -62,6 +69,26 @@ _MAX_SEQ_ID: Final = 2**31 - 1
 _BIZ_STATUS: Final = "biz-status"
 _APPLICATION_TYPE: Final = ":tapplication-type"
 _EMPTY_STRUCT: Final = b"\x00"
+
+
+# What the built-in MetaHandler alone makes of the same inputs never changes, and peers
+# repeat their headers call after call: these bounded caches skip the handler then.
+#: TTHeader bodies written, by everything the built-in handler reads.
+_REQUEST_HEADERS: dict[tuple[object, ...], bytes] = {}
+_RESPONSE_HEADERS: dict[tuple[object, ...], bytes] = {}
+#: What was read from received header bodies, by their bytes.
+_READ_REQUESTS: dict[bytes, tuple[str, MetadataPairs, float | None]] = {}
+_READ_RESPONSES: dict[bytes, MetadataPairs] = {}
+_HEADER_CACHE_SIZE: Final = 256
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> None:
+    if len(cache) >= _HEADER_CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
 
 
 class _ServerCall:
@@ -112,6 +139,7 @@ class ThriftCodec(FrameCodec):
         self._max_frame = self._config.max_frame_size
         self._forced_encoding = encoding
         self._handlers = meta_handlers() if handlers is None else handlers
+        self._cacheable = self._handlers == (BUILTIN_META_HANDLER,)
         self._dead: str | None = None
         self._partial = False
         self._needed = 0
@@ -180,17 +208,7 @@ class ThriftCodec(FrameCodec):
             metadata: MetadataPairs = ()
             timeout = None
         elif isinstance(header, TTHeader):
-            request = RequestMeta(
-                method=envelope.method,
-                oneway=message_type == MessageType.ONEWAY,
-                framed=envelope.transport is Transport.TTHEADER_FRAMED,
-            )
-            fields = HeaderFields(header.int_info, header.str_info)  # type: ignore[arg-type]
-            for handler in self._handlers:
-                handler.read_request(fields, request)
-            service = request.service
-            metadata = tuple(request.metadata)
-            timeout = request.timeout
+            service, metadata, timeout = self._read_request(envelope, header)
         else:
             service = header.headers.get("isn", "")
             metadata = tuple(header.headers.items())
@@ -223,11 +241,7 @@ class ThriftCodec(FrameCodec):
         if header is None:
             metadata = []
         elif isinstance(header, TTHeader):
-            response = ResponseMeta(message_type=message_type)
-            fields = HeaderFields(header.int_info, header.str_info)  # type: ignore[arg-type]
-            for handler in self._handlers:
-                handler.read_response(fields, response)
-            metadata = response.metadata
+            metadata = self._read_response(message_type, header)
         else:
             metadata = list(header.headers.items())
         if message_type == MessageType.REPLY:
@@ -244,6 +258,46 @@ class ThriftCodec(FrameCodec):
             error_type, text = decode_application_exception(envelope.payload)
         metadata.append((_APPLICATION_TYPE, str(error_type)))
         events.append(trailers(seq_id, status_for_type(error_type), text, tuple(metadata)))
+
+    def _read_request(
+        self, envelope: Envelope, header: TTHeader
+    ) -> tuple[str, MetadataPairs, float | None]:
+        """``(service, metadata, timeout)`` the MetaHandlers read from a request header
+        (cached by header bytes when only the built-in handler runs)."""
+        cacheable = self._cacheable and header.raw
+        if cacheable:
+            cached = _READ_REQUESTS.get(header.raw)
+            if cached is not None:
+                return cached
+        request = RequestMeta(
+            method=envelope.method,
+            oneway=envelope.message_type == MessageType.ONEWAY,
+            framed=envelope.transport is Transport.TTHEADER_FRAMED,
+        )
+        fields = HeaderFields(header.int_info, header.str_info)  # type: ignore[arg-type]
+        for handler in self._handlers:
+            handler.read_request(fields, request)
+        result = (request.service, tuple(request.metadata), request.timeout)
+        if cacheable:
+            _remember(_READ_REQUESTS, header.raw, result)
+        return result
+
+    def _read_response(
+        self, message_type: int, header: TTHeader
+    ) -> list[tuple[str, MetadataValue]]:
+        """The metadata the MetaHandlers read from a reply header (cached like requests)."""
+        cacheable = self._cacheable and header.raw
+        if cacheable:
+            cached = _READ_RESPONSES.get(header.raw)
+            if cached is not None:
+                return list(cached)
+        response = ResponseMeta(message_type=message_type)
+        fields = HeaderFields(header.int_info, header.str_info)  # type: ignore[arg-type]
+        for handler in self._handlers:
+            handler.read_response(fields, response)
+        if cacheable:
+            _remember(_READ_RESPONSES, header.raw, tuple(response.metadata))
+        return response.metadata
 
     # -- sending -------------------------------------------------------------------
 
@@ -346,26 +400,9 @@ class ThriftCodec(FrameCodec):
             return
         if transport is Transport.TTHEADER or transport is Transport.TTHEADER_FRAMED:
             framed = transport is Transport.TTHEADER_FRAMED
-            request = RequestMeta(
-                method=call.method,
-                service=call.service,
-                timeout=call.timeout,
-                metadata=list(call.metadata),
-                oneway=call.oneway,
-                framed=framed,
-            )
-            fields = HeaderFields()
-            for handler in self._handlers:
-                handler.write_request(request, fields)
             size = len(head) + len(payload) + (4 if framed else 0)
-            prefix = encode_ttheader(
-                flags=0,
-                seq_id=call.stream_id,
-                protocol_id=PROTOCOL_THRIFT_BINARY,
-                str_info=fields.str_info,
-                int_info=fields.int_info,
-                payload_size=size,
-            )
+            body = self._request_header(call, framed)
+            prefix = ttheader_prefix(0, call.stream_id, len(body), size) + body
             if framed:
                 prefix += U32.pack(size - 4)
             self._write(prefix + head, payload)
@@ -408,21 +445,12 @@ class ThriftCodec(FrameCodec):
         header = envelope.header
         if isinstance(header, TTHeader):
             framed = transport is Transport.TTHEADER_FRAMED
-            response = ResponseMeta(
-                message_type=message_type, status=status, message=text, metadata=all_metadata
-            )
-            fields = HeaderFields()
-            for handler in self._handlers:
-                handler.write_response(response, fields)
             size = len(head) + len(body) + (4 if framed else 0)
-            prefix = encode_ttheader(
-                flags=header.flags,
-                seq_id=envelope.seq_id,
-                protocol_id=header.protocol_id,
-                str_info=fields.str_info,
-                int_info=fields.int_info,
-                payload_size=size,
+            header_body = self._response_header(
+                header.protocol_id, message_type, status, text, all_metadata
             )
+            prefix = ttheader_prefix(header.flags, envelope.seq_id, len(header_body), size)
+            prefix += header_body
             if framed:
                 prefix += U32.pack(size - 4)
             self._write(prefix + head, body)
@@ -439,6 +467,57 @@ class ThriftCodec(FrameCodec):
             self._write(U32.pack(len(head) + len(body)) + head, body)
         else:
             self._write(head, body)
+
+    def _request_header(self, call: CallStarted, framed: bool) -> bytes:
+        """The TTHeader body the MetaHandlers make for ``call`` (cached when only the
+        built-in handler runs: it depends on nothing but these fields)."""
+        key = None
+        if self._cacheable and type(call.metadata) is tuple:
+            key = (call.service, call.method, call.metadata, call.timeout, call.oneway, framed)
+            cached = _REQUEST_HEADERS.get(key)
+            if cached is not None:
+                return cached
+        request = RequestMeta(
+            method=call.method,
+            service=call.service,
+            timeout=call.timeout,
+            metadata=list(call.metadata),
+            oneway=call.oneway,
+            framed=framed,
+        )
+        fields = HeaderFields()
+        for handler in self._handlers:
+            handler.write_request(request, fields)
+        body = encode_header_body(PROTOCOL_THRIFT_BINARY, fields.str_info, fields.int_info)
+        if key is not None:
+            _remember(_REQUEST_HEADERS, key, body)
+        return body
+
+    def _response_header(
+        self,
+        protocol_id: int,
+        message_type: int,
+        status: Status,
+        text: str,
+        metadata: list[tuple[str, MetadataValue]],
+    ) -> bytes:
+        """The TTHeader body the MetaHandlers make for a reply (cached like requests)."""
+        key = None
+        if self._cacheable:
+            key = (protocol_id, message_type, status is Status.UNIMPLEMENTED, tuple(metadata))
+            cached = _RESPONSE_HEADERS.get(key)
+            if cached is not None:
+                return cached
+        response = ResponseMeta(
+            message_type=message_type, status=status, message=text, metadata=metadata
+        )
+        fields = HeaderFields()
+        for handler in self._handlers:
+            handler.write_response(response, fields)
+        body = encode_header_body(protocol_id, fields.str_info, fields.int_info)
+        if key is not None:
+            _remember(_RESPONSE_HEADERS, key, body)
+        return body
 
     def _check_size(self, size: int) -> None:
         if size > self._max_frame:

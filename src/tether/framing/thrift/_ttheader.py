@@ -56,6 +56,9 @@ ACCEPTED_PROTOCOLS: Final = frozenset(
 )
 
 _PREFIX: Final = struct.Struct(">IHHiH")
+#: Recently decoded header bodies (peers repeat theirs call after call); cleared when full.
+_DECODED: dict[bytes, tuple[int, dict[str, str], dict[int, str]]] = {}
+_CACHE_SIZE: Final = 256
 _U16: Final = struct.Struct(">H")
 _U16_U16: Final = struct.Struct(">HH")
 
@@ -64,10 +67,11 @@ class TTHeader:
     """One TTHeader's fields (everything but LENGTH and the payload).
 
     ``str_info`` keeps the wire order of the str KV block; the ACL token, if any, appears
-    in it under :data:`GDPR_TOKEN_KEY`.
+    in it under :data:`GDPR_TOKEN_KEY`. ``raw`` is the variable header's bytes as
+    received (empty for a header built locally).
     """
 
-    __slots__ = ("flags", "int_info", "protocol_id", "seq_id", "str_info")
+    __slots__ = ("flags", "int_info", "protocol_id", "raw", "seq_id", "str_info")
 
     def __init__(
         self,
@@ -77,7 +81,9 @@ class TTHeader:
         protocol_id: int = PROTOCOL_THRIFT_BINARY,
         str_info: dict[str, str] | None = None,
         int_info: dict[int, str] | None = None,
+        raw: bytes = b"",
     ) -> None:
+        self.raw = raw
         self.flags = flags
         self.seq_id = seq_id
         self.protocol_id = protocol_id
@@ -114,6 +120,19 @@ def decode_ttheader(view: memoryview, start: int, end: int) -> tuple[TTHeader, i
         raise RemoteProtocolError(
             f"TTHeader header size {4 * words} runs past the frame ({end - pos} bytes left)"
         )
+    body = bytes(view[pos:header_end])
+    cached = _DECODED.get(body)
+    if cached is not None:  # same header bytes as a recent message: same fields
+        protocol_id, cached_str, cached_int = cached
+        header = TTHeader(
+            flags=flags,
+            seq_id=seq_id,
+            protocol_id=protocol_id,
+            str_info=dict(cached_str),
+            int_info=dict(cached_int),
+            raw=body,
+        )
+        return header, header_end
     protocol_id = view[pos]
     if protocol_id not in ACCEPTED_PROTOCOLS:
         raise RemoteProtocolError(f"unsupported TTHeader protocol id {protocol_id:#04x}")
@@ -150,8 +169,16 @@ def decode_ttheader(view: memoryview, start: int, end: int) -> tuple[TTHeader, i
             str_info[GDPR_TOKEN_KEY], pos = _read_string(view, pos, header_end)
         else:
             raise RemoteProtocolError(f"unknown TTHeader info id {info_id:#04x}")
+    if len(_DECODED) >= _CACHE_SIZE:
+        _DECODED.clear()
+    _DECODED[body] = (protocol_id, dict(str_info), dict(int_info))
     header = TTHeader(
-        flags=flags, seq_id=seq_id, protocol_id=protocol_id, str_info=str_info, int_info=int_info
+        flags=flags,
+        seq_id=seq_id,
+        protocol_id=protocol_id,
+        str_info=str_info,
+        int_info=int_info,
+        raw=body,
     )
     return header, header_end
 
@@ -185,6 +212,23 @@ def encode_ttheader(
         LocalProtocolError: a key or value over 65,535 bytes, more than 65,535 entries,
             a header over 262,140 bytes, or an int key outside 0..65535.
     """
+    body = encode_header_body(protocol_id, str_info, int_info)
+    return ttheader_prefix(flags, seq_id, len(body), payload_size) + body
+
+
+def ttheader_prefix(flags: int, seq_id: int, body_size: int, payload_size: int) -> bytes:
+    """The 14 bytes before a header body of ``body_size`` bytes (a multiple of 4)."""
+    return _PREFIX.pack(10 + body_size + payload_size, MAGIC, flags, seq_id, body_size >> 2)
+
+
+def encode_header_body(
+    protocol_id: int, str_info: dict[str, MetadataValue], int_info: dict[int, str]
+) -> bytes:
+    """The variable header: protocol id, no transforms, the info blocks, padding.
+
+    Raises:
+        LocalProtocolError: as :func:`encode_ttheader`.
+    """
     parts: list[bytes] = [bytes((protocol_id, 0))]
     token = str_info.get(GDPR_TOKEN_KEY)
     count = len(str_info)
@@ -213,7 +257,6 @@ def encode_ttheader(
         size += padding
     if size > MAX_HEADER_SIZE:
         raise LocalProtocolError(f"TTHeader header of {size} bytes (at most {MAX_HEADER_SIZE})")
-    parts.insert(0, _PREFIX.pack(10 + size + payload_size, MAGIC, flags, seq_id, size // 4))
     return b"".join(parts)
 
 
