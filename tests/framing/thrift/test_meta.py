@@ -83,8 +83,8 @@ def test_client_request_defaults_oneway_and_framed() -> None:
 
 
 def test_server_reads_the_request_header() -> None:
-    """The server takes the service from isn (ToService when it qualifies isn with a
-    package, else ToService), the timeout from RPCTimeout, and reports str keys verbatim and int keys as pseudo-keys."""
+    """The server takes the service from isn (else ToService), the timeout from
+    RPCTimeout, and reports str keys verbatim and int keys as pseudo-keys."""
     request = RequestMeta(method="echo")
     header = HeaderFields(
         {3: "a", 20: "main", 6: "svc", 9: "echo", 12: "1500", 22: "1", 1: "framed", 40: "x"},
@@ -102,9 +102,10 @@ def test_server_reads_the_request_header() -> None:
         (":transport-type", "framed"),
         (":int-40", "x"),
     }
-    qualified = RequestMeta(method="Echo")
-    KITEX.read_request(HeaderFields({6: "pbecho.EchoPB"}, {"isn": "EchoPB"}), qualified)
-    assert qualified.service == "pbecho.EchoPB"
+    bare = RequestMeta(method="Echo")
+    KITEX.read_request(HeaderFields({6: "pbecho.EchoPB"}, {"isn": "EchoPB"}), bare)
+    assert bare.service == "EchoPB"
+    assert (":to-service", "pbecho.EchoPB") in bare.metadata
     fallback = RequestMeta(method="echo")
     KITEX.read_request(HeaderFields({6: "svc", 12: "soon"}, {}), fallback)
     assert (fallback.service, fallback.timeout) == ("svc", None)

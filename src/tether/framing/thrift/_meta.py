@@ -18,8 +18,8 @@ client, request (``write_request``)
     ToMethod, 22 MsgType (1 CALL / 4 ONEWAY), 1 TransportType (``framed`` /
     ``unframed``), 12 RPCTimeout (ms, only with a timeout); ``:int-<id>`` sets any other.
 server, request (``read_request``)
-    service = ``isn`` (or ToService when that is ``isn`` qualified with a package, as a
-    tether client sends ``pbecho.EchoPB``), else ToService, else ``""``; timeout = RPCTimeout / 1000; metadata =
+    service = ``isn`` (the bare IDL name, as Kitex reads it), else ToService, else
+    ``""``; timeout = RPCTimeout / 1000; metadata =
     every str pair verbatim, then int keys as pseudo-keys (``:transport-type``,
     ``:from-service``, ``:to-service``, ``:to-method``, ``:from-method``, ``:int-<id>``;
     RPCTimeout and MsgType are not repeated).
@@ -183,16 +183,8 @@ class KitexTTHeaderHandler(MetaHandler):
 
     def read_request(self, header: HeaderFields, request: RequestMeta) -> None:
         int_info = header.int_info
-        isn = header.str_info.get(IDL_SERVICE_NAME)
-        to_service = int_info.get(TO_SERVICE, "")
-        if isinstance(isn, bytes):
-            isn = isn.decode("latin-1")
-        if not isn:
-            request.service = to_service
-        elif to_service.endswith("." + isn):
-            request.service = to_service  # a tether client's package-qualified name
-        else:
-            request.service = isn
+        service = header.str_info.get(IDL_SERVICE_NAME) or int_info.get(TO_SERVICE) or ""
+        request.service = service if isinstance(service, str) else service.decode("latin-1")
         timeout = int_info.get(RPC_TIMEOUT)
         if timeout is not None and timeout.isdigit() and int(timeout) > 0:
             request.timeout = int(timeout) / 1000
