@@ -276,15 +276,20 @@ class Server:
     def _on_call(self, stream: RPCStream, call: CallStarted) -> None:
         service = call.service
         spec = self._methods.get((service, call.method))
-        if spec is None:
-            service, spec = self._resolve(call)
-            if spec is None:
+        encoding = call.encoding
+        if spec is None or (encoding and encoding != spec.request_codec.name):
+            # Not an exact hit, or an exact hit for another payload encoding (Kitex's bare
+            # isn "Echo" names both a Thrift "Echo" and a protobuf "tether.demo.Echo").
+            resolved, found = self._resolve(call)
+            if found is not None:
+                service, spec = resolved, found
+            elif spec is None:
                 self._unknown(stream, call)
                 return
         if self._closing:
             stream.send_trailers(Status.UNAVAILABLE, "server is shutting down", ())
             return
-        if call.encoding and call.encoding != spec.request_codec.name:
+        if encoding and encoding != spec.request_codec.name:
             stream.send_trailers(
                 Status.INVALID_ARGUMENT,
                 f"{call.service}/{call.method} takes {spec.request_codec.name!r} payloads, "

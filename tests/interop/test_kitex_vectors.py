@@ -37,6 +37,8 @@ CLIENT_CASES = [p for p in CASES if load_vector(p)["client_options"].get("cli_ar
 #: Int keys whose values Kitex takes from its own configuration, not from the call.
 _CONFIGURED = {":from-service", ":from-method", ":to-service"}
 _TTHEADER_MAGIC = b"\x10\x00"
+#: The capture peer's ``-seq`` default (its requests without ``-seq`` carry 42).
+DEFAULT_SEQ = "42"
 
 
 @pytest.fixture
@@ -252,7 +254,9 @@ async def _tether_call(vector: dict[str, Any], module: Any, port: int) -> dict[s
         ):
             try:
                 if options["idl"] == "pb":
-                    request = PBEchoRequest(msg=options["msg"], seq=int(options.get("seq", "0")))
+                    request = PBEchoRequest(
+                        msg=options["msg"], seq=int(options.get("seq", DEFAULT_SEQ))
+                    )
                     reply = await client.unary(
                         "pbecho.EchoPB/Echo", request, response_type=PBEchoResponse, timeout=timeout
                     )
@@ -263,7 +267,7 @@ async def _tether_call(vector: dict[str, Any], module: Any, port: int) -> dict[s
                     if method == "echoStruct":
                         request = module.EchoRequest(
                             msg=options["msg"],
-                            seq=int(options.get("seq", "0")),
+                            seq=int(options.get("seq", DEFAULT_SEQ)),
                             extra=_pairs(options.get("extra")),
                         )
                         reply = await stub.echoStruct(request, timeout=timeout)
