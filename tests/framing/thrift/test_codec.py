@@ -300,12 +300,17 @@ def test_sending_what_thrift_cannot_carry_is_a_local_error() -> None:
         server.send(CallStarted(stream_id=1, service="s", method="m"))
 
 
-def test_outgoing_message_over_the_frame_limit_is_refused() -> None:
-    """The client refuses to write a Framed message over max_frame_size."""
-    client = ThriftCodec(Role.CLIENT, CodecConfig(max_frame_size=16 * 1024))
+@pytest.mark.parametrize("transport", ALL)
+def test_outgoing_message_over_the_frame_limit_is_refused(transport: Transport) -> None:
+    """The client refuses to write a message whose frame exceeds max_frame_size; the
+    connection stays usable."""
+    client = ThriftCodec(Role.CLIENT, CodecConfig(max_frame_size=16 * 1024), transport=transport)
     client.send(CallStarted(stream_id=1, service="s", method="m"))
     with pytest.raises(LocalProtocolError, match="exceeds"):
-        client.send(Message(stream_id=1, data=b"\x00" * 20000, end_stream=True))
+        client.send(Message(stream_id=1, data=b"\x00" * 16380, end_stream=True))
+    client.send(CallStarted(stream_id=2, service="s", method="m"))
+    client.send(Message(stream_id=2, data=b"\x00", end_stream=True))
+    assert client.has_data_to_send()
 
 
 def test_seq_ids_wrap_and_skip_busy_ones() -> None:

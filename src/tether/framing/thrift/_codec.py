@@ -41,7 +41,7 @@ from .._events import (
 )
 from .._native_events import call_started, message, trailers
 from ._binary import I32, MESSAGE_HEAD, PROTOBUF_V1, U32, VERSION_1, MessageType
-from ._envelope import PROTO, THRIFT, Envelope, Transport, read_envelope
+from ._envelope import PROTO, Envelope, Transport, read_envelope
 from ._exception import (
     decode_application_exception,
     decode_error_proto,
@@ -386,7 +386,7 @@ class ThriftCodec(FrameCodec):
             raise LocalProtocolError("Kitex Protobuf cannot travel in Apache THeader")
         if proto and not transport.is_framed:
             transport = (
-                Transport.FRAMED if transport is Transport.BUFFERED else (Transport.TTHEADER_FRAMED)
+                Transport.FRAMED if transport is Transport.BUFFERED else Transport.TTHEADER_FRAMED
             )
         name = call.method.encode("utf-8")
         message_type = MessageType.ONEWAY if call.oneway else MessageType.CALL
@@ -394,20 +394,23 @@ class ThriftCodec(FrameCodec):
         head = b"".join(
             (MESSAGE_HEAD.pack(version | message_type, len(name)), name, I32.pack(call.stream_id))
         )
+        self._check_size(len(head) + len(payload))
         if transport is Transport.THEADER:
             headers = {k: v for k, v in call.metadata if k[:1] != ":"}
-            self._write(encode_theader(THeader(seq_id=call.stream_id), headers, head + payload))
+            frame = encode_theader(THeader(seq_id=call.stream_id), headers, head + payload)
+            self._check_size(len(frame) - 4)
+            self._write(frame)
             return
         if transport is Transport.TTHEADER or transport is Transport.TTHEADER_FRAMED:
             framed = transport is Transport.TTHEADER_FRAMED
             size = len(head) + len(payload) + (4 if framed else 0)
             body = self._request_header(call, framed)
+            self._check_size(10 + len(body) + size)
             prefix = ttheader_prefix(0, call.stream_id, len(body), size) + body
             if framed:
                 prefix += U32.pack(size - 4)
             self._write(prefix + head, payload)
             return
-        self._check_size(len(head) + len(payload))
         if transport is Transport.FRAMED:
             self._write(U32.pack(len(head) + len(payload)) + head, payload)
         else:
@@ -535,6 +538,3 @@ class ThriftCodec(FrameCodec):
 
     def bytes_needed(self) -> int:
         return self._needed
-
-
-__all__ = ["THRIFT", "ThriftCodec"]

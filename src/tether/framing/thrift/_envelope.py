@@ -30,7 +30,6 @@ from ._binary import (
     U32,
     VERSION_1,
     VERSION_MASK,
-    MessageType,
     skip_struct,
 )
 from ._theader import THeader, decode_theader
@@ -249,8 +248,3 @@ def _message(view: memoryview, pos: int, end: int, version: int) -> tuple[str, i
         raise RemoteProtocolError(f"method name is not UTF-8: {exc}") from exc
     (seq_id,) = I32.unpack_from(view, name_end)
     return encoding, message_type, method, seq_id, name_end + 4
-
-
-def is_call(message_type: int) -> bool:
-    """True for CALL and ONEWAY."""
-    return message_type in (MessageType.CALL, MessageType.ONEWAY)
