@@ -21,6 +21,7 @@ from tether.framing.thrift import (
 )
 from tether.framing.thrift._binary import NEED_MORE, message_head
 from tether.framing.thrift._exception import decode_error_proto, encode_error_proto
+from tether.framing.thrift._ttheader import CACHEABLE_SIZE
 
 # struct {1: i32 7, 2: string "ab", 3: map<string,string>{"a": "1"}, 4: list<i64>[1, 2],
 #         5: struct {1: bool true}, 6: set<struct>{ {} }, 7: double, 8: i16, 9: byte, 10: uuid}
@@ -352,3 +353,20 @@ def test_theader_interoperates_with_apache_thrift() -> None:
     reader = THeaderProtocol(TMemoryBuffer(reply), [THeaderClientType.HEADERS])
     assert reader.readMessageBegin() == ("ping", TMessageType.CALL, 7)
     assert reader.trans.get_headers() == {b"r": b"1"}
+
+
+def test_large_ttheader_bodies_are_not_cached() -> None:
+    """Headers over CACHEABLE_SIZE decode fully every time and keep no raw bytes, so the
+    caches' memory stays bounded whatever a peer sends."""
+    big = {"k": "v" * CACHEABLE_SIZE}
+    frame = encode_ttheader(
+        flags=0, seq_id=1, protocol_id=0, str_info=big, int_info={}, payload_size=0
+    )  # type: ignore[arg-type]
+    for _ in range(2):
+        header, _ = decode_ttheader(memoryview(frame), 0, len(frame))
+        assert (header.raw, header.str_info) == (b"", big)
+    small = encode_ttheader(
+        flags=0, seq_id=1, protocol_id=0, str_info={"k": "v"}, int_info={}, payload_size=0
+    )
+    header, _ = decode_ttheader(memoryview(small), 0, len(small))
+    assert header.raw == small[14:]

@@ -59,7 +59,13 @@ from ._meta import (
     meta_handlers,
 )
 from ._theader import THeader, encode_theader
-from ._ttheader import PROTOCOL_THRIFT_BINARY, TTHeader, encode_header_body, ttheader_prefix
+from ._ttheader import (
+    CACHEABLE_SIZE,
+    PROTOCOL_THRIFT_BINARY,
+    TTHeader,
+    encode_header_body,
+    ttheader_prefix,
+)
 
 #: Recently cancelled seq ids remembered so their late replies can be dropped.
 MAX_CANCELLED: Final = 4096
@@ -492,7 +498,7 @@ class ThriftCodec(FrameCodec):
         for handler in self._handlers:
             handler.write_request(request, fields)
         body = encode_header_body(PROTOCOL_THRIFT_BINARY, fields.str_info, fields.int_info)
-        if key is not None:
+        if key is not None and len(body) <= CACHEABLE_SIZE:
             _remember(_REQUEST_HEADERS, key, body)
         return body
 
@@ -518,7 +524,7 @@ class ThriftCodec(FrameCodec):
         for handler in self._handlers:
             handler.write_response(response, fields)
         body = encode_header_body(protocol_id, fields.str_info, fields.int_info)
-        if key is not None:
+        if key is not None and len(body) <= CACHEABLE_SIZE:
             _remember(_RESPONSE_HEADERS, key, body)
         return body
 

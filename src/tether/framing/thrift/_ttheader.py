@@ -59,6 +59,9 @@ _PREFIX: Final = struct.Struct(">IHHiH")
 #: Recently decoded header bodies (peers repeat theirs call after call); cleared when full.
 _DECODED: dict[bytes, tuple[int, dict[str, str], dict[int, str]]] = {}
 _CACHE_SIZE: Final = 256
+#: Only header bodies up to this size are cached (Kitex's are ~200 bytes), which bounds
+#: the caches' memory whatever a peer sends.
+CACHEABLE_SIZE: Final = 1024
 _U16: Final = struct.Struct(">H")
 _U16_U16: Final = struct.Struct(">HH")
 
@@ -68,7 +71,8 @@ class TTHeader:
 
     ``str_info`` keeps the wire order of the str KV block; the ACL token, if any, appears
     in it under :data:`GDPR_TOKEN_KEY`. ``raw`` is the variable header's bytes as
-    received (empty for a header built locally).
+    received when at most :data:`CACHEABLE_SIZE` (else, and for a header built
+    locally, empty).
     """
 
     __slots__ = ("flags", "int_info", "protocol_id", "raw", "seq_id", "str_info")
@@ -120,8 +124,8 @@ def decode_ttheader(view: memoryview, start: int, end: int) -> tuple[TTHeader, i
         raise RemoteProtocolError(
             f"TTHeader header size {4 * words} runs past the frame ({end - pos} bytes left)"
         )
-    body = bytes(view[pos:header_end])
-    cached = _DECODED.get(body)
+    body = bytes(view[pos:header_end]) if header_end - pos <= CACHEABLE_SIZE else b""
+    cached = _DECODED.get(body) if body else None
     if cached is not None:  # same header bytes as a recent message: same fields
         protocol_id, cached_str, cached_int = cached
         header = TTHeader(
@@ -169,9 +173,10 @@ def decode_ttheader(view: memoryview, start: int, end: int) -> tuple[TTHeader, i
             str_info[GDPR_TOKEN_KEY], pos = _read_string(view, pos, header_end)
         else:
             raise RemoteProtocolError(f"unknown TTHeader info id {info_id:#04x}")
-    if len(_DECODED) >= _CACHE_SIZE:
-        _DECODED.clear()
-    _DECODED[body] = (protocol_id, dict(str_info), dict(int_info))
+    if body:
+        if len(_DECODED) >= _CACHE_SIZE:
+            _DECODED.clear()
+        _DECODED[body] = (protocol_id, dict(str_info), dict(int_info))
     header = TTHeader(
         flags=flags,
         seq_id=seq_id,
