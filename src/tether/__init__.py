@@ -8,6 +8,8 @@ plugin interfaces live in :mod:`tether.transport`, :mod:`tether.framing`,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from . import (
     encoding as encoding,
     framing as framing,
@@ -37,7 +39,6 @@ from ._exceptions import (
     RPCError as RPCError,
     StatusError as StatusError,
     StreamResetError as StreamResetError,
-    ThriftApplicationError as ThriftApplicationError,
     TransportError as TransportError,
 )
 from ._metadata import Metadata as Metadata
@@ -47,6 +48,19 @@ from ._service import Cardinality as Cardinality, MethodSpec as MethodSpec, Serv
 from ._status import Status as Status
 from ._version import __version__ as __version__
 from .framing import CodecConfig as CodecConfig
+
+if TYPE_CHECKING:
+    from .thrift import ThriftApplicationError as ThriftApplicationError
+
+
+def __getattr__(name: str) -> Any:
+    # thriftpy2 (behind ThriftApplicationError) is imported on first use only.
+    if name == "ThriftApplicationError":
+        from .thrift import ThriftApplicationError
+
+        return ThriftApplicationError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BizStatusError",

@@ -206,12 +206,15 @@ class Client:
             if connecting:
                 await connecting[0].wait_connected()
                 continue
-            waits = [asyncio.ensure_future(d.wait_for_slot()) for d in live]
+            # One future watched by every live connection (no task per connection).
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            for d in live:
+                d.notify_slot(waiter)
             try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                await waiter
             finally:
-                for w in waits:
-                    w.cancel()
+                if not waiter.done():
+                    waiter.cancel()
 
     async def close(self) -> None:
         """Close every connection; calls still in flight fail with UNAVAILABLE."""

@@ -14,7 +14,9 @@ The tree::
     ├── StatusError(status, message)      a call ended with a non-OK status (travels on the wire)
     │   ├── StreamResetError              the peer reset the stream (cancel / refuse)
     │   ├── BizStatusError(code, message, extra)   the handler's business error (Kitex biz-status)
-    │   └── ThriftApplicationError        also a thriftpy2 TApplicationException (Thrift stubs)
+    │   └── ThriftApplicationError        also a thriftpy2 TApplicationException (Thrift stubs);
+    │                                     defined in tether.thrift._errors so that thriftpy2 is
+    │                                     imported only by code that uses Thrift
     └── ConfigError                       invalid configuration, address or registry entry
 
 ``ProtocolError`` carries ``error_code``: the wire code that goes into the GOAWAY/close
@@ -27,8 +29,6 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Mapping
-
-from thriftpy2.thrift import TApplicationException
 
 from ._status import Status
 from ._types import MetadataPairs
@@ -255,79 +255,6 @@ def _rebuild_biz_error(
     return BizStatusError(code, message, extra, trailers=trailers)
 
 
-#: TApplicationException types (Apache Thrift's, plus Kitex's 20 UnknownService).
-_STATUS_OF_APPLICATION_TYPE = {
-    1: Status.UNIMPLEMENTED,
-    20: Status.UNIMPLEMENTED,
-    7: Status.INVALID_ARGUMENT,
-    6: Status.INTERNAL,
-}
-_APPLICATION_TYPE_OF_STATUS = {
-    Status.UNIMPLEMENTED: TApplicationException.UNKNOWN_METHOD,
-    Status.INVALID_ARGUMENT: TApplicationException.PROTOCOL_ERROR,
-    Status.INTERNAL: TApplicationException.INTERNAL_ERROR,
-}
-
-
-class ThriftApplicationError(StatusError, TApplicationException):  # type: ignore[misc]
-    """A Thrift call failed with a TApplicationException (unknown method, handler error...).
-
-    Both a :class:`StatusError` (``status``, ``message``, ``trailers``) and a thriftpy2
-    ``TApplicationException`` (``type``, ``message``), so Thrift code catching
-    ``TApplicationException`` and tether code catching ``StatusError`` both see it.
-    ``type`` is the exception type the server sent (e.g. 1 UNKNOWN_METHOD, 6
-    INTERNAL_ERROR, Kitex's 20 for an unknown method), or derived from the status when
-    the protocol carries none (tether's own protocol).
-    """
-
-    def __init__(
-        self,
-        status: Status,
-        message: str = "",
-        *,
-        type: int | None = None,
-        trailers: MetadataPairs = (),
-    ) -> None:
-        StatusError.__init__(self, status, message, trailers=trailers)
-        # TApplicationException's __init__ (reached through the MRO) reset ``args``.
-        self.args = (f"{status.name}: {message}" if message else status.name,)
-        self.type = (
-            type
-            if type is not None
-            else _APPLICATION_TYPE_OF_STATUS.get(status, TApplicationException.UNKNOWN)
-        )
-        self.message = message
-
-    @classmethod
-    def from_status_error(cls, error: StatusError) -> ThriftApplicationError:
-        """The same failure as a Thrift application error (type from ``:tapplication-type``)."""
-        app_type: int | None = None
-        for key, value in error.trailers:
-            if key == ":tapplication-type":
-                try:
-                    app_type = int(value)
-                except ValueError:
-                    app_type = None
-        return cls(error.status, error.message, type=app_type, trailers=error.trailers)
-
-    @staticmethod
-    def status_of_type(app_type: int) -> Status:
-        """The status a TApplicationException type maps to (1/20 → UNIMPLEMENTED ...)."""
-        return _STATUS_OF_APPLICATION_TYPE.get(app_type, Status.UNKNOWN)
-
-    def __str__(self) -> str:
-        return Exception.__str__(self)
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild_application_error, (self.status, self.message, self.type, self.trailers))
-
-
-def _rebuild_application_error(
-    status: Status, message: str, app_type: int, trailers: MetadataPairs
-) -> ThriftApplicationError:
-    return ThriftApplicationError(status, message, type=app_type, trailers=trailers)
-
-
 class ConfigError(RPCError, ValueError):
     """Invalid configuration: a bad address, an unknown scheme or protocol, a bad option."""
 
@@ -346,6 +273,5 @@ __all__ = [
     "RemoteProtocolError",
     "StatusError",
     "StreamResetError",
-    "ThriftApplicationError",
     "TransportError",
 ]

@@ -197,6 +197,14 @@ class Dispatcher(ConnectionHandler):
             limit = own
         return limit is None or len(self.streams) < limit
 
+    def notify_slot(self, waiter: asyncio.Future[None]) -> None:
+        """Resolve ``waiter`` (if still pending) when a stream finishes or the connection
+        changes state: one future can watch many connections without a task each."""
+        waiters = self._slot_waiters
+        if len(waiters) >= 64:
+            waiters[:] = [w for w in waiters if not w.done()]
+        waiters.append(waiter)
+
     async def wait_for_slot(self) -> None:
         """Wait until a stream finishes or the connection changes state."""
         waiter = self.loop.create_future()

@@ -28,6 +28,7 @@ from ..framing.thrift import (
     register_meta_handler as register_meta_handler,
     unregister_meta_handler as unregister_meta_handler,
 )
+from ._errors import ThriftApplicationError as ThriftApplicationError
 from ._load import load as load
 from ._service import ThriftStub as ThriftStub, thrift_service as thrift_service
 
@@ -36,6 +37,7 @@ __all__ = [
     "MetaHandler",
     "RequestMeta",
     "ResponseMeta",
+    "ThriftApplicationError",
     "ThriftStub",
     "load",
     "register_meta_handler",

@@ -7,11 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from .._client import _UNSET, Client
-from .._exceptions import BizStatusError, ConfigError, StatusError, ThriftApplicationError
+from .._exceptions import BizStatusError, ConfigError, StatusError
 from .._metadata import MetadataLike
 from .._service import Cardinality, Service
 from .._status import Status
 from ..encoding import RawCodec, ThriftStructCodec
+from ._errors import ThriftApplicationError
 
 #: TApplicationException.MISSING_RESULT: a reply whose result struct has no value.
 MISSING_RESULT = 5
