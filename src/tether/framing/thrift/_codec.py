@@ -40,7 +40,7 @@ from .._events import (
     Trailers,
 )
 from .._native_events import call_started, message, trailers
-from ._binary import I32, MESSAGE_HEAD, PROTOBUF_V1, U32, VERSION_1, MessageType
+from ._binary import FRAMED_HEAD, I32, MESSAGE_HEAD, PROTOBUF_V1, U32, VERSION_1, MessageType
 from ._envelope import PROTO, Envelope, Transport, read_envelope
 from ._exception import (
     decode_application_exception,
@@ -395,11 +395,16 @@ class ThriftCodec(FrameCodec):
                 Transport.FRAMED if transport is Transport.BUFFERED else Transport.TTHEADER_FRAMED
             )
         name = call.method.encode("utf-8")
-        message_type = MessageType.ONEWAY if call.oneway else MessageType.CALL
-        version = PROTOBUF_V1 if proto else VERSION_1
-        head = b"".join(
-            (MESSAGE_HEAD.pack(version | message_type, len(name)), name, I32.pack(call.stream_id))
+        word = (PROTOBUF_V1 if proto else VERSION_1) | (
+            MessageType.ONEWAY if call.oneway else MessageType.CALL
         )
+        if transport is Transport.FRAMED:  # the common case, in one pack
+            size = 12 + len(name) + len(payload)
+            self._check_size(size)
+            head = FRAMED_HEAD.pack(size, word, len(name))
+            self._write(b"".join((head, name, I32.pack(call.stream_id))), payload)
+            return
+        head = b"".join((MESSAGE_HEAD.pack(word, len(name)), name, I32.pack(call.stream_id)))
         self._check_size(len(head) + len(payload))
         if transport is Transport.THEADER:
             headers = {k: v for k, v in call.metadata if k[:1] != ":"}
@@ -417,10 +422,7 @@ class ThriftCodec(FrameCodec):
                 prefix += U32.pack(size - 4)
             self._write(prefix + head, payload)
             return
-        if transport is Transport.FRAMED:
-            self._write(U32.pack(len(head) + len(payload)) + head, payload)
-        else:
-            self._write(head, payload)
+        self._write(head, payload)
 
     def _write_reply(
         self, call: _ServerCall, status: Status, text: str, metadata: MetadataPairs
@@ -446,11 +448,13 @@ class ThriftCodec(FrameCodec):
                     if proto
                     else encode_application_exception(text, error_type)
                 )
-        version = PROTOBUF_V1 if proto else VERSION_1
+        word = (PROTOBUF_V1 if proto else VERSION_1) | message_type
         name = call.name
-        head = b"".join(
-            (MESSAGE_HEAD.pack(version | message_type, len(name)), name, I32.pack(envelope.seq_id))
-        )
+        if transport is Transport.FRAMED:  # the common case, in one pack
+            head = FRAMED_HEAD.pack(12 + len(name) + len(body), word, len(name))
+            self._write(b"".join((head, name, I32.pack(envelope.seq_id))), body)
+            return
+        head = b"".join((MESSAGE_HEAD.pack(word, len(name)), name, I32.pack(envelope.seq_id)))
         header = envelope.header
         if isinstance(header, TTHeader):
             framed = transport is Transport.TTHEADER_FRAMED
@@ -472,8 +476,6 @@ class ThriftCodec(FrameCodec):
                 transforms=header.transforms,
             )
             self._write(encode_theader(reply, headers, head + body))
-        elif transport is Transport.FRAMED:
-            self._write(U32.pack(len(head) + len(body)) + head, body)
         else:
             self._write(head, body)
 
