@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 
 from tether import LocalProtocolError, RemoteProtocolError, Status
+from tether.framing import CallStarted, Message, Role, Trailers
 from tether.framing.thrift import (
     THeader,
+    ThriftCodec,
     decode_application_exception,
     decode_theader,
     decode_ttheader,
@@ -370,3 +372,45 @@ def test_large_ttheader_bodies_are_not_cached() -> None:
     )
     header, _ = decode_ttheader(memoryview(small), 0, len(small))
     assert header.raw == small[14:]
+
+
+@pytest.mark.parametrize("framed", [True, False])
+def test_framed_and_buffered_interoperate_with_apache_thrift(framed: bool) -> None:
+    """Apache Thrift's TBinaryProtocol over TFramedTransport / a bare buffer and our
+    server codec read each other's messages."""
+    pytest.importorskip("thrift")
+    from thrift.protocol.TBinaryProtocol import TBinaryProtocol  # type: ignore[import-untyped]
+    from thrift.Thrift import TMessageType, TType  # type: ignore[import-untyped]
+    from thrift.transport.TTransport import (  # type: ignore[import-untyped]
+        TFramedTransport,
+        TMemoryBuffer,
+    )
+
+    memory = TMemoryBuffer()
+    transport = TFramedTransport(memory) if framed else memory
+    protocol = TBinaryProtocol(transport)
+    protocol.writeMessageBegin("say", TMessageType.CALL, 42)
+    protocol.writeStructBegin("say_args")
+    protocol.writeFieldBegin("text", TType.STRING, 1)
+    protocol.writeString("hi")
+    protocol.writeFieldEnd()
+    protocol.writeFieldStop()
+    protocol.writeStructEnd()
+    protocol.writeMessageEnd()
+    transport.flush()
+    server = ThriftCodec(Role.SERVER)
+    started, message = server.receive_data(memory.getvalue())
+    assert isinstance(started, CallStarted)
+    assert (started.stream_id, started.method) == (42, "say")
+    assert message == Message(
+        stream_id=42, data=bytes.fromhex("0b0001000000026869") + b"\x00", end_stream=True
+    )
+
+    server.send(Message(stream_id=42, data=bytes.fromhex("0b0000000000026f6b00")))
+    server.send(Trailers(stream_id=42))
+    reply = TMemoryBuffer(server.data_to_send())
+    reader = TBinaryProtocol(TFramedTransport(reply) if framed else reply)
+    assert reader.readMessageBegin() == ("say", TMessageType.REPLY, 42)
+    reader.readStructBegin()
+    assert reader.readFieldBegin() == (None, TType.STRING, 0)
+    assert reader.readString() == "ok"
