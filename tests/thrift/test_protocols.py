@@ -291,3 +291,19 @@ async def test_biz_error_without_headers_is_a_missing_result(
         with pytest.raises(tether.ThriftApplicationError) as info:
             await ThriftStub(client, echo_thrift.Echo).Unary(Request(fail="biz"))
     assert info.value.type == 5
+
+
+async def test_stub_checks_arguments_before_sending(
+    served: tuple[str, tether.Server, Handler],
+) -> None:
+    """Unknown keyword or extra positional arguments are a TypeError; nothing is sent."""
+    url, _, handler = served
+    async with tether.Client(url, protocol="framed") as client:
+        stub = ThriftStub(client, echo_thrift.Echo)
+        with pytest.raises(TypeError, match="unexpected arguments"):
+            await stub.Unary(req=Request(), bogus=1)
+        with pytest.raises(TypeError, match="takes 1 arguments"):
+            await stub.Unary(Request(), Request())
+        assert stub.Unary is stub.Unary  # built once, then cached on the stub
+        assert (await stub.Unary(req=Request(data=b"k"))).data == b"k"
+    assert len(handler.seen) == 1

@@ -163,15 +163,22 @@ class ThriftStub:
         response_codec = RawCodec() if oneway else ThriftStructCodec(result_cls)
         client = self._client
         path = f"{self._name}/{method}"
+        known = frozenset(arg_names)
+        fields = None if oneway else _result_fields(result_cls)
 
         async def invoke(
             *args: Any, timeout: Any = _UNSET, metadata: MetadataLike = None, **kwargs: Any
         ) -> Any:
-            values = dict(zip(arg_names, args, strict=False))
-            values.update(kwargs)
-            unknown = set(values) - set(arg_names)
-            if unknown:
-                raise TypeError(f"{method}() got unexpected arguments {sorted(unknown)}")
+            if kwargs:
+                values = dict(zip(arg_names, args, strict=False))
+                values.update(kwargs)
+                if not known.issuperset(values):
+                    unknown = sorted(set(values) - known)
+                    raise TypeError(f"{method}() got unexpected arguments {unknown}")
+            elif len(args) > len(arg_names):
+                raise TypeError(f"{method}() takes {len(arg_names)} arguments, got {len(args)}")
+            else:
+                values = dict(zip(arg_names, args, strict=False))
             try:
                 result = await client._unary(
                     path,
@@ -188,13 +195,15 @@ class ThriftStub:
                 if converted is exc:
                     raise
                 raise converted from exc
-            return None if oneway else _unpack(result, result_cls)
+            return None if fields is None else _unpack(result, fields)
 
+        # Cached on the instance: later ``stub.Method`` lookups skip __getattr__.
+        self.__dict__[method] = invoke
         return invoke
 
 
-def _unpack(result: Any, result_cls: Any) -> Any:
-    has_success, exceptions = _result_fields(result_cls)
+def _unpack(result: Any, fields: tuple[bool, dict[type[BaseException], str]]) -> Any:
+    has_success, exceptions = fields
     for field in exceptions.values():
         exc = getattr(result, field, None)
         if exc is not None:
