@@ -353,3 +353,28 @@ def test_garbage_is_refused_and_the_codec_stays_dead(role: Role) -> None:
         codec.receive_data(b"\xff" * 64)
     with pytest.raises(RemoteProtocolError):
         codec.receive_data(b"\x00")
+
+
+def test_server_refuses_calls_over_the_concurrency_limit() -> None:
+    """Past max_concurrent_streams the server answers with an exception and reports
+    nothing; once a call ends, new calls are accepted again."""
+    server = ThriftCodec(Role.SERVER, CodecConfig(max_concurrent_streams=2))
+    client = ThriftCodec(Role.CLIENT)
+    for _ in range(3):
+        sid = client.next_stream_id()
+        client.send(CallStarted(stream_id=sid, service="s", method="ping"))
+        client.send(Message(stream_id=sid, data=b"\x00", end_stream=True))
+    events = server.receive_data(client.data_to_send())
+    assert [e.stream_id for e in events if isinstance(e, CallStarted)] == [1, 2]
+    (refused,) = client.receive_data(server.data_to_send())
+    assert isinstance(refused, Trailers)
+    assert refused.stream_id == 3
+    assert "too many concurrent calls" in refused.message
+    server.send(Trailers(stream_id=1))
+    client.receive_data(server.data_to_send())
+    oneway = bytes.fromhex("00000011800100040000000470696e670000000900")
+    assert server.receive_data(oneway)[0] == CallStarted(
+        stream_id=9, service="", method="ping", encoding="thrift", oneway=True
+    )
+    assert server.receive_data(oneway.replace(b"\x00\x00\x00\x09", b"\x00\x00\x00\x0a")) == []
+    assert not server.has_data_to_send()

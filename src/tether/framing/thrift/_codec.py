@@ -115,7 +115,10 @@ class ThriftCodec(FrameCodec):
     Args:
         role: client or server.
         config: limits; ``max_frame_size`` bounds every message (and a Buffered one
-            still being walked).
+            still being walked); ``max_concurrent_streams`` bounds the calls a server
+            codec has in flight: one more is answered with a TApplicationException
+            (INTERNAL_ERROR, "call refused: too many concurrent calls") and never
+            reported (a oneway one is dropped).
         transport: the client's framing (the server detects each message's own).
         encoding: ``"proto"`` forces Kitex Protobuf for every call (the
             ``kitex_protobuf`` framing); otherwise each call's ``encoding`` decides
@@ -143,6 +146,7 @@ class ThriftCodec(FrameCodec):
         self.multiplexed = transport is not Transport.BUFFERED
         self._config = config or CodecConfig()
         self._max_frame = self._config.max_frame_size
+        self._max_calls = self._config.max_concurrent_streams
         self._forced_encoding = encoding
         self._handlers = meta_handlers() if handlers is None else handlers
         self._cacheable = self._handlers == (BUILTIN_META_HANDLER,)
@@ -204,6 +208,13 @@ class ThriftCodec(FrameCodec):
             )
         stream_id = envelope.seq_id
         calls = self._calls
+        limit = self._max_calls
+        if limit is not None and len(calls) >= limit:
+            if message_type != MessageType.ONEWAY:  # a oneway call is dropped silently
+                refused = _ServerCall(envelope)
+                reason = f"call refused: too many concurrent calls (limit {limit})"
+                self._write_reply(refused, Status.UNAVAILABLE, reason, ())
+            return
         if stream_id in calls:  # a peer reusing a seq id still in flight (e.g. always 0)
             stream_id = self._next_synthetic
             self._next_synthetic += 1
