@@ -148,3 +148,19 @@ def test_oversized_header_string_is_refused_when_sending() -> None:
     client.send(CallStarted(stream_id=1, service="s", method="m", metadata=(("k", "v" * 70000),)))
     with pytest.raises(LocalProtocolError, match="65535"):
         client.send(Message(stream_id=1, data=b"\x00", end_stream=True))
+
+
+def test_a_trickled_buffered_message_is_walked_once() -> None:
+    """A Buffered message arriving a byte at a time is walked incrementally (the walk
+    resumes) and yields the same call as when it arrives whole."""
+    body = b"\x0f\x00\x01\x0b" + (300).to_bytes(4, "big") + b"\x00\x00\x00\x01x" * 300 + b"\x00"
+    request = PING[:-1] + body
+    codec = ThriftCodec(Role.SERVER)
+    events = []
+    for index in range(len(request)):
+        events += codec.receive_data(request[index : index + 1])
+        walker = codec._progress.walker
+        if index > len(PING) and index < len(request) - 1:
+            assert walker is not None  # the walk kept its place
+    assert events == ThriftCodec(Role.SERVER).receive_data(request)
+    assert codec._progress.walker is None

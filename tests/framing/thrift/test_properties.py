@@ -20,6 +20,7 @@ from tether.framing.thrift import (
     encode_ttheader,
     skip_struct,
 )
+from tether.framing.thrift._binary import StructWalker
 
 FUZZ = settings(max_examples=300, deadline=None)
 ROUND_TRIP = settings(max_examples=60, deadline=None)
@@ -222,6 +223,19 @@ def test_skip_struct_finds_every_generated_struct(data: bytes, cut: int) -> None
     assert skip_struct(view, 0, len(view)) == len(data)
     if cut < len(data):
         assert skip_struct(view, 0, cut) == -1
+
+
+@FUZZ
+@given(thrift_structs, st.lists(st.integers(0, 300), max_size=8))
+def test_struct_walker_resumes_across_pieces(data: bytes, cuts: list[int]) -> None:
+    """Walking a struct piece by piece (keeping the walker) ends exactly where a one-shot
+    walk does, and reports NEED_MORE before that."""
+    view = memoryview(data)
+    walker = StructWalker(0)
+    for cut in sorted(c % len(data) for c in cuts):
+        assert walker.walk(view, cut) == -1
+        assert walker.pos <= cut
+    assert walker.walk(view, len(data)) == len(data)
 
 
 # -- fuzzing ------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from tether.framing.thrift import (
     status_for_type,
     type_for_status,
 )
-from tether.framing.thrift._binary import NEED_MORE, message_head
+from tether.framing.thrift._binary import NEED_MORE, StructWalker, message_head
 from tether.framing.thrift._exception import decode_error_proto, encode_error_proto
 from tether.framing.thrift._ttheader import CACHEABLE_SIZE
 
@@ -57,6 +57,21 @@ def test_skip_struct_finds_the_end_of_every_type() -> None:
     """The walker steps over every Thrift type, nested, to the byte after STOP."""
     data = NESTED + b"trailing"
     assert skip_struct(memoryview(data), 0, len(data)) == len(NESTED)
+
+
+def test_struct_walker_keeps_its_place() -> None:
+    """A walker fed a growing prefix resumes where it stopped instead of starting over:
+    its position only moves forward, and whole values are never half-consumed."""
+    data = bytes.fromhex("0f00010b0000000300000001610000000162000000016300")
+    view = memoryview(data)
+    walker = StructWalker(0)
+    positions = []
+    for cut in range(len(data)):
+        assert walker.walk(view, cut) == NEED_MORE
+        positions.append(walker.pos)
+    assert positions == sorted(positions)
+    assert set(positions) == {0, 8, 13, 18, 23}  # list header, then each whole string
+    assert walker.walk(view, len(data)) == len(data)
 
 
 def test_skip_struct_needs_more_at_every_truncation() -> None:

@@ -70,102 +70,152 @@ def message_head(version: int, message_type: int, name: bytes, seq_id: int) -> b
     return b"".join((MESSAGE_HEAD.pack(version | message_type, len(name)), name, I32.pack(seq_id)))
 
 
-def skip_struct(view: memoryview, pos: int, end: int, depth: int = 0) -> int:
-    """The offset just past the struct that starts at ``pos`` (``NEED_MORE`` if truncated).
+# Walker frames: [kind, ...]; lists so the remaining count can be updated in place.
+_STRUCT: Final = 0  # [_STRUCT]: expecting a field header or STOP
+_LIST: Final = 1  # [_LIST, element type, elements left]
+_MAP: Final = 2  # [_MAP, key type, value type, keys + values left]
 
-    ``view[pos:end]`` holds the bytes received so far. Only lengths and type ids are
-    read; values are skipped. Fields may come in any order (Kitex writes them in its own
-    order).
 
-    Raises:
+class StructWalker:
+    """Finds where a Thrift binary struct ends without decoding it, resumably.
+
+    ``walk(view, end)`` steps over whole values in ``view[pos:end]`` and returns the
+    offset just past the struct, or :data:`NEED_MORE` when the bytes end first. It then
+    keeps its place (a stack of open structs and containers, never a half-read value),
+    so a call with more bytes, at the same offsets, continues instead of starting over:
+    a message that arrives in many pieces is walked once in total. Only type ids and
+    lengths are read; fields may come in any order.
+
+    Raises (from ``walk``):
         RemoteProtocolError: an unknown type id, a negative length or count, or nesting
             deeper than :data:`MAX_DEPTH`.
     """
-    if depth >= MAX_DEPTH:
-        raise RemoteProtocolError(f"thrift struct nested deeper than {MAX_DEPTH}")
-    fixed = _FIXED
-    while True:
-        if pos >= end:
-            return NEED_MORE
-        ttype = view[pos]
-        if ttype == T_STOP:
-            return pos + 1
-        pos += 3  # type byte + i16 field id
-        size = fixed.get(ttype)
+
+    __slots__ = ("pos", "stack")
+
+    def __init__(self, pos: int, ttype: int = T_STRUCT) -> None:
+        self.pos = pos
+        self.stack: list[list[int]] = []
+        if ttype == T_STRUCT:
+            self.stack.append([_STRUCT])
+        else:  # a single value of another type: a one-element list frame
+            _check_type(ttype)
+            self.stack.append([_LIST, ttype, 1])
+
+    def walk(self, view: memoryview, end: int) -> int:
+        """Continue over ``view[:end]``; the end offset, or ``NEED_MORE``."""
+        stack = self.stack
+        pos = self.pos
+        fixed = _FIXED
+        while stack:
+            frame = stack[-1]
+            kind = frame[0]
+            if kind == _STRUCT:
+                if pos >= end:
+                    break
+                ttype = view[pos]
+                if ttype == T_STOP:
+                    pos += 1
+                    stack.pop()
+                    continue
+                size = fixed.get(ttype)
+                if size is not None:  # the common case, inline
+                    if pos + 3 + size > end:
+                        break
+                    pos += 3 + size
+                    continue
+                after = self._enter(view, pos + 3, end, ttype)
+            else:
+                left = frame[-1]
+                if not left:
+                    stack.pop()
+                    continue
+                ttype = frame[1] if kind == _LIST or not left & 1 else frame[2]
+                after = self._enter(view, pos, end, ttype)
+                if after != NEED_MORE:
+                    frame[-1] = left - 1
+            if after == NEED_MORE:
+                break
+            pos = after
+        self.pos = pos
+        return NEED_MORE if stack else pos
+
+    def _enter(self, view: memoryview, pos: int, end: int, ttype: int) -> int:
+        """Step over (or open) one value at ``pos``; ``NEED_MORE`` leaves no trace."""
+        size = _FIXED.get(ttype)
         if size is not None:
             pos += size
-            continue
-        if pos > end:
-            return NEED_MORE
-        pos = skip_value(view, pos, end, ttype, depth + 1)
-        if pos == NEED_MORE:
-            return NEED_MORE
-
-
-def skip_value(view: memoryview, pos: int, end: int, ttype: int, depth: int) -> int:
-    """The offset just past one value of type ``ttype`` at ``pos`` (``NEED_MORE`` if truncated).
-
-    Raises:
-        RemoteProtocolError: as :func:`skip_struct`.
-    """
-    size = _FIXED.get(ttype)
-    if size is not None:
-        pos += size
-        return pos if pos <= end else NEED_MORE
-    if ttype == T_STRING:
-        if pos + 4 > end:
-            return NEED_MORE
-        (length,) = I32.unpack_from(view, pos)
-        if length < 0:
-            raise RemoteProtocolError(f"thrift string with negative length {length}")
-        pos += 4 + length
-        return pos if pos <= end else NEED_MORE
-    if ttype == T_STRUCT:
-        return skip_struct(view, pos, end, depth)
-    if depth >= MAX_DEPTH:
-        raise RemoteProtocolError(f"thrift value nested deeper than {MAX_DEPTH}")
-    if ttype == T_MAP:
-        if pos + 6 > end:
-            return NEED_MORE
-        key_type = view[pos]
-        value_type = view[pos + 1]
-        (count,) = I32.unpack_from(view, pos + 2)
-        pos += 6
-        _check_count(count, key_type, value_type)
-        if count == 0:
-            return pos
-        key_size = _FIXED.get(key_type)
-        value_size = _FIXED.get(value_type)
-        if key_size is not None and value_size is not None:
-            pos += count * (key_size + value_size)
             return pos if pos <= end else NEED_MORE
-        for _ in range(count):
-            pos = skip_value(view, pos, end, key_type, depth + 1)
-            if pos == NEED_MORE:
+        if ttype == T_STRING:
+            if pos + 4 > end:
                 return NEED_MORE
-            pos = skip_value(view, pos, end, value_type, depth + 1)
-            if pos == NEED_MORE:
+            (length,) = I32.unpack_from(view, pos)
+            if length < 0:
+                raise RemoteProtocolError(f"thrift string with negative length {length}")
+            pos += 4 + length
+            return pos if pos <= end else NEED_MORE
+        if ttype not in _VARIABLE:
+            raise RemoteProtocolError(f"unknown thrift type id {ttype}")
+        if len(self.stack) >= MAX_DEPTH:
+            raise RemoteProtocolError(f"thrift value nested deeper than {MAX_DEPTH}")
+        if ttype == T_STRUCT:
+            if pos > end:  # the field header is not all there yet
                 return NEED_MORE
-        return pos
-    if ttype in (T_LIST, T_SET):
+            self.stack.append([_STRUCT])
+            return pos
+        if ttype == T_MAP:
+            if pos + 6 > end:
+                return NEED_MORE
+            key_type = view[pos]
+            value_type = view[pos + 1]
+            (count,) = I32.unpack_from(view, pos + 2)
+            _check_count(count, key_type, value_type)
+            key_size = _FIXED.get(key_type)
+            value_size = _FIXED.get(value_type)
+            pos += 6
+            if key_size is not None and value_size is not None:
+                pos += count * (key_size + value_size)
+                return pos if pos <= end else NEED_MORE
+            self.stack.append([_MAP, key_type, value_type, 2 * count])
+            return pos
+        # list or set
         if pos + 5 > end:
             return NEED_MORE
         element_type = view[pos]
         (count,) = I32.unpack_from(view, pos + 1)
-        pos += 5
         _check_count(count, element_type)
-        if count == 0:
-            return pos
         element_size = _FIXED.get(element_type)
+        pos += 5
         if element_size is not None:
             pos += count * element_size
             return pos if pos <= end else NEED_MORE
-        for _ in range(count):
-            pos = skip_value(view, pos, end, element_type, depth + 1)
-            if pos == NEED_MORE:
-                return NEED_MORE
+        self.stack.append([_LIST, element_type, count])
         return pos
-    raise RemoteProtocolError(f"unknown thrift type id {ttype}")
+
+
+def skip_struct(view: memoryview, pos: int, end: int) -> int:
+    """The offset just past the struct at ``pos`` in ``view[:end]`` (``NEED_MORE`` if
+    truncated); a one-shot :class:`StructWalker`.
+
+    Raises:
+        RemoteProtocolError: as :class:`StructWalker`.
+    """
+    return StructWalker(pos).walk(view, end)
+
+
+def skip_value(view: memoryview, pos: int, end: int, ttype: int) -> int:
+    """The offset just past one value of type ``ttype`` at ``pos`` (``NEED_MORE`` if
+    truncated).
+
+    Raises:
+        RemoteProtocolError: as :class:`StructWalker`.
+    """
+    return StructWalker(pos, ttype).walk(view, end)
+
+
+def _check_type(ttype: int) -> None:
+    if ttype not in _FIXED and ttype not in _VARIABLE:
+        raise RemoteProtocolError(f"unknown thrift type id {ttype}")
 
 
 def _check_count(count: int, *types: int) -> None:

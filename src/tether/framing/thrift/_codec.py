@@ -41,7 +41,7 @@ from .._events import (
 )
 from .._native_events import call_started, message, trailers
 from ._binary import FRAMED_HEAD, I32, MESSAGE_HEAD, PROTOBUF_V1, U32, VERSION_1, MessageType
-from ._envelope import PROTO, Envelope, Transport, read_envelope
+from ._envelope import PROTO, BufferedProgress, Envelope, Transport, read_envelope
 from ._exception import (
     decode_application_exception,
     decode_error_proto,
@@ -151,6 +151,7 @@ class ThriftCodec(FrameCodec):
         self._handlers = meta_handlers() if handlers is None else handlers
         self._cacheable = self._handlers == (BUILTIN_META_HANDLER,)
         self._dead: str | None = None
+        self._progress = BufferedProgress()
         self._partial = False
         self._needed = 0
         # client state
@@ -170,13 +171,14 @@ class ThriftCodec(FrameCodec):
         events: list[Event] = []
         max_frame = self._max_frame
         on_envelope = self._on_request if self.role is Role.SERVER else self._on_reply
+        progress = self._progress
         try:
             while True:
                 size = len(buffer)
                 if not size:
                     break
                 view = buffer.peek(size)
-                used, envelope = read_envelope(view, size, max_frame)
+                used, envelope = read_envelope(view, size, max_frame, progress)
                 if envelope is None:
                     self._needed = used
                     if used:

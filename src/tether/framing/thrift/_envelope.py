@@ -30,7 +30,7 @@ from ._binary import (
     U32,
     VERSION_1,
     VERSION_MASK,
-    skip_struct,
+    StructWalker,
 )
 from ._theader import THeader, decode_theader
 from ._ttheader import FLAG_STREAMING, MAGIC_WORD, TTHeader, decode_ttheader
@@ -89,8 +89,23 @@ class Envelope:
         )
 
 
-def read_envelope(view: memoryview, size: int, max_frame: int) -> tuple[int, Envelope | None]:
+class BufferedProgress:
+    """Where the walk of an incomplete Buffered message stopped (one per connection), so
+    the next :func:`read_envelope` call with more bytes of the same message resumes it."""
+
+    __slots__ = ("walker",)
+
+    def __init__(self) -> None:
+        self.walker: StructWalker | None = None
+
+
+def read_envelope(
+    view: memoryview, size: int, max_frame: int, progress: BufferedProgress | None = None
+) -> tuple[int, Envelope | None]:
     """Parse the message at the start of ``view[:size]``.
+
+    ``progress`` (optional) keeps an incomplete Buffered message's walk between calls;
+    pass the same object, with the buffer still starting at that message, every time.
 
     Returns:
         ``(consumed, envelope)`` for a complete message; ``(needed, None)`` when more
@@ -111,7 +126,7 @@ def read_envelope(view: memoryview, size: int, max_frame: int) -> tuple[int, Env
     if high in (VERSION_1, PROTOBUF_V1):
         return _framed(view, size, w0, high, max_frame)
     if w0 & VERSION_MASK == VERSION_1:
-        return _buffered(view, size, w0, max_frame)
+        return _buffered(view, size, max_frame, progress)
     if high == MAGIC_WORD:
         return _ttheader(view, size, w0, w1, max_frame)
     if w1 >> 16 == _THEADER_MAGIC_HIGH:
@@ -154,19 +169,29 @@ def _framed(
     return total, envelope
 
 
-def _buffered(view: memoryview, size: int, w0: int, max_frame: int) -> tuple[int, Envelope | None]:
+def _buffered(
+    view: memoryview, size: int, max_frame: int, progress: BufferedProgress | None
+) -> tuple[int, Envelope | None]:
     # The struct must be walked to find the end; the name must be there first.
-    name_length = I32.unpack_from(view, 4)[0]
-    if not 0 <= name_length <= max_frame:
-        raise RemoteProtocolError(f"thrift method name of {name_length} bytes")
-    start = 12 + name_length
-    end = NEED_MORE if size <= start else skip_struct(view, start, size)
+    walker = progress.walker if progress is not None else None
+    if walker is None:
+        name_length = I32.unpack_from(view, 4)[0]
+        if not 0 <= name_length <= max_frame:
+            raise RemoteProtocolError(f"thrift method name of {name_length} bytes")
+        start = 12 + name_length
+        if size > start:
+            walker = StructWalker(start)
+    end = NEED_MORE if walker is None else walker.walk(view, size)
     if end == NEED_MORE:
         if size > max_frame:
             raise RemoteProtocolError(
                 f"buffered message longer than the {max_frame}-byte limit (max_frame_size)"
             )
+        if progress is not None:
+            progress.walker = walker
         return 0, None
+    if progress is not None:
+        progress.walker = None
     encoding, message_type, method, seq_id, start = _message(view, 0, end, VERSION_1)
     envelope = Envelope(
         Transport.BUFFERED, None, encoding, message_type, method, seq_id, bytes(view[start:end])

@@ -100,7 +100,7 @@ def decode_application_exception(data: bytes) -> tuple[int, str]:
                 message = _utf8(view[pos + 4 : pos + 4 + length])
         elif field_id == 2 and ttype == T_I32 and pos + 4 <= end:
             (error_type,) = I32.unpack_from(view, pos)
-        pos = skip_value(view, pos, end, ttype, 1)
+        pos = skip_value(view, pos, end, ttype)
         if pos == NEED_MORE:
             raise RemoteProtocolError("truncated TApplicationException")
 
