@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -85,7 +86,8 @@ class Client:
         timeout: default per-call timeout in seconds (``None``: no deadline).
         connect_timeout: how long establishing a connection may take.
         metadata: metadata sent with every call.
-        codec_config: codec limits and tuning.
+        codec_config: codec limits and tuning; ``max_concurrent_streams`` also caps the
+            calls this client keeps in flight on one connection (further calls wait).
         pool_size: maximum connections (default: 1 when multiplexing, else
             :data:`DEFAULT_POOL_SIZE`).
         mux: ``False`` sends one call at a time per connection even over a multiplexed
@@ -124,15 +126,20 @@ class Client:
         multiplexed = self._framing.create(Role.CLIENT, self._codec_config).multiplexed
         if mux and not multiplexed:
             raise ConfigError(f"protocol {protocol!r} cannot multiplex calls (mux=True)")
-        #: Calls per connection at once: ``None`` (as many as the protocol allows) or 1.
-        self._per_connection: int | None = None if multiplexed and mux is not False else 1
+        #: Calls per connection at once: 1 in pool mode; else our own codec limit (peers
+        #: that cannot announce theirs, like Thrift servers, get at most that many), and
+        #: the peer's announced limit applies too (Dispatcher.has_capacity).
+        self._per_connection: int | None = (
+            self._codec_config.max_concurrent_streams if multiplexed and mux is not False else 1
+        )
         if pool_size is None:
-            pool_size = 1 if self._per_connection is None else DEFAULT_POOL_SIZE
+            pool_size = DEFAULT_POOL_SIZE if self._per_connection == 1 else 1
         if pool_size < 1:
             raise ConfigError("pool_size must be at least 1")
         self._pool_size = pool_size
         self._on_state_change = on_state_change
         self._dispatchers: list[Dispatcher] = []
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._method_names: dict[str, tuple[str, str]] = {}
         self._connect_lock: asyncio.Lock | None = None
         self._closed = False
@@ -167,12 +174,26 @@ class Client:
             self._framing.create(Role.CLIENT, self._codec_config),
             on_state_change=self._state_changed,
             max_streams=self._per_connection,
+            on_slot_free=self._slot_freed,
         )
         self._dispatchers.append(dispatcher)
         conn.start(dispatcher)
         return dispatcher
 
+    def _slot_freed(self) -> None:
+        """A call finished on one of our connections: wake the longest-waiting caller."""
+        waiters = self._slot_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
     def _state_changed(self, dispatcher: Dispatcher, state: ConnectionState) -> None:
+        waiters, self._slot_waiters = self._slot_waiters, deque()
+        for waiter in waiters:  # capacity changed: every waiter looks again
+            if not waiter.done():
+                waiter.set_result(None)
         if state is ConnectionState.DISCONNECTED and dispatcher in self._dispatchers:
             self._dispatchers.remove(dispatcher)
         callback = self._on_state_change
@@ -206,15 +227,16 @@ class Client:
             if connecting:
                 await connecting[0].wait_connected()
                 continue
-            # One future watched by every live connection (no task per connection).
+            # Every connection is busy and the pool is full: queue up. Each finished call
+            # wakes one waiter (FIFO), a connection state change wakes them all.
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            for d in live:
-                d.notify_slot(waiter)
+            self._slot_waiters.append(waiter)
             try:
                 await waiter
-            finally:
-                if not waiter.done():
-                    waiter.cancel()
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._slot_freed()  # woken, then cancelled: pass the slot on
+                raise
 
     async def close(self) -> None:
         """Close every connection; calls still in flight fail with UNAVAILABLE."""

@@ -67,10 +67,13 @@ class Dispatcher(ConnectionHandler):
         on_call: OnCall | None = None,
         on_state_change: OnStateChange | None = None,
         max_streams: int | None = None,
+        on_slot_free: Callable[[], None] | None = None,
     ) -> None:
         self.codec = codec
         #: Our own cap on concurrent outbound streams (``1``: one call per connection).
         self.max_streams = max_streams
+        #: Called each time a stream finishes (the owner hands the slot to one waiter).
+        self.on_slot_free = on_slot_free
         self.loop = asyncio.get_running_loop()
         self.role_is_server = codec.role is Role.SERVER
         self.state = ConnectionState.CONNECTING
@@ -197,14 +200,6 @@ class Dispatcher(ConnectionHandler):
             limit = own
         return limit is None or len(self.streams) < limit
 
-    def notify_slot(self, waiter: asyncio.Future[None]) -> None:
-        """Resolve ``waiter`` (if still pending) when a stream finishes or the connection
-        changes state: one future can watch many connections without a task each."""
-        waiters = self._slot_waiters
-        if len(waiters) >= 64:
-            waiters[:] = [w for w in waiters if not w.done()]
-        waiters.append(waiter)
-
     async def wait_for_slot(self) -> None:
         """Wait until a stream finishes or the connection changes state."""
         waiter = self.loop.create_future()
@@ -300,6 +295,9 @@ class Dispatcher(ConnectionHandler):
             return
         if self._slot_waiters:
             self._wake_slot_waiters()
+        on_slot_free = self.on_slot_free
+        if on_slot_free is not None:
+            on_slot_free()
         if (
             not self.streams
             and self.state is ConnectionState.DRAINING
