@@ -482,7 +482,7 @@ async def _run_call(
     except BizStatusError as exc:
         _send_headers_once(stream, ctx, headers_sent)
         trailers = ctx.trailer_pairs() + exc.to_pairs()
-        empty = _EMPTY_RESULT.get(spec.request_codec.name)
+        empty = _EMPTY_RESULT.get(spec.response_codec.name)
         if stream.dispatcher in server._kitex and empty is not None:
             # Kitex: a REPLY with an empty result, the error in the reply header.
             if not spec.oneway:
