@@ -8,7 +8,14 @@ plugin interfaces live in :mod:`tether.transport`, :mod:`tether.framing`,
 
 from __future__ import annotations
 
-from . import encoding as encoding, framing as framing, transport as transport
+from typing import TYPE_CHECKING, Any
+
+from . import (
+    encoding as encoding,
+    framing as framing,
+    metainfo as metainfo,
+    transport as transport,
+)
 from ._calls import Call as Call
 from ._client import Client as Client, Stub as Stub
 from ._config import (
@@ -19,6 +26,7 @@ from ._config import (
 from ._context import ServerContext as ServerContext, current_context as current_context
 from ._dispatch import ConnectionState as ConnectionState
 from ._exceptions import (
+    BizStatusError as BizStatusError,
     BrokenResourceError as BrokenResourceError,
     BusyResourceError as BusyResourceError,
     ClosedResourceError as ClosedResourceError,
@@ -41,7 +49,21 @@ from ._status import Status as Status
 from ._version import __version__ as __version__
 from .framing import CodecConfig as CodecConfig
 
+if TYPE_CHECKING:
+    from .thrift import ThriftApplicationError as ThriftApplicationError
+
+
+def __getattr__(name: str) -> Any:
+    # thriftpy2 (behind ThriftApplicationError) is imported on first use only.
+    if name == "ThriftApplicationError":
+        from .thrift import ThriftApplicationError
+
+        return ThriftApplicationError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "BizStatusError",
     "BrokenResourceError",
     "BusyResourceError",
     "Call",
@@ -69,11 +91,13 @@ __all__ = [
     "StreamResetError",
     "Stub",
     "TLSConfig",
+    "ThriftApplicationError",
     "TransportError",
     "__version__",
     "current_context",
     "encoding",
     "framing",
+    "metainfo",
     "new_event_loop",
     "run",
     "transport",

@@ -5,14 +5,22 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from . import metainfo as _metainfo
 from ._calls import Call, decode_reply, expire
 from ._config import ConnectOptions, TLSConfig
 from ._dispatch import ConnectionState, Dispatcher, RPCStream
 from ._dispatch._keepalive import KeepaliveConfig
-from ._exceptions import ClosedResourceError, ConfigError, ConnectError, StatusError
+from ._exceptions import (
+    BizStatusError,
+    ClosedResourceError,
+    ConfigError,
+    ConnectError,
+    StatusError,
+)
 from ._metadata import Metadata, MetadataLike, to_pairs
 from ._service import Cardinality, MethodSpec, Service, _resolve
 from ._status import Status
@@ -26,6 +34,8 @@ logger = logging.getLogger("tether.client")
 T = TypeVar("T")
 _UNSET: Any = object()
 _METHOD_CACHE_SIZE = 1024
+#: Connections a client keeps for a one-call-per-connection protocol unless told otherwise.
+DEFAULT_POOL_SIZE = 10
 
 
 @functools.lru_cache(maxsize=256)
@@ -60,24 +70,39 @@ class Client:
             reply = await client.unary("demo.Greeter/Hello", {"name": "ada"}, timeout=1.0)
 
     Connections are opened lazily and re-opened after a loss. A multiplexed protocol
-    (tether, gRPC, TTHeader mux) runs every call over one connection and waits for a free
-    slot when the peer's concurrency limit is reached; a one-call-per-connection protocol
-    uses up to ``pool_size`` connections.
+    (tether, gRPC, and the seq-id-correlated Thrift family: ``framed``, ``ttheader``,
+    ``ttheader_framed``, ``kitex_protobuf``, ``theader``) runs every call over one
+    connection (``pool_size`` connections if given) and waits for a free slot when the
+    peer's concurrency limit is reached. A one-call-per-connection protocol (``buffered``),
+    or any protocol with ``mux=False``, runs one call at a time per connection over up to
+    ``pool_size`` connections (default :data:`DEFAULT_POOL_SIZE`): what plain Thrift
+    servers that answer requests in order need.
 
     Args:
         url: the server address (``tcp://``, ``unix://``, ``tls://``, ``memory://``...).
-        protocol: the registered framing to speak (default: tether's native protocol).
+        protocol: the registered framing to speak (default: tether's native protocol):
+            ``buffered``, ``framed``, ``ttheader``, ``ttheader_framed``,
+            ``kitex_protobuf``, ``theader`` once the Thrift family is registered.
         tls: TLS settings for TLS schemes (CA, client cert for mTLS, server name).
         timeout: default per-call timeout in seconds (``None``: no deadline).
         connect_timeout: how long establishing a connection may take.
         metadata: metadata sent with every call.
-        codec_config: codec limits and tuning.
-        pool_size: maximum connections (for protocols without multiplexing).
+        codec_config: codec limits and tuning; ``max_concurrent_streams`` also caps the
+            calls this client keeps in flight on one connection (further calls wait).
+        pool_size: maximum connections (default: 1 when multiplexing, else
+            :data:`DEFAULT_POOL_SIZE`).
+        mux: ``False`` sends one call at a time per connection even over a multiplexed
+            protocol (a pool, like Kitex's short/long connection pools); ``None`` (default)
+            multiplexes whenever the protocol can; ``True`` requires it.
         on_state_change: called with CONNECTED / DRAINING / DISCONNECTED of each connection.
         heartbeat_interval: send a PING after this many seconds without reading anything.
         heartbeat_timeout: seconds a PING may go unanswered before the connection is
             declared dead and its pending calls fail with UNAVAILABLE.
         idle_timeout: close a connection with no call in flight for this many seconds.
+
+    Raises:
+        ConfigError: an unknown scheme or protocol, ``mux=True`` for a protocol that cannot
+            multiplex, or a bad size or timeout.
     """
 
     def __init__(
@@ -90,7 +115,8 @@ class Client:
         connect_timeout: float = 10.0,
         metadata: MetadataLike = None,
         codec_config: CodecConfig | None = None,
-        pool_size: int = 1,
+        pool_size: int | None = None,
+        mux: bool | None = None,
         on_state_change: OnStateChange | None = None,
         heartbeat_interval: float | None = None,
         heartbeat_timeout: float = 20.0,
@@ -102,11 +128,22 @@ class Client:
         self._options = ConnectOptions(tls=tls, connect_timeout=connect_timeout)
         if timeout is not None and timeout <= 0:
             raise ConfigError("timeout must be positive")
-        if pool_size < 1:
-            raise ConfigError("pool_size must be at least 1")
         self._timeout = timeout
         self._metadata = to_pairs(metadata)
         self._codec_config = codec_config or CodecConfig()
+        multiplexed = self._framing.create(Role.CLIENT, self._codec_config).multiplexed
+        if mux and not multiplexed:
+            raise ConfigError(f"protocol {protocol!r} cannot multiplex calls (mux=True)")
+        #: Calls per connection at once: 1 in pool mode; else our own codec limit (peers
+        #: that cannot announce theirs, like Thrift servers, get at most that many), and
+        #: the peer's announced limit applies too (Dispatcher.has_capacity).
+        self._per_connection: int | None = (
+            self._codec_config.max_concurrent_streams if multiplexed and mux is not False else 1
+        )
+        if pool_size is None:
+            pool_size = DEFAULT_POOL_SIZE if self._per_connection == 1 else 1
+        if pool_size < 1:
+            raise ConfigError("pool_size must be at least 1")
         self._pool_size = pool_size
         self._on_state_change = on_state_change
         self._keepalive = KeepaliveConfig(
@@ -115,6 +152,7 @@ class Client:
             idle_timeout=idle_timeout,
         )
         self._dispatchers: list[Dispatcher] = []
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._method_names: dict[str, tuple[str, str]] = {}
         self._connect_lock: asyncio.Lock | None = None
         self._closed = False
@@ -149,12 +187,27 @@ class Client:
             self._framing.create(Role.CLIENT, self._codec_config),
             on_state_change=self._state_changed,
             keepalive=self._keepalive,
+            max_streams=self._per_connection,
+            on_slot_free=self._slot_freed,
         )
         self._dispatchers.append(dispatcher)
         conn.start(dispatcher)
         return dispatcher
 
+    def _slot_freed(self) -> None:
+        """A call finished on one of our connections: wake the longest-waiting caller."""
+        waiters = self._slot_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
     def _state_changed(self, dispatcher: Dispatcher, state: ConnectionState) -> None:
+        waiters, self._slot_waiters = self._slot_waiters, deque()
+        for waiter in waiters:  # capacity changed: every waiter looks again
+            if not waiter.done():
+                waiter.set_result(None)
         if state is ConnectionState.DISCONNECTED and dispatcher in self._dispatchers:
             self._dispatchers.remove(dispatcher)
         callback = self._on_state_change
@@ -188,12 +241,16 @@ class Client:
             if connecting:
                 await connecting[0].wait_connected()
                 continue
-            waits = [asyncio.ensure_future(d.wait_for_slot()) for d in live]
+            # Every connection is busy and the pool is full: queue up. Each finished call
+            # wakes one waiter (FIFO), a connection state change wakes them all.
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._slot_waiters.append(waiter)
             try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits:
-                    w.cancel()
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._slot_freed()  # woken, then cancelled: pass the slot on
+                raise
 
     async def close(self) -> None:
         """Close every connection; calls still in flight fail with UNAVAILABLE."""
@@ -286,6 +343,11 @@ class Client:
         payload = request_codec.encode(request)
         timeout = self._effective_timeout(timeout)
         pairs = self._metadata if metadata is None else self._call_metadata(metadata)
+        info = _metainfo.outgoing()
+        if info is not None:
+            extra = info.outgoing_pairs()
+            if extra:
+                pairs = pairs + extra
         dispatcher = None
         for candidate in self._dispatchers:
             if candidate.has_capacity():
@@ -300,11 +362,18 @@ class Client:
             if not dispatcher.has_capacity():
                 dispatcher = await self._acquire()
         stream = dispatcher.open_stream(
-            service, name, metadata=pairs, timeout=timeout, encoding=request_codec.name
+            service,
+            name,
+            metadata=pairs,
+            timeout=timeout,
+            encoding=request_codec.name,
+            oneway=oneway,
         )
         stream.send_nowait(payload, end=True)
         dispatcher.flush_if_idle(1)  # a lone call goes out now, not after a loop turn
         if oneway:
+            # Nothing comes back (Thrift peers send no reply at all): free the slot now.
+            dispatcher.forget(stream)
             return None
         timer = (
             None
@@ -321,8 +390,16 @@ class Client:
         finally:
             if timer is not None:
                 timer.cancel()
-        if stream.error is not None:
-            raise stream.error
+        error = stream.error
+        trailers = stream.trailers if error is None else error.trailers
+        if info is not None and info.backward is not None:
+            _metainfo.received_backward(info, (stream.headers or ()) + trailers)
+        if trailers:
+            biz = BizStatusError.from_pairs(trailers)
+            if biz is not None:
+                raise biz from error
+        if error is not None:
+            raise error
         messages = stream.take_messages()
         if len(messages) != 1:
             raise StatusError(
@@ -345,6 +422,9 @@ class Client:
         service, name = split_method(method)
         timeout = self._effective_timeout(timeout)
         pairs = self._call_metadata(metadata)
+        info = _metainfo.outgoing()
+        if info is not None:
+            pairs = pairs + info.outgoing_pairs()
 
         async def open_stream() -> RPCStream:
             dispatcher = await self._acquire()

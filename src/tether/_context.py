@@ -27,6 +27,7 @@ class ServerContext:
     """
 
     __slots__ = (
+        "_backward",
         "_cancelled",
         "_deadline",
         "_extra",
@@ -34,6 +35,7 @@ class ServerContext:
         "_loop_time",
         "_metadata",
         "_metadata_pairs",
+        "_metainfo",
         "_trailers",
         "method",
         "peer",
@@ -62,14 +64,27 @@ class ServerContext:
         self._loop_time = loop_time
         self._extra = extra
         self._cancelled = False
+        #: Parsed metainfo (``tether.metainfo``), built on first use.
+        self._metainfo: Any = None
+        #: Backward metainfo values (case-preserving pairs) sent with the trailers.
+        self._backward: MetadataPairs = ()
 
     # The three Metadata objects are built on first use: most handlers touch none.
 
     @property
+    def metadata_pairs(self) -> MetadataPairs:
+        """The request metadata exactly as received (keys keep their case)."""
+        return self._metadata_pairs
+
+    @property
     def metadata(self) -> Metadata:
-        """The request metadata."""
+        """The request metadata (keys lower-cased; :attr:`metadata_pairs` keeps their case)."""
         if self._metadata is None:
-            self._metadata = Metadata.from_pairs(self._metadata_pairs)
+            # Thrift-family headers keep their keys' case (``RPC_TRANSIT_K``); Metadata
+            # looks keys up lower-cased, so it holds them lower-cased too.
+            self._metadata = Metadata.from_pairs(
+                tuple([(k.lower(), v) for k, v in self._metadata_pairs])
+            )
         return self._metadata
 
     @property
@@ -91,8 +106,9 @@ class ServerContext:
         return self._headers.to_pairs() if self._headers is not None else ()
 
     def trailer_pairs(self) -> MetadataPairs:
-        """The trailers as wire pairs (empty if never set)."""
-        return self._trailers.to_pairs() if self._trailers is not None else ()
+        """The trailers as wire pairs (empty if never set), then the backward metainfo."""
+        pairs = self._trailers.to_pairs() if self._trailers is not None else ()
+        return pairs + self._backward if self._backward else pairs
 
     def __repr__(self) -> str:
         return f"<ServerContext {self.service}/{self.method} peer={self.peer!r}>"

@@ -12,7 +12,11 @@ The tree::
     │   ├── LocalProtocolError            we tried to send something the protocol forbids
     │   └── RemoteProtocolError           the peer sent something the protocol forbids
     ├── StatusError(status, message)      a call ended with a non-OK status (travels on the wire)
-    │   └── StreamResetError              the peer reset the stream (cancel / refuse)
+    │   ├── StreamResetError              the peer reset the stream (cancel / refuse)
+    │   ├── BizStatusError(code, message, extra)   the handler's business error (Kitex biz-status)
+    │   └── ThriftApplicationError        also a thriftpy2 TApplicationException (Thrift stubs);
+    │                                     defined in tether.thrift._errors so that thriftpy2 is
+    │                                     imported only by code that uses Thrift
     └── ConfigError                       invalid configuration, address or registry entry
 
 ``ProtocolError`` carries ``error_code``: the wire code that goes into the GOAWAY/close
@@ -23,6 +27,8 @@ boundary with ``raise New(...) from exc``.
 from __future__ import annotations
 
 import enum
+import json
+from collections.abc import Mapping
 
 from ._status import Status
 from ._types import MetadataPairs
@@ -153,11 +159,108 @@ class StreamResetError(StatusError):
     """The peer reset the stream (it cancelled the call or refused the stream)."""
 
 
+#: Reply metadata keys of a business error (Kitex's TTHeader str keys, gRPC trailers).
+BIZ_STATUS_KEY = "biz-status"
+BIZ_MESSAGE_KEY = "biz-message"
+BIZ_EXTRA_KEY = "biz-extra"
+
+
+class BizStatusError(StatusError):
+    """A business error raised by a handler: Kitex's ``kerrors.BizStatusError``.
+
+    It is a :class:`StatusError` (status INTERNAL, as Kitex maps a biz error over gRPC)
+    because it is a call outcome that travels on the wire and that callers catching
+    ``StatusError`` must see; it adds an application-defined ``code`` and ``extra``
+    strings. On the wire it is the reply metadata ``biz-status`` (decimal code),
+    ``biz-message`` and ``biz-extra`` (a JSON object of strings); Thrift-family protocols
+    carry it on a normal REPLY (Kitex's layout), tether's protocol and gRPC with status
+    INTERNAL. The client raises the same class with the same fields.
+
+    Args:
+        code: the business status code (non-zero; an int32).
+        message: human-readable text.
+        extra: optional string key/values.
+    """
+
+    def __init__(
+        self,
+        code: int,
+        message: str = "",
+        extra: Mapping[str, str] | None = None,
+        *,
+        trailers: MetadataPairs = (),
+    ) -> None:
+        if not -(2**31) <= code < 2**31 or code == 0:
+            raise ValueError("a biz status code is a non-zero int32")
+        super().__init__(Status.INTERNAL, message, trailers=trailers)
+        self.code = code
+        self.extra: dict[str, str] = dict(extra or {})
+        self.args = (f"biz error: code={code}, msg={message}",)
+
+    def to_pairs(self) -> MetadataPairs:
+        """The reply metadata pairs that carry this error."""
+        pairs: list[tuple[str, str | bytes]] = [
+            (BIZ_STATUS_KEY, str(self.code)),
+            (BIZ_MESSAGE_KEY, self.message),
+        ]
+        if self.extra:
+            pairs.append((BIZ_EXTRA_KEY, json.dumps(self.extra, separators=(",", ":"))))
+        return tuple(pairs)
+
+    @classmethod
+    def from_pairs(cls, pairs: MetadataPairs) -> BizStatusError | None:
+        """The error that reply metadata ``pairs`` carry, or ``None`` (no or zero ``biz-status``).
+
+        A malformed ``biz-status`` or ``biz-extra`` is reported as code 1 / no extra
+        rather than hiding that the call failed.
+        """
+        status = message = extra = None
+        for key, value in pairs:
+            if key == BIZ_STATUS_KEY:
+                status = value
+            elif key == BIZ_MESSAGE_KEY:
+                message = value
+            elif key == BIZ_EXTRA_KEY:
+                extra = value
+        if status is None:
+            return None
+        text = status.decode("ascii", "replace") if isinstance(status, bytes) else status
+        try:
+            code = int(text)
+        except ValueError:
+            code = 1
+        if code == 0:
+            return None
+        if not -(2**31) <= code < 2**31:
+            code = 1
+        parsed: dict[str, str] = {}
+        if extra:
+            try:
+                loaded = json.loads(extra)
+            except ValueError:
+                loaded = None
+            if isinstance(loaded, dict):
+                parsed = {str(k): str(v) for k, v in loaded.items()}
+        if isinstance(message, bytes):
+            message = message.decode("utf-8", "replace")
+        return cls(code, message or "", parsed, trailers=pairs)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_biz_error, (self.code, self.message, self.extra, self.trailers))
+
+
+def _rebuild_biz_error(
+    code: int, message: str, extra: dict[str, str], trailers: MetadataPairs
+) -> BizStatusError:
+    return BizStatusError(code, message, extra, trailers=trailers)
+
+
 class ConfigError(RPCError, ValueError):
     """Invalid configuration: a bad address, an unknown scheme or protocol, a bad option."""
 
 
 __all__ = [
+    "BizStatusError",
     "BrokenResourceError",
     "BusyResourceError",
     "ClosedResourceError",

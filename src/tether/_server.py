@@ -12,7 +12,7 @@ from ._context import ServerContext, _current
 from ._dispatch import ConnectionState, DetectingHandler, Dispatcher, RPCStream
 from ._dispatch._eager import start_eagerly
 from ._dispatch._keepalive import KeepaliveConfig
-from ._exceptions import ConfigError, StatusError
+from ._exceptions import BizStatusError, ConfigError, StatusError
 from ._service import Cardinality, MethodSpec, Service
 from ._status import Status
 from .encoding import DecodeError, EncodeError, PayloadCodec
@@ -22,6 +22,15 @@ from .transport import Connection, ConnectionHandler, Listener, get_transport, p
 logger = logging.getLogger("tether.server")
 
 OnConnectionState = Callable[[Dispatcher, ConnectionState], None]
+
+#: Framings whose replies follow Kitex's conventions: a biz error is a REPLY with an empty
+#: result plus ``biz-*`` metadata, a handler error reads ``biz error: <error>``, an unknown
+#: method ``unknown service <isn>, method <name>``.
+KITEX_FRAMINGS = frozenset(
+    {"buffered", "framed", "ttheader", "ttheader_framed", "kitex_protobuf", "theader"}
+)
+#: The empty result of each Kitex payload encoding (Thrift: a struct with only STOP).
+_EMPTY_RESULT = {"thrift": b"\x00", "proto": b""}
 
 
 class Server:
@@ -69,6 +78,11 @@ class Server:
     ) -> None:
         self._services: dict[str, Service] = {}
         self._methods: dict[tuple[str, str], MethodSpec] = {}
+        # For calls that name no service (Buffered/Framed Thrift) or name it the way Kitex
+        # does (``isn`` = the IDL service name, without namespace, any case).
+        self._by_method: dict[str, list[tuple[str, MethodSpec]]] = {}
+        self._aliases: dict[str, list[str]] = {}
+        self._kitex: set[Dispatcher] = set()
         for service in services:
             self.add_service(service)
         if grace < 0:
@@ -98,11 +112,16 @@ class Server:
         """
         if service.name in self._services:
             raise ConfigError(f"service {service.name!r} is already registered")
-        self._services[service.name] = service
         for name, spec in service.methods.items():
             if spec.handler is None:
                 raise ConfigError(f"{service.name}/{name} has no handler")
+        self._services[service.name] = service
+        for name, spec in service.methods.items():
             self._methods[(service.name, name)] = spec
+            self._by_method.setdefault(name, []).append((service.name, spec))
+        lowered = service.name.lower()
+        for alias in {lowered, lowered.rpartition(".")[2]}:
+            self._aliases.setdefault(alias, []).append(service.name)
 
     @property
     def services(self) -> list[Service]:
@@ -225,6 +244,8 @@ class Server:
                 keepalive=self._keepalive,
             )
             self._dispatchers.add(dispatcher)
+            if framing.name in KITEX_FRAMINGS:
+                self._kitex.add(dispatcher)
             return dispatcher
 
         conn.start(_TrackedHandler(self, conn, DetectingHandler(make_dispatcher, candidates)))
@@ -232,6 +253,7 @@ class Server:
     def _state_changed(self, dispatcher: Dispatcher, state: ConnectionState) -> None:
         if state is ConnectionState.DISCONNECTED:
             self._dispatchers.discard(dispatcher)
+            self._kitex.discard(dispatcher)
         callback = self._on_connection_state
         if callback is not None:
             callback(dispatcher, state)
@@ -241,19 +263,60 @@ class Server:
 
     # -- calls ---------------------------------------------------------------------
 
+    def _resolve(self, call: CallStarted) -> tuple[str, MethodSpec | None]:
+        """Find the method a call names loosely: by method name alone when no service is
+        named (restricted to methods taking the call's encoding; a name served by several
+        services is ambiguous), else by the service name without namespace or case (Kitex's
+        ``isn`` is the bare IDL service name)."""
+        method = call.method
+        if call.service:
+            names = self._aliases.get(call.service.lower()) or self._aliases.get(
+                call.service.lower().rpartition(".")[2], []
+            )
+            found = [(n, self._methods.get((n, method))) for n in names]
+            candidates = [(n, spec) for n, spec in found if spec is not None]
+        else:
+            candidates = self._by_method.get(method, [])
+        if call.encoding and len(candidates) > 1:
+            candidates = [c for c in candidates if c[1].request_codec.name == call.encoding]
+        if len(candidates) == 1:
+            return candidates[0]
+        return call.service, None
+
+    def _unknown(self, stream: RPCStream, call: CallStarted) -> None:
+        if stream.dispatcher in self._kitex:
+            message = f"unknown service {call.service}, method {call.method}"
+        elif not call.service:
+            served = [n for n, _ in self._by_method.get(call.method, [])]
+            message = (
+                f"method {call.method!r} is served by several services ({', '.join(served)}); "
+                "the call must name one"
+                if len(served) > 1
+                else f"unknown method {call.method!r}"
+            )
+        elif call.service in self._services:
+            message = f"unknown method {call.method!r} of service {call.service!r}"
+        else:
+            message = f"unknown service {call.service!r}"
+        stream.send_trailers(Status.UNIMPLEMENTED, message, ())
+
     def _on_call(self, stream: RPCStream, call: CallStarted) -> None:
-        spec = self._methods.get((call.service, call.method))
-        if spec is None:
-            if call.service in self._services:
-                message = f"unknown method {call.method!r} of service {call.service!r}"
-            else:
-                message = f"unknown service {call.service!r}"
-            stream.send_trailers(Status.UNIMPLEMENTED, message, ())
-            return
+        service = call.service
+        spec = self._methods.get((service, call.method))
+        encoding = call.encoding
+        if spec is None or (encoding and encoding != spec.request_codec.name):
+            # Not an exact hit, or an exact hit for another payload encoding (Kitex's bare
+            # isn "Echo" names both a Thrift "Echo" and a protobuf "tether.demo.Echo").
+            resolved, found = self._resolve(call)
+            if found is not None:
+                service, spec = resolved, found
+            elif spec is None:
+                self._unknown(stream, call)
+                return
         if self._closing:
             stream.send_trailers(Status.UNAVAILABLE, "server is shutting down", ())
             return
-        if call.encoding and call.encoding != spec.request_codec.name:
+        if encoding and encoding != spec.request_codec.name:
             stream.send_trailers(
                 Status.INVALID_ARGUMENT,
                 f"{call.service}/{call.method} takes {spec.request_codec.name!r} payloads, "
@@ -266,7 +329,7 @@ class Server:
         deadline = None if call.timeout is None else loop.time() + call.timeout
         conn = dispatcher.connection
         ctx = ServerContext(
-            service=call.service,
+            service=service,
             method=call.method,
             metadata=call.metadata,
             peer=dispatcher.peer if conn is not None else None,
@@ -358,7 +421,9 @@ class _ActiveCall:
         self.started = True
         stream = self.stream
         try:
-            task = start_eagerly(stream.dispatcher.loop, _run_call(self.spec, stream, self.ctx))
+            task = start_eagerly(
+                stream.dispatcher.loop, _run_call(self.server, self.spec, stream, self.ctx)
+            )
         except Exception:
             logger.exception("%s/%s: handler failed to start", self.ctx.service, self.ctx.method)
             stream.send_trailers(Status.INTERNAL, "the handler failed to start", ())
@@ -407,7 +472,9 @@ def _send_headers_once(stream: RPCStream, ctx: ServerContext, sent: list[bool]) 
             stream.send_headers(pairs)
 
 
-async def _run_call(spec: MethodSpec, stream: RPCStream, ctx: ServerContext) -> None:
+async def _run_call(
+    server: Server, spec: MethodSpec, stream: RPCStream, ctx: ServerContext
+) -> None:
     """Run one handler and turn its outcome into a status on the stream."""
     token = _current.set(ctx)
     handler = spec.handler
@@ -439,6 +506,17 @@ async def _run_call(spec: MethodSpec, stream: RPCStream, ctx: ServerContext) -> 
                 stream.send_nowait(payload)
         _send_headers_once(stream, ctx, headers_sent)
         stream.send_trailers(Status.OK, "", ctx.trailer_pairs())
+    except BizStatusError as exc:
+        _send_headers_once(stream, ctx, headers_sent)
+        trailers = ctx.trailer_pairs() + exc.to_pairs()
+        empty = _EMPTY_RESULT.get(spec.response_codec.name)
+        if stream.dispatcher in server._kitex and empty is not None:
+            # Kitex: a REPLY with an empty result, the error in the reply header.
+            if not spec.oneway:
+                stream.send_nowait(empty)
+            stream.send_trailers(Status.OK, "", trailers)
+        else:
+            stream.send_trailers(exc.status, exc.message, trailers)
     except StatusError as exc:
         _send_headers_once(stream, ctx, headers_sent)
         trailers = ctx.trailer_pairs() + tuple(exc.trailers)
@@ -455,7 +533,11 @@ async def _run_call(spec: MethodSpec, stream: RPCStream, ctx: ServerContext) -> 
     except Exception as exc:
         logger.exception("%s/%s failed", ctx.service, ctx.method)
         if not stream.finished:
-            stream.send_trailers(Status.UNKNOWN, f"{type(exc).__name__}: {exc}", ())
+            if stream.dispatcher in server._kitex:
+                # Kitex's text for a handler's error (a TApplicationException INTERNAL_ERROR).
+                stream.send_trailers(Status.INTERNAL, f"biz error: {exc}", ctx.trailer_pairs())
+            else:
+                stream.send_trailers(Status.UNKNOWN, f"{type(exc).__name__}: {exc}", ())
     finally:
         _current.reset(token)
         # The last call in flight on its connection writes its reply now rather than

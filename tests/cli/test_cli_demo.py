@@ -11,6 +11,16 @@ def test_demo_passes_every_row(tether: Run) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines() if line.endswith(" ms")]
     transports = {row.split()[0] for row in rows}
-    assert {"tcp", "unix", "tls", "memory", "quic", "kcp", "http-connect", "tls+http-connect", "shm"} <= transports
+    assert {
+        "tcp",
+        "unix",
+        "tls",
+        "memory",
+        "quic",
+        "kcp",
+        "http-connect",
+        "tls+http-connect",
+        "shm",
+    } <= transports
     assert len(rows) == len(transports) * 9
     assert all("✓" in row and "✗" not in row for row in rows), result.stdout

@@ -68,8 +68,14 @@ class Dispatcher(ConnectionHandler):
         on_call: OnCall | None = None,
         on_state_change: OnStateChange | None = None,
         keepalive: KeepaliveConfig | None = None,
+        max_streams: int | None = None,
+        on_slot_free: Callable[[], None] | None = None,
     ) -> None:
         self.codec = codec
+        #: Our own cap on concurrent outbound streams (``1``: one call per connection).
+        self.max_streams = max_streams
+        #: Called each time a stream finishes (the owner hands the slot to one waiter).
+        self.on_slot_free = on_slot_free
         self.loop = asyncio.get_running_loop()
         self.role_is_server = codec.role is Role.SERVER
         self.state = ConnectionState.CONNECTING
@@ -201,6 +207,9 @@ class Dispatcher(ConnectionHandler):
         if self.state is not ConnectionState.CONNECTED:
             return False
         limit = self.codec.max_outbound_streams
+        own = self.max_streams
+        if own is not None and (limit is None or own < limit):
+            limit = own
         return limit is None or len(self.streams) < limit
 
     async def wait_for_slot(self) -> None:
@@ -221,8 +230,9 @@ class Dispatcher(ConnectionHandler):
         metadata: MetadataPairs = (),
         timeout: float | None = None,
         encoding: str = "",
+        oneway: bool = False,
     ) -> RPCStream:
-        """Client: start a call and return its stream.
+        """Client: start a call and return its stream (``oneway``: no reply will come).
 
         Raises:
             StatusError: UNAVAILABLE if the connection cannot take new streams.
@@ -240,6 +250,7 @@ class Dispatcher(ConnectionHandler):
                 metadata=metadata,
                 timeout=timeout,
                 encoding=encoding,
+                oneway=oneway,
             )
         )
         return stream
@@ -298,6 +309,9 @@ class Dispatcher(ConnectionHandler):
             self._keepalive.last_busy = self.loop.time()
         if self._slot_waiters:
             self._wake_slot_waiters()
+        on_slot_free = self.on_slot_free
+        if on_slot_free is not None:
+            on_slot_free()
         if (
             not self.streams
             and self.state is ConnectionState.DRAINING

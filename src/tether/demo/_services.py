@@ -20,7 +20,7 @@ THRIFT_SERVICE = "Echo"
 
 #: Metadata keys that belong to a protocol rather than to the caller.
 _RESERVED_PREFIXES = (":", "grpc-")
-_RESERVED_KEYS = frozenset({"content-type", "te", "user-agent", "grpc-timeout"})
+_RESERVED_KEYS = frozenset({"content-type", "te", "user-agent", "grpc-timeout", "isn"})
 
 
 def received_metadata(ctx: ServerContext) -> dict[str, str]:

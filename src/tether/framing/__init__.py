@@ -61,3 +61,8 @@ __all__ = [
 register_framing(
     Framing(name="tether", create=create_native_codec, detect=detect_native, priority=10)
 )
+
+from .thrift import FRAMINGS as _THRIFT_FRAMINGS  # noqa: E402  (registers after the core)
+
+for _framing in _THRIFT_FRAMINGS:
+    register_framing(_framing)

@@ -26,6 +26,8 @@ class CallStarted(Event):
     ``timeout`` is the time left in seconds when the call was sent (``None``: no deadline).
     ``encoding`` names the payload codec of every message on the stream (e.g. ``proto``).
     ``end_stream`` means the client will send no message at all.
+    ``oneway`` marks a call that expects no reply (a Thrift ``oneway`` method); protocols
+    without the notion (tether-native, gRPC) ignore it.
     """
 
     stream_id: int
@@ -35,6 +37,7 @@ class CallStarted(Event):
     timeout: float | None = None
     encoding: str = ""
     end_stream: bool = False
+    oneway: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

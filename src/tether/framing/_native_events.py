@@ -45,6 +45,7 @@ _new = object.__new__
     _call_timeout,
     _call_encoding,
     _call_end_stream,
+    _call_oneway,
 ) = _setters(
     CallStarted,
     "stream_id",
@@ -54,6 +55,7 @@ _new = object.__new__
     "timeout",
     "encoding",
     "end_stream",
+    "oneway",
 )
 _message_stream_id, _message_data, _message_end_stream = _setters(
     Message, "stream_id", "data", "end_stream"
@@ -71,6 +73,7 @@ def call_started(
     timeout: float | None,
     encoding: str,
     end_stream: bool,
+    oneway: bool,
 ) -> CallStarted:
     """``CallStarted(stream_id=..., service=..., ...)``, every field given."""
     event = _new(CallStarted)
@@ -81,6 +84,7 @@ def call_started(
     _call_timeout(event, timeout)
     _call_encoding(event, encoding)
     _call_end_stream(event, end_stream)
+    _call_oneway(event, oneway)
     return event
 
 

@@ -238,7 +238,7 @@ class NativeReceiver(NativeCore):
         self._remote_active += 1
         self._last_accepted = sid
         events.append(
-            _call_started(sid, names[0], names[1], metadata, timeout, names[2], end_stream)
+            _call_started(sid, names[0], names[1], metadata, timeout, names[2], end_stream, False)
         )
 
     def _on_headers(

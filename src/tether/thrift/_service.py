@@ -7,10 +7,31 @@ from collections.abc import Callable
 from typing import Any
 
 from .._client import _UNSET, Client
-from .._exceptions import ConfigError
+from .._exceptions import BizStatusError, ConfigError, StatusError
 from .._metadata import MetadataLike
 from .._service import Cardinality, Service
+from .._status import Status
 from ..encoding import RawCodec, ThriftStructCodec
+from ._errors import ThriftApplicationError
+
+#: TApplicationException.MISSING_RESULT: a reply whose result struct has no value.
+MISSING_RESULT = 5
+#: Statuses a server sends for what Thrift reports as a TApplicationException.
+_APPLICATION_STATUSES = frozenset(
+    {Status.UNIMPLEMENTED, Status.INTERNAL, Status.UNKNOWN, Status.INVALID_ARGUMENT}
+)
+
+
+def _as_thrift_error(exc: StatusError) -> StatusError:
+    """A server-side failure as a Thrift application error; local outcomes (deadline,
+    cancellation, lost connection) and biz errors stay as they are."""
+    if isinstance(exc, BizStatusError | ThriftApplicationError):
+        return exc
+    if exc.status in _APPLICATION_STATUSES or any(
+        k == ":tapplication-type" for k, _ in exc.trailers
+    ):
+        return ThriftApplicationError.from_status_error(exc)
+    return exc
 
 
 def _method_names(service_cls: Any) -> list[str]:
@@ -45,9 +66,15 @@ def _result_fields(result_cls: Any) -> tuple[bool, dict[type[BaseException], str
 def thrift_service(service_cls: Any, handler: object, *, name: str | None = None) -> Service:
     """Serve ``handler``'s coroutine methods as the thriftpy2 service ``service_cls``.
 
-    ``handler`` has an ``async def`` per IDL method taking the IDL's arguments by name.
-    Declared exceptions it raises are returned in the result struct; any other
-    exception fails the call with status UNKNOWN. Oneway methods get no reply.
+    ``handler`` has an ``async def`` per IDL method taking the IDL's arguments by name
+    (the call's :class:`~tether.ServerContext` is :func:`tether.current_context`).
+    Declared exceptions it raises are returned in the result struct;
+    :class:`~tether.BizStatusError` becomes a biz error; any other exception fails the
+    call (over Thrift-family protocols: a TApplicationException INTERNAL_ERROR reading
+    ``biz error: <exception>``, as Kitex answers; over tether's protocol: status UNKNOWN).
+    Oneway methods get no reply. The service is named ``name`` (default: the IDL service
+    name, which is what Kitex clients send as ``isn``); Buffered/Framed calls, which name
+    no service, are routed by method name.
 
     Raises:
         ConfigError: ``service_cls`` is not a thriftpy2 service or a method is missing.
@@ -107,7 +134,15 @@ class ThriftStub:
 
     ``await stub.Method(arg1, arg2=...)`` returns the result's success value, raises the
     declared exception the server returned, or returns ``None`` for void and oneway
-    methods (oneway calls do not wait for the server).
+    methods (oneway calls do not wait for the server). Every method also takes
+    ``timeout=`` and ``metadata=``.
+
+    Errors: a server-side failure (unknown method, handler error, undecodable request)
+    raises :class:`~tether.ThriftApplicationError`, which is both a thriftpy2
+    ``TApplicationException`` (with the peer's ``type``, e.g. 1 or Kitex's 20 for an
+    unknown method, 6 for a handler error) and a :class:`~tether.StatusError`; a biz error
+    raises :class:`~tether.BizStatusError`; deadline, cancellation and connection loss
+    raise :class:`~tether.StatusError` (DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE).
     """
 
     def __init__(self, client: Client, service_cls: Any, *, name: str | None = None) -> None:
@@ -128,32 +163,47 @@ class ThriftStub:
         response_codec = RawCodec() if oneway else ThriftStructCodec(result_cls)
         client = self._client
         path = f"{self._name}/{method}"
+        known = frozenset(arg_names)
+        fields = None if oneway else _result_fields(result_cls)
 
         async def invoke(
             *args: Any, timeout: Any = _UNSET, metadata: MetadataLike = None, **kwargs: Any
         ) -> Any:
-            values = dict(zip(arg_names, args, strict=False))
-            values.update(kwargs)
-            unknown = set(values) - set(arg_names)
-            if unknown:
-                raise TypeError(f"{method}() got unexpected arguments {sorted(unknown)}")
-            result = await client._unary(
-                path,
-                args_cls(**values),
-                request_codec,
-                response_codec,
-                timeout,
-                metadata,
-                False,
-                oneway=oneway,
-            )
-            return None if oneway else _unpack(result, result_cls)
+            if kwargs:
+                values = dict(zip(arg_names, args, strict=False))
+                values.update(kwargs)
+                if not known.issuperset(values):
+                    unknown = sorted(set(values) - known)
+                    raise TypeError(f"{method}() got unexpected arguments {unknown}")
+            elif len(args) > len(arg_names):
+                raise TypeError(f"{method}() takes {len(arg_names)} arguments, got {len(args)}")
+            else:
+                values = dict(zip(arg_names, args, strict=False))
+            try:
+                result = await client._unary(
+                    path,
+                    args_cls(**values),
+                    request_codec,
+                    response_codec,
+                    timeout,
+                    metadata,
+                    False,
+                    oneway=oneway,
+                )
+            except StatusError as exc:
+                converted = _as_thrift_error(exc)
+                if converted is exc:
+                    raise
+                raise converted from exc
+            return None if fields is None else _unpack(result, fields)
 
+        # Cached on the instance: later ``stub.Method`` lookups skip __getattr__.
+        self.__dict__[method] = invoke
         return invoke
 
 
-def _unpack(result: Any, result_cls: Any) -> Any:
-    has_success, exceptions = _result_fields(result_cls)
+def _unpack(result: Any, fields: tuple[bool, dict[type[BaseException], str]]) -> Any:
+    has_success, exceptions = fields
     for field in exceptions.values():
         exc = getattr(result, field, None)
         if exc is not None:
@@ -161,10 +211,9 @@ def _unpack(result: Any, result_cls: Any) -> Any:
     if has_success:
         value = result.success
         if value is None:
-            from thriftpy2.thrift import TApplicationException
-
-            raise TApplicationException(
-                TApplicationException.MISSING_RESULT, "the server returned no result"
+            # Also what a biz error looks like over Buffered/Framed, which carry no headers.
+            raise ThriftApplicationError(
+                Status.INTERNAL, "the server returned no result", type=MISSING_RESULT
             )
         return value
     return None
