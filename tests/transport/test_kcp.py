@@ -23,7 +23,7 @@ from tether.transport._kcp_wire import (
     stream_messages,
 )
 
-from .conftest import Collector, dial, serving
+from .conftest import Collector, dial, have_ipv6, serving
 from .kcp_helpers import eventually, raw_peer
 from .test_leaks import _cycles, open_fds, settle
 
@@ -419,4 +419,19 @@ async def test_peers_with_different_windows_and_mtus() -> None:
         assert isinstance(server, KCPSession)
         await exchange(client, client_col, server_col, payload)
         await exchange(server, server_col, client_col, payload[::-1])
+        client.abort()
+
+
+async def test_ipv6_loopback() -> None:
+    """kcp://[::1]:0 listens on IPv6, reports a bracketed address, and carries bytes."""
+    if not have_ipv6():
+        pytest.skip("IPv6 loopback is unavailable")
+    async with serving("kcp://[::1]:0") as (listener, accepted):
+        assert listener.address.startswith("kcp://[::1]:")
+        client, client_col = await dial(listener.address)
+        server, server_col = await accepted.first()
+        assert isinstance(client, KCPSession)
+        assert isinstance(server, KCPSession)
+        await exchange(client, client_col, server_col, b"over ipv6")
+        await exchange(server, server_col, client_col, b"and back")
         client.abort()
