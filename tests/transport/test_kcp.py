@@ -7,6 +7,7 @@ import contextlib
 import os
 import random
 import socket
+from typing import Any, cast
 
 import pytest
 
@@ -20,6 +21,7 @@ from tether.transport._kcp_wire import (
     encode_control,
     encode_header,
     encode_hello,
+    encode_welcome,
     stream_messages,
 )
 
@@ -435,3 +437,62 @@ async def test_ipv6_loopback() -> None:
         await exchange(client, client_col, server_col, b"over ipv6")
         await exchange(server, server_col, client_col, b"and back")
         client.abort()
+
+
+class BadHandshakeServer(asyncio.DatagramProtocol):
+    """Answers every HELLO with garbage, a truncated WELCOME and a WELCOME for another nonce."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.hellos = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        assert self.transport is not None
+        self.hellos += 1
+        nonce = int.from_bytes(data[8:16], "big")
+        for reply in (
+            b"garbage",
+            encode_welcome(5, nonce, 9)[:-3],  # truncated
+            encode_welcome(5, nonce ^ 1, 9),  # not our nonce
+        ):
+            self.transport.sendto(reply, addr)
+
+
+async def test_client_ignores_bogus_handshake_replies() -> None:
+    """Garbage, a truncated WELCOME and a WELCOME for another nonce do not establish a
+    session: the client keeps sending HELLO and gives up with ConnectError."""
+    loop = asyncio.get_running_loop()
+    transport, fake = await loop.create_datagram_endpoint(
+        BadHandshakeServer, local_addr=("127.0.0.1", 0)
+    )
+    try:
+        port = transport.get_extra_info("sockname")[1]
+        with pytest.raises(ConnectError, match="timed out"):
+            await get_transport("kcp").connect(
+                parse_address(f"kcp://127.0.0.1:{port}"), ConnectOptions(connect_timeout=1.5)
+            )
+        assert fake.hellos >= 3, "the client stopped resending HELLO"
+    finally:
+        transport.close()
+
+
+async def test_server_restart_resets_the_client() -> None:
+    """After the server's socket vanishes and a new listener takes the port, the client's
+    next packet gets RESET: the connection fails fast instead of hanging (rpcx's trap)."""
+    async with serving("kcp://127.0.0.1:0") as (listener, accepted):
+        address = listener.address
+        client, client_col = await dial(address)
+        await accepted.first()
+        transport = kcp_listener(listener)._transport
+        assert transport is not None
+        transport.close()  # the "crash": no RESET, no CLOSE reaches the client
+    async with serving(address) as (_new_listener, new_accepted):
+        client.write_binary(b"anyone there?")
+        client.flush()
+        await client_col.until(lambda: "inactive" in client_col.events)
+        assert isinstance(client_col.exc, BrokenResourceError)
+        assert "reset" in str(client_col.exc)
+        assert not new_accepted
