@@ -222,3 +222,34 @@ def _port(url: str) -> int:
     port = tether.transport.parse_address(url).port
     assert port is not None
     return port
+
+
+async def test_client_that_stops_reading_fails_alone() -> None:
+    """A client whose connection stops reading while the server streams to it: the
+    server's session hits the write timeout, that client's call fails with UNAVAILABLE,
+    and another client on the same listener keeps working."""
+    server = tether.Server(demo_services())
+    await server.start("kcp://127.0.0.1:0?idle_timeout=2&heartbeat=0.2&write_timeout=1")
+    try:
+        async with (
+            tether.Client(server.addresses[0], timeout=30) as stuck,
+            tether.Client(server.addresses[0], timeout=30) as healthy,
+        ):
+            await exercise(stuck)
+            connection = stuck._dispatchers[0].connection  # the real kcp session under it
+            assert connection is not None
+            connection.pause_reading()
+            stream = proto_stub(stuck).ServerStream(EchoRequest(data=bytes(60_000), repeat=1000))
+
+            async def consume() -> None:
+                async with asyncio.timeout(20):
+                    async for _ in stream:
+                        pass
+
+            with pytest.raises(tether.StatusError) as info:
+                await consume()
+            assert info.value.status is tether.Status.UNAVAILABLE
+            await exercise(healthy)
+    finally:
+        server.close()
+        await server.wait_closed()
