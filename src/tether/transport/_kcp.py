@@ -196,6 +196,9 @@ class _ClientEndpoint(asyncio.DatagramProtocol):
         if transport is not None and not transport.is_closing():
             transport.sendto(data)
 
+    def session_established(self, session: KCPSession) -> None:
+        pass  # a client session is established when connect() returns it
+
     def session_ended(self, session: KCPSession) -> None:
         if self._transport is not None:
             self._transport.close()

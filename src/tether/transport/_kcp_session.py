@@ -152,6 +152,9 @@ class SessionEndpoint(Protocol):
     def send_datagram(self, data: bytes, peer: Any) -> None:
         """Send one datagram to ``peer`` (best effort; never raises)."""
 
+    def session_established(self, session: KCPSession) -> None:
+        """A server-side session finished its handshake: hand it to ``on_connection``."""
+
     def session_ended(self, session: KCPSession) -> None:
         """The session is gone: forget it (and release the socket if it was the last)."""
 
@@ -327,15 +330,16 @@ class KCPSession(ConnectionLifecycle):
         if state is SessionState.CLOSED:
             return
         self._last_heard = self._loop.time()
-        self._confirmed = True
         type_ = packet.type
+        if type_ is not PacketType.WELCOME:  # a repeated WELCOME means our READY was lost
+            self._confirmed = True
         if state is SessionState.HANDSHAKE and type_ in (
             PacketType.READY,
             PacketType.DATA,
             PacketType.PING,
         ):
             self._state = next_state(state, SessionEvent.ESTABLISHED)
-            self._endpoint_established()
+            self._endpoint.session_established(self)
             if self._state is SessionState.CLOSED:
                 return
         if type_ is PacketType.DATA:
@@ -356,11 +360,6 @@ class KCPSession(ConnectionLifecycle):
     def socket_error(self, exc: BaseException) -> None:
         """The socket carrying this session failed (ICMP unreachable, closed...)."""
         self._lose(BrokenResourceError(f"the kcp session's socket failed: {exc!r}"), reset=False)
-
-    def _endpoint_established(self) -> None:
-        established = getattr(self._endpoint, "session_established", None)
-        if established is not None:
-            established(self)
 
     def _data_received(self, payload: bytes) -> None:
         if self._state is SessionState.PEER_CLOSED:
