@@ -496,3 +496,23 @@ async def test_server_restart_resets_the_client() -> None:
         assert isinstance(client_col.exc, BrokenResourceError)
         assert "reset" in str(client_col.exc)
         assert not new_accepted
+
+
+async def test_wrong_token_from_the_right_address_is_dropped() -> None:
+    """A RESET or CLOSE naming a live session's address and conv but the wrong token is
+    dropped: the session survives and still answers PING."""
+    async with serving("kcp://127.0.0.1:0") as (listener, accepted):
+        peer = await raw_peer(listener.address)
+        conv, token = await peer.handshake()
+        server, server_col = await accepted.first()
+        assert isinstance(server, KCPSession)
+        before = kcp_listener(listener).dropped
+        for type_ in (PacketType.RESET, PacketType.CLOSE):
+            peer.send(encode_control(type_, conv, token ^ 1))
+        peer.send(encode_control(PacketType.PING, conv, token))
+        pong = await peer.packet_of(PacketType.PONG)
+        assert (pong.conv, pong.token) == (conv, token)
+        assert kcp_listener(listener).dropped == before + 2
+        assert server.state is SessionState.OPEN
+        assert "inactive" not in server_col.events
+        peer.close()
