@@ -12,7 +12,13 @@ from typing import Any, cast
 import pytest
 
 from tether import BrokenResourceError, ConfigError, ConnectError, TransportError
-from tether.transport import ConnectOptions, ListenOptions, get_transport, parse_address
+from tether.transport import (
+    Connection,
+    ConnectOptions,
+    ListenOptions,
+    get_transport,
+    parse_address,
+)
 from tether.transport._kcp import KCPListener, KCPSession
 from tether.transport._kcp_session import KCPSettings
 from tether.transport._kcp_state import SessionState
@@ -32,8 +38,8 @@ from .test_leaks import _cycles, open_fds, settle
 FAST = "idle_timeout=1&heartbeat=0.2&write_timeout=1&handshake_timeout=0.5"
 
 
-async def exchange(a: KCPSession, acol: Collector, b_col: Collector, data: bytes) -> None:
-    """``a`` writes ``data``; the collector of the other end receives it."""
+async def exchange(a: Connection, b_col: Collector, data: bytes) -> None:
+    """``a`` writes ``data``; ``b_col``, the collector of the other end, receives it."""
     start = len(b_col.data)
     a.write_binary(data)
     a.flush()
@@ -85,7 +91,7 @@ async def test_sessions_are_demultiplexed_with_distinct_conv_ids() -> None:
         for i, (conn, _col) in enumerate(clients):
             _server, server_col = by_conv[conn.extra("kcp_conv")]
             assert isinstance(conn, KCPSession)
-            await exchange(conn, _col, server_col, f"client {i}".encode())
+            await exchange(conn, server_col, f"client {i}".encode())
         assert kcp_listener(listener).sessions == 5
         for conn, _ in clients:
             conn.abort()
@@ -112,8 +118,8 @@ async def test_idle_session_sleeps_until_its_heartbeat() -> None:
         server, server_col = await accepted.first()
         assert isinstance(client, KCPSession)
         assert isinstance(server, KCPSession)
-        await exchange(client, client_col, server_col, b"hello")
-        await exchange(server, server_col, client_col, b"world")
+        await exchange(client, server_col, b"hello")
+        await exchange(server, client_col, b"world")
         loop = asyncio.get_running_loop()
         await eventually(
             lambda: (
@@ -225,11 +231,11 @@ async def test_garbage_and_oversize_datagrams_are_dropped() -> None:
         for datagram in junk:
             peer.send(datagram)
         before = kcp_listener(listener).dropped
-        await exchange(client, client_col, server_col, b"still fine")
+        await exchange(client, server_col, b"still fine")
         await eventually(lambda: kcp_listener(listener).dropped > before, timeout=5)
         # The peer's packets arrive from another address, so they never reach the session.
         assert server.state is SessionState.OPEN
-        await exchange(server, server_col, client_col, b"both ways")
+        await exchange(server, client_col, b"both ways")
         peer.close()
         client.abort()
 
@@ -295,7 +301,7 @@ async def test_half_open_peer_hits_the_idle_timeout() -> None:
         peer = await raw_peer(listener.address)
         await peer.handshake()
         silent, silent_col = await accepted.first()
-        client, client_col = await dial(listener.address)
+        client, _client_col = await dial(listener.address)
         await eventually(lambda: len(accepted) >= 2, timeout=5)
         _, other_col = accepted[1]
         waiter = asyncio.create_task(silent.wait_closed())
@@ -307,7 +313,7 @@ async def test_half_open_peer_hits_the_idle_timeout() -> None:
             await silent.drain()
         # The heartbeat kept the live session open past the idle timeout.
         assert isinstance(client, KCPSession)
-        await exchange(client, client_col, other_col, b"alive")
+        await exchange(client, other_col, b"alive")
         assert client.state is SessionState.OPEN
         peer.close()
         client.abort()
@@ -320,7 +326,7 @@ async def test_peer_that_stops_reading_hits_the_write_timeout() -> None:
         stuck, stuck_col = await dial(listener.address)
         stuck.pause_reading()
         server, server_col = await accepted.first()
-        other, other_col = await dial(listener.address)
+        other, _other_col = await dial(listener.address)
         await eventually(lambda: len(accepted) >= 2, timeout=5)
         _, other_server_col = accepted[1]
         chunk = bytes(64 * 1024)
@@ -336,7 +342,7 @@ async def test_peer_that_stops_reading_hits_the_write_timeout() -> None:
                 await server.drain()
         await server_col.until(lambda: "inactive" in server_col.events)
         assert isinstance(other, KCPSession)
-        await exchange(other, other_col, other_server_col, b"unaffected")
+        await exchange(other, other_server_col, b"unaffected")
         # The stuck client learns of it too (RESET), even though it is not reading.
         await stuck_col.until(lambda: "inactive" in stuck_col.events)
         assert isinstance(stuck_col.exc, BrokenResourceError)
@@ -419,8 +425,8 @@ async def test_peers_with_different_windows_and_mtus() -> None:
         server, server_col = await accepted.first()
         assert isinstance(client, KCPSession)
         assert isinstance(server, KCPSession)
-        await exchange(client, client_col, server_col, payload)
-        await exchange(server, server_col, client_col, payload[::-1])
+        await exchange(client, server_col, payload)
+        await exchange(server, client_col, payload[::-1])
         client.abort()
 
 
@@ -434,8 +440,8 @@ async def test_ipv6_loopback() -> None:
         server, server_col = await accepted.first()
         assert isinstance(client, KCPSession)
         assert isinstance(server, KCPSession)
-        await exchange(client, client_col, server_col, b"over ipv6")
-        await exchange(server, server_col, client_col, b"and back")
+        await exchange(client, server_col, b"over ipv6")
+        await exchange(server, client_col, b"and back")
         client.abort()
 
 
