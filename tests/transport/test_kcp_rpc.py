@@ -12,8 +12,10 @@ import pytest
 import tether
 from tether.demo._services import PROTO_SERVICE, demo_services
 from tether.demo.echo_pb2 import EchoReply, EchoRequest
+from tether.transport._kcp import KCPListener
 
 from .conftest import Certs
+from .kcp_helpers import eventually
 
 FAST = "idle_timeout=1&heartbeat=0.2"
 
@@ -180,6 +182,10 @@ async def test_calls_survive_five_percent_loss_and_reordering() -> None:
             big = random.Random(9).randbytes(1 << 20)
             reply = await stub.Unary(EchoRequest(data=big))
             assert reply.data == big
+        # The orderly close (FIN, CLOSE, CLOSE_ACK) also survives the loss: nothing lingers.
+        listener = server._listeners[0]
+        assert isinstance(listener, KCPListener)
+        await eventually(lambda: listener.sessions == 0)
         assert relay.dropped > 50, relay.dropped
         assert relay.reordered > 50, relay.reordered
     finally:
