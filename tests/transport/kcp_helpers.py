@@ -80,6 +80,7 @@ class RawPeer(asyncio.DatagramProtocol):
 async def raw_peer(address: str) -> RawPeer:
     """A RawPeer connected to the host and port of ``address``."""
     parsed = parse_address(address)
+    assert parsed.port is not None
     loop = asyncio.get_running_loop()
     _, peer = await loop.create_datagram_endpoint(RawPeer, remote_addr=(parsed.host, parsed.port))
     return peer

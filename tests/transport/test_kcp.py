@@ -7,11 +7,18 @@ import contextlib
 import os
 import random
 import socket
+from typing import Any, cast
 
 import pytest
 
 from tether import BrokenResourceError, ConfigError, ConnectError, TransportError
-from tether.transport import ConnectOptions, ListenOptions, get_transport, parse_address
+from tether.transport import (
+    Connection,
+    ConnectOptions,
+    ListenOptions,
+    get_transport,
+    parse_address,
+)
 from tether.transport._kcp import KCPListener, KCPSession
 from tether.transport._kcp_session import KCPSettings
 from tether.transport._kcp_state import SessionState
@@ -20,18 +27,19 @@ from tether.transport._kcp_wire import (
     encode_control,
     encode_header,
     encode_hello,
+    encode_welcome,
     stream_messages,
 )
 
-from .conftest import Collector, dial, serving
+from .conftest import Collector, dial, have_ipv6, serving
 from .kcp_helpers import eventually, raw_peer
 from .test_leaks import _cycles, open_fds, settle
 
 FAST = "idle_timeout=1&heartbeat=0.2&write_timeout=1&handshake_timeout=0.5"
 
 
-async def exchange(a: KCPSession, acol: Collector, b_col: Collector, data: bytes) -> None:
-    """``a`` writes ``data``; the collector of the other end receives it."""
+async def exchange(a: Connection, b_col: Collector, data: bytes) -> None:
+    """``a`` writes ``data``; ``b_col``, the collector of the other end, receives it."""
     start = len(b_col.data)
     a.write_binary(data)
     a.flush()
@@ -83,7 +91,7 @@ async def test_sessions_are_demultiplexed_with_distinct_conv_ids() -> None:
         for i, (conn, _col) in enumerate(clients):
             _server, server_col = by_conv[conn.extra("kcp_conv")]
             assert isinstance(conn, KCPSession)
-            await exchange(conn, _col, server_col, f"client {i}".encode())
+            await exchange(conn, server_col, f"client {i}".encode())
         assert kcp_listener(listener).sessions == 5
         for conn, _ in clients:
             conn.abort()
@@ -110,8 +118,8 @@ async def test_idle_session_sleeps_until_its_heartbeat() -> None:
         server, server_col = await accepted.first()
         assert isinstance(client, KCPSession)
         assert isinstance(server, KCPSession)
-        await exchange(client, client_col, server_col, b"hello")
-        await exchange(server, server_col, client_col, b"world")
+        await exchange(client, server_col, b"hello")
+        await exchange(server, client_col, b"world")
         loop = asyncio.get_running_loop()
         await eventually(
             lambda: (
@@ -223,11 +231,11 @@ async def test_garbage_and_oversize_datagrams_are_dropped() -> None:
         for datagram in junk:
             peer.send(datagram)
         before = kcp_listener(listener).dropped
-        await exchange(client, client_col, server_col, b"still fine")
+        await exchange(client, server_col, b"still fine")
         await eventually(lambda: kcp_listener(listener).dropped > before, timeout=5)
         # The peer's packets arrive from another address, so they never reach the session.
         assert server.state is SessionState.OPEN
-        await exchange(server, server_col, client_col, b"both ways")
+        await exchange(server, client_col, b"both ways")
         peer.close()
         client.abort()
 
@@ -293,7 +301,7 @@ async def test_half_open_peer_hits_the_idle_timeout() -> None:
         peer = await raw_peer(listener.address)
         await peer.handshake()
         silent, silent_col = await accepted.first()
-        client, client_col = await dial(listener.address)
+        client, _client_col = await dial(listener.address)
         await eventually(lambda: len(accepted) >= 2, timeout=5)
         _, other_col = accepted[1]
         waiter = asyncio.create_task(silent.wait_closed())
@@ -305,7 +313,7 @@ async def test_half_open_peer_hits_the_idle_timeout() -> None:
             await silent.drain()
         # The heartbeat kept the live session open past the idle timeout.
         assert isinstance(client, KCPSession)
-        await exchange(client, client_col, other_col, b"alive")
+        await exchange(client, other_col, b"alive")
         assert client.state is SessionState.OPEN
         peer.close()
         client.abort()
@@ -318,7 +326,7 @@ async def test_peer_that_stops_reading_hits_the_write_timeout() -> None:
         stuck, stuck_col = await dial(listener.address)
         stuck.pause_reading()
         server, server_col = await accepted.first()
-        other, other_col = await dial(listener.address)
+        other, _other_col = await dial(listener.address)
         await eventually(lambda: len(accepted) >= 2, timeout=5)
         _, other_server_col = accepted[1]
         chunk = bytes(64 * 1024)
@@ -334,7 +342,7 @@ async def test_peer_that_stops_reading_hits_the_write_timeout() -> None:
                 await server.drain()
         await server_col.until(lambda: "inactive" in server_col.events)
         assert isinstance(other, KCPSession)
-        await exchange(other, other_col, other_server_col, b"unaffected")
+        await exchange(other, other_server_col, b"unaffected")
         # The stuck client learns of it too (RESET), even though it is not reading.
         await stuck_col.until(lambda: "inactive" in stuck_col.events)
         assert isinstance(stuck_col.exc, BrokenResourceError)
@@ -417,6 +425,100 @@ async def test_peers_with_different_windows_and_mtus() -> None:
         server, server_col = await accepted.first()
         assert isinstance(client, KCPSession)
         assert isinstance(server, KCPSession)
-        await exchange(client, client_col, server_col, payload)
-        await exchange(server, server_col, client_col, payload[::-1])
+        await exchange(client, server_col, payload)
+        await exchange(server, client_col, payload[::-1])
         client.abort()
+
+
+async def test_ipv6_loopback() -> None:
+    """kcp://[::1]:0 listens on IPv6, reports a bracketed address, and carries bytes."""
+    if not have_ipv6():
+        pytest.skip("IPv6 loopback is unavailable")
+    async with serving("kcp://[::1]:0") as (listener, accepted):
+        assert listener.address.startswith("kcp://[::1]:")
+        client, client_col = await dial(listener.address)
+        server, server_col = await accepted.first()
+        assert isinstance(client, KCPSession)
+        assert isinstance(server, KCPSession)
+        await exchange(client, server_col, b"over ipv6")
+        await exchange(server, client_col, b"and back")
+        client.abort()
+
+
+class BadHandshakeServer(asyncio.DatagramProtocol):
+    """Answers every HELLO with garbage, a truncated WELCOME and a WELCOME for another nonce."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.hellos = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        assert self.transport is not None
+        self.hellos += 1
+        nonce = int.from_bytes(data[8:16], "big")
+        for reply in (
+            b"garbage",
+            encode_welcome(5, nonce, 9)[:-3],  # truncated
+            encode_welcome(5, nonce ^ 1, 9),  # not our nonce
+        ):
+            self.transport.sendto(reply, addr)
+
+
+async def test_client_ignores_bogus_handshake_replies() -> None:
+    """Garbage, a truncated WELCOME and a WELCOME for another nonce do not establish a
+    session: the client keeps sending HELLO and gives up with ConnectError."""
+    loop = asyncio.get_running_loop()
+    transport, fake = await loop.create_datagram_endpoint(
+        BadHandshakeServer, local_addr=("127.0.0.1", 0)
+    )
+    try:
+        port = transport.get_extra_info("sockname")[1]
+        with pytest.raises(ConnectError, match="timed out"):
+            await get_transport("kcp").connect(
+                parse_address(f"kcp://127.0.0.1:{port}"), ConnectOptions(connect_timeout=1.5)
+            )
+        assert fake.hellos >= 3, "the client stopped resending HELLO"
+    finally:
+        transport.close()
+
+
+async def test_server_restart_resets_the_client() -> None:
+    """After the server's socket vanishes and a new listener takes the port, the client's
+    next packet gets RESET: the connection fails fast instead of hanging (rpcx's trap)."""
+    async with serving("kcp://127.0.0.1:0") as (listener, accepted):
+        address = listener.address
+        client, client_col = await dial(address)
+        await accepted.first()
+        transport = kcp_listener(listener)._transport
+        assert transport is not None
+        transport.close()  # the "crash": no RESET, no CLOSE reaches the client
+    async with serving(address) as (_new_listener, new_accepted):
+        client.write_binary(b"anyone there?")
+        client.flush()
+        await client_col.until(lambda: "inactive" in client_col.events)
+        assert isinstance(client_col.exc, BrokenResourceError)
+        assert "reset" in str(client_col.exc)
+        assert not new_accepted
+
+
+async def test_wrong_token_from_the_right_address_is_dropped() -> None:
+    """A RESET or CLOSE naming a live session's address and conv but the wrong token is
+    dropped: the session survives and still answers PING."""
+    async with serving("kcp://127.0.0.1:0") as (listener, accepted):
+        peer = await raw_peer(listener.address)
+        conv, token = await peer.handshake()
+        server, server_col = await accepted.first()
+        assert isinstance(server, KCPSession)
+        before = kcp_listener(listener).dropped
+        for type_ in (PacketType.RESET, PacketType.CLOSE):
+            peer.send(encode_control(type_, conv, token ^ 1))
+        peer.send(encode_control(PacketType.PING, conv, token))
+        pong = await peer.packet_of(PacketType.PONG)
+        assert (pong.conv, pong.token) == (conv, token)
+        assert kcp_listener(listener).dropped == before + 2
+        assert server.state is SessionState.OPEN
+        assert "inactive" not in server_col.events
+        peer.close()

@@ -12,8 +12,10 @@ import pytest
 import tether
 from tether.demo._services import PROTO_SERVICE, demo_services
 from tether.demo.echo_pb2 import EchoReply, EchoRequest
+from tether.transport._kcp import KCPListener
 
 from .conftest import Certs
+from .kcp_helpers import eventually
 
 FAST = "idle_timeout=1&heartbeat=0.2"
 
@@ -180,6 +182,10 @@ async def test_calls_survive_five_percent_loss_and_reordering() -> None:
             big = random.Random(9).randbytes(1 << 20)
             reply = await stub.Unary(EchoRequest(data=big))
             assert reply.data == big
+        # The orderly close (FIN, CLOSE, CLOSE_ACK) also survives the loss: nothing lingers.
+        listener = server._listeners[0]
+        assert isinstance(listener, KCPListener)
+        await eventually(lambda: listener.sessions == 0)
         assert relay.dropped > 50, relay.dropped
         assert relay.reordered > 50, relay.reordered
     finally:
@@ -222,3 +228,34 @@ def _port(url: str) -> int:
     port = tether.transport.parse_address(url).port
     assert port is not None
     return port
+
+
+async def test_client_that_stops_reading_fails_alone() -> None:
+    """A client whose connection stops reading while the server streams to it: the
+    server's session hits the write timeout, that client's call fails with UNAVAILABLE,
+    and another client on the same listener keeps working."""
+    server = tether.Server(demo_services())
+    await server.start("kcp://127.0.0.1:0?idle_timeout=2&heartbeat=0.2&write_timeout=1")
+    try:
+        async with (
+            tether.Client(server.addresses[0], timeout=30) as stuck,
+            tether.Client(server.addresses[0], timeout=30) as healthy,
+        ):
+            await exercise(stuck)
+            connection = stuck._dispatchers[0].connection  # the real kcp session under it
+            assert connection is not None
+            connection.pause_reading()
+            stream = proto_stub(stuck).ServerStream(EchoRequest(data=bytes(60_000), repeat=1000))
+
+            async def consume() -> None:
+                async with asyncio.timeout(20):
+                    async for _ in stream:
+                        pass
+
+            with pytest.raises(tether.StatusError) as info:
+                await consume()
+            assert info.value.status is tether.Status.UNAVAILABLE
+            await exercise(healthy)
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from tether import RemoteProtocolError
 from tether.transport._kcp_wire import (
@@ -27,6 +27,8 @@ from tether.transport._kcp_wire import (
     welcome_token,
 )
 
+#: The properties are cheap, but a loaded CI machine must not fail them on timing.
+no_deadline = settings(deadline=None)
 convs = st.integers(1, MAX_CONV)
 u64s = st.integers(1, (1 << 64) - 1)
 CONTROL = [
@@ -121,6 +123,7 @@ def test_malformed_datagrams(datagram: bytes, message: str) -> None:
         decode_packet(datagram)
 
 
+@no_deadline
 @given(st.binary(max_size=200))
 def test_garbage_never_crashes(data: bytes) -> None:
     """Random bytes either decode to a packet or raise RemoteProtocolError, nothing else."""
@@ -134,12 +137,14 @@ def test_garbage_never_crashes(data: bytes) -> None:
 # -- properties ---------------------------------------------------------------------------------
 
 
+@no_deadline
 @given(u64s)
 def test_hello_round_trip(nonce: int) -> None:
     """A HELLO decodes to its nonce."""
     assert decode_packet(encode_hello(nonce)) == Packet(PacketType.HELLO, 0, nonce)
 
 
+@no_deadline
 @given(convs, u64s, u64s)
 def test_welcome_round_trip(conv: int, nonce: int, token: int) -> None:
     """A WELCOME decodes to its conv, nonce and session token."""
@@ -152,12 +157,14 @@ def test_welcome_round_trip(conv: int, nonce: int, token: int) -> None:
     )
 
 
+@no_deadline
 @given(st.sampled_from(CONTROL), convs, u64s)
 def test_control_round_trip(type_: PacketType, conv: int, token: int) -> None:
     """Every control packet decodes to its type, conv and token, with no payload."""
     assert decode_packet(encode_control(type_, conv, token)) == Packet(type_, conv, token)
 
 
+@no_deadline
 @given(convs, u64s, st.binary(max_size=1400))
 def test_data_round_trip(conv: int, token: int, body: bytes) -> None:
     """A DATA packet decodes to the KCP bytes it wraps."""
@@ -202,6 +209,7 @@ def test_bad_stream_messages(message: bytes, error: str) -> None:
         decode_stream_message(message)
 
 
+@no_deadline
 @given(st.lists(st.binary(max_size=3000), max_size=8), st.integers(1, 5000))
 def test_stream_split_and_join(chunks: list[bytes], limit: int) -> None:
     """Splitting into messages and decoding them gives back the same bytes, in order,

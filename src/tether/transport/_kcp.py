@@ -69,12 +69,9 @@ def _nonzero_u64() -> int:
     return secrets.randbits(64) or 1
 
 
-def _grow_buffers(transport: asyncio.BaseTransport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is None:
-        return
+def _grow_buffers(sock: socket.socket) -> None:
     for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        with contextlib.suppress(OSError, AttributeError):
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
 
 
@@ -108,6 +105,7 @@ async def _udp_socket(
     sock = socket.socket(family, type_, proto)
     try:
         sock.setblocking(False)
+        _grow_buffers(sock)
         if connect:
             sock.connect(addr)
         else:
@@ -151,7 +149,6 @@ class _ClientEndpoint(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
-        _grow_buffers(transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         try:
@@ -198,6 +195,9 @@ class _ClientEndpoint(asyncio.DatagramProtocol):
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.sendto(data)
+
+    def session_established(self, session: KCPSession) -> None:
+        pass  # a client session is established when connect() returns it
 
     def session_ended(self, session: KCPSession) -> None:
         if self._transport is not None:
@@ -296,7 +296,6 @@ class KCPListener(Listener, asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
-        _grow_buffers(transport)
         host, port = transport.get_extra_info("sockname")[:2]
         self._address = format_host_port(self._scheme, host, port) + self._query
 

@@ -152,6 +152,9 @@ class SessionEndpoint(Protocol):
     def send_datagram(self, data: bytes, peer: Any) -> None:
         """Send one datagram to ``peer`` (best effort; never raises)."""
 
+    def session_established(self, session: KCPSession) -> None:
+        """A server-side session finished its handshake: hand it to ``on_connection``."""
+
     def session_ended(self, session: KCPSession) -> None:
         """The session is gone: forget it (and release the socket if it was the last)."""
 
@@ -246,6 +249,10 @@ class KCPSession(ConnectionLifecycle):
         """Where the session is in its life (see :mod:`._kcp_state`)."""
         return self._state
 
+    def _ended(self) -> bool:
+        """Whether the session is CLOSED (a method: handlers may end it behind our back)."""
+        return self._state is SessionState.CLOSED
+
     # -- Connection ------------------------------------------------------------------------
 
     def flush(self) -> None:
@@ -327,15 +334,16 @@ class KCPSession(ConnectionLifecycle):
         if state is SessionState.CLOSED:
             return
         self._last_heard = self._loop.time()
-        self._confirmed = True
         type_ = packet.type
+        if type_ is not PacketType.WELCOME:  # a repeated WELCOME means our READY was lost
+            self._confirmed = True
         if state is SessionState.HANDSHAKE and type_ in (
             PacketType.READY,
             PacketType.DATA,
             PacketType.PING,
         ):
             self._state = next_state(state, SessionEvent.ESTABLISHED)
-            self._endpoint_established()
+            self._endpoint.session_established(self)
             if self._state is SessionState.CLOSED:
                 return
         if type_ is PacketType.DATA:
@@ -357,11 +365,6 @@ class KCPSession(ConnectionLifecycle):
         """The socket carrying this session failed (ICMP unreachable, closed...)."""
         self._lose(BrokenResourceError(f"the kcp session's socket failed: {exc!r}"), reset=False)
 
-    def _endpoint_established(self) -> None:
-        established = getattr(self._endpoint, "session_established", None)
-        if established is not None:
-            established(self)
-
     def _data_received(self, payload: bytes) -> None:
         if self._state is SessionState.PEER_CLOSED:
             return
@@ -379,6 +382,8 @@ class KCPSession(ConnectionLifecycle):
         if still_waiting < waiting:
             self._last_progress = self._last_heard
         self._drain()
+        if self._ended():  # the handler aborted
+            return
         if self._write_paused and still_waiting <= self._low_water:
             self._kick()  # these acknowledgements unblock drain(): act on them at once
         elif not self._ack_due:  # acknowledge soon, or with the reply if one comes first
@@ -394,21 +399,19 @@ class KCPSession(ConnectionLifecycle):
 
     def _deferred_drain(self) -> None:
         self._drain_scheduled = False
-        if self._state is not SessionState.CLOSED:
+        if not self._ended():
             self._drain()
+        if not self._ended():
             self._kick()  # tell the peer our window opened again
 
-    def _drain(self) -> bool:
-        """Move complete KCP messages into the reader and tell the handler; whether any
-        bytes or FIN were delivered."""
+    def _drain(self) -> None:
+        """Move complete KCP messages into the reader and tell the handler."""
         handler = self._handler
-        if handler is None or self._read_paused or self._lost or self._eof_seen:
-            if self._close_called:
-                self._discard()
-            return False
         if self._close_called:
             self._discard()
-            return False
+            return
+        if handler is None or self._read_paused or self._lost or self._eof_seen:
+            return
         reader = self._reader
         got = False
         fin = False
@@ -422,16 +425,15 @@ class KCPSession(ConnectionLifecycle):
                 got = True
         except Exception as exc:  # RemoteProtocolError (tag), KCPException
             self._lose(BrokenResourceError(f"bad kcp stream message: {exc}"), reset=True)
-            return False
+            return
         if got:
             try:
                 handler.on_read(self)
             except Exception as exc:
                 self._fail(exc)
-                return True
+                return
         if fin:
             self._peer_eof()
-        return got or fin
 
     def _discard(self) -> None:
         """We closed: what the peer still sends is acknowledged and dropped."""
