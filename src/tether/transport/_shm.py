@@ -425,6 +425,13 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
                 transport.write(DOORBELL)
 
     def _send_backlog(self) -> None:
+        """:meth:`_move_backlog`, failing the connection if the peer corrupted the ring."""
+        try:
+            self._move_backlog()
+        except RemoteProtocolError as exc:
+            self._protocol_failure(exc)
+
+    def _move_backlog(self) -> None:
         """Move backlog bytes into the ring or, once it is full, onto the socket (window)."""
         backlog = self._backlog
         ring = self._out
