@@ -101,7 +101,7 @@ class ShmConnection(asyncio.Protocol, ConnectionLifecycle):
     fallback records, in memory bounded by :data:`FALLBACK_WINDOW`.
 
     Errors: a peer that breaks the protocol (bad records, impossible ring counters,
-    more unacknowledged bytes than the window) fails the connection with a
+    more unread fallback bytes than :data:`FALLBACK_WINDOW`) fails the connection with a
     :class:`~tether.RemoteProtocolError`.
 
     ``extra()``: ``scheme``, ``peername``, ``sockname``, ``ring_capacity`` (ours, the
