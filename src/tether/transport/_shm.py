@@ -22,7 +22,7 @@ from ._base import Address, Connection, Listener, OnConnection, Transport, regis
 from ._shm_connection import ShmConnection
 from ._shm_handshake import map_hello, receive_hello, send_hello, start_connection
 from ._shm_ring import MAX_CAPACITY, MIN_CAPACITY
-from ._shm_segment import Segment
+from ._shm_segment import SUPPORTED, Segment
 from ._unix import _remove_stale_socket, _unlink_if_ours, format_unix_url, unix_socket_path
 
 logger = logging.getLogger("tether.transport")
@@ -31,6 +31,11 @@ logger = logging.getLogger("tether.transport")
 DEFAULT_RING: Final = 4 << 20
 #: The largest ring a peer may announce unless the URL says ``?max_ring=``.
 DEFAULT_MAX_RING: Final = 64 << 20
+
+
+def _check_platform(address: Address) -> None:
+    if not SUPPORTED:
+        raise ConfigError(f"{address.url}: shm:// needs Linux (memfd_create with sealing)")
 
 
 def _size_param(address: Address, name: str, default: int) -> int:
@@ -173,6 +178,7 @@ class ShmTransport(Transport):
     """
 
     async def connect(self, address: Address, options: ConnectOptions) -> Connection:
+        _check_platform(address)
         if options.tls is not None:
             raise ConfigError(f"{address.url}: shm:// has no TLS (the bytes never leave the host)")
         path = unix_socket_path(address)
@@ -209,6 +215,7 @@ class ShmTransport(Transport):
     async def listen(
         self, address: Address, options: ListenOptions, on_connection: OnConnection
     ) -> Listener:
+        _check_platform(address)
         if options.tls is not None:
             raise ConfigError(f"{address.url}: shm:// has no TLS (the bytes never leave the host)")
         path = unix_socket_path(address)
