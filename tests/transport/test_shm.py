@@ -4,6 +4,7 @@ doorbell's batching, zero-copy views and cleanup (no leaked fds or mappings)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import mmap
 import os
 import signal
@@ -453,7 +454,8 @@ async def test_client_to_a_plain_unix_server_fails_cleanly(sock_dir: Path) -> No
 
 
 @pytest.mark.parametrize(
-    "lie", ["head-too-far", "garbage-record", "mark-beyond-head", "ack", "data-after-eof"]
+    "lie",
+    ["head-too-far", "garbage-record", "mark-beyond-head", "ack", "data-after-eof", "flood"],
 )
 async def test_hostile_peer_after_handshake(sock_dir: Path, lie: str) -> None:
     """A peer lying in the ring header or the records fails only its own connection."""
@@ -463,7 +465,7 @@ async def test_hostile_peer_after_handshake(sock_dir: Path, lie: str) -> None:
             peer = RawPeer(path)
             try:
                 await asyncio.to_thread(peer.handshake)
-                _victim, collector = await accepted.first()
+                victim, collector = await accepted.first()
                 assert peer.out is not None
                 if lie == "head-too-far":
                     with peer.out.view[64:72].cast("Q") as head:
@@ -473,6 +475,11 @@ async def test_hostile_peer_after_handshake(sock_dir: Path, lie: str) -> None:
                     peer.sock.sendall(b"\x09garbage")
                 elif lie == "mark-beyond-head":
                     peer.sock.sendall(b"\x04" + (100).to_bytes(8, "big"))
+                elif lie == "flood":  # more unread fallback bytes than the window allows
+                    victim.pause_reading()
+                    record = b"\x03" + bytes(8) + (1 << 20).to_bytes(4, "big") + bytes(1 << 20)
+                    with contextlib.suppress(OSError):  # it may hang up on us mid-send
+                        await asyncio.to_thread(peer.sock.sendall, record * 2)
                 elif lie == "ack":
                     peer.sock.sendall(b"\x02" + (5).to_bytes(8, "big"))  # ACK of nothing sent
                 else:

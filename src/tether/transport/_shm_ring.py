@@ -34,7 +34,7 @@ principle read stale data. The transport is therefore documented as x86-64 first
 The sleep flag is a Dekker-style handshake (consumer: store epoch, load head; producer:
 store head, load epoch), which needs a full fence between each store and the following
 load, even on x86-64 (TSO lets a load pass an earlier store). CPython has no fence
-primitive; :func:`full_fence` gets one from a lock's atomic instructions on x86-64. The
+primitive; ``_FENCE`` gets one from a lock's atomic instructions on x86-64. The
 transport also re-checks the ring a little after going to sleep (see ``_shm.py``), which
 bounds the delay on platforms where that fence is weaker. A peer is untrusted: counters that break the invariants raise
 :class:`RingCorruptedError` instead of reading outside the ring.
@@ -62,21 +62,13 @@ _TAIL = 128 // 8
 _EPOCH = 136 // 8
 
 
+#: A full memory barrier, as far as CPython can give one: acquiring and releasing an
+#: uncontended lock runs atomic read-modify-write instructions (``LOCK``-prefixed on
+#: x86-64), which drain the store buffer, so a store before it is visible to other cores
+#: before a load after it executes. That is what the sleep-flag handshake needs on
+#: x86-64. On AArch64 the lock only gives acquire/release ordering, so the transport
+#: keeps its delayed re-check as a backstop. Used inline (``acquire(); release()``).
 _FENCE = threading.Lock()
-
-
-def full_fence() -> None:
-    """A full memory barrier, as far as CPython can give one.
-
-    Acquiring and releasing an uncontended ``threading.Lock`` runs atomic
-    read-modify-write instructions (``LOCK``-prefixed on x86-64), which drain the store
-    buffer: a store before the fence is visible to other cores before a load after it
-    executes. That is exactly what the sleep-flag handshake needs on x86-64. On AArch64
-    the lock only gives acquire/release ordering, so the transport keeps its delayed
-    re-check as a backstop.
-    """
-    _FENCE.acquire()
-    _FENCE.release()
 
 
 class RingCorruptedError(RemoteProtocolError):
@@ -214,7 +206,8 @@ class RingWriter:
             return 0
         words = self._words
         words[_HEAD] = self._published = head
-        full_fence()
+        _FENCE.acquire()  # full fence: the head store before the epoch load
+        _FENCE.release()
         return int(words[_EPOCH])
 
     def reader_epoch(self) -> int:
@@ -311,7 +304,8 @@ class RingReader:
         epoch = words[_EPOCH]
         if not epoch & 1:
             words[_EPOCH] = epoch + 1
-        full_fence()  # the epoch store must be visible before head is loaded (Dekker)
+        _FENCE.acquire()  # full fence: the epoch store before the head load (Dekker)
+        _FENCE.release()
         if words[_HEAD] != self._tail and self.available():
             words[_EPOCH] = (epoch | 1) + 1
             return False

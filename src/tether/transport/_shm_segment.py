@@ -14,17 +14,24 @@ refuses a segment without ``F_SEAL_SHRINK``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import mmap
 import os
 import stat
+import sys
+
+if sys.platform != "win32":
+    import fcntl
 
 from .._exceptions import RemoteProtocolError
 from ._shm_ring import init_ring, segment_size
 
 #: The name memfds get (visible in /proc/<pid>/maps as ``/memfd:tether-shm (deleted)``).
 MEMFD_NAME = "tether-shm"
-_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
+#: Whether this platform has sealed memfds (Linux); importing this module never fails.
+SUPPORTED = sys.platform.startswith("linux") and hasattr(os, "memfd_create")
+if SUPPORTED:
+    _SEAL_SHRINK = fcntl.F_SEAL_SHRINK
+    _SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
 
 
 class Segment:
@@ -85,6 +92,6 @@ def map_peer_segment(fd: int, capacity: int) -> Segment:
         seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
     except OSError as exc:  # not a memfd (EINVAL)
         raise RemoteProtocolError("the peer's shm descriptor is not a sealed memfd") from exc
-    if not seals & fcntl.F_SEAL_SHRINK:
+    if not seals & _SEAL_SHRINK:
         raise RemoteProtocolError("the peer's shm segment is not sealed against shrinking")
     return Segment(mmap.mmap(fd, size))
