@@ -1,4 +1,4 @@
-"""Shared test set-up: every async test runs on both the stdlib loop and uvloop."""
+"""Shared test set-up: every async test runs on both the stdlib loop and uvloop; no\nHypothesis deadlines."""
 
 from __future__ import annotations
 
@@ -6,6 +6,12 @@ import asyncio
 from collections.abc import Callable, Mapping
 
 import pytest
+from hypothesis import settings
+
+# Property tests judge behaviour, never speed: on a loaded 2-core CI machine an example
+# can take longer than Hypothesis's default 200 ms deadline, which is not a failure.
+settings.register_profile("tether", deadline=None)
+settings.load_profile("tether")
 
 try:
     import uvloop
