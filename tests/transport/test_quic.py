@@ -233,6 +233,8 @@ async def test_handshake_backlog_is_bounded(certs: Certs) -> None:
         ("quic://127.0.0.1:0?idle_timeout=soon", True, "not a number"),
         ("quic://127.0.0.1:0?idle_timeout=0", True, "idle_timeout"),
         ("quic://127.0.0.1:0?keepalive=-1", True, "keepalive"),
+        ("quic://127.0.0.1:0?max_datagram_size=1000", True, "max_datagram_size"),
+        ("quic://127.0.0.1:0?max_datagram_size=big", True, "not an integer"),
         ("quic://127.0.0.1:0", False, "needs ListenOptions.tls"),
         ("quic://127.0.0.1", True, "host:port"),
     ],
