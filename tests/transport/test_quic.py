@@ -258,3 +258,44 @@ async def test_tls_configuration_errors(certs: Certs, tmp_path: Path) -> None:
             pass
     with pytest.raises(ConfigError, match="client certificates"):
         await dial("quic://127.0.0.1:1", certs.connect(client_cert=certs.client))
+
+
+async def test_no_fd_or_task_leak(certs: Certs) -> None:
+    """Connect/exchange/close-or-abort cycles and failed connects leave no fds or tasks."""
+    from .test_leaks import _cycles, open_fds, settle
+
+    url = "quic://127.0.0.1:0"
+    async with serving(url, certs.listen()) as (listener, warmup):
+        await _cycles(listener.address, certs.connect(), warmup, 1)
+    await settle()
+    fds_before = open_fds()
+    tasks_before = len(asyncio.all_tasks())
+    async with serving(url, certs.listen()) as (listener, accepted):
+        await _cycles(listener.address, certs.connect(), accepted, 20)
+        untrusted = ConnectOptions(tls=TLSConfig(ca=certs.other_ca), connect_timeout=5)
+        for _ in range(5):
+            with pytest.raises(ConnectError):
+                await dial(listener.address, untrusted)
+    for _ in range(5):
+        with pytest.raises(ConnectError):
+            await dial(f"quic://127.0.0.1:{_free_udp_port()}", certs.connect())
+    await settle()
+    assert len(asyncio.all_tasks()) == tasks_before, "tasks leaked"
+    assert open_fds() == fds_before, f"fds leaked: {open_fds() - fds_before}"
+
+
+async def test_silent_peer_times_out_and_cancel_cleans_up(certs: Certs) -> None:
+    """A peer that never answers: connect_timeout gives ConnectError; cancelling leaks nothing."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        address = f"quic://127.0.0.1:{silent.getsockname()[1]}"
+        fds_before = len(os.listdir("/proc/self/fd"))
+        with pytest.raises(ConnectError, match="timed out"):
+            await dial(address, certs.connect(connect_timeout=0.3))
+        attempt = asyncio.ensure_future(dial(address, certs.connect()))
+        await asyncio.sleep(0.1)
+        attempt.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await attempt
+        await asyncio.sleep(0.05)
+        assert len(os.listdir("/proc/self/fd")) == fds_before, "the UDP socket leaked"
