@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import ssl
 from typing import Any, cast, final
 
 from aioquic._buffer import Buffer
@@ -160,8 +161,6 @@ def quic_configuration(
         if is_client:
             config.server_name = tls.server_name or host or None
             if not tls.verify:
-                import ssl
-
                 config.verify_mode = ssl.CERT_NONE
             elif tls.ca is not None:
                 config.load_verify_locations(cafile=str(tls.ca))
@@ -197,12 +196,12 @@ class _ClientEndpoint(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         # On a connected socket, ICMP port/host unreachable arrives here.
-        if self.conn is not None and isinstance(exc, ConnectionRefusedError | OSError):
+        if self.conn is not None and isinstance(exc, OSError):
             self.conn.unreachable(exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.conn is not None and exc is not None:
-            self.conn.unreachable(OSError(str(exc)))
+        if self.conn is not None and exc is not None:  # the socket failed under us
+            self.conn.unreachable(exc if isinstance(exc, OSError) else OSError(str(exc)))
 
 
 # -- server --------------------------------------------------------------------------------

@@ -113,6 +113,8 @@ class QuicStreamConnection(ConnectionLifecycle):
         self._alpn: str | None = None
         #: Resolved by the handshake (clients only; servers report to ``on_connection``).
         self.handshake: asyncio.Future[None] | None = None
+        #: Set by the server endpoint to route new connection ids to this connection.
+        self.on_routing: Callable[[QuicStreamConnection, events.QuicEvent], None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._ping_timer: asyncio.TimerHandle | None = None
@@ -126,16 +128,6 @@ class QuicStreamConnection(ConnectionLifecycle):
     def __repr__(self) -> str:
         state = "lost" if self._lost else "closing" if self._closing else "open"
         return f"<QuicStreamConnection {self._scheme} {self._peername!r} {state}>"
-
-    @property
-    def handshake_complete(self) -> bool:
-        """Whether the TLS handshake finished."""
-        return self._handshake_done
-
-    @property
-    def quic(self) -> FlowControlledQuic:
-        """The sans-I/O QUIC connection (for the endpoint's connection-id routing)."""
-        return self._quic
 
     # -- datagrams, timers and events ----------------------------------------------------
 
@@ -198,9 +190,6 @@ class QuicStreamConnection(ConnectionLifecycle):
             self._routing_event(event)
         elif isinstance(event, events.ProtocolNegotiated):
             self._alpn = event.alpn_protocol
-
-    #: Set by the server endpoint to route connection ids to this connection.
-    on_routing: Callable[[QuicStreamConnection, events.QuicEvent], None] | None = None
 
     def _routing_event(self, event: events.QuicEvent) -> None:
         if self.on_routing is not None:
