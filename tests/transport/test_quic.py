@@ -299,3 +299,15 @@ async def test_silent_peer_times_out_and_cancel_cleans_up(certs: Certs) -> None:
             await attempt
         await asyncio.sleep(0.05)
         assert len(os.listdir("/proc/self/fd")) == fds_before, "the UDP socket leaked"
+
+
+async def test_server_name_is_verified(certs: Certs) -> None:
+    """The certificate must match server_name; verify=False skips the check (testing only)."""
+    async with serving("quic://127.0.0.1:0", certs.listen()) as (listener, _accepted):
+        wrong = certs.connect(server_name="wrong.example", connect_timeout=5)
+        with pytest.raises(ConnectError, match="handshake failed"):
+            await dial(listener.address, wrong)
+        unchecked = ConnectOptions(tls=TLSConfig(server_name="wrong.example", verify=False))
+        conn, _coll = await dial(listener.address, unchecked)
+        conn.close()
+        await conn.wait_closed()
