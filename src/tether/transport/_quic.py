@@ -68,7 +68,8 @@ class QuicSettings:
         keepalive: seconds between PINGs; ``None``: a third of ``idle_timeout``; ``0``: off.
         alpn: ALPN protocols, used when ``TLSConfig.alpn`` is empty.
         window: receive window of the stream and the connection, in bytes.
-        high_water: unacknowledged bytes above which writers wait in ``drain()``.
+        high_water: bytes waiting unsent (peer or congestion window full) above which
+            writers wait in ``drain()``.
         linger: seconds ``close()`` waits for the peer to acknowledge everything.
         max_datagram_size: the largest UDP payload sent (>= 1200, QUIC's minimum).
     """

@@ -54,11 +54,12 @@ class QuicStreamConnection(ConnectionLifecycle):
     reader stops the peer's sender after one window (``max_stream_data``).
 
     Writing: :meth:`flush` hands the queued bytes to aioquic and transmits (coalesced to
-    once per loop iteration). aioquic keeps every byte until the peer acknowledges it; once
-    more than ``high_water`` bytes are unacknowledged, :meth:`is_write_paused` is true and
-    :meth:`drain` waits until they fall to a quarter of it. A server connection cannot
-    send before the client opened the stream (with its first bytes); until then its
-    writes are held.
+    once per loop iteration). Once more than ``high_water`` bytes wait for the peer's
+    credit (:meth:`FlowControlledQuic.send_queue`), :meth:`is_write_paused` is true and
+    :meth:`drain` waits until they fall to a quarter of it. Bytes in flight (sent, not
+    yet acknowledged) are bounded by the peer's window, like a kernel's socket buffer.
+    A server connection cannot send before the client opened the stream (with its first
+    bytes); until then its writes are held.
 
     EOF: :meth:`write_eof` sends the stream's FIN; the peer's FIN arrives as ``on_eof``.
 
@@ -301,7 +302,7 @@ class QuicStreamConnection(ConnectionLifecycle):
             self._close_now(QuicErrorCode.NO_ERROR, "closed")
 
     def _update_write_pause(self) -> None:
-        queued = self._quic.unacked(self._stream_id) + sum(map(len, self._held))
+        queued = self._quic.send_queue(self._stream_id) + sum(map(len, self._held))
         if self._write_paused:
             if queued <= self._low_water:
                 self._write_paused = False
