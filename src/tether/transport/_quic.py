@@ -282,6 +282,9 @@ class _ServerEndpoint(asyncio.DatagramProtocol):
             and header.version is not None
             and header.version not in self._configuration.supported_versions
         ):
+            if len(data) < SMALLEST_MAX_DATAGRAM_SIZE:  # no reflection of small junk
+                self.dropped += 1
+                return
             self._send(
                 encode_quic_version_negotiation(
                     source_cid=header.destination_cid,
