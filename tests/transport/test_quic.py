@@ -311,3 +311,21 @@ async def test_server_name_is_verified(certs: Certs) -> None:
         conn, _coll = await dial(listener.address, unchecked)
         conn.close()
         await conn.wait_closed()
+
+
+async def test_unknown_version_gets_version_negotiation(certs: Certs) -> None:
+    """A full-size Initial with an unknown QUIC version is answered with Version Negotiation."""
+    async with serving("quic://127.0.0.1:0", certs.listen()) as (listener, _accepted):
+        port = int(listener.address.rsplit(":", 1)[1])
+        loop = asyncio.get_running_loop()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            sock.connect(("127.0.0.1", port))
+            dcid, scid = os.urandom(8), os.urandom(8)
+            probe = b"\xc0\x0a\x0a\x0a\x0a\x08" + dcid + b"\x08" + scid + bytes(1200)
+            sock.send(probe)
+            async with asyncio.timeout(5):
+                reply = await loop.sock_recv(sock, 2048)
+        assert reply[1:5] == b"\x00\x00\x00\x00", "not a Version Negotiation packet"
+        assert reply[6:14] == scid, "Version Negotiation must echo the client's connection id"
+        assert b"\x00\x00\x00\x01" in reply[15:], "QUIC v1 is not offered"
