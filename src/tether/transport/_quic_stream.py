@@ -254,7 +254,8 @@ class QuicStreamConnection(ConnectionLifecycle):
         elif event.error_code == QuicErrorCode.NO_ERROR:
             message = "the peer closed the QUIC connection before ending the stream"
         else:
-            message = f"the peer closed the QUIC connection ({describe_close(event)})"
+            # The peer's CONNECTION_CLOSE, or aioquic closing on a peer's protocol error.
+            message = f"the QUIC connection was closed ({describe_close(event)})"
         self._finish(BrokenResourceError(message))
 
     def _fail_handshake(self, error: ConnectError) -> None:
