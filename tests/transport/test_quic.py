@@ -233,6 +233,8 @@ async def test_handshake_backlog_is_bounded(certs: Certs) -> None:
         ("quic://127.0.0.1:0?idle_timeout=soon", True, "not a number"),
         ("quic://127.0.0.1:0?idle_timeout=0", True, "idle_timeout"),
         ("quic://127.0.0.1:0?keepalive=-1", True, "keepalive"),
+        ("quic://127.0.0.1:0?max_datagram_size=1000", True, "max_datagram_size"),
+        ("quic://127.0.0.1:0?max_datagram_size=big", True, "not an integer"),
         ("quic://127.0.0.1:0", False, "needs ListenOptions.tls"),
         ("quic://127.0.0.1", True, "host:port"),
     ],
@@ -256,3 +258,74 @@ async def test_tls_configuration_errors(certs: Certs, tmp_path: Path) -> None:
             pass
     with pytest.raises(ConfigError, match="client certificates"):
         await dial("quic://127.0.0.1:1", certs.connect(client_cert=certs.client))
+
+
+async def test_no_fd_or_task_leak(certs: Certs) -> None:
+    """Connect/exchange/close-or-abort cycles and failed connects leave no fds or tasks."""
+    from .test_leaks import _cycles, open_fds, settle
+
+    url = "quic://127.0.0.1:0"
+    async with serving(url, certs.listen()) as (listener, warmup):
+        await _cycles(listener.address, certs.connect(), warmup, 1)
+    await settle()
+    fds_before = open_fds()
+    tasks_before = len(asyncio.all_tasks())
+    async with serving(url, certs.listen()) as (listener, accepted):
+        await _cycles(listener.address, certs.connect(), accepted, 20)
+        untrusted = ConnectOptions(tls=TLSConfig(ca=certs.other_ca), connect_timeout=5)
+        for _ in range(5):
+            with pytest.raises(ConnectError):
+                await dial(listener.address, untrusted)
+    for _ in range(5):
+        with pytest.raises(ConnectError):
+            await dial(f"quic://127.0.0.1:{_free_udp_port()}", certs.connect())
+    await settle()
+    assert len(asyncio.all_tasks()) == tasks_before, "tasks leaked"
+    assert open_fds() == fds_before, f"fds leaked: {open_fds() - fds_before}"
+
+
+async def test_silent_peer_times_out_and_cancel_cleans_up(certs: Certs) -> None:
+    """A peer that never answers: connect_timeout gives ConnectError; cancelling leaks nothing."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        address = f"quic://127.0.0.1:{silent.getsockname()[1]}"
+        fds_before = len(os.listdir("/proc/self/fd"))
+        with pytest.raises(ConnectError, match="timed out"):
+            await dial(address, certs.connect(connect_timeout=0.3))
+        attempt = asyncio.ensure_future(dial(address, certs.connect()))
+        await asyncio.sleep(0.1)
+        attempt.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await attempt
+        await asyncio.sleep(0.05)
+        assert len(os.listdir("/proc/self/fd")) == fds_before, "the UDP socket leaked"
+
+
+async def test_server_name_is_verified(certs: Certs) -> None:
+    """The certificate must match server_name; verify=False skips the check (testing only)."""
+    async with serving("quic://127.0.0.1:0", certs.listen()) as (listener, _accepted):
+        wrong = certs.connect(server_name="wrong.example", connect_timeout=5)
+        with pytest.raises(ConnectError, match="handshake failed"):
+            await dial(listener.address, wrong)
+        unchecked = ConnectOptions(tls=TLSConfig(server_name="wrong.example", verify=False))
+        conn, _coll = await dial(listener.address, unchecked)
+        conn.close()
+        await conn.wait_closed()
+
+
+async def test_unknown_version_gets_version_negotiation(certs: Certs) -> None:
+    """A full-size Initial with an unknown QUIC version is answered with Version Negotiation."""
+    async with serving("quic://127.0.0.1:0", certs.listen()) as (listener, _accepted):
+        port = int(listener.address.rsplit(":", 1)[1])
+        loop = asyncio.get_running_loop()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            sock.connect(("127.0.0.1", port))
+            dcid, scid = os.urandom(8), os.urandom(8)
+            probe = b"\xc0\x0a\x0a\x0a\x0a\x08" + dcid + b"\x08" + scid + bytes(1200)
+            sock.send(probe)
+            async with asyncio.timeout(5):
+                reply = await loop.sock_recv(sock, 2048)
+        assert reply[1:5] == b"\x00\x00\x00\x00", "not a Version Negotiation packet"
+        assert reply[6:14] == scid, "Version Negotiation must echo the client's connection id"
+        assert b"\x00\x00\x00\x01" in reply[15:], "QUIC v1 is not offered"

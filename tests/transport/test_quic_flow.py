@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aioquic.quic.events import HandshakeCompleted, StreamDataReceived
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tether.transport import TLSConfig
 from tether.transport._quic import QuicSettings, quic_configuration
@@ -93,3 +94,37 @@ def test_peer_stream_limit_is_respected_by_waiting(certs: Certs) -> None:
     assert streams == {0}
     assert bytes(pair.received) == b"first"
     assert pair.client.unacked(second) == len(b"second"), "the blocked stream kept its bytes"
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    writes=st.lists(st.integers(1, 3 * WINDOW), min_size=1, max_size=4),
+    consumes=st.lists(st.integers(0, 2 * WINDOW), min_size=1, max_size=6),
+)
+def test_receiver_never_holds_more_than_a_window_unconsumed(
+    certs: Certs, writes: list[int], consumes: list[int]
+) -> None:
+    """Whatever the writes and reads, the receiver gets at most consumed + window bytes,
+    in order, and everything once the application has consumed it all."""
+    pair = Pair(certs.ca, certs.server)
+    pair.pump()
+    pair.client.track(0)
+    payload = bytes(i % 251 for i in range(sum(writes)))
+    offset = 0
+    for size in writes:
+        pair.client.send_stream_data(0, payload[offset : offset + size])
+        offset += size
+    assert pair.server is not None
+    consumed = 0
+    for amount in consumes:
+        pair.pump(300)
+        assert len(pair.received) <= consumed + WINDOW
+        take = min(amount, len(pair.received) - consumed)
+        pair.server.consume(take)
+        consumed += take
+    pair.server.consume(len(payload) - consumed)  # the application reads everything
+    for _ in range(20):
+        pair.pump(300)
+        if len(pair.received) == len(payload):
+            break
+    assert bytes(pair.received) == payload

@@ -14,6 +14,7 @@ import pytest
 import tether
 from tether.demo._services import PROTO_SERVICE, demo_services
 from tether.demo.echo_pb2 import EchoReply, EchoRequest
+from tether.transport._quic import QuicListener
 
 from .conftest import Certs
 
@@ -94,10 +95,10 @@ async def test_many_concurrent_calls(
         assert replies == [r[::-1] for r in requests]
 
 
-async def test_server_stopped_mid_call_fails_pending_calls(
+async def test_server_closed_mid_call_cancels_it(
     server: tuple[tether.Server, asyncio.Event], certs: Certs
 ) -> None:
-    """Stopping the server while a call waits fails it with UNAVAILABLE instead of hanging."""
+    """Server.close() with grace=0 ends a waiting call promptly (the server cancels it)."""
     srv, started = server
     async with _client(srv, certs, timeout=60) as client:
         call = asyncio.ensure_future(client.unary("quic.Test/Hang", None))
@@ -106,7 +107,30 @@ async def test_server_stopped_mid_call_fails_pending_calls(
         with pytest.raises(tether.StatusError) as info:
             async with asyncio.timeout(20):  # a guard against a hang, not a speed check
                 await call
-        assert info.value.status in (tether.Status.UNAVAILABLE, tether.Status.CANCELLED)
+        assert info.value.status is tether.Status.CANCELLED, info.value
+
+
+async def test_server_vanishing_mid_call_fails_it_with_unavailable(
+    server: tuple[tether.Server, asyncio.Event], certs: Certs
+) -> None:
+    """If the server's UDP socket disappears (as when its process dies), a waiting call
+    fails with UNAVAILABLE: the next keepalive PING meets ICMP port unreachable."""
+    srv, started = server
+    tls = tether.TLSConfig(ca=certs.ca, server_name="localhost")
+    url = srv.addresses[0] + "?idle_timeout=3"  # keepalive PING every second
+    async with tether.Client(url, tls=tls, timeout=60) as client:
+        call = asyncio.ensure_future(client.unary("quic.Test/Hang", None))
+        await started.wait()
+        listener = srv._listeners[0]  # no public way to crash a server in-process
+        assert isinstance(listener, QuicListener)
+        endpoint_transport = listener._endpoint.transport
+        assert endpoint_transport is not None
+        endpoint_transport.abort()
+        with pytest.raises(tether.StatusError) as info:
+            async with asyncio.timeout(20):  # a guard against a hang, not a speed check
+                await call
+        assert info.value.status is tether.Status.UNAVAILABLE, info.value
+        assert "unreachable" in info.value.message
 
 
 async def test_junk_datagrams_do_not_disturb_calls(

@@ -69,7 +69,7 @@ def _register_builtins() -> None:
 
 _register_builtins()
 
-from . import _quic_register  # noqa: E402, F401  (quic://, registered like a third party)
+from ._quic_register import QuicSettings as QuicSettings, QuicTransport as QuicTransport  # noqa: E402
 
 __all__ = [
     "Address",

@@ -6,9 +6,9 @@ reading, and it buffers every byte written to a stream until the peer acknowledg
 without limit. :class:`FlowControlledQuic` changes the first rule for the stream tether
 uses: the window is ``consumed + window`` where ``consumed`` counts bytes the
 application took (:meth:`FlowControlledQuic.consume`), so a paused reader stops the
-peer's sender after one window. :meth:`FlowControlledQuic.unacked` exposes the second
-(bytes written but not yet acknowledged), which the connection bounds with a high-water
-mark.
+peer's sender after one window. :meth:`FlowControlledQuic.send_queue` measures the
+second (bytes waiting for the peer's credit), which the connection bounds with a
+high-water mark; what was sent but not yet acknowledged is bounded by the peer's window.
 
 This module reaches into aioquic internals (``_streams``, ``_write_stream_limits``,
 stream limits); ``pyproject.toml`` pins the aioquic major version it was written for.
@@ -63,6 +63,23 @@ class FlowControlledQuic(QuicConnection):
     def consume(self, n: int) -> None:
         """The application took ``n`` more bytes of the tracked stream."""
         self._consumed += n
+
+    def send_queue(self, stream_id: int) -> int:
+        """Bytes written to ``stream_id`` that wait for the peer rather than the network.
+
+        That is the larger of the bytes beyond the peer's credit (its MAX_STREAM_DATA,
+        which a tether peer raises only as its application reads) and the unsent bytes
+        beyond one window (for a peer whose credit grows regardless, the congestion
+        window then holds them back). It is stable while the peer does not read, so a
+        writer paused on it stays paused; what is in flight is bounded by one window.
+        """
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return 0
+        sender = stream.sender
+        beyond_credit = sender._buffer_stop - stream.max_stream_data_remote
+        unsent = sender._buffer_stop - sender.highest_offset
+        return int(max(beyond_credit, unsent - self._window, 0))
 
     def unacked(self, stream_id: int) -> int:
         """Bytes written to ``stream_id`` that the peer has not acknowledged yet."""

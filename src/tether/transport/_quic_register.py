@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from ._base import register_transport
-from ._quic import QuicTransport
+from ._quic import QuicSettings as QuicSettings, QuicTransport as QuicTransport
 
 register_transport("quic", QuicTransport())

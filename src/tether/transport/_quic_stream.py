@@ -54,11 +54,12 @@ class QuicStreamConnection(ConnectionLifecycle):
     reader stops the peer's sender after one window (``max_stream_data``).
 
     Writing: :meth:`flush` hands the queued bytes to aioquic and transmits (coalesced to
-    once per loop iteration). aioquic keeps every byte until the peer acknowledges it; once
-    more than ``high_water`` bytes are unacknowledged, :meth:`is_write_paused` is true and
-    :meth:`drain` waits until they fall to a quarter of it. A server connection cannot
-    send before the client opened the stream (with its first bytes); until then its
-    writes are held.
+    once per loop iteration). Once more than ``high_water`` bytes wait for the peer's
+    credit (:meth:`FlowControlledQuic.send_queue`), :meth:`is_write_paused` is true and
+    :meth:`drain` waits until they fall to a quarter of it. Bytes in flight (sent, not
+    yet acknowledged) are bounded by the peer's window, like a kernel's socket buffer.
+    A server connection cannot send before the client opened the stream (with its first
+    bytes); until then its writes are held.
 
     EOF: :meth:`write_eof` sends the stream's FIN; the peer's FIN arrives as ``on_eof``.
 
@@ -113,6 +114,8 @@ class QuicStreamConnection(ConnectionLifecycle):
         self._alpn: str | None = None
         #: Resolved by the handshake (clients only; servers report to ``on_connection``).
         self.handshake: asyncio.Future[None] | None = None
+        #: Set by the server endpoint to route new connection ids to this connection.
+        self.on_routing: Callable[[QuicStreamConnection, events.QuicEvent], None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._ping_timer: asyncio.TimerHandle | None = None
@@ -126,16 +129,6 @@ class QuicStreamConnection(ConnectionLifecycle):
     def __repr__(self) -> str:
         state = "lost" if self._lost else "closing" if self._closing else "open"
         return f"<QuicStreamConnection {self._scheme} {self._peername!r} {state}>"
-
-    @property
-    def handshake_complete(self) -> bool:
-        """Whether the TLS handshake finished."""
-        return self._handshake_done
-
-    @property
-    def quic(self) -> FlowControlledQuic:
-        """The sans-I/O QUIC connection (for the endpoint's connection-id routing)."""
-        return self._quic
 
     # -- datagrams, timers and events ----------------------------------------------------
 
@@ -199,9 +192,6 @@ class QuicStreamConnection(ConnectionLifecycle):
         elif isinstance(event, events.ProtocolNegotiated):
             self._alpn = event.alpn_protocol
 
-    #: Set by the server endpoint to route connection ids to this connection.
-    on_routing: Callable[[QuicStreamConnection, events.QuicEvent], None] | None = None
-
     def _routing_event(self, event: events.QuicEvent) -> None:
         if self.on_routing is not None:
             self.on_routing(self, event)
@@ -264,7 +254,8 @@ class QuicStreamConnection(ConnectionLifecycle):
         elif event.error_code == QuicErrorCode.NO_ERROR:
             message = "the peer closed the QUIC connection before ending the stream"
         else:
-            message = f"the peer closed the QUIC connection ({describe_close(event)})"
+            # The peer's CONNECTION_CLOSE, or aioquic closing on a peer's protocol error.
+            message = f"the QUIC connection was closed ({describe_close(event)})"
         self._finish(BrokenResourceError(message))
 
     def _fail_handshake(self, error: ConnectError) -> None:
@@ -312,7 +303,7 @@ class QuicStreamConnection(ConnectionLifecycle):
             self._close_now(QuicErrorCode.NO_ERROR, "closed")
 
     def _update_write_pause(self) -> None:
-        queued = self._quic.unacked(self._stream_id) + sum(map(len, self._held))
+        queued = self._quic.send_queue(self._stream_id) + sum(map(len, self._held))
         if self._write_paused:
             if queued <= self._low_water:
                 self._write_paused = False
