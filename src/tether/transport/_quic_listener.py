@@ -128,11 +128,20 @@ class ServerEndpoint(asyncio.DatagramProtocol):
                 self.dropped += 1
                 return
             conn = self._accept(header.destination_cid, addr)
+            fresh = True
+        else:
+            fresh = False
         try:
             conn.datagram_received(data, addr)
         except Exception as exc:  # aioquic rejects what it cannot handle by closing; be safe
             logger.exception("quic listener: connection %r failed on a datagram", conn)
             conn._fail(exc, log=False)
+            return
+        if fresh and not conn.decrypted_anything:
+            # Junk shaped like an Initial (random bytes with a valid-looking header): no
+            # connection is kept for it, so it cannot hold a handshake slot either.
+            self.dropped += 1
+            conn.discard()
 
     # -- connections -----------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, final
 
 from aioquic.quic import events
-from aioquic.quic.connection import NetworkAddress
+from aioquic.quic.connection import NetworkAddress, QuicConnectionState
 from aioquic.quic.packet import QuicErrorCode, QuicFrameType
 
 from .._exceptions import BrokenResourceError, ClosedResourceError, ConnectError
@@ -138,6 +138,15 @@ class QuicStreamConnection(ConnectionLifecycle):
             return
         self._quic.receive_datagram(data, addr, self._loop.time())
         self._process()
+
+    @property
+    def decrypted_anything(self) -> bool:
+        """Whether any packet from the peer has been decrypted (it is a real QUIC peer)."""
+        return self._quic._state is not QuicConnectionState.FIRSTFLIGHT
+
+    def discard(self) -> None:
+        """Forget a connection whose first datagram did not decrypt, sending nothing."""
+        self._finish(None)
 
     def unreachable(self, exc: OSError) -> None:
         """ICMP said nobody listens at the peer's address (asyncio's ``error_received``)."""
