@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ._calls import Call, decode_reply, expire
-from ._config import ConnectOptions, TLSConfig
+from ._config import ConnectOptions, KeepaliveConfig, TLSConfig
 from ._dispatch import ConnectionState, Dispatcher, RPCStream
 from ._exceptions import ClosedResourceError, ConfigError, ConnectError, StatusError
+from ._keepalive import keep_alive
 from ._metadata import Metadata, MetadataLike, to_pairs
 from ._service import Cardinality, MethodSpec, Service, _resolve
 from ._status import Status
@@ -36,6 +38,16 @@ def _codec_for_sample(tp: type[Any]) -> PayloadCodec[Any]:
 
 OnStateChange = Callable[[ConnectionState], None]
 _LIVE = (ConnectionState.CONNECTING, ConnectionState.CONNECTED)
+
+#: ALPN offered over TLS when the caller's TLSConfig names none (gRPC needs ``h2``).
+_DEFAULT_ALPN = {"grpc": ("h2",)}
+
+
+def _with_alpn(tls: TLSConfig | None, protocol: str) -> TLSConfig | None:
+    alpn = _DEFAULT_ALPN.get(protocol)
+    if alpn is None or (tls is not None and tls.alpn):
+        return tls
+    return dataclasses.replace(tls or TLSConfig(), alpn=alpn)
 
 
 def split_method(path: str) -> tuple[str, str]:
@@ -73,6 +85,11 @@ class Client:
         codec_config: codec limits and tuning.
         pool_size: maximum connections (for protocols without multiplexing).
         on_state_change: called with CONNECTED / DRAINING / DISCONNECTED of each connection.
+        keepalive: PING each connection on a schedule and drop it when the server stops
+            answering (default: off; see :class:`~tether.KeepaliveConfig`).
+
+    Over TLS with ``protocol="grpc"``, ALPN ``h2`` is offered unless ``tls.alpn`` says
+    otherwise.
     """
 
     def __init__(
@@ -87,11 +104,16 @@ class Client:
         codec_config: CodecConfig | None = None,
         pool_size: int = 1,
         on_state_change: OnStateChange | None = None,
+        keepalive: KeepaliveConfig | None = None,
     ) -> None:
         self._address = parse_address(url)
         self._transport = get_transport(self._address.scheme)
         self._framing = get_framing(protocol)
+        if self._transport.uses_tls:
+            tls = _with_alpn(tls, self._framing.name)
         self._options = ConnectOptions(tls=tls, connect_timeout=connect_timeout)
+        self._keepalive = keepalive
+        self._keepalive_tasks: dict[Dispatcher, asyncio.Task[None]] = {}
         if timeout is not None and timeout <= 0:
             raise ConfigError("timeout must be positive")
         if pool_size < 1:
@@ -138,11 +160,19 @@ class Client:
         )
         self._dispatchers.append(dispatcher)
         conn.start(dispatcher)
+        if self._keepalive is not None and dispatcher.state is not ConnectionState.DISCONNECTED:
+            self._keepalive_tasks[dispatcher] = asyncio.create_task(
+                keep_alive(dispatcher, self._keepalive)
+            )
         return dispatcher
 
     def _state_changed(self, dispatcher: Dispatcher, state: ConnectionState) -> None:
-        if state is ConnectionState.DISCONNECTED and dispatcher in self._dispatchers:
-            self._dispatchers.remove(dispatcher)
+        if state is ConnectionState.DISCONNECTED:
+            if dispatcher in self._dispatchers:
+                self._dispatchers.remove(dispatcher)
+            task = self._keepalive_tasks.pop(dispatcher, None)
+            if task is not None:
+                task.cancel()
         callback = self._on_state_change
         if callback is not None:
             callback(state)
@@ -184,6 +214,9 @@ class Client:
     async def close(self) -> None:
         """Close every connection; calls still in flight fail with UNAVAILABLE."""
         self._closed = True
+        for task in self._keepalive_tasks.values():
+            task.cancel()
+        self._keepalive_tasks.clear()
         dispatchers = list(self._dispatchers)
         for dispatcher in dispatchers:
             dispatcher.close_reason = "the client was closed"

@@ -55,3 +55,30 @@ class ListenOptions:
     backlog: int = 1024
     reuse_port: bool = False
     tls_handshake_timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeepaliveConfig:
+    """Client keepalive: PING the server and drop the connection if it stops answering.
+
+    The defaults are what a grpcio server accepts out of the box: it allows a PING every
+    5 minutes while calls are active, and counts pings on an idle connection (or more
+    often) as abuse, answering with GOAWAY ``too_many_pings`` after a few. Pinging more
+    often, or with ``without_calls``, needs a server configured to allow it
+    (``grpc.http2.min_ping_interval_without_data_ms``,
+    ``grpc.keepalive_permit_without_calls``).
+
+    Attributes:
+        interval: seconds between PINGs.
+        timeout: seconds to wait for the PING's acknowledgement before the connection is
+            considered dead and aborted (its calls fail with UNAVAILABLE).
+        without_calls: also PING while no call is in flight.
+    """
+
+    interval: float = 300.0
+    timeout: float = 20.0
+    without_calls: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.interval > 0 or not self.timeout > 0:
+            raise ConfigError("keepalive interval and timeout must be positive")

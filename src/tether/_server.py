@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
@@ -21,6 +22,10 @@ from .transport import Connection, ConnectionHandler, Listener, get_transport, p
 logger = logging.getLogger("tether.server")
 
 OnConnectionState = Callable[[Dispatcher, ConnectionState], None]
+
+#: ALPN a TLS listener accepts when its TLSConfig names none: ``h2`` for gRPC clients
+#: (grpcio insists on it), then tether's own. The protocol is still picked by sniffing.
+DEFAULT_ALPN = ("h2", "tether")
 
 
 class Server:
@@ -113,7 +118,8 @@ class Server:
         """Listen on every URL (``tcp://``, ``unix://``, ``tls://``, ``memory://`` ...).
 
         ``tls`` goes to the transports that use TLS (``tls://``, ``tls+unix://``...) and is
-        ignored by the others, so one call can start plain and TLS listeners. If any
+        ignored by the others, so one call can start plain and TLS listeners; without
+        ``tls.alpn`` a TLS listener accepts ALPN :data:`DEFAULT_ALPN`. If any
         address fails, the ones already bound are
         closed again and the error propagates.
 
@@ -128,6 +134,8 @@ class Server:
         if self._closed is None:
             self._closed = asyncio.get_running_loop().create_future()
         candidates = self._candidates()
+        if tls is not None and not tls.alpn:
+            tls = dataclasses.replace(tls, alpn=DEFAULT_ALPN)
         started: list[Listener] = []
         try:
             for url in urls:
