@@ -361,43 +361,53 @@ class GrpcCalls(GrpcCore):
         # (delivered length, end offset in this frame) of each message completed here:
         # their bytes' credit is owed until the application acknowledges them.
         done: list[tuple[int, int]] = []
-        part = stream.partial
-        if part is not None:
-            if len(part) < 5:
-                take = min(5 - len(part), end - pos)
-                part += view[pos : pos + take]
-                pos += take
-                if len(part) == 5 and not self._check_prefix(stream, part, events):
+        parts = stream.partial
+        if parts is not None:  # continue the message an earlier frame started
+            head = stream.head
+            if head:  # the prefix itself was split
+                more = view[pos : pos + 5 - len(head)].tobytes()
+                pos += len(more)
+                head = stream.head = head + more
+                if len(head) == 5 and not self._begin_message(stream, head, 0, events):
                     return
-            if len(part) >= 5:
-                take = min(stream.need - len(part), end - pos)
-                part += view[pos : pos + take]
-                pos += take
-                if len(part) == stream.need:
+            if not stream.head:
+                take = min(stream.remaining, end - pos)
+                if take:
+                    parts.append(view[pos : pos + take].tobytes())
+                    pos += take
+                    stream.remaining -= take
+                if not stream.remaining:
                     stream.partial = None
-                    data = self._message_data(stream, part[0], bytes(part[5:]), events)
+                    body = parts[0] if len(parts) == 1 else b"".join(parts)
+                    data = self._message_data(stream, stream.message_flag, body, events)
                     if data is None:
                         return
                     events.append(message(sid, data, False))
                     done.append((len(data), pos))
-        while end - pos >= 5:
-            flag, length = _unpack_prefix(view, pos)
-            if length > self._max_message:
-                self._too_large(stream, length, events)
-                return
-            stop = pos + 5 + length
-            if stop > end:
-                break
-            data = self._message_data(stream, flag, view[pos + 5 : stop].tobytes(), events)
-            if data is None:
-                return
-            events.append(message(sid, data, False))
-            done.append((len(data), stop))
-            pos = stop
-        if pos < end:
-            part = stream.partial = bytearray(view[pos:end])
-            if len(part) >= 5 and not self._check_prefix(stream, part, events):
-                return
+        if stream.partial is None:
+            while end - pos >= 5:
+                flag, length = _unpack_prefix(view, pos)
+                if length > self._max_message:
+                    self._too_large(stream, length, events)
+                    return
+                stop = pos + 5 + length
+                if stop > end:
+                    break
+                data = self._message_data(stream, flag, view[pos + 5 : stop].tobytes(), events)
+                if data is None:
+                    return
+                events.append(message(sid, data, False))
+                done.append((len(data), stop))
+                pos = stop
+            if pos < end:  # a message continues in a later frame
+                if end - pos < 5:
+                    stream.partial = []
+                    stream.head = view[pos:end].tobytes()
+                else:
+                    if not self._begin_message(stream, view, pos, events):
+                        return
+                    stream.partial = [view[pos + 5 : end].tobytes()]
+                    stream.remaining -= end - pos - 5
         if end_stream:
             self._on_data_end(stream, first, events)
             return  # the peer sends nothing more: its credit no longer matters
@@ -432,12 +442,20 @@ class GrpcCalls(GrpcCore):
         else:
             events.append(EndOfStream(stream_id=sid))
 
-    def _check_prefix(self, stream: H2Stream, part: bytearray, events: list[Event]) -> bool:
-        length = _unpack_prefix(part, 0)[1]
+    def _begin_message(
+        self, stream: H2Stream, prefix: bytes | memoryview, pos: int, events: list[Event]
+    ) -> bool:
+        """Start reassembling a message whose prefix is at ``prefix[pos:]``; False after
+        failing the stream (the message is too large)."""
+        flag, length = _unpack_prefix(prefix, pos)
         if length > self._max_message:
             self._too_large(stream, length, events)
             return False
-        stream.need = 5 + length
+        stream.message_flag = flag
+        stream.remaining = length
+        stream.head = b""
+        if stream.partial is None:
+            stream.partial = []
         return True
 
     def _message_data(

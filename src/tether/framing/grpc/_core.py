@@ -16,8 +16,10 @@ from ._frames import (
     CONTINUATION,
     FLAG_END_HEADERS,
     FLAG_END_STREAM,
+    HEADER,
     HEADERS,
     MAX_MAX_FRAME_SIZE,
+    MIN_MAX_FRAME_SIZE,
     Settings,
     frame_header,
 )
@@ -37,6 +39,7 @@ RESET_WINDOW = 256
 #: Most recent request/response heads kept encoded.
 HEAD_CACHE_SIZE = 256
 DEFAULT_USER_AGENT = "tether-grpc/1"
+_pack_header = HEADER.pack
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,10 +84,14 @@ class GrpcCore(FrameCodec):
             max_header_list_size=cfg.max_metadata_size,
         )
         self._peer = Settings()  # protocol defaults until the peer's SETTINGS
+        #: The peer's MAX_HEADER_LIST_SIZE (or "unlimited"), for the header fast path.
+        self._peer_list_limit = 1 << 62
         self._decoder = HeaderDecoder(cfg.max_metadata_size)
         self._max_message = cfg.max_message_size
-        self._chunk = min(cfg.chunk_size, self._peer.max_frame_size)
-        self._chunk_size = cfg.chunk_size
+        #: DATA frames carry at most a chunk_size message and its 5-byte prefix (so a
+        #: chunk_size message travels in one frame), within the peer's MAX_FRAME_SIZE.
+        self._chunk_size = cfg.chunk_size + 5
+        self._chunk = min(self._chunk_size, self._peer.max_frame_size)
         self._stream_window = cfg.initial_window
         self._credit_threshold = cfg.initial_window // 4
         self._streams: dict[int, H2Stream] = {}
@@ -131,12 +138,17 @@ class GrpcCore(FrameCodec):
 
     def _header_frames(self, sid: int, block: bytes, end_stream: bool) -> bytes:
         """HEADERS (+ CONTINUATION) frames carrying ``block``."""
+        n = len(block)
+        if n <= MIN_MAX_FRAME_SIZE and not self._table_update and n <= self._peer_list_limit:
+            # The common case: one frame, whatever the peer's settings.
+            flags = FLAG_END_STREAM | FLAG_END_HEADERS if end_stream else FLAG_END_HEADERS
+            return _pack_header(0, n, HEADERS, flags, sid) + block
         if self._table_update:
             block = self._table_update + block
             self._table_update = b""
+            n = len(block)
         flags = FLAG_END_STREAM if end_stream else 0
         limit = self._peer.max_frame_size
-        n = len(block)
         peer_list = self._peer.max_header_list_size
         if peer_list is not None and n > peer_list:
             raise LocalProtocolError(

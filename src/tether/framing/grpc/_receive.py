@@ -17,6 +17,7 @@ from typing import ClassVar, Final, NoReturn
 from ..._exceptions import ErrorCode, RemoteProtocolError
 from ...buffer import ReadBuffer
 from .._events import ConnectionClosed, Event, GoAway, Ping, SettingsChanged, WindowUpdated
+from .._native_events import message
 from . import _frames as wire
 from ._calls import GrpcCalls
 from ._core import CONNECTION_CREDIT_BATCH, RESET_LIMIT, RESET_WINDOW
@@ -30,16 +31,18 @@ from ._frames import (
     HEADER,
     HEADER_SIZE,
     MAX_WINDOW,
+    MESSAGE_PREFIX,
     PREFACE,
     PREFACE_SIZE,
     U32,
 )
 from ._mapping import status_from_reset
-from ._streams import CLOSED, HALF_CLOSED_REMOTE
+from ._streams import AFTER_REMOTE_END, CLOSED, HALF_CLOSED_REMOTE
 
 _Handler = Callable[["GrpcReceiver", memoryview, int, int, int, int, list[Event]], None]
 _FRAME_TYPES: Final = 10
 _unpack_u32: Final = U32.unpack_from
+_unpack_prefix: Final = MESSAGE_PREFIX.unpack_from
 
 
 def _fail(message: str, code: ErrorCode = ErrorCode.PROTOCOL_ERROR) -> NoReturn:
@@ -90,10 +93,7 @@ class GrpcReceiver(GrpcCalls):
                     buffer.skip(pos)
                     buffer.reserve(HEADER_SIZE + length)
                     return events
-                if self._cont_sid and ftype != CONTINUATION:
-                    _fail(f"frame type {ftype} inside the header block of stream {self._cont_sid}")
-                if ftype < _FRAME_TYPES:
-                    self._handlers[ftype](self, view, start, end, flags, sid & 0x7FFFFFFF, events)
+                self._handlers[ftype](self, view, start, end, flags, sid & 0x7FFFFFFF, events)
                 pos = end
             self._needed = HEADER_SIZE if avail > pos else 0
             buffer.skip(pos)
@@ -174,6 +174,21 @@ class GrpcReceiver(GrpcCalls):
                 ErrorCode.FLOW_CONTROL_ERROR,
             )
         stream.recv_window -= n
+        if not flags & FLAG_PADDED and stream.partial is None and n >= 5:
+            # The common case: the frame holds exactly one whole uncompressed message.
+            flag, length = _unpack_prefix(view, start)
+            if length + 5 == n and not flag and length <= self._max_message:
+                data = view[start + 5 : end].tobytes()
+                if flags & FLAG_END_STREAM:
+                    if not stream.local:
+                        stream.state = AFTER_REMOTE_END[state]
+                        stream.owed = None
+                        events.append(message(sid, data, True))
+                        return
+                elif length and (stream.headers_done or not stream.local):
+                    stream.owe(length, n)  # credit waits for acknowledge_received
+                    events.append(message(sid, data, False))
+                    return
         padding = 0
         if flags & FLAG_PADDED:
             if not n:
@@ -214,6 +229,7 @@ class GrpcReceiver(GrpcCalls):
         self._cont_sid = sid
         self._cont_block = bytearray(view[start:end])
         self._cont_end = end_stream
+        self._handlers = self._IN_BLOCK_HANDLERS
 
     def _on_continuation(
         self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
@@ -226,6 +242,7 @@ class GrpcReceiver(GrpcCalls):
         if flags & FLAG_END_HEADERS:
             self._cont_sid = 0
             self._cont_block = bytearray()
+            self._handlers = self._READY_HANDLERS
             self._on_header_block(sid, bytes(block), self._cont_end, events)
 
     def _check_block_size(self, size: int) -> None:
@@ -284,6 +301,8 @@ class GrpcReceiver(GrpcCalls):
         new = self._peer = wire.parse_settings(view, start, end, old)
         self._write(wire.SETTINGS_ACK)
         self._chunk = min(self._chunk_size, new.max_frame_size)
+        if new.max_header_list_size is not None:
+            self._peer_list_limit = new.max_header_list_size
         if new.header_table_size < old.header_table_size:
             self._table_update = self._table_update_for(new.header_table_size)
         first = not self._settings_received
@@ -395,6 +414,17 @@ class GrpcReceiver(GrpcCalls):
             _fail("the first frame of an HTTP/2 connection must be SETTINGS without ACK")
         self._on_settings(view, start, end, flags, sid, events)
 
+    def _on_unknown(
+        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
+    ) -> None:
+        """Frames of unknown types are ignored (RFC 9113 §4.1)."""
+
+    def _inside_block(
+        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
+    ) -> None:
+        _fail(f"a frame other than CONTINUATION inside the header block of stream {self._cont_sid}")
+
+    # Handler tables are indexed by the frame type byte (256 entries each).
     _READY_HANDLERS: ClassVar[tuple[_Handler, ...]] = (
         _on_data,
         _on_headers,
@@ -406,11 +436,18 @@ class GrpcReceiver(GrpcCalls):
         _on_goaway,
         _on_window_update,
         _on_continuation,
+        *(_on_unknown,) * (256 - _FRAME_TYPES),
     )
     _HANDSHAKE_HANDLERS: ClassVar[tuple[_Handler, ...]] = (
         *(_on_before_settings,) * 4,
         _on_first_frame,
-        *(_on_before_settings,) * 5,
+        *(_on_before_settings,) * (256 - 5),
+    )
+    #: While a header block waits for its CONTINUATION, every other frame is an error.
+    _IN_BLOCK_HANDLERS: ClassVar[tuple[_Handler, ...]] = (
+        *(_inside_block,) * CONTINUATION,
+        _on_continuation,
+        *(_inside_block,) * (256 - _FRAME_TYPES),
     )
     #: Swapped for the READY table once the peer's SETTINGS arrive.
     _handlers: tuple[_Handler, ...] = _HANDSHAKE_HANDLERS

@@ -30,7 +30,7 @@ from .._events import (
 from . import _frames as wire
 from ._calls import response_head, trailer_block
 from ._core import DEFAULT_USER_AGENT, HEAD_CACHE_SIZE
-from ._frames import DATA, FLAG_END_STREAM, HEADER, MESSAGE_PREFIX
+from ._frames import DATA, FLAG_END_HEADERS, FLAG_END_STREAM, HEADER, HEADERS, MESSAGE_PREFIX
 from ._hpack import encode_block, encode_field
 from ._mapping import (
     ACCEPT_ENCODING,
@@ -44,6 +44,7 @@ from ._streams import (
     AFTER_LOCAL_END,
     CLOSED,
     HALF_CLOSED_LOCAL,
+    HALF_CLOSED_REMOTE,
     OPEN,
     WE_MAY_SEND,
     H2Stream,
@@ -56,6 +57,9 @@ _pack_prefix: Final = MESSAGE_PREFIX.pack
 #: output buffer); a longer one separately, so that the output keeps it by reference.
 _INLINE_MAX: Final = 4096
 _TRAILERS_OK: Final = trailer_block(Status.OK, "", [])
+_TRAILERS_OK_SIZE: Final = len(_TRAILERS_OK)
+_END_BLOCK: Final = FLAG_END_STREAM | FLAG_END_HEADERS
+_OK: Final = Status.OK
 _END_STREAM_DATA: Final = b"\x00\x00\x00" + bytes((DATA, FLAG_END_STREAM))
 _OVERRIDES: Final = frozenset({":authority", "grpc-encoding"})
 
@@ -211,7 +215,25 @@ class GrpcSender(GrpcReceiver):
         self._emit(stream, self._header_frames(stream.id, block, False))
 
     def _send_trailers(self, event: Trailers) -> None:
-        stream = self._live(event.stream_id, "trailers")
+        sid = event.stream_id
+        stream = self._streams.get(sid)
+        if (
+            stream is not None
+            and stream.state is HALF_CLOSED_REMOTE
+            and stream.headers_done
+            and stream.pending is None
+            and event.status is _OK
+            and not event.message
+            and not event.metadata
+            and not self._table_update
+        ):
+            # The hot path: plain OK trailers after a complete request, nothing queued.
+            self._write(_pack_header(0, _TRAILERS_OK_SIZE, HEADERS, _END_BLOCK, sid) + _TRAILERS_OK)
+            stream.state = CLOSED
+            self._remote_active -= 1
+            del self._streams[sid]
+            return
+        stream = self._live(sid, "trailers")
         if stream.local:
             raise LocalProtocolError("a gRPC client cannot send trailers")
         self._end_call(stream, event.status, event.message, event.metadata)
@@ -244,12 +266,16 @@ class GrpcSender(GrpcReceiver):
                 + ("our side has ended" if stream is not None else "the stream is not open")
             )
         end_stream = event.end_stream
+        head = b""
         if not stream.local:
             if end_stream:
                 raise LocalProtocolError("a gRPC server ends a stream with Trailers")
             if not stream.headers_done:
                 stream.headers_done = True
-                self._emit(stream, self._header_frames(sid, self._response_head(stream), False))
+                head = self._header_frames(sid, self._response_head(stream), False)
+                if stream.pending is not None:
+                    stream.queue(head)
+                    head = b""
         elif end_stream:
             stream.state = AFTER_LOCAL_END[stream.state]
         data = event.data
@@ -269,15 +295,17 @@ class GrpcSender(GrpcReceiver):
             stream.send_window -= total
             self._conn_send -= total
             flags = FLAG_END_STREAM if end_stream else 0
-            head = _pack_header(total >> 16, total & 0xFFFF, DATA, flags, sid) + _pack_prefix(
+            head += _pack_header(total >> 16, total & 0xFFFF, DATA, flags, sid) + _pack_prefix(
                 flag, n
             )
             if n < _INLINE_MAX:
-                self._write(head + data)
+                self._write(head + data)  # response HEADERS and DATA in one small write
             else:
                 self._write(head)
                 self._write(data)  # kept by reference, not copied
         else:
+            if head:
+                self._write(head)
             stream.queue(PendingData(_pack_prefix(flag, n), memoryview(data), end_stream))
             self._flush(stream)
         if end_stream and stream.state is CLOSED:

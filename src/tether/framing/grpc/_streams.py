@@ -75,16 +75,18 @@ class H2Stream:
     __slots__ = (
         "ack_carry",
         "content_type",
+        "head",
         "headers_done",
         "id",
         "local",
-        "need",
+        "message_flag",
         "owed",
         "partial",
         "pending",
         "pending_bytes",
         "recv_compression",
         "recv_window",
+        "remaining",
         "send_compression",
         "send_window",
         "state",
@@ -106,10 +108,13 @@ class H2Stream:
         #: ``grpc-encoding`` of messages we send / the peer sends (``""``: identity).
         self.send_compression = ""
         self.recv_compression = ""
-        #: Bytes of an incomplete incoming message (prefix included), or ``None``.
-        self.partial: bytearray | None = None
-        #: Total size (prefix + payload) of that message once its prefix is known.
-        self.need = 0
+        #: Payload chunks of an incomplete incoming message, or ``None`` between messages.
+        self.partial: list[bytes] | None = None
+        #: The part of that message's 5-byte prefix received so far, while incomplete.
+        self.head = b""
+        #: Its compressed flag and the payload bytes still missing (once the prefix is in).
+        self.message_flag = 0
+        self.remaining = 0
         #: Received bytes whose credit is due but not yet sent back (batched).
         self.unreturned = 0
         #: ``(delivered length, credit)`` of delivered messages not yet acknowledged.
