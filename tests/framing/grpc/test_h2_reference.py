@@ -6,6 +6,7 @@ import base64
 
 import h2.errors
 import h2.events
+import h2.settings
 import pytest
 
 from tether import Status
@@ -377,3 +378,17 @@ def test_max_concurrent_streams_is_exposed() -> None:
     """The h2 server's SETTINGS_MAX_CONCURRENT_STREAMS becomes max_outbound_streams."""
     s = client_session()
     assert s.ours.max_outbound_streams == s.theirs.local_settings.max_concurrent_streams
+
+
+def test_header_table_shrink_is_acknowledged_in_the_next_block() -> None:
+    """When the peer shrinks SETTINGS_HEADER_TABLE_SIZE our next block starts with a table
+    size update, which h2 requires before it accepts the block."""
+    s = client_session()
+    s.theirs.update_settings({h2.settings.SettingCodes.HEADER_TABLE_SIZE: 0})
+    s.pump()
+    for sid in (1, 3):
+        s.ours.send(CallStarted(stream_id=sid, service="s.S", method="M"))
+        s.ours.send(EndOfStream(stream_id=sid))
+        s.pump()
+    assert len(s.theirs_of(h2.events.RequestReceived)) == 2
+    assert not s.theirs_of(h2.events.ConnectionTerminated)
