@@ -19,8 +19,9 @@ from ._service import Cardinality, MethodSpec, Service, _resolve
 from ._status import Status
 from ._types import MetadataPairs
 from .encoding import PayloadCodec, codec_for_type
-from .framing import CodecConfig, Role, get_framing
-from .transport import get_transport, parse_address
+from .framing import CodecConfig, FrameCodec, Role, get_framing
+from .framing.grpc import GrpcCodec
+from .transport import Address, get_transport, parse_address
 
 logger = logging.getLogger("tether.client")
 
@@ -41,6 +42,15 @@ _LIVE = (ConnectionState.CONNECTING, ConnectionState.CONNECTED)
 
 #: ALPN offered over TLS when the caller's TLSConfig names none (gRPC needs ``h2``).
 _DEFAULT_ALPN = {"grpc": ("h2",)}
+
+
+def default_authority(address: Address) -> str:
+    """HTTP/2 ``:authority`` for an address: ``host:port`` (IPv6 in brackets), or
+    ``localhost`` for addresses without a host and port (unix sockets, memory)."""
+    if not address.host or address.port is None:
+        return "localhost"
+    host = f"[{address.host}]" if ":" in address.host else address.host
+    return f"{host}:{address.port}"
 
 
 def _with_alpn(tls: TLSConfig | None, protocol: str) -> TLSConfig | None:
@@ -87,9 +97,11 @@ class Client:
         on_state_change: called with CONNECTED / DRAINING / DISCONNECTED of each connection.
         keepalive: PING each connection on a schedule and drop it when the server stops
             answering (default: off; see :class:`~tether.KeepaliveConfig`).
+        authority: gRPC's ``:authority`` (default: the URL's ``host:port``; Kitex
+            servers expect the destination service name).
 
     Over TLS with ``protocol="grpc"``, ALPN ``h2`` is offered unless ``tls.alpn`` says
-    otherwise.
+    otherwise, and ``:scheme`` is ``https``.
     """
 
     def __init__(
@@ -105,6 +117,7 @@ class Client:
         pool_size: int = 1,
         on_state_change: OnStateChange | None = None,
         keepalive: KeepaliveConfig | None = None,
+        authority: str | None = None,
     ) -> None:
         self._address = parse_address(url)
         self._transport = get_transport(self._address.scheme)
@@ -113,6 +126,7 @@ class Client:
             tls = _with_alpn(tls, self._framing.name)
         self._options = ConnectOptions(tls=tls, connect_timeout=connect_timeout)
         self._keepalive = keepalive
+        self._authority = authority if authority is not None else default_authority(self._address)
         self._keepalive_tasks: dict[Dispatcher, asyncio.Task[None]] = {}
         if timeout is not None and timeout <= 0:
             raise ConfigError("timeout must be positive")
@@ -154,10 +168,7 @@ class Client:
         if self._closed:
             conn.abort()
             raise ClosedResourceError("the client was closed while connecting")
-        dispatcher = Dispatcher(
-            self._framing.create(Role.CLIENT, self._codec_config),
-            on_state_change=self._state_changed,
-        )
+        dispatcher = Dispatcher(self._create_codec(), on_state_change=self._state_changed)
         self._dispatchers.append(dispatcher)
         conn.start(dispatcher)
         if self._keepalive is not None and dispatcher.state is not ConnectionState.DISCONNECTED:
@@ -165,6 +176,16 @@ class Client:
                 keep_alive(dispatcher, self._keepalive)
             )
         return dispatcher
+
+    def _create_codec(self) -> FrameCodec:
+        codec = self._framing.create(Role.CLIENT, self._codec_config)
+        if isinstance(codec, GrpcCodec):
+            codec.options = dataclasses.replace(
+                codec.options,
+                authority=self._authority,
+                scheme="https" if self._transport.uses_tls else "http",
+            )
+        return codec
 
     def _state_changed(self, dispatcher: Dispatcher, state: ConnectionState) -> None:
         if state is ConnectionState.DISCONNECTED:

@@ -234,7 +234,8 @@ class Server:
         if self._closing:
             stream.send_trailers(Status.UNAVAILABLE, "server is shutting down", ())
             return
-        if call.encoding and call.encoding != spec.request_codec.name:
+        # A "raw" call carries bytes the caller encoded itself: any method takes them.
+        if call.encoding and call.encoding not in (spec.request_codec.name, "raw"):
             stream.send_trailers(
                 Status.INVALID_ARGUMENT,
                 f"{call.service}/{call.method} takes {spec.request_codec.name!r} payloads, "
