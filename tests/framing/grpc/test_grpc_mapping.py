@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hpack
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from tether import ErrorCode, RemoteProtocolError, Status
 from tether.framing.grpc import _hpack, _mapping as m
@@ -34,6 +34,7 @@ def test_malformed_timeouts_are_refused(value: bytes) -> None:
         m.decode_timeout(value)
 
 
+@settings(deadline=None)
 @given(st.floats(min_value=1e-9, max_value=3600 * 99_999_999, allow_nan=False))
 def test_timeout_encoding_round_trips_without_shortening(seconds: float) -> None:
     """Encoded timeouts have at most 8 digits and never shorten the deadline."""
@@ -50,6 +51,7 @@ def test_status_message_percent_encoding() -> None:
     assert m.decode_status_message(b"50%zz off %") == "50%zz off %"  # malformed kept
 
 
+@settings(deadline=None)
 @given(st.text())
 def test_status_message_round_trips(text: str) -> None:
     """Any text survives percent-encoding and decoding (as UTF-8)."""
@@ -128,6 +130,7 @@ def test_compression_round_trip_and_bomb_limit(encoding: str) -> None:
         m.decompress(packed, "snappy", 10_000)
 
 
+@settings(deadline=None)
 @given(
     st.lists(
         st.tuples(
