@@ -44,6 +44,21 @@ _LIVE = (ConnectionState.CONNECTING, ConnectionState.CONNECTED)
 _DEFAULT_ALPN = {"grpc": ("h2",)}
 
 
+#: How often a unary call the server refused unprocessed is sent again.
+_MAX_TRANSPARENT_RETRIES = 10
+
+
+def not_processed(error: StatusError) -> bool:
+    """Whether the server refused the call before any of it ran, so sending it again is
+    safe (gRPC's transparent retry): an HTTP/2 REFUSED_STREAM reset (grpcio refuses
+    streams beyond its limit for a moment after they end on our side), or a stream
+    above the last stream id of the server's GOAWAY."""
+    if error.status is not Status.UNAVAILABLE:
+        return False
+    message = error.message
+    return message.endswith("(REFUSED_STREAM)") or message.startswith("call not processed")
+
+
 def default_authority(address: Address) -> str:
     """HTTP/2 ``:authority`` for an address: ``host:port`` (IPv6 in brackets), or
     ``localhost`` for addresses without a host and port (unix sockets, memory)."""
@@ -169,13 +184,33 @@ class Client:
             conn.abort()
             raise ClosedResourceError("the client was closed while connecting")
         dispatcher = Dispatcher(self._create_codec(), on_state_change=self._state_changed)
-        self._dispatchers.append(dispatcher)
         conn.start(dispatcher)
+        if isinstance(dispatcher.codec, GrpcCodec):
+            await self._wait_for_peer_settings(dispatcher)
+        self._dispatchers.append(dispatcher)
         if self._keepalive is not None and dispatcher.state is not ConnectionState.DISCONNECTED:
             self._keepalive_tasks[dispatcher] = asyncio.create_task(
                 keep_alive(dispatcher, self._keepalive)
             )
         return dispatcher
+
+    async def _wait_for_peer_settings(self, dispatcher: Dispatcher) -> None:
+        """Hold a new HTTP/2 connection back until the server's SETTINGS are in.
+
+        Until then its stream limit is unknown, and streams opened beyond it are refused
+        (grpcio answers REFUSED_STREAM). The server's SETTINGS come before its answer to a
+        PING, so one PING round trip is enough; gRPC clients wait for the server preface
+        the same way.
+        """
+        try:
+            await dispatcher.wait_connected()
+            await dispatcher.ping()
+        except BaseException:
+            dispatcher.abort("the connection failed before the server's SETTINGS arrived")
+            raise
+        if self._closed:
+            dispatcher.abort("the client was closed while connecting")
+            raise ClosedResourceError("the client was closed while connecting")
 
     def _create_codec(self) -> FrameCodec:
         codec = self._framing.create(Role.CLIENT, self._codec_config)
@@ -326,43 +361,54 @@ class Client:
         payload = request_codec.encode(request)
         timeout = self._effective_timeout(timeout)
         pairs = self._metadata if metadata is None else self._call_metadata(metadata)
-        dispatcher = None
-        for candidate in self._dispatchers:
-            if candidate.has_capacity():
-                dispatcher = candidate
-                break
-        if dispatcher is None:
-            dispatcher = await self._acquire()
-        conn = dispatcher.connection
-        if conn is not None and conn.is_write_paused():
-            # The server is not keeping up with our requests: wait instead of queueing.
-            await dispatcher.drain()
-            if not dispatcher.has_capacity():
+        retries = 0
+        while True:
+            dispatcher = None
+            for candidate in self._dispatchers:
+                if candidate.has_capacity():
+                    dispatcher = candidate
+                    break
+            if dispatcher is None:
                 dispatcher = await self._acquire()
-        stream = dispatcher.open_stream(
-            service, name, metadata=pairs, timeout=timeout, encoding=request_codec.name
-        )
-        stream.send_nowait(payload, end=True)
-        dispatcher.flush_if_idle(1)  # a lone call goes out now, not after a loop turn
-        if oneway:
-            return None
-        timer = (
-            None
-            if timeout is None
-            else dispatcher.loop.call_later(timeout, expire, stream, timeout)
-        )
-        try:
-            waiter = stream.done_waiter()
-            if waiter is not None:
-                await waiter
-        except asyncio.CancelledError:
-            stream.reset(Status.CANCELLED, "cancelled by the client")
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
-        if stream.error is not None:
-            raise stream.error
+            conn = dispatcher.connection
+            if conn is not None and conn.is_write_paused():
+                # The server is not keeping up with our requests: wait instead of queueing.
+                await dispatcher.drain()
+                if not dispatcher.has_capacity():
+                    dispatcher = await self._acquire()
+            started = dispatcher.loop.time() if timeout is not None and retries == 0 else 0.0
+            stream = dispatcher.open_stream(
+                service, name, metadata=pairs, timeout=timeout, encoding=request_codec.name
+            )
+            stream.send_nowait(payload, end=True)
+            dispatcher.flush_if_idle(1)  # a lone call goes out now, not after a loop turn
+            if oneway:
+                return None
+            timer = (
+                None
+                if timeout is None
+                else dispatcher.loop.call_later(timeout, expire, stream, timeout)
+            )
+            try:
+                waiter = stream.done_waiter()
+                if waiter is not None:
+                    await waiter
+            except asyncio.CancelledError:
+                stream.reset(Status.CANCELLED, "cancelled by the client")
+                raise
+            finally:
+                if timer is not None:
+                    timer.cancel()
+            error = stream.error
+            if error is None:
+                break
+            if retries >= _MAX_TRANSPARENT_RETRIES or not not_processed(error):
+                raise error
+            retries += 1
+            if timeout is not None:
+                timeout -= dispatcher.loop.time() - started
+                if timeout <= 0:
+                    raise StatusError(Status.DEADLINE_EXCEEDED, "deadline exceeded") from error
         messages = stream.take_messages()
         if len(messages) != 1:
             raise StatusError(
