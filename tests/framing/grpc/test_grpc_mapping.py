@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import hpack
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from tether import ErrorCode, RemoteProtocolError, Status
-from tether.framing.grpc import _hpack, _mapping as m
+from tether.framing import CallStarted, Event, Role
+from tether.framing.grpc import GrpcCodec, _hpack, _mapping as m
+
+from .wire import END_HEADERS, END_STREAM, HEADERS, PREFACE, frame, parse_frames, settings
 
 
 @pytest.mark.parametrize(
@@ -34,7 +37,7 @@ def test_malformed_timeouts_are_refused(value: bytes) -> None:
         m.decode_timeout(value)
 
 
-@settings(deadline=None)
+@hypothesis_settings(deadline=None)
 @given(st.floats(min_value=1e-9, max_value=3600 * 99_999_999, allow_nan=False))
 def test_timeout_encoding_round_trips_without_shortening(seconds: float) -> None:
     """Encoded timeouts have at most 8 digits and never shorten the deadline."""
@@ -51,7 +54,7 @@ def test_status_message_percent_encoding() -> None:
     assert m.decode_status_message(b"50%zz off %") == "50%zz off %"  # malformed kept
 
 
-@settings(deadline=None)
+@hypothesis_settings(deadline=None)
 @given(st.text())
 def test_status_message_round_trips(text: str) -> None:
     """Any text survives percent-encoding and decoding (as UTF-8)."""
@@ -130,7 +133,7 @@ def test_compression_round_trip_and_bomb_limit(encoding: str) -> None:
         m.decompress(packed, "snappy", 10_000)
 
 
-@settings(deadline=None)
+@hypothesis_settings(deadline=None)
 @given(
     st.lists(
         st.tuples(
@@ -169,3 +172,59 @@ def test_integer_encoding_matches_rfc_7541_examples() -> None:
     assert _hpack.encode_integer(10, 5, 0) == b"\x0a"
     assert _hpack.encode_integer(1337, 5, 0) == b"\x1f\x9a\x0a"
     assert _hpack.encode_integer(42, 8, 0) == b"\x2a"
+
+
+def _call_on_fresh_server(block: bytes) -> list[Event]:
+    server = GrpcCodec(Role.SERVER)
+    server.receive_data(PREFACE + settings())
+    return server.receive_data(frame(HEADERS, END_HEADERS | END_STREAM, 1, block))
+
+
+def test_timeouts_of_many_calls_on_one_connection() -> None:
+    """Each call's grpc-timeout is reported, though the rest of its head is cached."""
+    client = GrpcCodec(Role.CLIENT)
+    server = GrpcCodec(Role.SERVER)
+    server.receive_data(client.data_to_send())
+    for i, timeout in enumerate([0.5, 1.25, None, 30.0, 0.000001, 250_000.0]):
+        sid = 2 * i + 1
+        client.send(
+            CallStarted(stream_id=sid, service="p.S", method="M", timeout=timeout, end_stream=True)
+        )
+        (call,) = [
+            e for e in server.receive_data(client.data_to_send()) if isinstance(e, CallStarted)
+        ]
+        assert call.timeout == (None if timeout is None else pytest.approx(timeout, rel=1e-6))
+        assert call.service == "p.S"
+
+
+def test_timeout_lookalike_inside_a_value_is_not_split() -> None:
+    """grpc-timeout bytes inside another field's value are that value, not a timeout."""
+    inner = b"\x00\x0cgrpc-timeout\x021S"
+    block = _hpack.encode_block(
+        [
+            (b":method", b"POST"),
+            (b":scheme", b"http"),
+            (b":path", b"/p.S/M"),
+            (b"content-type", b"application/grpc"),
+            (b"x-odd", b"ab" + inner + b"cd"),
+        ]
+    )
+    (call,) = [e for e in _call_on_fresh_server(block) if isinstance(e, CallStarted)]
+    assert call.timeout is None
+    assert call.metadata == (("x-odd", (b"ab" + inner + b"cd").decode()),)
+
+
+def test_malformed_split_timeout_is_answered_internal() -> None:
+    """A malformed grpc-timeout gets a Trailers-Only INTERNAL answer, and no event."""
+    block = (
+        _hpack.encode_block([(b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/p.S/M")])
+        + _hpack.encode_field(b"grpc-timeout", b"12x")
+        + _hpack.encode_block([(b"content-type", b"application/grpc")])
+    )
+    server = GrpcCodec(Role.SERVER)
+    server.receive_data(PREFACE + settings())
+    server.data_to_send()
+    assert server.receive_data(frame(HEADERS, END_HEADERS | END_STREAM, 1, block)) == []
+    (reply,) = [f for f in parse_frames(server.data_to_send()) if f[0] == HEADERS]
+    fields = dict(hpack.Decoder().decode(reply[3], raw=True))
+    assert fields[b"grpc-status"] == b"13"

@@ -20,7 +20,7 @@ from .._native_events import call_started, message, trailers
 from . import _frames as wire
 from ._core import RESET_WINDOW, GrpcCore
 from ._frames import MESSAGE_PREFIX
-from ._hpack import HeaderList, encode_block, table_size_update
+from ._hpack import CACHEABLE_BLOCK, HeaderList, encode_block, table_size_update
 from ._mapping import (
     decode_status_message,
     decode_timeout,
@@ -41,7 +41,7 @@ from ._streams import (
 )
 
 _unpack_prefix: Final = MESSAGE_PREFIX.unpack_from
-_CACHE_SIZE: Final = 512
+_CACHE_SIZE: Final = 64
 _OK: Final = Status.OK
 
 
@@ -75,6 +75,11 @@ class Response(NamedTuple):
     message: str
     metadata: MetadataPairs
     compression: str
+
+
+def _small(fields: HeaderList) -> bool:
+    """True for header lists small enough to keep parsed (the caches stay bounded)."""
+    return sum(len(name) + len(value) for name, value in fields) <= CACHEABLE_BLOCK
 
 
 def parse_request(fields: HeaderList) -> Request | Refusal:
@@ -174,23 +179,31 @@ class GrpcCalls(GrpcCore):
     def _on_header_block(
         self, sid: int, block: bytes, end_stream: bool, events: list[Event]
     ) -> None:
-        fields = self._decoder.decode(block)  # always: the HPACK state must advance
         stream = self._streams.get(sid)
+        if stream is None:
+            if not self._client:
+                fields, timeout = self._decoder.decode_request(block)
+                self._on_request_block(sid, fields, timeout, end_stream, events)
+                return
+            self._decoder.decode(block)  # even so: the HPACK state must advance
+            if sid & 1 and sid <= self._last_local:
+                return  # a stream we reset or forgot: the block was in flight
+            raise RemoteProtocolError(f"HEADERS on stream {sid}, which we never opened")
+        fields = self._decoder.decode(block)
         if self._client:
-            if stream is None:
-                if sid & 1 and sid <= self._last_local:
-                    return  # a stream we reset or forgot: the block was in flight
-                raise RemoteProtocolError(f"HEADERS on stream {sid}, which we never opened")
             self._on_response_block(stream, fields, end_stream, events)
-        elif stream is None:
-            self._on_request_block(sid, fields, end_stream, events)
         else:
             self._on_client_trailers(stream, end_stream, events)
 
     # -- server side -----------------------------------------------------------------
 
     def _on_request_block(
-        self, sid: int, fields: HeaderList, end_stream: bool, events: list[Event]
+        self,
+        sid: int,
+        fields: HeaderList,
+        timeout_value: bytes | None,
+        end_stream: bool,
+        events: list[Event],
     ) -> None:
         if not sid & 1:
             raise RemoteProtocolError(f"HEADERS on even stream {sid}: clients open odd ids")
@@ -214,13 +227,21 @@ class GrpcCalls(GrpcCore):
         request = requests.get(fields)
         if request is None:
             request = parse_request(fields)
-            if len(requests) >= _CACHE_SIZE:
-                requests.clear()
-            requests[fields] = request
+            if _small(fields):
+                if len(requests) >= _CACHE_SIZE:
+                    requests.clear()
+                requests[fields] = request
         if type(request) is Refusal:
             self._refuse(sid, request, end_stream)
             return
         assert type(request) is Request
+        timeout = request.timeout
+        if timeout_value is not None:
+            try:
+                timeout = decode_timeout(timeout_value)
+            except ValueError as exc:
+                self._refuse(sid, Refusal(200, Status.INTERNAL, str(exc)), end_stream)
+                return
         stream = H2Stream(
             sid,
             False,
@@ -239,7 +260,7 @@ class GrpcCalls(GrpcCore):
                 request.service,
                 request.method,
                 request.metadata,
-                request.timeout,
+                timeout,
                 request.encoding,
                 end_stream,
             )
@@ -294,9 +315,10 @@ class GrpcCalls(GrpcCore):
         response = responses.get(fields)
         if response is None:
             response = parse_response(fields)
-            if len(responses) >= _CACHE_SIZE:
-                responses.clear()
-            responses[fields] = response
+            if _small(fields):
+                if len(responses) >= _CACHE_SIZE:
+                    responses.clear()
+                responses[fields] = response
         sid = stream.id
         if stream.headers_done:  # trailers
             if not end_stream:

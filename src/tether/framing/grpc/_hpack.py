@@ -36,7 +36,12 @@ for _index, (_name, _value) in enumerate(STATIC_TABLE, 1):
     _STATIC_NAME.setdefault(_name, _index)
 #: Per-field overhead counted by the header list size (RFC 9113 §6.5.2).
 FIELD_OVERHEAD: Final = 32
-_CACHE_SIZE: Final = 512
+#: Decoded blocks kept per connection, and the largest block kept: bounded so that a
+#: peer sending distinct big header blocks cannot grow a connection's memory.
+_CACHE_SIZE: Final = 64
+CACHEABLE_BLOCK: Final = 512
+#: Our encoding of a ``grpc-timeout`` field name (a raw literal without indexing).
+TIMEOUT_FIELD: Final = b"\x00\x0cgrpc-timeout"
 
 
 def encode_integer(value: int, prefix_bits: int, first: int) -> bytes:
@@ -91,12 +96,13 @@ class HeaderDecoder:
     connection must close (the HPACK state is lost).
     """
 
-    __slots__ = ("_cache", "_decoder", "max_list_size")
+    __slots__ = ("_cache", "_decoder", "_split_cache", "max_list_size")
 
     def __init__(self, max_list_size: int) -> None:
         self.max_list_size = max_list_size
         self._decoder = Decoder(max_header_list_size=max_list_size)
         self._cache: dict[bytes, HeaderList] = {}
+        self._split_cache: dict[tuple[int, bytes], HeaderList] = {}
 
     def decode(self, block: bytes) -> HeaderList:
         """The header fields of ``block``, in order, as ``(name, value)`` bytes pairs."""
@@ -106,10 +112,56 @@ class HeaderDecoder:
         fields = self._decode_stateless(block)
         if fields is None:
             return self._decode_full(block)
-        cache = self._cache
-        if len(cache) >= _CACHE_SIZE:
-            cache.clear()
-        cache[block] = fields
+        if len(block) <= CACHEABLE_BLOCK:
+            cache = self._cache
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            cache[block] = fields
+        return fields
+
+    def decode_request(self, block: bytes) -> tuple[HeaderList, bytes | None]:
+        """Decode a request block, taking a raw ``grpc-timeout`` literal out of it.
+
+        Returns:
+            ``(fields, None)`` for most blocks, as :meth:`decode`; ``(fields without
+            grpc-timeout, its value)`` when the block is stateless around a raw
+            ``grpc-timeout`` literal (what our encoder emits). The rest of such a block is
+            the same for every call of a method, so its decoding is cached even though
+            the timeout changes on every call.
+
+        The split is exact: the bytes before the literal must decode completely as
+        stateless fields (so the literal starts at a field boundary) and so must the
+        bytes after it.
+        """
+        pos = block.find(TIMEOUT_FIELD)
+        if pos > 0:
+            start = pos + len(TIMEOUT_FIELD)
+            if start < len(block):
+                length = block[start]
+                end = start + 1 + length
+                if length < 0x7F and end <= len(block):
+                    key = (pos, block[:pos] + block[end:])
+                    fields = self._split_cache.get(key)
+                    if fields is None:
+                        fields = self._decode_split(block, pos, end)
+                        if fields is not None and len(key[1]) <= CACHEABLE_BLOCK:
+                            cache = self._split_cache
+                            if len(cache) >= _CACHE_SIZE:
+                                cache.clear()
+                            cache[key] = fields
+                    if fields is not None:
+                        return fields, block[start + 1 : end]
+        return self.decode(block), None
+
+    def _decode_split(self, block: bytes, pos: int, end: int) -> HeaderList | None:
+        before = self._decode_stateless(block[:pos])
+        if before is None:
+            return None
+        after = self._decode_stateless(block[end:])
+        if after is None:
+            return None
+        fields = before + after
+        self._check_size(((b"grpc-timeout", block[pos + len(TIMEOUT_FIELD) + 1 : end]), *fields))
         return fields
 
     def _decode_full(self, block: bytes) -> HeaderList:

@@ -39,6 +39,9 @@ def encode_timeout(seconds: float) -> bytes:
     """``grpc-timeout``: at most 8 digits in the finest unit that fits, rounded up."""
     if seconds <= 0:
         return b"1n"
+    micros = math.ceil(seconds * 1e6)
+    if micros <= _MAX_TIMEOUT_VALUE:  # the common case: below 100 s
+        return b"%du" % micros
     for per_second, unit in _ENCODE_UNITS:
         value = math.ceil(seconds * per_second)
         if value <= _MAX_TIMEOUT_VALUE:

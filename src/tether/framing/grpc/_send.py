@@ -31,7 +31,7 @@ from . import _frames as wire
 from ._calls import response_head, trailer_block
 from ._core import DEFAULT_USER_AGENT, HEAD_CACHE_SIZE
 from ._frames import DATA, FLAG_END_HEADERS, FLAG_END_STREAM, HEADER, HEADERS, MESSAGE_PREFIX
-from ._hpack import encode_block, encode_field
+from ._hpack import TIMEOUT_FIELD, encode_block, encode_field
 from ._mapping import (
     ACCEPT_ENCODING,
     compress,
@@ -130,7 +130,8 @@ class GrpcSender(GrpcReceiver):
         pseudo, rest = head
         block = pseudo
         if event.timeout is not None:
-            block += encode_field(b"grpc-timeout", encode_timeout(event.timeout))
+            value = encode_timeout(event.timeout)
+            block += TIMEOUT_FIELD + bytes((len(value),)) + value  # = encode_field(...)
         block += rest
         if compression:
             block += encode_field(b"grpc-encoding", compression.encode("ascii"))
