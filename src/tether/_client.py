@@ -277,7 +277,19 @@ class Client:
         for dispatcher in dispatchers:
             dispatcher.close_reason = "the client was closed"
             dispatcher.fail_all(StatusError(Status.UNAVAILABLE, "the client was closed"))
-            dispatcher.shutdown()
+            conn = dispatcher.connection
+            if (
+                isinstance(dispatcher.codec, GrpcCodec)
+                and conn is not None
+                and not conn.can_write_eof()
+            ):
+                # Every call has failed: gRPC has nothing left to deliver. A graceful TLS
+                # close would wait for the server's close_notify, which grpcio never
+                # sends, so flush and drop the connection (as gRPC clients do).
+                dispatcher.close()
+                dispatcher.abort()
+            else:
+                dispatcher.shutdown()
         for dispatcher in dispatchers:
             try:
                 await asyncio.wait_for(dispatcher.wait_closed(), timeout=2.0)
