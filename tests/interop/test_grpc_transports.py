@@ -174,3 +174,15 @@ async def test_keepalive_against_grpcio_ping_policy(permissive: bool) -> None:
                 assert "too many pings" in info.value.message.lower()
                 # A new call gets a new connection.
                 assert (await stub.Unary(EchoRequest(data=b"again"))).data == b"again"
+
+
+async def test_raw_call_to_grpcio_by_method_path() -> None:
+    """Raw bytes by ``/pkg.Service/Method`` reach a grpcio server; the reply is raw too."""
+    async with (
+        serve_grpcio(Probe()) as server,
+        tether.Client(f"tcp://{server.address}", protocol="grpc") as client,
+    ):
+        raw = await client.unary(
+            "/tether.demo.Echo/Unary", EchoRequest(data=b"raw", repeat=2).SerializeToString()
+        )
+    assert EchoReply.FromString(raw).data == b"rawraw"
