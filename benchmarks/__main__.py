@@ -1,9 +1,11 @@
-"""``python -m benchmarks``: tether's native protocol over TCP against a raw asyncio echo.
+"""``python -m benchmarks``: tether's native protocol over TCP against a raw asyncio echo,
+and tether's gRPC against grpcio and grpclib.
 
 Figures (median and min-max of several runs, after a warm-up): sequential 64-byte calls
 (calls/s, p50/p99 latency), 100 concurrent 64-byte calls on one connection (calls/s),
 sequential 1 MiB echoes (MB/s) and each server process's peak RSS. The table shows the
-ratio tether/ceiling and the targets; every run is written to
+ratio tether/ceiling and the targets, then tether's gRPC against grpcio (``grpc.aio``)
+and grpclib with the 2x targets; every run is written to
 ``bench-results/bench-<timestamp>.json``.
 
 ``--quick`` is a short smoke run (a few hundred calls). The server subprocesses run
@@ -51,7 +53,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         nargs="+",
         choices=_runner.SYSTEMS,
         default=list(_runner.SYSTEMS),
-        help="which systems to measure (default: both)",
+        help="which systems to measure (default: all)",
     )
     args = parser.parse_args(argv)
     if args.calls is not None and args.calls < 1:
@@ -87,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     record["verdicts"] = _report.verdicts(record["figures"])
     path = _report.write_json(record, args.out_dir)
     print(_report.table(record))
+    grpc = _report.grpc_table(record)
+    if grpc:
+        print()
+        print(grpc)
     print(f"\nwritten to {path}")
     return 0
 

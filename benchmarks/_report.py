@@ -39,6 +39,20 @@ FIGURES = (
 )
 
 
+#: gRPC figures where tether's gRPC must be at least 2x each other gRPC stack.
+GRPC_FIGURES = (
+    Figure("sequential_calls_per_s", "sequential 64 B", "calls/s", ",.0f", True, ratio_target=2.0),
+    Figure("sequential_p50_us", "sequential 64 B p50", "us", ".1f", False),
+    Figure(
+        "concurrent_calls_per_s", "100 concurrent 64 B", "calls/s", ",.0f", True, ratio_target=2.0
+    ),
+    Figure("bulk_mb_per_s", "1 MiB echo", "MB/s", ",.0f", True, ratio_target=2.0),
+    Figure("server_peak_rss_mib", "server peak RSS", "MiB", ".1f", False),
+)
+GRPC_SYSTEM = "tether-grpc"
+GRPC_PEERS = ("grpcio", "grpclib")
+
+
 def _cell(summary: dict[str, Any] | None, fmt: str) -> str:
     if summary is None:
         return "n/a"
@@ -65,7 +79,56 @@ def verdicts(figures: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             entry["target"] = f"tether <= {fig.absolute_target:g} {fig.unit}"
             entry["met"] = ours["median"] <= fig.absolute_target
         out[fig.key] = entry
+    for peer in GRPC_PEERS:
+        for fig in GRPC_FIGURES:
+            theirs = figures.get(peer, {}).get(fig.key)
+            ours = figures.get(GRPC_SYSTEM, {}).get(fig.key)
+            if theirs is None or ours is None or fig.ratio_target is None:
+                continue
+            ratio = ours["median"] / theirs["median"] if theirs["median"] else None
+            out[f"{GRPC_SYSTEM}/{peer}:{fig.key}"] = {
+                "ratio": ratio,
+                "target": f"ratio >= {fig.ratio_target:.2f}",
+                "met": None if ratio is None else ratio >= fig.ratio_target,
+            }
     return out
+
+
+def grpc_table(record: dict[str, Any]) -> str:
+    """tether's gRPC against grpcio and grpclib: medians and the 2x targets."""
+    figures = record["figures"]
+    peers = [p for p in GRPC_PEERS if p in figures]
+    if GRPC_SYSTEM not in figures or not peers:
+        return ""
+    judged = record["verdicts"]
+    header = ("gRPC figure", "unit", GRPC_SYSTEM, *peers, *(f"vs {p}" for p in peers))
+    rows: list[tuple[str, ...]] = [header]
+    for fig in GRPC_FIGURES:
+        cells = [fig.label, fig.unit, _cell(figures[GRPC_SYSTEM].get(fig.key), fig.fmt)]
+        cells += [_cell(figures[p].get(fig.key), fig.fmt) for p in peers]
+        for peer in peers:
+            entry = judged.get(f"{GRPC_SYSTEM}/{peer}:{fig.key}")
+            if entry is None or entry["ratio"] is None:
+                cells.append("-")
+            else:
+                cells.append(f"{entry['ratio']:.2f} {'met' if entry['met'] else 'NOT MET'}")
+        rows.append(tuple(cells))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = []
+    for n, row in enumerate(rows):
+        lines.append(
+            "  ".join(
+                cell.ljust(width) if i < 2 else cell.rjust(width)
+                for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+        )
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lines.append(
+        "gRPC: the same echo over HTTP/2, raw bytes, one connection; target: tether-grpc >= 2x "
+        "each peer (calls/s, MB/s)"
+    )
+    return "\n".join(lines)
 
 
 def table(record: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 HOST = "127.0.0.1"
-SYSTEMS = ("ceiling", "tether")
+SYSTEMS = ("ceiling", "tether", "tether-grpc", "grpcio", "grpclib")
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = 64
 BULK = 1024 * 1024
@@ -112,9 +112,18 @@ async def _start(system: str) -> EchoServer:
         from . import _ceiling
 
         return await _ceiling.start_server(HOST)
-    from . import _tether
+    if system == "tether":
+        from . import _tether
 
-    return await _tether.start_server(HOST)
+        return await _tether.start_server(HOST)
+    from . import _grpc
+
+    starts: dict[str, Callable[[str], Awaitable[EchoServer]]] = {
+        "tether-grpc": _grpc.start_tether,
+        "grpcio": _grpc.start_grpcio,
+        "grpclib": _grpc.start_grpclib,
+    }
+    return await starts[system](HOST)
 
 
 async def _connect(system: str, port: int) -> EchoClient:
@@ -122,9 +131,19 @@ async def _connect(system: str, port: int) -> EchoClient:
         from . import _ceiling
 
         return await _ceiling.CeilingClient.connect(HOST, port)
-    from . import _tether
+    if system == "tether":
+        from . import _tether
 
-    return await _tether.TetherClient.connect(HOST, port)
+        return await _tether.TetherClient.connect(HOST, port)
+    from . import _grpc
+
+    clients: dict[str, Any] = {
+        "tether-grpc": _grpc.TetherGrpcClient,
+        "grpcio": _grpc.GrpcioClient,
+        "grpclib": _grpc.GrpclibClient,
+    }
+    client: EchoClient = await clients[system].connect(HOST, port)
+    return client
 
 
 def _vm_field(pid: int, name: str) -> int | None:

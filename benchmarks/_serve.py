@@ -21,6 +21,10 @@ async def serve(system: str) -> None:
         from ._ceiling import start_server
     elif system == "tether":
         from ._tether import start_server  # type: ignore[assignment]
+    elif system in ("tether-grpc", "grpcio", "grpclib"):
+        from . import _grpc
+
+        start_server = getattr(_grpc, "start_" + system.replace("tether-grpc", "tether"))
     else:
         raise SystemExit(f"unknown system {system!r}")
     server = await start_server("127.0.0.1")

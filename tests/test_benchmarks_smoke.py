@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 FIGURES = (
@@ -24,6 +26,7 @@ FIGURES = (
 RATIO_TARGETS = ("sequential_calls_per_s", "concurrent_calls_per_s", "bulk_mb_per_s")
 
 
+@pytest.mark.timeout(150)  # five systems, each with its own server process
 def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
@@ -42,14 +45,14 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=50,
+        timeout=140,
         check=False,
     )
     assert result.returncode == 0, result.stderr
     (path,) = tmp_path.glob("bench-*.json")
     record = json.loads(path.read_text())
 
-    for system in ("ceiling", "tether"):
+    for system in ("ceiling", "tether", "tether-grpc", "grpcio", "grpclib"):
         figures = record["figures"][system]
         for name in FIGURES:
             summary = figures[name]
@@ -58,6 +61,8 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
     for name in RATIO_TARGETS:
         verdict = record["verdicts"][name]
         assert verdict["ratio"] > 0
+        for peer in ("grpcio", "grpclib"):
+            assert record["verdicts"][f"tether-grpc/{peer}:{name}"]["ratio"] > 0
         assert isinstance(verdict["met"], bool)
     assert isinstance(record["verdicts"]["server_peak_rss_mib"]["met"], bool)
     machine = record["machine"]
