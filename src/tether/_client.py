@@ -204,7 +204,13 @@ class Client:
         """
         try:
             await dispatcher.wait_connected()
-            await dispatcher.ping()
+            await asyncio.wait_for(dispatcher.ping(), self._options.connect_timeout)
+        except TimeoutError as exc:
+            dispatcher.abort("the server sent no SETTINGS")
+            raise ConnectError(
+                f"{self.url}: no HTTP/2 SETTINGS from the server within "
+                f"{self._options.connect_timeout:g}s"
+            ) from exc
         except BaseException:
             dispatcher.abort("the connection failed before the server's SETTINGS arrived")
             raise

@@ -154,3 +154,30 @@ async def test_abrupt_disconnect_cancels_the_handler(watched: Watched) -> None:
     await watched.probe.cancelled.wait()
     await watched.wait_connections(0)
     await client.close()
+
+
+async def test_server_without_settings_is_a_connect_failure() -> None:
+    """A peer that accepts the connection but never speaks HTTP/2 fails the call with
+    UNAVAILABLE once connect_timeout passes, and leaves no connection behind."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        await reader.read()
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with tether.Client(
+            f"tcp://127.0.0.1:{port}", protocol="grpc", connect_timeout=0.2
+        ) as client:
+            with pytest.raises(tether.StatusError) as info:
+                await client.unary("/a.B/C", b"")
+            assert info.value.status is tether.Status.UNAVAILABLE
+            assert "SETTINGS" in info.value.message
+            assert not client._dispatchers
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+        await server.wait_closed()
