@@ -3,13 +3,26 @@ events or a RemoteProtocolError, and feeding in pieces equals feeding at once.""
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tether import RemoteProtocolError, Status
 from tether.framing import CallStarted, Event, Message, Role, Trailers
 from tether.framing.grpc import GrpcCodec
 
-from .wire import PREFACE, settings as settings_frame
+from .wire import (
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    HEADERS,
+    PADDED,
+    PREFACE,
+    frame,
+    lpm,
+    request_block,
+    settings as settings_frame,
+)
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -130,3 +143,33 @@ def test_split_feeding_equals_whole_feeding(cuts: list[int]) -> None:
     assert feed(GrpcCodec(Role.SERVER), VALID_REQUEST, cuts) == whole
     assert isinstance(whole, list)
     assert len([e for e in whole if isinstance(e, Message)]) == 6
+
+
+@FUZZ
+@given(
+    st.lists(st.binary(max_size=300), min_size=1, max_size=6),
+    st.lists(st.integers(0, 2000), max_size=10),
+    st.lists(st.integers(0, 20), max_size=10),
+)
+def test_messages_cut_into_frames_anywhere(
+    messages: list[bytes], cuts: list[int], pads: list[int]
+) -> None:
+    """Messages reassemble exactly whatever the DATA frame boundaries and padding."""
+    payload = b"".join(lpm(m) for m in messages)
+    points = sorted({0, len(payload), *(c % (len(payload) + 1) for c in cuts)})
+    data = frame(HEADERS, END_HEADERS, 1, request_block())
+    for index, (a, b) in enumerate(itertools.pairwise(points)):
+        last = b == len(payload)
+        pad = pads[index % len(pads)] if pads else 0
+        chunk = payload[a:b]
+        if pad:
+            data += frame(
+                DATA, PADDED | (END_STREAM if last else 0), 1, bytes([pad]) + chunk + bytes(pad)
+            )
+        else:
+            data += frame(DATA, END_STREAM if last else 0, 1, chunk)
+    server = GrpcCodec(Role.SERVER)
+    events = server.receive_data(PREFACE + settings_frame() + data)
+    got = [e for e in events if isinstance(e, Message)]
+    assert [m.data for m in got] == messages
+    assert got[-1].end_stream

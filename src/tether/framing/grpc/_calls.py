@@ -387,7 +387,7 @@ class GrpcCalls(GrpcCore):
         if parts is not None:  # continue the message an earlier frame started
             head = stream.head
             if head:  # the prefix itself was split
-                more = view[pos : pos + 5 - len(head)].tobytes()
+                more = view[pos : min(end, pos + 5 - len(head))].tobytes()
                 pos += len(more)
                 head = stream.head = head + more
                 if len(head) == 5 and not self._begin_message(stream, head, 0, events):
