@@ -8,6 +8,7 @@ import h2.errors
 import h2.events
 import h2.settings
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from tether import Status
 from tether.framing import (
@@ -392,3 +393,43 @@ def test_header_table_shrink_is_acknowledged_in_the_next_block() -> None:
         s.pump()
     assert len(s.theirs_of(h2.events.RequestReceived)) == 2
     assert not s.theirs_of(h2.events.ConnectionTerminated)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 300),
+    st.lists(st.binary(max_size=700), min_size=1, max_size=5),
+)
+def test_tiny_windows_cut_messages_anywhere(window: int, messages: list[bytes]) -> None:
+    """Windows of a few bytes cut messages (and their prefixes) anywhere; h2 gets them whole."""
+    s = client_session(initial_window=window)
+    s.ours.send(CallStarted(stream_id=1, service="s.S", method="M"))
+    for i, data in enumerate(messages):
+        while s.ours.pending_send(1):
+            s.pump()
+        s.ours.send(Message(stream_id=1, data=data, end_stream=i == len(messages) - 1))
+    s.pump()
+    assert s.ours.pending_send(1) == 0
+    assert split_lpms(bytes(s.data[1])) == messages
+    assert s.theirs_of(h2.events.StreamEnded)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 300),
+    st.lists(st.binary(max_size=700), min_size=1, max_size=5),
+)
+def test_tiny_client_windows_hold_our_responses(window: int, messages: list[bytes]) -> None:
+    """Our server's responses and trailers wait for an h2 client's tiny windows, in order."""
+    s = server_session(initial_window=window)
+    s.theirs.send_headers(1, REQUEST_HEADERS, end_stream=True)
+    s.pump()
+    for data in messages:
+        while s.ours.pending_send(1):
+            s.pump()
+        s.ours.send(Message(stream_id=1, data=data))
+    s.ours.send(Trailers(stream_id=1, status=Status.ABORTED, message="done"))
+    s.pump()
+    assert split_lpms(bytes(s.data[1])) == messages
+    (trailers,) = s.theirs_of(h2.events.TrailersReceived)
+    assert text_headers(trailers)["grpc-status"] == "10"
