@@ -10,6 +10,7 @@ are cut into Length-Prefixed-Messages, decompressed and size-checked.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Final, NamedTuple
 
 from ..._exceptions import ErrorCode, RemoteProtocolError
@@ -41,6 +42,22 @@ from ._streams import (
 )
 
 _unpack_prefix: Final = MESSAGE_PREFIX.unpack_from
+_new = object.__new__
+_set_stream_id = vars(Headers)["stream_id"].__set__
+_set_metadata = vars(Headers)["metadata"].__set__
+if tuple(f.name for f in dataclasses.fields(Headers)) != ("stream_id", "metadata"):
+    raise RuntimeError("Headers changed: update the builder in tether.framing.grpc._calls")
+
+
+def _headers(stream_id: int, metadata: MetadataPairs) -> Headers:
+    """``Headers(stream_id=..., metadata=...)`` without the keyword-binding ``__init__``
+    (the same object; see :mod:`tether.framing._native_events`)."""
+    event = _new(Headers)
+    _set_stream_id(event, stream_id)
+    _set_metadata(event, metadata)
+    return event
+
+
 _CACHE_SIZE: Final = 64
 _OK: Final = Status.OK
 
@@ -336,7 +353,7 @@ class GrpcCalls(GrpcCore):
         if http == 200 and not end_stream:
             stream.headers_done = True
             stream.recv_compression = response.compression
-            events.append(Headers(stream_id=sid, metadata=response.metadata))
+            events.append(_headers(sid, response.metadata))
             return
         # Trailers-Only, or an HTTP error.
         status = response.grpc_status
