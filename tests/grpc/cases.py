@@ -117,11 +117,11 @@ class GrpcCases:
         """A call past its deadline fails with DEADLINE_EXCEEDED; the handler saw the time
         remaining and is cancelled."""
         with pytest.raises(CallFailed) as info:
-            await driver.unary(EchoRequest(delay_ms=60_000), timeout=0.3)
+            await driver.unary(EchoRequest(delay_ms=60_000), timeout=0.6)
         assert info.value.status == int(Status.DEADLINE_EXCEEDED)
         await probe.cancelled.wait()
         assert probe.time_remaining is not None
-        assert 0 < probe.time_remaining <= 0.3
+        assert 0 < probe.time_remaining <= 0.6
 
     async def test_cancellation_reaches_the_server(self, driver: Driver, probe: Probe) -> None:
         """Cancelling a call in the client cancels the server's handler."""
