@@ -433,3 +433,22 @@ def test_tiny_client_windows_hold_our_responses(window: int, messages: list[byte
     assert split_lpms(bytes(s.data[1])) == messages
     (trailers,) = s.theirs_of(h2.events.TrailersReceived)
     assert text_headers(trailers)["grpc-status"] == "10"
+
+
+def test_client_frames_crossing_our_early_end_are_ignored() -> None:
+    """Frames a client sent before it saw our early trailers + RST_STREAM are ignored."""
+    s = server_session()
+    client = s.theirs
+    client.send_headers(1, REQUEST_HEADERS)
+    s.pump()
+    s.ours.send(Trailers(stream_id=1, status=Status.FAILED_PRECONDITION))
+    late = s.ours.data_to_send()  # not delivered yet: the client keeps sending
+    client.send_data(1, lpm(b"late"))
+    client.send_headers(1, [("x-client-trailer", "1")], end_stream=True)
+    s.ours.receive_data(client.data_to_send())
+    client.receive_data(late)
+    client.send_headers(3, REQUEST_HEADERS, end_stream=True)
+    s.pump()
+    calls = s.ours_of(CallStarted)
+    assert [c.stream_id for c in calls] == [1, 3]
+    assert s.our_events == calls  # the late DATA and trailers of stream 1 left no trace

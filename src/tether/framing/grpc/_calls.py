@@ -18,7 +18,6 @@ from ..._status import Status
 from ..._types import MetadataPairs
 from .._events import EndOfStream, Event, Headers, StreamReset
 from .._native_events import call_started, message, trailers
-from . import _frames as wire
 from ._core import RESET_WINDOW, GrpcCore
 from ._frames import MESSAGE_PREFIX
 from ._hpack import CACHEABLE_BLOCK, HeaderList, encode_block, table_size_update
@@ -225,17 +224,19 @@ class GrpcCalls(GrpcCore):
         if not sid & 1:
             raise RemoteProtocolError(f"HEADERS on even stream {sid}: clients open odd ids")
         if sid <= self._last_remote:
+            if sid in self._reset_ids:
+                return  # we reset that stream; the client's HEADERS crossed our RST_STREAM
             raise RemoteProtocolError(
                 f"HEADERS on stream {sid}, which is closed (last opened {self._last_remote})",
                 error_code=ErrorCode.STREAM_CLOSED,
             )
         self._last_remote = sid
         if self._local_goaway is not None and sid > self._local_goaway:
-            self._write(wire.rst_stream_frame(sid, ErrorCode.REFUSED_STREAM))
+            self._write(self._rst_frame(sid, ErrorCode.REFUSED_STREAM))
             return
         limit = self._local.max_concurrent_streams
         if limit is not None and self._remote_active >= limit:
-            self._write(wire.rst_stream_frame(sid, ErrorCode.REFUSED_STREAM))
+            self._write(self._rst_frame(sid, ErrorCode.REFUSED_STREAM))
             return
         self._window_streams += 1
         if self._window_streams >= RESET_WINDOW:
@@ -286,7 +287,7 @@ class GrpcCalls(GrpcCore):
     def _refuse(self, sid: int, refusal: Refusal, end_stream: bool) -> None:
         """Answer a request we do not report: RST_STREAM, or a Trailers-Only response."""
         if refusal.reset:
-            self._write(wire.rst_stream_frame(sid, ErrorCode(refusal.reset)))
+            self._write(self._rst_frame(sid, ErrorCode(refusal.reset)))
             return
         block = encode_block(
             [
@@ -296,7 +297,7 @@ class GrpcCalls(GrpcCore):
         ) + trailer_block(refusal.status, refusal.message, [])
         frames = self._header_frames(sid, block, True)
         if not end_stream:
-            frames += wire.rst_stream_frame(sid, ErrorCode.NO_ERROR)
+            frames += self._rst_frame(sid, ErrorCode.NO_ERROR)
         self._write(frames)
 
     def _on_client_trailers(self, stream: H2Stream, end_stream: bool, events: list[Event]) -> None:
@@ -368,7 +369,7 @@ class GrpcCalls(GrpcCore):
         if end_stream:
             self._finish_client_stream(stream)
         else:
-            self._write(wire.rst_stream_frame(sid, ErrorCode.CANCEL))
+            self._write(self._rst_frame(sid, ErrorCode.CANCEL))
             self._discard(stream)
         events.append(trailers(sid, status, text, response.metadata))
 
@@ -376,7 +377,7 @@ class GrpcCalls(GrpcCore):
         """The server ended its side: the call is over. If we had not ended ours, the
         server wants nothing more from us; tell it with RST_STREAM(CANCEL)."""
         if stream.state is OPEN:
-            self._write(wire.rst_stream_frame(stream.id, ErrorCode.CANCEL))
+            self._write(self._rst_frame(stream.id, ErrorCode.CANCEL))
         self._discard(stream)
 
     # -- both sides: DATA ------------------------------------------------------------
@@ -530,7 +531,7 @@ class GrpcCalls(GrpcCore):
         the status; client: RST_STREAM CANCEL), tell the application (StreamReset)."""
         sid = stream.id
         if stream.local:
-            self._write(wire.rst_stream_frame(sid, ErrorCode.CANCEL))
+            self._write(self._rst_frame(sid, ErrorCode.CANCEL))
         elif stream.state is not CLOSED:
             if stream.headers_done:
                 block = trailer_block(status, text, [])
@@ -540,7 +541,7 @@ class GrpcCalls(GrpcCore):
                 )
             frames = self._header_frames(sid, block, True)
             if stream.state is not HALF_CLOSED_REMOTE:
-                frames += wire.rst_stream_frame(sid, ErrorCode.NO_ERROR)
+                frames += self._rst_frame(sid, ErrorCode.NO_ERROR)
             stream.pending = None
             self._write(frames)
         self._discard(stream)

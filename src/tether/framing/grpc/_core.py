@@ -36,6 +36,8 @@ CONNECTION_CREDIT_BATCH = CONNECTION_WINDOW // 4
 RESET_LIMIT = 128
 #: ... per this many streams it opens.
 RESET_WINDOW = 256
+#: How many recently reset stream ids a server remembers.
+RESET_MEMORY = 256
 #: Most recent request/response heads kept encoded.
 HEAD_CACHE_SIZE = 256
 DEFAULT_USER_AGENT = "tether-grpc/1"
@@ -118,6 +120,8 @@ class GrpcCore(FrameCodec):
         self._cont_end = False
         self._window_streams = 0
         self._window_resets = 0
+        #: Stream ids a server recently reset (bounded; see :meth:`_rst_frame`).
+        self._reset_ids: dict[int, None] = {}
         #: Prefix for our next header block (a table size update), or empty.
         self._table_update = b""
         preface = wire.PREFACE if self._client else b""
@@ -165,6 +169,17 @@ class GrpcCore(FrameCodec):
             parts.append(block[pos : pos + take])
             pos += take
         return b"".join(parts)
+
+    def _rst_frame(self, sid: int, code: ErrorCode) -> bytes:
+        """An RST_STREAM frame; a server remembers the last ids it reset, because the
+        client may still send on them (its frames crossed ours) and must not be taken
+        for a client reusing a closed stream id."""
+        if not self._client:
+            reset = self._reset_ids
+            if len(reset) >= RESET_MEMORY:
+                del reset[next(iter(reset))]
+            reset[sid] = None
+        return wire.rst_stream_frame(sid, code)
 
     def _emit(self, stream: H2Stream, frame: bytes) -> None:
         """Write a frame that takes no credit, behind any DATA still queued on the stream."""

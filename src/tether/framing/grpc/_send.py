@@ -252,7 +252,7 @@ class GrpcSender(GrpcReceiver):
         frames = self._header_frames(stream.id, block, True)
         if stream.state is OPEN:
             # The client has not finished sending: it may stop now.
-            frames += wire.rst_stream_frame(stream.id, ErrorCode.NO_ERROR)
+            frames += self._rst_frame(stream.id, ErrorCode.NO_ERROR)
         self._emit(stream, frames)
         self._close_local(stream)
 
@@ -318,13 +318,13 @@ class GrpcSender(GrpcReceiver):
         if stream is None or stream.state is CLOSED:
             if stream is not None:
                 self._discard(stream)
-                self._write(wire.rst_stream_frame(sid, ErrorCode.CANCEL))
+                self._write(self._rst_frame(sid, ErrorCode.CANCEL))
                 return
             if not 0 < sid <= max(self._last_local, self._last_remote):
                 raise LocalProtocolError(f"cannot reset stream {sid}: it was never opened")
             return  # already closed: a reset racing the end of the call
         if stream.local or event.status is Status.CANCELLED:
-            self._write(wire.rst_stream_frame(sid, ErrorCode.CANCEL))
+            self._write(self._rst_frame(sid, ErrorCode.CANCEL))
             self._discard(stream)
             return
         # A server ends a failed call with its status in trailers (gRPC has no status in
