@@ -38,12 +38,22 @@ def test_malformed_timeouts_are_refused(value: bytes) -> None:
 
 
 @hypothesis_settings(deadline=None)
-@given(st.floats(min_value=1e-9, max_value=3600 * 99_999_999, allow_nan=False))
-def test_timeout_encoding_round_trips_without_shortening(seconds: float) -> None:
-    """Encoded timeouts have at most 8 digits and never shorten the deadline."""
+@given(st.floats(min_value=1e-6, max_value=3600 * 99_999_999, allow_nan=False))
+def test_timeout_encoding_round_trips_within_half_a_unit(seconds: float) -> None:
+    """Encoded timeouts have at most 8 digits and are within half a unit of the value."""
     value = m.encode_timeout(seconds)
     assert len(value) <= 9
-    assert m.decode_timeout(value) >= seconds * (1 - 1e-12)
+    unit = {b"u": 1e-6, b"m": 1e-3, b"S": 1.0, b"M": 60.0, b"H": 3600.0}[value[-1:]]
+    assert abs(m.decode_timeout(value) - seconds) <= unit / 2 * (1 + 1e-9)
+
+
+def test_timeout_encoding_examples() -> None:
+    """Short timeouts go in microseconds; long ones in coarser units; none is negative."""
+    assert m.encode_timeout(1.5) == b"1500000u"
+    assert m.encode_timeout(0.5999996) == b"600000u"
+    assert m.encode_timeout(0.5999994) == b"599999u"
+    assert m.encode_timeout(1000.0) == b"1000000m"
+    assert m.encode_timeout(0) == b"0n"
 
 
 def test_status_message_percent_encoding() -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import zlib
 from typing import Final
 
@@ -36,14 +35,15 @@ _MAX_TIMEOUT_VALUE: Final = 99_999_999
 
 
 def encode_timeout(seconds: float) -> bytes:
-    """``grpc-timeout``: at most 8 digits in the finest unit that fits, rounded up."""
+    """``grpc-timeout``: at most 8 digits in the finest unit that fits, rounded to the
+    nearest unit (as the native protocol rounds to the nearest microsecond)."""
     if seconds <= 0:
-        return b"1n"
-    micros = math.ceil(seconds * 1e6)
+        return b"0n"
+    micros = round(seconds * 1e6)
     if micros <= _MAX_TIMEOUT_VALUE:  # the common case: below 100 s
         return b"%du" % micros
     for per_second, unit in _ENCODE_UNITS:
-        value = math.ceil(seconds * per_second)
+        value = round(seconds * per_second)
         if value <= _MAX_TIMEOUT_VALUE:
             return str(value).encode() + unit
     return b"99999999H"
