@@ -394,7 +394,7 @@ class Client:
                 await dispatcher.drain()
                 if not dispatcher.has_capacity():
                     dispatcher = await self._acquire()
-            started = dispatcher.loop.time() if timeout is not None and retries == 0 else 0.0
+            started = dispatcher.loop.time() if timeout is not None else 0.0
             stream = dispatcher.open_stream(
                 service, name, metadata=pairs, timeout=timeout, encoding=request_codec.name
             )

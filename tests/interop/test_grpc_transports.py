@@ -137,7 +137,10 @@ async def test_tether_client_waits_for_a_grpcio_stream_limit() -> None:
     ):
         stub = tether.grpc.stub(client, echo_pb2, "Echo")
         replies = await asyncio.gather(
-            *(stub.Unary(EchoRequest(data=bytes([i]), delay_ms=5)) for i in range(100))
+            *(
+                stub.Unary(EchoRequest(data=bytes([i]), delay_ms=5), timeout=60.0)
+                for i in range(100)
+            )
         )
         assert len(client._dispatchers) == 1
     assert [r.data for r in replies] == [bytes([i]) for i in range(100)]
