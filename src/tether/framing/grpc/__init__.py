@@ -8,7 +8,11 @@ tests, not its runtime); header blocks are coded with the ``hpack`` package. Mod
 * :mod:`._mapping`: gRPC conventions (timeouts, status text and mappings, content
   types, metadata, compression);
 * :mod:`._streams`: per-stream state, windows, send queue, receive credit;
-* :mod:`._core`, :mod:`._receive`, :mod:`._calls`, :mod:`._send`, :mod:`._codec`: the codec.
+* :mod:`._heads`: request/response header lists parsed into calls, response blocks;
+* :mod:`._core`: connection state shared by both directions, the FrameCodec queries;
+* :mod:`._receive` (HTTP/2 frames), :mod:`._messages` (DATA → messages) and
+  :mod:`._calls` (header blocks → calls): bytes → events;
+* :mod:`._send`: events → bytes; :mod:`._codec`: the codec class.
 
 Nothing here performs I/O, reads a clock or creates tasks.
 """

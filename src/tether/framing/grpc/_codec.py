@@ -1,14 +1,14 @@
 """The gRPC framing's codec class: HTTP/2 specialised for gRPC, assembled from
-:mod:`._core` (shared state), :mod:`._receive` + :mod:`._calls` (bytes → events) and
-:mod:`._send` (events → bytes)."""
+:mod:`._core` (shared state), :mod:`._receive` + :mod:`._messages` + :mod:`._calls`
+(bytes → events) and :mod:`._send` (events → bytes)."""
 
 from __future__ import annotations
 
 from typing import final
 
 from .._base import CodecConfig, Role
-from ._calls import Refusal, Request, Response
 from ._core import GrpcOptions
+from ._heads import Refusal, Request, Response
 from ._hpack import HeaderList
 from ._send import GrpcSender
 

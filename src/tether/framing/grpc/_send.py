@@ -28,9 +28,9 @@ from .._events import (
     Trailers,
 )
 from . import _frames as wire
-from ._calls import response_head, trailer_block
 from ._core import DEFAULT_USER_AGENT, HEAD_CACHE_SIZE
 from ._frames import DATA, FLAG_END_HEADERS, FLAG_END_STREAM, HEADER, HEADERS, MESSAGE_PREFIX
+from ._heads import response_head, trailer_block
 from ._hpack import TIMEOUT_FIELD, encode_block, encode_field
 from ._mapping import (
     ACCEPT_ENCODING,
