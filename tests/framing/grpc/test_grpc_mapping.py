@@ -238,3 +238,17 @@ def test_malformed_split_timeout_is_answered_internal() -> None:
     (reply,) = [f for f in parse_frames(server.data_to_send()) if f[0] == HEADERS]
     fields = dict(hpack.Decoder().decode(reply[3], raw=True))
     assert fields[b"grpc-status"] == b"13"
+
+
+def test_indexed_blocks_follow_the_dynamic_table() -> None:
+    """A repeated all-indexed block is served from cache only while the table is unchanged."""
+    encoder = hpack.Encoder()
+    decoder = _hpack.HeaderDecoder(1 << 16)
+    assert decoder.decode(encoder.encode([("x-a", "1")])) == ((b"x-a", b"1"),)
+    again = encoder.encode([("x-a", "1")])
+    assert again == b"\xbe"  # index 62: the entry just added
+    assert decoder.decode(again) == ((b"x-a", b"1"),)
+    assert decoder.decode(again) == ((b"x-a", b"1"),)
+    decoder.decode(encoder.encode([("x-b", "2")]))  # x-b now sits at index 62
+    assert encoder.encode([("x-b", "2")]) == b"\xbe"
+    assert decoder.decode(b"\xbe") == ((b"x-b", b"2"),)

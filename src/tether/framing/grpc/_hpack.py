@@ -96,13 +96,26 @@ class HeaderDecoder:
     connection must close (the HPACK state is lost).
     """
 
-    __slots__ = ("_cache", "_decoder", "_split_cache", "max_list_size")
+    __slots__ = (
+        "_cache",
+        "_decoder",
+        "_generation",
+        "_indexed_cache",
+        "_split_cache",
+        "max_list_size",
+    )
 
     def __init__(self, max_list_size: int) -> None:
         self.max_list_size = max_list_size
         self._decoder = Decoder(max_header_list_size=max_list_size)
         self._cache: dict[bytes, HeaderList] = {}
         self._split_cache: dict[tuple[int, bytes], HeaderList] = {}
+        #: Blocks made only of one-byte indexed fields (what an indexing encoder such as
+        #: grpcio's sends for a repeated request): their meaning depends on the dynamic
+        #: table, so they are cached with the table's generation, which changes whenever
+        #: a block that may have modified the table is decoded.
+        self._indexed_cache: dict[bytes, tuple[int, HeaderList]] = {}
+        self._generation = 0
 
     def decode(self, block: bytes) -> HeaderList:
         """The header fields of ``block``, in order, as ``(name, value)`` bytes pairs."""
@@ -111,6 +124,19 @@ class HeaderDecoder:
             return cached
         fields = self._decode_stateless(block)
         if fields is None:
+            if block and min(block) >= 0x80 and 0xFF not in block:
+                # One indexed field per byte: decoding cannot change the table.
+                hit = self._indexed_cache.get(block)
+                if hit is not None and hit[0] == self._generation:
+                    return hit[1]
+                fields = self._decode_full(block)
+                if len(block) <= CACHEABLE_BLOCK:
+                    indexed = self._indexed_cache
+                    if len(indexed) >= _CACHE_SIZE:
+                        indexed.clear()
+                    indexed[block] = (self._generation, fields)
+                return fields
+            self._generation += 1  # the block may change the dynamic table
             return self._decode_full(block)
         if len(block) <= CACHEABLE_BLOCK:
             cache = self._cache
