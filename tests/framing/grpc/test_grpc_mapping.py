@@ -7,7 +7,7 @@ import hpack
 import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from tether import ErrorCode, RemoteProtocolError, Status
+from tether import ErrorCode, LocalProtocolError, RemoteProtocolError, Status
 from tether.framing import CallStarted, Event, Role
 from tether.framing.grpc import GrpcCodec, _hpack, _mapping as m
 
@@ -127,6 +127,20 @@ def test_metadata_conversion() -> None:
         ("x", "café"),
         ("y", "ÿ"),
     )
+
+
+def test_metadata_the_protocol_owns_or_cannot_carry() -> None:
+    """Reserved and pseudo headers are not sent as metadata; CR/LF/NUL values are refused."""
+    fields = m.headers_from_metadata(
+        (("content-type", "x"), ("te", "y"), ("grpc-status", "0"), (":path", "/x"), ("ok", "1"))
+    )
+    assert fields == [(b"ok", b"1")]
+    for value in ("a\r\nb", "nul\x00"):
+        with pytest.raises(LocalProtocolError, match="CR, LF or NUL"):
+            m.headers_from_metadata((("x", value),))
+    with pytest.raises(LocalProtocolError, match="not ASCII"):
+        m.headers_from_metadata((("clé", "v"),))
+    assert m.headers_from_metadata((("x-bin", "a\nb"),)) == [(b"x-bin", b"YQpi")]
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])

@@ -58,7 +58,7 @@ class GrpcCodec(GrpcSender):
     MAX_CONCURRENT_STREAMS, max_metadata_size our MAX_HEADER_LIST_SIZE (enforced on the
     decoded list: an HPACK bomb fails the connection), max_message_size the largest
     message (also after decompression: RESOURCE_EXHAUSTED on that stream). A client
-    resetting more than 128 running streams per 256 it opens fails the connection with
+    resetting more than 192 running streams per 256 it opens fails the connection with
     ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487).
 
     Errors: after a :class:`~tether.RemoteProtocolError` the codec is dead: a GOAWAY

@@ -32,8 +32,8 @@ CONNECTION_WINDOW = 16 * 1024 * 1024
 #: Connection credit is returned once this much is due.
 CONNECTION_CREDIT_BATCH = CONNECTION_WINDOW // 4
 #: Rapid-reset defence (CVE-2023-44487): at most this many streams reset by the client
-#: while they were still running ...
-RESET_LIMIT = 128
+#: while they were still running (75%: an attack resets nearly all) ...
+RESET_LIMIT = 192
 #: ... per this many streams it opens.
 RESET_WINDOW = 256
 #: How many recently reset stream ids a server remembers.

@@ -11,7 +11,7 @@ import binascii
 import zlib
 from typing import Final
 
-from ..._exceptions import ErrorCode
+from ..._exceptions import ErrorCode, LocalProtocolError
 from ..._status import Status
 from ..._types import MetadataPairs, MetadataValue
 
@@ -211,22 +211,36 @@ def decode_binary(value: bytes) -> bytes:
         return value
 
 
+_FORBIDDEN_VALUE_BYTES: Final = (b"\r", b"\n", b"\x00")
+
+
 def headers_from_metadata(metadata: MetadataPairs) -> list[tuple[bytes, bytes]]:
     """Header fields for application metadata: names lower-cased (HTTP/2 requires it),
-    ``-bin`` values base64 without padding, text values UTF-8."""
+    ``-bin`` values base64 without padding, text values UTF-8. Pseudo-headers and the
+    headers the protocol owns (:data:`RESERVED`) are left out.
+
+    Raises:
+        LocalProtocolError: a name that is not ASCII, or a text value with CR, LF or NUL
+            (which no HTTP/2 peer accepts; binary values belong under ``-bin`` keys).
+    """
     out: list[tuple[bytes, bytes]] = []
     for key, value in metadata:
-        name = key.lower().encode("ascii")
-        if isinstance(value, bytes):
-            if name.endswith(b"-bin"):
-                out.append((name, base64.b64encode(value).rstrip(b"=")))
-            else:
-                out.append((name, value))
-        else:
-            if name.endswith(b"-bin"):
-                out.append((name, base64.b64encode(value.encode()).rstrip(b"=")))
-            else:
-                out.append((name, value.encode()))
+        try:
+            name = key.lower().encode("ascii")
+        except UnicodeEncodeError:
+            raise LocalProtocolError(f"metadata key {key!r} is not ASCII") from None
+        if name[:1] == b":" or name in RESERVED:
+            continue
+        raw = value if isinstance(value, bytes) else value.encode()
+        if name.endswith(b"-bin"):
+            out.append((name, base64.b64encode(raw).rstrip(b"=")))
+            continue
+        for bad in _FORBIDDEN_VALUE_BYTES:
+            if bad in raw:
+                raise LocalProtocolError(
+                    f"metadata {key!r} has a CR, LF or NUL in its value (use a -bin key)"
+                )
+        out.append((name, raw))
     return out
 
 
