@@ -28,7 +28,15 @@ from ._heads import (
 from ._hpack import HeaderList, encode_block, table_size_update
 from ._mapping import decode_timeout, status_from_http
 from ._messages import GrpcMessages
-from ._streams import AFTER_REMOTE_END, CLOSED, HALF_CLOSED_REMOTE, OPEN, PEER_MAY_SEND, H2Stream
+from ._streams import (
+    AFTER_REMOTE_END,
+    CLOSED,
+    HALF_CLOSED_LOCAL,
+    HALF_CLOSED_REMOTE,
+    OPEN,
+    PEER_MAY_SEND,
+    H2Stream,
+)
 
 
 class GrpcCalls(GrpcMessages):
@@ -199,7 +207,11 @@ class GrpcCalls(GrpcMessages):
                 status, text = Status.INTERNAL, "response ended inside a message"
             elif status is None:
                 status, text = Status.UNKNOWN, "trailers without grpc-status"
-            self._finish_client_stream(stream)
+            if stream.state is HALF_CLOSED_LOCAL and stream.pending is None:
+                stream.state = CLOSED  # the usual end: both sides done, nothing queued
+                del self._streams[sid]
+            else:
+                self._finish_client_stream(stream)
             events.append(trailers(sid, status, text, response.metadata))
             return
         http = response.http_status

@@ -43,6 +43,7 @@ _Handler = Callable[["GrpcReceiver", memoryview, int, int, int, int, list[Event]
 _FRAME_TYPES: Final = 10
 _unpack_u32: Final = U32.unpack_from
 _unpack_prefix: Final = MESSAGE_PREFIX.unpack_from
+_BLOCK_FLAGS: Final = FLAG_END_HEADERS | FLAG_PADDED | FLAG_PRIORITY
 
 
 def _fail(message: str, code: ErrorCode = ErrorCode.PROTOCOL_ERROR) -> NoReturn:
@@ -203,6 +204,21 @@ class GrpcReceiver(GrpcCalls):
     def _on_headers(
         self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
+        if flags & _BLOCK_FLAGS == FLAG_END_HEADERS and sid:
+            # The common case, without the detour through _on_header_block: a whole
+            # block, no padding or priority; a new request, or a known stream's response.
+            stream = self._streams.get(sid)
+            if stream is None:
+                if not self._client:
+                    fields, timeout = self._decoder.decode_request(view[start:end].tobytes())
+                    self._on_request_block(
+                        sid, fields, timeout, bool(flags & FLAG_END_STREAM), events
+                    )
+                    return
+            elif self._client:
+                fields = self._decoder.decode(view[start:end].tobytes())
+                self._on_response_block(stream, fields, bool(flags & FLAG_END_STREAM), events)
+                return
         if not sid:
             _fail("HEADERS frame on stream 0")
         if flags & FLAG_PADDED:
