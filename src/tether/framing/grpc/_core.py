@@ -105,7 +105,7 @@ class GrpcCore(FrameCodec):
         self._last_accepted = 0  # highest stream id the peer opened that we accepted
         self._remote_active = 0  # peer-opened streams we have not ended yet
         self._conn_send = wire.DEFAULT_WINDOW
-        self._conn_recv = CONNECTION_WINDOW
+        #: Received DATA bytes whose connection credit is not yet returned (batched).
         self._conn_unreturned = 0
         self._awaiting_preface = not self._client
         self._settings_received = False

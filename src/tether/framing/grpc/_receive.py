@@ -20,7 +20,7 @@ from .._events import ConnectionClosed, Event, GoAway, Ping, SettingsChanged, Wi
 from .._native_events import message
 from . import _frames as wire
 from ._calls import GrpcCalls
-from ._core import CONNECTION_CREDIT_BATCH, RESET_LIMIT, RESET_WINDOW
+from ._core import CONNECTION_CREDIT_BATCH, CONNECTION_WINDOW, RESET_LIMIT, RESET_WINDOW
 from ._frames import (
     CONTINUATION,
     FLAG_ACK,
@@ -79,22 +79,25 @@ class GrpcReceiver(GrpcCalls):
             unpack = HEADER.unpack_from
             max_frame = self._local.max_frame_size
             pos = 0
-            while avail - pos >= HEADER_SIZE:
+            last = avail - HEADER_SIZE  # the last offset a whole frame header can start at
+            while pos <= last:
                 high, low, ftype, flags, sid = unpack(view, pos)
                 length = high << 16 | low
-                if length > max_frame:
-                    _fail(
-                        f"frame of {length} bytes exceeds SETTINGS_MAX_FRAME_SIZE ({max_frame})",
-                        ErrorCode.FRAME_SIZE_ERROR,
-                    )
-                start = pos + HEADER_SIZE
-                end = start + length
-                if end > avail:
+                end = pos + HEADER_SIZE + length
+                if end > avail or length > max_frame:
+                    if length > max_frame:
+                        _fail(
+                            f"frame of {length} bytes exceeds SETTINGS_MAX_FRAME_SIZE "
+                            f"({max_frame})",
+                            ErrorCode.FRAME_SIZE_ERROR,
+                        )
                     self._needed = HEADER_SIZE + length
                     buffer.skip(pos)
                     buffer.reserve(HEADER_SIZE + length)
                     return events
-                self._handlers[ftype](self, view, start, end, flags, sid & 0x7FFFFFFF, events)
+                self._handlers[ftype](
+                    self, view, pos + HEADER_SIZE, end, flags, sid & 0x7FFFFFFF, events
+                )
                 pos = end
             self._needed = HEADER_SIZE if avail > pos else 0
             buffer.skip(pos)
@@ -146,17 +149,16 @@ class GrpcReceiver(GrpcCalls):
         if not sid:
             _fail("DATA frame on stream 0")
         n = end - start
-        if n > self._conn_recv:
-            _fail(
-                f"DATA of {n} bytes exceeds the connection's flow-control window "
-                f"({self._conn_recv} bytes left)",
-                ErrorCode.FLOW_CONTROL_ERROR,
-            )
-        # Connection credit goes back as frames are parsed; streams bound the buffering.
-        self._conn_recv -= n
+        # Connection credit goes back as frames are parsed (streams bound the buffering),
+        # in batches: the peer's window is CONNECTION_WINDOW minus what is unreturned.
         unreturned = self._conn_unreturned + n
         if unreturned >= CONNECTION_CREDIT_BATCH:
-            self._conn_recv += unreturned
+            if unreturned > CONNECTION_WINDOW:
+                _fail(
+                    f"DATA of {n} bytes exceeds the connection's flow-control window "
+                    f"({CONNECTION_WINDOW - self._conn_unreturned} bytes left)",
+                    ErrorCode.FLOW_CONTROL_ERROR,
+                )
             self._write(wire.window_update_frame(0, unreturned))
             unreturned = 0
         self._conn_unreturned = unreturned

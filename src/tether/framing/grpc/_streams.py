@@ -109,12 +109,10 @@ class H2Stream:
         self.send_compression = ""
         self.recv_compression = ""
         #: Payload chunks of an incomplete incoming message, or ``None`` between messages.
+        #: While there is one, ``head`` holds the part of its 5-byte prefix received so
+        #: far (while incomplete), then ``message_flag`` and ``remaining`` (payload bytes
+        #: still missing) are set; they are read only then, so they start unset.
         self.partial: list[bytes] | None = None
-        #: The part of that message's 5-byte prefix received so far, while incomplete.
-        self.head = b""
-        #: Its compressed flag and the payload bytes still missing (once the prefix is in).
-        self.message_flag = 0
-        self.remaining = 0
         #: Received bytes whose credit is due but not yet sent back (batched).
         self.unreturned = 0
         #: ``(delivered length, credit)`` of delivered messages not yet acknowledged.
