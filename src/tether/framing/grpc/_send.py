@@ -10,6 +10,7 @@ stream (trailers, END_STREAM) queue behind them.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any, ClassVar, Final
 
@@ -53,6 +54,8 @@ from ._streams import (
 
 _pack_header: Final = HEADER.pack
 _pack_prefix: Final = MESSAGE_PREFIX.pack
+#: A DATA frame header followed by a message prefix, packed at once.
+_pack_data_head: Final = struct.Struct(">BHBBLBL").pack
 #: A DATA payload shorter than this is written joined to its header (one copy into the
 #: output buffer); a longer one separately, so that the output keeps it by reference.
 _INLINE_MAX: Final = 4096
@@ -296,9 +299,7 @@ class GrpcSender(GrpcReceiver):
             stream.send_window -= total
             self._conn_send -= total
             flags = FLAG_END_STREAM if end_stream else 0
-            head += _pack_header(total >> 16, total & 0xFFFF, DATA, flags, sid) + _pack_prefix(
-                flag, n
-            )
+            head += _pack_data_head(total >> 16, total & 0xFFFF, DATA, flags, sid, flag, n)
             if n < _INLINE_MAX:
                 self._write(head + data)  # response HEADERS and DATA in one small write
             else:

@@ -94,6 +94,11 @@ class H2Stream:
         "unreturned",
     )
 
+    # Set only while a split message is being reassembled (see ``partial``).
+    head: bytes
+    message_flag: int
+    remaining: int
+
     def __init__(self, sid: int, local: bool, state: StreamState, send: int, recv: int) -> None:
         self.id = sid
         #: True when we opened the stream (client side).
