@@ -20,6 +20,7 @@ from ._calls import Call as Call
 from ._client import Client as Client, Stub as Stub
 from ._config import (
     ConnectOptions as ConnectOptions,
+    KeepaliveConfig as KeepaliveConfig,
     ListenOptions as ListenOptions,
     TLSConfig as TLSConfig,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "ConnectOptions",
     "ConnectionState",
     "ErrorCode",
+    "KeepaliveConfig",
     "ListenOptions",
     "LocalProtocolError",
     "Metadata",

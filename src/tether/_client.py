@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections import deque
@@ -11,9 +12,9 @@ from typing import Any, TypeVar
 
 from . import metainfo as _metainfo
 from ._calls import Call, decode_reply, expire
-from ._config import ConnectOptions, TLSConfig
+from ._config import ConnectOptions, KeepaliveConfig, TLSConfig
 from ._dispatch import ConnectionState, Dispatcher, RPCStream
-from ._dispatch._keepalive import KeepaliveConfig
+from ._dispatch._keepalive import LivenessConfig
 from ._exceptions import (
     BizStatusError,
     ClosedResourceError,
@@ -26,8 +27,9 @@ from ._service import Cardinality, MethodSpec, Service, _resolve
 from ._status import Status
 from ._types import MetadataPairs
 from .encoding import PayloadCodec, codec_for_type
-from .framing import CodecConfig, Role, get_framing
-from .transport import get_transport, parse_address
+from .framing import CodecConfig, FrameCodec, Role, get_framing
+from .framing.grpc import GrpcCodec
+from .transport import Address, get_transport, parse_address
 
 logger = logging.getLogger("tether.client")
 
@@ -47,6 +49,40 @@ def _codec_for_sample(tp: type[Any]) -> PayloadCodec[Any]:
 
 OnStateChange = Callable[[ConnectionState], None]
 _LIVE = (ConnectionState.CONNECTING, ConnectionState.CONNECTED)
+
+
+#: ALPN offered over TLS when the caller's TLSConfig names none (gRPC needs ``h2``).
+_DEFAULT_ALPN = {"grpc": ("h2",)}
+
+#: How often a unary call the server refused unprocessed is sent again.
+_MAX_TRANSPARENT_RETRIES = 10
+
+
+def not_processed(error: StatusError) -> bool:
+    """Whether the server refused the call before any of it ran, so sending it again is
+    safe (gRPC's transparent retry): an HTTP/2 REFUSED_STREAM reset (grpcio refuses
+    streams beyond its limit for a moment after they end on our side), or a stream
+    above the last stream id of the server's GOAWAY."""
+    if error.status is not Status.UNAVAILABLE:
+        return False
+    message = error.message
+    return message.endswith("(REFUSED_STREAM)") or message.startswith("call not processed")
+
+
+def default_authority(address: Address) -> str:
+    """HTTP/2 ``:authority`` for an address: ``host:port`` (IPv6 in brackets), or
+    ``localhost`` for addresses without a host and port (unix sockets, memory)."""
+    if not address.host or address.port is None:
+        return "localhost"
+    host = f"[{address.host}]" if ":" in address.host else address.host
+    return f"{host}:{address.port}"
+
+
+def _with_alpn(tls: TLSConfig | None, protocol: str) -> TLSConfig | None:
+    alpn = _DEFAULT_ALPN.get(protocol)
+    if alpn is None or (tls is not None and tls.alpn):
+        return tls
+    return dataclasses.replace(tls or TLSConfig(), alpn=alpn)
 
 
 def split_method(path: str) -> tuple[str, str]:
@@ -95,10 +131,17 @@ class Client:
             protocol (a pool, like Kitex's short/long connection pools); ``None`` (default)
             multiplexes whenever the protocol can; ``True`` requires it.
         on_state_change: called with CONNECTED / DRAINING / DISCONNECTED of each connection.
-        heartbeat_interval: send a PING after this many seconds without reading anything.
-        heartbeat_timeout: seconds a PING may go unanswered before the connection is
-            declared dead and its pending calls fail with UNAVAILABLE.
-        idle_timeout: close a connection with no call in flight for this many seconds.
+        keepalive: PING a connection after ``interval`` seconds without hearing from the
+            server, and declare it dead (its calls fail with UNAVAILABLE) when nothing
+            comes back within ``timeout`` (default: off; see :class:`~tether.KeepaliveConfig`,
+            whose defaults a grpcio server accepts).
+        idle_timeout: close a connection with no call in flight for this many seconds
+            (the next call opens a new one).
+        authority: gRPC's ``:authority`` (default: the URL's ``host:port``; Kitex
+            servers expect the destination service name).
+
+    Over TLS with ``protocol="grpc"``, ALPN ``h2`` is offered unless ``tls.alpn`` says
+    otherwise, and ``:scheme`` is ``https``.
 
     Raises:
         ConfigError: an unknown scheme or protocol, ``mux=True`` for a protocol that cannot
@@ -118,13 +161,15 @@ class Client:
         pool_size: int | None = None,
         mux: bool | None = None,
         on_state_change: OnStateChange | None = None,
-        heartbeat_interval: float | None = None,
-        heartbeat_timeout: float = 20.0,
+        keepalive: KeepaliveConfig | None = None,
         idle_timeout: float | None = None,
+        authority: str | None = None,
     ) -> None:
         self._address = parse_address(url)
         self._transport = get_transport(self._address.scheme)
         self._framing = get_framing(protocol)
+        if self._transport.uses_tls:
+            tls = _with_alpn(tls, self._framing.name)
         self._options = ConnectOptions(tls=tls, connect_timeout=connect_timeout)
         if timeout is not None and timeout <= 0:
             raise ConfigError("timeout must be positive")
@@ -146,11 +191,8 @@ class Client:
             raise ConfigError("pool_size must be at least 1")
         self._pool_size = pool_size
         self._on_state_change = on_state_change
-        self._keepalive = KeepaliveConfig(
-            heartbeat_interval=heartbeat_interval,
-            heartbeat_timeout=heartbeat_timeout,
-            idle_timeout=idle_timeout,
-        )
+        self._liveness = LivenessConfig.of(keepalive, idle_timeout)
+        self._authority = authority if authority is not None else default_authority(self._address)
         self._dispatchers: list[Dispatcher] = []
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._method_names: dict[str, tuple[str, str]] = {}
@@ -184,15 +226,51 @@ class Client:
             conn.abort()
             raise ClosedResourceError("the client was closed while connecting")
         dispatcher = Dispatcher(
-            self._framing.create(Role.CLIENT, self._codec_config),
+            self._create_codec(),
             on_state_change=self._state_changed,
-            keepalive=self._keepalive,
+            keepalive=self._liveness,
             max_streams=self._per_connection,
             on_slot_free=self._slot_freed,
         )
-        self._dispatchers.append(dispatcher)
         conn.start(dispatcher)
+        if isinstance(dispatcher.codec, GrpcCodec):
+            await self._wait_for_peer_settings(dispatcher)
+        self._dispatchers.append(dispatcher)
         return dispatcher
+
+    async def _wait_for_peer_settings(self, dispatcher: Dispatcher) -> None:
+        """Hold a new HTTP/2 connection back until the server's SETTINGS are in.
+
+        Until then its stream limit is unknown, and streams opened beyond it are refused
+        (grpcio answers REFUSED_STREAM). The server's SETTINGS come before its answer to a
+        PING, so one PING round trip is enough; gRPC clients wait for the server preface
+        the same way.
+        """
+        try:
+            await dispatcher.wait_connected()
+            await asyncio.wait_for(dispatcher.ping(), self._options.connect_timeout)
+        except TimeoutError as exc:
+            dispatcher.abort("the server sent no SETTINGS")
+            raise ConnectError(
+                f"{self.url}: no HTTP/2 SETTINGS from the server within "
+                f"{self._options.connect_timeout:g}s"
+            ) from exc
+        except BaseException:
+            dispatcher.abort("the connection failed before the server's SETTINGS arrived")
+            raise
+        if self._closed:
+            dispatcher.abort("the client was closed while connecting")
+            raise ClosedResourceError("the client was closed while connecting")
+
+    def _create_codec(self) -> FrameCodec:
+        codec = self._framing.create(Role.CLIENT, self._codec_config)
+        if isinstance(codec, GrpcCodec):
+            codec.options = dataclasses.replace(
+                codec.options,
+                authority=self._authority,
+                scheme="https" if self._transport.uses_tls else "http",
+            )
+        return codec
 
     def _slot_freed(self) -> None:
         """A call finished on one of our connections: wake the longest-waiting caller."""
@@ -259,7 +337,19 @@ class Client:
         for dispatcher in dispatchers:
             dispatcher.close_reason = "the client was closed"
             dispatcher.fail_all(StatusError(Status.UNAVAILABLE, "the client was closed"))
-            dispatcher.shutdown()
+            conn = dispatcher.connection
+            if (
+                isinstance(dispatcher.codec, GrpcCodec)
+                and conn is not None
+                and not conn.can_write_eof()
+            ):
+                # Every call has failed: gRPC has nothing left to deliver. A graceful TLS
+                # close would wait for the server's close_notify, which grpcio never
+                # sends, so flush and drop the connection (as gRPC clients do).
+                dispatcher.close()
+                dispatcher.abort()
+            else:
+                dispatcher.shutdown()
         for dispatcher in dispatchers:
             try:
                 await asyncio.wait_for(dispatcher.wait_closed(), timeout=2.0)
@@ -348,49 +438,61 @@ class Client:
             extra = info.outgoing_pairs()
             if extra:
                 pairs = pairs + extra
-        dispatcher = None
-        for candidate in self._dispatchers:
-            if candidate.has_capacity():
-                dispatcher = candidate
-                break
-        if dispatcher is None:
-            dispatcher = await self._acquire()
-        conn = dispatcher.connection
-        if conn is not None and conn.is_write_paused():
-            # The server is not keeping up with our requests: wait instead of queueing.
-            await dispatcher.drain()
-            if not dispatcher.has_capacity():
+        retries = 0
+        while True:
+            dispatcher = None
+            for candidate in self._dispatchers:
+                if candidate.has_capacity():
+                    dispatcher = candidate
+                    break
+            if dispatcher is None:
                 dispatcher = await self._acquire()
-        stream = dispatcher.open_stream(
-            service,
-            name,
-            metadata=pairs,
-            timeout=timeout,
-            encoding=request_codec.name,
-            oneway=oneway,
-        )
-        stream.send_nowait(payload, end=True)
-        dispatcher.flush_if_idle(1)  # a lone call goes out now, not after a loop turn
-        if oneway:
-            # Nothing comes back (Thrift peers send no reply at all): free the slot now.
-            dispatcher.forget(stream)
-            return None
-        timer = (
-            None
-            if timeout is None
-            else dispatcher.loop.call_later(timeout, expire, stream, timeout)
-        )
-        try:
-            waiter = stream.done_waiter()
-            if waiter is not None:
-                await waiter
-        except asyncio.CancelledError:
-            stream.reset(Status.CANCELLED, "cancelled by the client")
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
-        error = stream.error
+            conn = dispatcher.connection
+            if conn is not None and conn.is_write_paused():
+                # The server is not keeping up with our requests: wait instead of queueing.
+                await dispatcher.drain()
+                if not dispatcher.has_capacity():
+                    dispatcher = await self._acquire()
+            started = dispatcher.loop.time() if timeout is not None else 0.0
+            stream = dispatcher.open_stream(
+                service,
+                name,
+                metadata=pairs,
+                timeout=timeout,
+                encoding=request_codec.name,
+                oneway=oneway,
+            )
+            stream.send_nowait(payload, end=True)
+            dispatcher.flush_if_idle(1)  # a lone call goes out now, not after a loop turn
+            if oneway:
+                # Nothing comes back (Thrift peers send no reply at all): free the slot now.
+                dispatcher.forget(stream)
+                return None
+            timer = (
+                None
+                if timeout is None
+                else dispatcher.loop.call_later(timeout, expire, stream, timeout)
+            )
+            try:
+                waiter = stream.done_waiter()
+                if waiter is not None:
+                    await waiter
+            except asyncio.CancelledError:
+                stream.reset(Status.CANCELLED, "cancelled by the client")
+                raise
+            finally:
+                if timer is not None:
+                    timer.cancel()
+            error = stream.error
+            if error is None or retries >= _MAX_TRANSPARENT_RETRIES or not not_processed(error):
+                break
+            # Refused before any of it ran (REFUSED_STREAM, above a GOAWAY): send it again,
+            # charging this attempt's time to the deadline.
+            retries += 1
+            if timeout is not None:
+                timeout -= dispatcher.loop.time() - started
+                if timeout <= 0:
+                    raise StatusError(Status.DEADLINE_EXCEEDED, "deadline exceeded") from error
         trailers = stream.trailers if error is None else error.trailers
         if info is not None and info.backward is not None:
             _metainfo.received_backward(info, (stream.headers or ()) + trailers)

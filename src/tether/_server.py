@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
-from ._config import ListenOptions, TLSConfig
+from ._config import KeepaliveConfig, ListenOptions, TLSConfig
 from ._context import ServerContext, _current
 from ._dispatch import ConnectionState, DetectingHandler, Dispatcher, RPCStream
 from ._dispatch._eager import start_eagerly
-from ._dispatch._keepalive import KeepaliveConfig
+from ._dispatch._keepalive import LivenessConfig
 from ._exceptions import BizStatusError, ConfigError, StatusError
 from ._service import Cardinality, MethodSpec, Service
 from ._status import Status
@@ -31,6 +32,9 @@ KITEX_FRAMINGS = frozenset(
 )
 #: The empty result of each Kitex payload encoding (Thrift: a struct with only STOP).
 _EMPTY_RESULT = {"thrift": b"\x00", "proto": b""}
+#: ALPN a TLS listener accepts when its TLSConfig names none: ``h2`` for gRPC clients
+#: (grpcio insists on it), then tether's own. The protocol is still picked by sniffing.
+DEFAULT_ALPN = ("h2", "tether")
 
 
 class Server:
@@ -57,9 +61,9 @@ class Server:
         protocols: names of the framings to accept (default: every registered one).
         on_connection_state: called with (dispatcher, state) on CONNECTED, DRAINING and
             DISCONNECTED of every connection.
-        heartbeat_interval: send a PING after this many seconds without reading anything.
-        heartbeat_timeout: seconds a PING may go unanswered before the connection is
-            declared dead (its calls are cancelled) and aborted.
+        keepalive: PING a client after ``interval`` seconds without hearing from it and
+            drop the connection (its calls are cancelled) when nothing comes back within
+            ``timeout`` (default: off; :class:`~tether.KeepaliveConfig`).
         idle_timeout: close a connection with no call in flight for this many seconds
             (GOAWAY, then a graceful close).
     """
@@ -72,8 +76,7 @@ class Server:
         codec_config: CodecConfig | None = None,
         protocols: Sequence[str] | None = None,
         on_connection_state: OnConnectionState | None = None,
-        heartbeat_interval: float | None = None,
-        heartbeat_timeout: float = 20.0,
+        keepalive: KeepaliveConfig | None = None,
         idle_timeout: float | None = None,
     ) -> None:
         self._services: dict[str, Service] = {}
@@ -91,11 +94,7 @@ class Server:
         self._codec_config = codec_config or CodecConfig()
         self._protocols = list(protocols) if protocols is not None else None
         self._on_connection_state = on_connection_state
-        self._keepalive = KeepaliveConfig(
-            heartbeat_interval=heartbeat_interval,
-            heartbeat_timeout=heartbeat_timeout,
-            idle_timeout=idle_timeout,
-        )
+        self._keepalive = LivenessConfig.of(keepalive, idle_timeout)
         self._listeners: list[Listener] = []
         self._dispatchers: set[Dispatcher] = set()
         self._connections: set[Connection] = set()
@@ -154,7 +153,8 @@ class Server:
         ``tls`` goes to the transports that use TLS (``tls://``, ``tls+unix://``...) and is
         ignored by the others, so one call can start plain and TLS listeners.
         ``reuse_port`` sets SO_REUSEPORT on TCP listeners, so several processes can
-        listen on one port (``tether serve --workers``). If any
+        listen on one port (``tether serve --workers``). Without ``tls.alpn`` a TLS
+        listener accepts ALPN :data:`DEFAULT_ALPN`. If any
         address fails, the ones already bound are
         closed again and the error propagates.
 
@@ -169,6 +169,8 @@ class Server:
         if self._closed is None:
             self._closed = asyncio.get_running_loop().create_future()
         candidates = self._candidates()
+        if tls is not None and not tls.alpn:
+            tls = dataclasses.replace(tls, alpn=DEFAULT_ALPN)
         started: list[Listener] = []
         try:
             for url in urls:
@@ -316,7 +318,8 @@ class Server:
         if self._closing:
             stream.send_trailers(Status.UNAVAILABLE, "server is shutting down", ())
             return
-        if encoding and encoding != spec.request_codec.name:
+        # A "raw" call carries bytes the caller encoded itself: any method takes them.
+        if encoding and encoding not in (spec.request_codec.name, "raw"):
             stream.send_trailers(
                 Status.INVALID_ARGUMENT,
                 f"{call.service}/{call.method} takes {spec.request_codec.name!r} payloads, "

@@ -20,7 +20,7 @@ async def test_heartbeat_detects_a_stopped_server() -> None:
     serve = start_serve("--listen", "tcp://127.0.0.1:0")
     try:
         url = serve.address("tcp")
-        client = tether.Client(url, heartbeat_interval=0.2, heartbeat_timeout=0.5)
+        client = tether.Client(url, keepalive=tether.KeepaliveConfig(interval=0.2, timeout=0.5))
         async with client:
             reply = await client.unary(
                 "tether.demo.Echo/Unary", EchoRequest(data=b"up"), response_type=EchoReply
@@ -42,7 +42,7 @@ async def test_heartbeat_detects_a_stopped_server() -> None:
             finally:
                 serve.process.send_signal(signal.SIGCONT)
             assert error.status is tether.Status.UNAVAILABLE
-            assert "heartbeat failed" in error.message
+            assert "keepalive failed" in error.message
             reply = await client.unary(
                 "tether.demo.Echo/Unary", EchoRequest(data=b"back"), response_type=EchoReply
             )

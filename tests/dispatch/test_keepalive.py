@@ -13,8 +13,8 @@ import pytest
 import trustme
 
 import tether
-from tether import ConfigError, ConnectionState, Status, StatusError
-from tether._dispatch._keepalive import KeepaliveConfig
+from tether import ConfigError, ConnectionState, KeepaliveConfig, Status, StatusError
+from tether._dispatch._keepalive import LivenessConfig
 from tether.framing import CodecConfig, Ping, Role, get_framing
 from tether.transport import (
     Connection,
@@ -149,8 +149,7 @@ async def test_heartbeat_finds_a_half_open_peer(
         client = tether.Client(
             url,
             tls=client_tls,
-            heartbeat_interval=0.1,
-            heartbeat_timeout=0.2,
+            keepalive=KeepaliveConfig(interval=0.1, timeout=0.2),
             on_state_change=states.append,
         )
         async with client:
@@ -158,7 +157,7 @@ async def test_heartbeat_finds_a_half_open_peer(
                 with pytest.raises(StatusError) as info:
                     await client.unary("any.Service/Method", b"hello?")
     assert info.value.status is Status.UNAVAILABLE
-    assert "heartbeat failed" in info.value.message
+    assert "keepalive failed" in info.value.message
     assert states[-1] is ConnectionState.DISCONNECTED
 
 
@@ -173,7 +172,9 @@ async def test_heartbeat_keeps_a_healthy_idle_connection() -> None:
     states: list[ConnectionState] = []
     async with raw_listener("memory://keepalive-healthy", make) as (url, _):
         client = tether.Client(
-            url, heartbeat_interval=0.02, heartbeat_timeout=5.0, on_state_change=states.append
+            url,
+            keepalive=KeepaliveConfig(interval=0.02, timeout=5.0, without_calls=True),
+            on_state_change=states.append,
         )
         async with client:
             await client.connect()
@@ -185,7 +186,9 @@ async def test_heartbeat_keeps_a_healthy_idle_connection() -> None:
 
 async def test_server_heartbeat_drops_a_silent_client() -> None:
     """A server with a heartbeat aborts a connection whose client never answers PINGs."""
-    server = tether.Server([], heartbeat_interval=0.05, heartbeat_timeout=0.1)
+    server = tether.Server(
+        [], keepalive=KeepaliveConfig(interval=0.05, timeout=0.1, without_calls=True)
+    )
     await server.start("tcp://127.0.0.1:0")
     async with server:
         address = parse_address(server.addresses[0])
@@ -301,15 +304,18 @@ async def test_connect_timeout_is_separate_from_the_call_timeout(
     assert "timed out" in info.value.message
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [{"heartbeat_interval": 0}, {"heartbeat_timeout": -1}, {"idle_timeout": 0.0}],
-)
-def test_invalid_settings(kwargs: dict[str, Any]) -> None:
-    """Zero or negative keepalive settings are ConfigErrors."""
+@pytest.mark.parametrize("kwargs", [{"interval": 0}, {"timeout": -1}])
+def test_invalid_keepalive_settings(kwargs: dict[str, Any]) -> None:
+    """Zero or negative keepalive times are ConfigErrors."""
     with pytest.raises(ConfigError):
         KeepaliveConfig(**kwargs)
+
+
+def test_invalid_idle_timeout() -> None:
+    """A zero idle timeout is a ConfigError, on a client and on a server."""
     with pytest.raises(ConfigError):
-        tether.Client("tcp://127.0.0.1:1", **kwargs)
+        LivenessConfig(idle_timeout=0.0)
     with pytest.raises(ConfigError):
-        tether.Server([], **kwargs)
+        tether.Client("tcp://127.0.0.1:1", idle_timeout=0.0)
+    with pytest.raises(ConfigError):
+        tether.Server([], idle_timeout=0.0)

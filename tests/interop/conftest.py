@@ -21,6 +21,7 @@ import tether
 from tether.demo._services import demo_services
 from tether.demo._thrift import echo_thrift
 
+from ..grpc.conftest import tls_files as tls_files
 from .peers import SyncEchoHandler, run_in_thread, unblock_accept
 
 SYNC_TRANSPORTS = {"framed": TFramedTransportFactory, "buffered": TBufferedTransportFactory}

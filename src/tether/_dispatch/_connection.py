@@ -41,7 +41,7 @@ from ..framing import (
     WindowUpdated,
 )
 from ..transport import Connection, ConnectionHandler
-from ._keepalive import Keepalive, KeepaliveConfig
+from ._keepalive import Keepalive, LivenessConfig
 from ._state import ConnectionInput, ConnectionState, next_connection_state
 from ._stream import RPCStream
 
@@ -67,7 +67,7 @@ class Dispatcher(ConnectionHandler):
         *,
         on_call: OnCall | None = None,
         on_state_change: OnStateChange | None = None,
-        keepalive: KeepaliveConfig | None = None,
+        keepalive: LivenessConfig | None = None,
         max_streams: int | None = None,
         on_slot_free: Callable[[], None] | None = None,
     ) -> None:

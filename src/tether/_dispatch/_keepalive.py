@@ -5,10 +5,13 @@ One :class:`Keepalive` per dispatched connection, driven by one event-loop timer
 stream finishing); the timer is re-armed lazily, when it fires, from those timestamps,
 so the per-read cost is one attribute store.
 
-* **Heartbeat** (``heartbeat_interval``): when nothing has been read for that long, send
-  a PING (any codec that supports :class:`~tether.framing.Ping`). If nothing at all
-  (the ACK or any other byte) arrives within ``heartbeat_timeout``, the peer is declared
-  dead: every pending call fails at once with UNAVAILABLE and the connection is aborted.
+* **Heartbeat** (the public :class:`~tether.KeepaliveConfig`: ``interval``, ``timeout``,
+  ``without_calls``): when nothing has been read for ``interval``, send a PING (any codec
+  that supports :class:`~tether.framing.Ping`); on a connection with no call in flight
+  only if ``without_calls`` (gRPC servers count such PINGs as abuse by default). If
+  nothing at all (the ACK or any other byte) arrives within ``timeout``, the peer is
+  declared dead: every pending call fails at once with UNAVAILABLE ("keepalive failed")
+  and the connection is aborted.
   This catches half-open peers (a crashed host, a silent middlebox, a stopped process)
   that TCP alone would notice only after minutes. A codec that refuses PING gets no
   heartbeat (logged once at debug level).
@@ -25,6 +28,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .._config import KeepaliveConfig
 from .._exceptions import ConfigError, LocalProtocolError, StatusError
 from ..framing import Ping
 
@@ -35,19 +39,33 @@ logger = logging.getLogger("tether.dispatch")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class KeepaliveConfig:
+class LivenessConfig:
     """Liveness settings of a connection (``None`` turns a feature off).
 
     Attributes:
         heartbeat_interval: seconds without reading anything before a PING is sent.
         heartbeat_timeout: seconds a PING may go unanswered (nothing read at all)
             before the connection is declared dead.
+        heartbeat_without_calls: also PING while no stream is open.
         idle_timeout: seconds with no open stream before the connection is closed.
     """
 
     heartbeat_interval: float | None = None
     heartbeat_timeout: float = 20.0
+    heartbeat_without_calls: bool = True
     idle_timeout: float | None = None
+
+    @classmethod
+    def of(cls, keepalive: KeepaliveConfig | None, idle_timeout: float | None) -> LivenessConfig:
+        """The settings for a Client's or Server's ``keepalive`` and ``idle_timeout``."""
+        if keepalive is None:
+            return cls(idle_timeout=idle_timeout)
+        return cls(
+            heartbeat_interval=keepalive.interval,
+            heartbeat_timeout=keepalive.timeout,
+            heartbeat_without_calls=keepalive.without_calls,
+            idle_timeout=idle_timeout,
+        )
 
     def __post_init__(self) -> None:
         for name in ("heartbeat_interval", "idle_timeout"):
@@ -81,7 +99,7 @@ class Keepalive:
         "last_read",
     )
 
-    def __init__(self, dispatcher: Dispatcher, config: KeepaliveConfig) -> None:
+    def __init__(self, dispatcher: Dispatcher, config: LivenessConfig) -> None:
         self._dispatcher = dispatcher
         self._config = config
         self._loop = dispatcher.loop
@@ -121,7 +139,10 @@ class Keepalive:
                 check, deadline = sent + config.heartbeat_interval, sent + config.heartbeat_timeout
                 dues.append(check if now < check < deadline else deadline)
             else:
-                dues.append(self.last_read + config.heartbeat_interval)
+                due = self.last_read + config.heartbeat_interval
+                if not config.heartbeat_without_calls and not self._dispatcher.streams:
+                    due = max(due, now + config.heartbeat_interval)  # look again later
+                dues.append(due)
         if config.idle_timeout is not None:
             if self._dispatcher.streams:
                 dues.append(now + config.idle_timeout)  # not idle: look again later
@@ -156,7 +177,9 @@ class Keepalive:
                 return False
             else:
                 return True
-        if now - self.last_read >= interval:
+        if now - self.last_read >= interval and (
+            config.heartbeat_without_calls or self._dispatcher.streams
+        ):
             try:
                 self._dispatcher.send_event(Ping(payload=os.urandom(8)))
             except LocalProtocolError as exc:
@@ -179,14 +202,12 @@ class Keepalive:
 
     def _declare_dead(self, timeout: float) -> None:
         dispatcher = self._dispatcher
-        reason = f"heartbeat failed: the peer did not answer a PING within {timeout:g}s"
+        reason = f"keepalive failed: the peer did not answer a PING within {timeout:g}s"
         logger.warning("%s from %s; closing the connection", reason, dispatcher.peer)
         dispatcher.declare_dead(reason)
 
 
-def _without_heartbeat(config: KeepaliveConfig) -> KeepaliveConfig:
-    return KeepaliveConfig(
-        heartbeat_interval=None,
-        heartbeat_timeout=config.heartbeat_timeout,
-        idle_timeout=config.idle_timeout,
+def _without_heartbeat(config: LivenessConfig) -> LivenessConfig:
+    return LivenessConfig(
+        heartbeat_timeout=config.heartbeat_timeout, idle_timeout=config.idle_timeout
     )

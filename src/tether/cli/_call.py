@@ -47,6 +47,7 @@ class CallOptions:
     key: Path | None = None
     server_name: str | None = None
     thrift: Sequence[Path] = ()
+    proto_modules: Sequence[str] = ()
 
 
 async def run_call(options: CallOptions) -> int:
@@ -55,7 +56,7 @@ async def run_call(options: CallOptions) -> int:
     Raises:
         UsageError: the command line is wrong (unknown method, bad JSON, bad flags).
     """
-    method = default_schemas(options.thrift).resolve(options.method)
+    method = default_schemas(options.thrift, options.proto_modules).resolve(options.method)
     requests = parse_requests(method, options.data)
     metadata = parse_metadata(options.metadata)
     if options.timeout is not None and not options.timeout > 0:

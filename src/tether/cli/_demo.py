@@ -1,8 +1,10 @@
 """``tether demo``: serve the demo on every built-in transport, call it, print a table.
 
-One process: a server on tcp, unix, tls (a CA and a certificate made at run time),
-memory, http-connect and tls+http-connect; then, over each, every method of both demo services, each reply checked against
-what echo.proto / echo.thrift promise. Exit status 1 if any row failed.
+One process: a server on every built-in transport (tcp, unix, tls with a CA and a
+certificate made at run time, memory, quic, kcp, http-connect, tls+http-connect, shm);
+then, over each, in tether's native protocol and in gRPC (the same listeners serve
+both), every method of both demo services, each reply checked against what echo.proto /
+echo.thrift promise. Exit status 1 if any row failed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from ._tls import is_tls_scheme
 
 #: How long one check may take before its row fails.
 CHECK_TIMEOUT = 5.0
+#: Wire protocols every transport is checked in.
+PROTOCOLS = ("tether", "grpc")
 
 Check = Callable[[Client, str], Awaitable[None]]
 
@@ -48,9 +52,11 @@ def expect(condition: bool, message: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One line of the table: a check over one transport, its outcome and latency."""
+    """One line of the table: a check over one transport and protocol, its outcome and
+    latency."""
 
     transport: str
+    protocol: str
     method: str
     error: str | None
     latency_ms: float
@@ -186,12 +192,12 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-async def _run_checks(url: str, ca: Path) -> list[Row]:
-    """Every check over ``url``, in order (a TLS URL trusts the demo CA)."""
+async def _run_checks(url: str, ca: Path, protocol: str) -> list[Row]:
+    """Every check over ``url`` in ``protocol``, in order (a TLS URL trusts the demo CA)."""
     transport = url.partition("://")[0]
     tls = TLSConfig(ca=ca) if is_tls_scheme(transport) else None
     rows = []
-    async with Client(url, tls=tls) as client:
+    async with Client(url, protocol=protocol, tls=tls) as client:
         for name, check in CHECKS:
             error = None
             started = time.perf_counter()
@@ -200,7 +206,8 @@ async def _run_checks(url: str, ca: Path) -> list[Row]:
                     await check(client, transport)
             except Exception as exc:
                 error = _describe(exc)
-            rows.append(Row(transport, name, error, (time.perf_counter() - started) * 1000))
+            elapsed = (time.perf_counter() - started) * 1000
+            rows.append(Row(transport, protocol, name, error, elapsed))
     return rows
 
 
@@ -228,7 +235,10 @@ async def run_demo() -> int:
                 print(f"  {address}")
             print(flush=True)
             rows = [
-                row for address in server.addresses for row in await _run_checks(address, certs.ca)
+                row
+                for address in server.addresses
+                for protocol in PROTOCOLS
+                for row in await _run_checks(address, certs.ca, protocol)
             ]
         except (RPCError, OSError) as exc:  # the checks catch their own errors: this is start()
             print(f"tether demo: cannot serve: {exc}", file=sys.stderr, flush=True)
@@ -251,23 +261,24 @@ def _marks() -> tuple[str, str]:
 
 
 def format_table(rows: list[Row]) -> str:
-    """The rows as an aligned text table: transport, method, ok, latency."""
+    """The rows as an aligned text table: transport, protocol, method, ok, latency."""
     good, bad = _marks()
-    header = ("transport", "method", "ok", "latency")
+    header = ("transport", "protocol", "method", "ok", "latency")
     cells = [
         (
             row.transport,
+            row.protocol,
             row.method,
             good if row.error is None else f"{bad} {row.error}",
             f"{row.latency_ms:.2f} ms",
         )
         for row in rows
     ]
-    widths = [max(len(line[i]) for line in [header, *cells]) for i in range(4)]
+    widths = [max(len(line[i]) for line in [header, *cells]) for i in range(5)]
 
-    def line(values: tuple[str, str, str, str]) -> str:
-        left = "  ".join(v.ljust(w) for v, w in zip(values[:3], widths, strict=False))
-        return f"{left}  {values[3].rjust(widths[3])}"
+    def line(values: tuple[str, str, str, str, str]) -> str:
+        left = "  ".join(v.ljust(w) for v, w in zip(values[:4], widths, strict=False))
+        return f"{left}  {values[4].rjust(widths[4])}"
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(header), rule, *(line(c) for c in cells)])

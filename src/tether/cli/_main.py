@@ -19,6 +19,8 @@ examples:
   tether serve demo --listen tcp://127.0.0.1:8972 --listen unix:///tmp/tether.sock
   tether call tcp://127.0.0.1:8972 tether.demo.Echo/Unary --data '{"data": "aGk=", "repeat": 2}'
   tether call tcp://127.0.0.1:8972 Echo/Unary --data '{"req": {"data": "aGk="}}'
+  tether call --protocol grpc tcp://127.0.0.1:50051 pkg.Service/Method \
+      --proto-module ./service_pb2.py --data '{"name": "ada"}'
   tether demo
   tether bench --peers --transports tcp unix --protocols tether grpc
 """
@@ -112,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(exactly one for unary and server-streaming methods). Each reply is printed as "
         "one compact JSON line (protobuf's JSON mapping, bytes as base64). On failure prints "
         "'STATUS: message' on stderr and exits 1; usage errors exit 2. Known services: "
-        "tether.demo.Echo, Echo (Thrift), and every service of --thrift files.",
+        "tether.demo.Echo, Echo (Thrift), and every service of --thrift files and "
+        "--proto-module modules. With --protocol grpc it calls any gRPC server.",
     )
     call.add_argument("url", metavar="URL", help="server address, e.g. tcp://127.0.0.1:8972")
     call.add_argument("method", metavar="SERVICE/METHOD", help="e.g. tether.demo.Echo/Unary")
@@ -139,7 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="deadline of the whole call (DEADLINE_EXCEEDED when it passes)",
     )
     call.add_argument(
-        "--protocol", default="tether", metavar="NAME", help="wire protocol (default: tether)"
+        "--protocol",
+        default="tether",
+        metavar="NAME",
+        help="wire protocol: tether (default), grpc, or another registered framing",
     )
     call.add_argument(
         "--cacert", type=Path, metavar="FILE", help="PEM CA bundle to verify the server"
@@ -156,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="IDL_FILE",
         help="load the services of a Thrift IDL file (repeatable)",
+    )
+    call.add_argument(
+        "--proto-module",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="load the services of a protoc-generated *_pb2 module: a dotted module name "
+        "or a .py file (repeatable)",
     )
 
     commands.add_parser(
@@ -217,6 +231,7 @@ def _dispatch(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
                 key=args.key,
                 server_name=args.server_name,
                 thrift=args.thrift,
+                proto_modules=args.proto_module,
             )
         )
     from ._demo import run_demo

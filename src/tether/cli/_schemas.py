@@ -1,15 +1,20 @@
 """What ``SERVICE/METHOD`` means: cardinality and message types, from the IDLs.
 
-Protobuf methods come from file descriptors (the demo's ``echo.proto``); Thrift methods
+Protobuf methods come from file descriptors (the demo's ``echo.proto`` and every
+``--proto-module``, a protoc-generated ``*_pb2`` module); Thrift methods
 from thriftpy2 modules (the demo's ``echo.thrift`` and every ``--thrift FILE``). Nothing
 here touches the network.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
@@ -88,6 +93,19 @@ class Schemas:
             raise UsageError(f"--thrift {path}: {exc}") from exc
         self.add_thrift_module(module)
 
+    def add_proto_module(self, spec: str) -> None:
+        """Every service of a protoc-generated ``*_pb2`` module, given as an importable
+        dotted name (``mypkg.echo_pb2``) or a ``.py`` file path.
+
+        Raises:
+            UsageError: the module cannot be imported or is not a ``*_pb2`` module.
+        """
+        module = _import_proto_module(spec)
+        descriptor = getattr(module, "DESCRIPTOR", None)
+        if not isinstance(descriptor, FileDescriptor):
+            raise UsageError(f"--proto-module {spec}: not a protoc-generated *_pb2 module")
+        self.add_proto_file(descriptor)
+
     def service_names(self) -> list[str]:
         """Every known service, sorted."""
         return sorted([*self._proto, *self._thrift])
@@ -144,11 +162,33 @@ def _thrift_method(service_name: str, service_cls: Any, name: str) -> ThriftMeth
     )
 
 
-def default_schemas(thrift_files: Iterable[Path] = ()) -> Schemas:
-    """The demo services (``tether.demo.Echo``, ``Echo``) plus every ``--thrift`` file's.
+def _import_proto_module(spec: str) -> ModuleType:
+    """Import ``spec``: a ``.py`` file (its folder joins ``sys.path`` so that generated
+    imports of sibling ``*_pb2`` modules work) or a dotted module name."""
+    try:
+        if spec.endswith(".py") or "/" in spec:
+            path = Path(spec).resolve()
+            if not path.is_file():
+                raise UsageError(f"--proto-module {spec}: no such file")
+            folder = str(path.parent)
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
+            return importlib.import_module(path.stem)
+        return importlib.import_module(spec)
+    except UsageError:
+        raise
+    except Exception as exc:  # an import runs arbitrary generated code
+        raise UsageError(f"--proto-module {spec}: {type(exc).__name__}: {exc}") from exc
+
+
+def default_schemas(
+    thrift_files: Iterable[Path] = (), proto_modules: Iterable[str] = ()
+) -> Schemas:
+    """The demo services (``tether.demo.Echo``, ``Echo``) plus every ``--thrift`` file's
+    and every ``--proto-module``'s.
 
     Raises:
-        UsageError: a Thrift file could not be loaded.
+        UsageError: a Thrift file or a protobuf module could not be loaded.
     """
     from ..demo import echo_pb2
     from ..demo._thrift import echo_thrift
@@ -158,4 +198,6 @@ def default_schemas(thrift_files: Iterable[Path] = ()) -> Schemas:
     schemas.add_thrift_module(echo_thrift)
     for path in thrift_files:
         schemas.add_thrift_file(path)
+    for spec in proto_modules:
+        schemas.add_proto_module(spec)
     return schemas

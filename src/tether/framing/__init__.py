@@ -32,6 +32,7 @@ from ._events import (
     WindowUpdated as WindowUpdated,
 )
 from ._native import NativeCodec as NativeCodec, create_native_codec, detect_native
+from .grpc import create_grpc_codec, detect_grpc
 
 __all__ = [
     "CallStarted",
@@ -61,6 +62,8 @@ __all__ = [
 register_framing(
     Framing(name="tether", create=create_native_codec, detect=detect_native, priority=10)
 )
+
+register_framing(Framing(name="grpc", create=create_grpc_codec, detect=detect_grpc, priority=5))
 
 from .thrift import FRAMINGS as _THRIFT_FRAMINGS  # noqa: E402  (registers after the core)
 

@@ -1,0 +1,47 @@
+"""gRPC over HTTP/2 as a sans-I/O :class:`~tether.framing.FrameCodec` (framing ``grpc``).
+
+tether's own HTTP/2 implementation, specialised for gRPC (``h2`` is its reference in the
+tests, not its runtime); header blocks are coded with the ``hpack`` package. Modules:
+
+* :mod:`._frames`: HTTP/2 frame layouts, constants, SETTINGS;
+* :mod:`._hpack`: stateless header block encoding, decoding with limits;
+* :mod:`._mapping`: gRPC conventions (timeouts, status text and mappings, content
+  types, metadata, compression);
+* :mod:`._streams`: per-stream state, windows, send queue, receive credit;
+* :mod:`._heads`: request/response header lists parsed into calls, response blocks;
+* :mod:`._core`: connection state shared by both directions, the FrameCodec queries;
+* :mod:`._receive` (HTTP/2 frames), :mod:`._messages` (DATA → messages) and
+  :mod:`._calls` (header blocks → calls): bytes → events;
+* :mod:`._send`: events → bytes; :mod:`._codec`: the codec class.
+
+Nothing here performs I/O, reads a clock or creates tasks.
+"""
+
+from __future__ import annotations
+
+from .._base import CodecConfig, Detection, FrameCodec, Role
+from ._codec import GrpcCodec as GrpcCodec
+from ._core import GrpcOptions as GrpcOptions
+from ._frames import PREFACE
+
+__all__ = ["GrpcCodec", "GrpcOptions", "create_grpc_codec", "detect_grpc"]
+
+
+def detect_grpc(prefix: bytes) -> Detection:
+    """Server-side detection: does a connection that starts with ``prefix`` speak HTTP/2?
+
+    Returns:
+        MATCH once the 24-byte client preface ``PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n``
+        is there; NEED_MORE while ``prefix`` is a shorter prefix of it; NO_MATCH
+        otherwise.
+    """
+    if prefix[: len(PREFACE)] == PREFACE:
+        return Detection.MATCH
+    if len(prefix) < len(PREFACE) and PREFACE.startswith(prefix):
+        return Detection.NEED_MORE
+    return Detection.NO_MATCH
+
+
+def create_grpc_codec(role: Role, config: CodecConfig) -> FrameCodec:
+    """The :class:`~tether.framing.Framing` factory for the ``grpc`` protocol."""
+    return GrpcCodec(role, config)

@@ -1,0 +1,280 @@
+"""Header block coding (HPACK, RFC 7541) for the gRPC codec, on top of the ``hpack`` package.
+
+Encoding is *stateless*: we emit only static-table references and literals "without
+indexing", never touching the dynamic table. So every block can be built once and
+reused (the ``:status 200`` response head, ``grpc-status: 0`` trailers, a method's
+request head), blocks may leave in any order (trailers queued behind flow-controlled
+DATA), and the peer's HEADER_TABLE_SIZE can never be exceeded. Strings are sent raw
+(no Huffman): bigger, but cheaper to produce and to parse.
+
+Decoding accepts all of HPACK. Blocks made only of static references and raw literals
+(what our own encoder emits) take a fast path that never touches the dynamic table, and
+their decoded form is cached by their bytes (it depends on nothing else). Every other
+block goes through :class:`hpack.Decoder`, which owns the dynamic table.
+
+Both paths enforce the header list size limit (RFC 9113 §6.5.2, name + value + 32 per
+field): the defence against an HPACK bomb, a small block that expands to a huge list.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from hpack import Decoder, HPACKError, OversizedHeaderListError
+from hpack.table import HeaderTable
+
+from ..._exceptions import ErrorCode, RemoteProtocolError
+
+HeaderList = tuple[tuple[bytes, bytes], ...]
+
+#: The RFC 7541 static table; entry ``i`` is index ``i + 1``.
+STATIC_TABLE: Final[tuple[tuple[bytes, bytes], ...]] = tuple(HeaderTable.STATIC_TABLE)
+_STATIC_SIZE: Final = len(STATIC_TABLE)
+_STATIC_FIELD: Final = {entry: index for index, entry in enumerate(STATIC_TABLE, 1)}
+_STATIC_NAME: Final[dict[bytes, int]] = {}
+for _index, (_name, _value) in enumerate(STATIC_TABLE, 1):
+    _STATIC_NAME.setdefault(_name, _index)
+#: Per-field overhead counted by the header list size (RFC 9113 §6.5.2).
+FIELD_OVERHEAD: Final = 32
+#: Decoded blocks kept per connection, and the largest block kept: bounded so that a
+#: peer sending distinct big header blocks cannot grow a connection's memory.
+_CACHE_SIZE: Final = 64
+CACHEABLE_BLOCK: Final = 512
+#: Our encoding of a ``grpc-timeout`` field name (a raw literal without indexing).
+TIMEOUT_FIELD: Final = b"\x00\x0cgrpc-timeout"
+
+
+def encode_integer(value: int, prefix_bits: int, first: int) -> bytes:
+    """An HPACK integer with an N-bit prefix; ``first`` holds the pattern bits above it."""
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes((first | value,))
+    out = bytearray((first | limit,))
+    value -= limit
+    while value >= 128:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def encode_string(data: bytes) -> bytes:
+    """A raw (not Huffman-coded) HPACK string literal."""
+    return encode_integer(len(data), 7, 0) + data
+
+
+def encode_field(name: bytes, value: bytes) -> bytes:
+    """One header field, without touching the dynamic table.
+
+    A static-table match becomes a one-byte reference; a static-table name a literal
+    with an indexed name; anything else a literal with a literal name.
+    """
+    index = _STATIC_FIELD.get((name, value))
+    if index is not None:
+        return encode_integer(index, 7, 0x80)
+    index = _STATIC_NAME.get(name)
+    if index is not None:
+        return encode_integer(index, 4, 0) + encode_string(value)
+    return b"\x00" + encode_string(name) + encode_string(value)
+
+
+def encode_block(fields: list[tuple[bytes, bytes]] | HeaderList) -> bytes:
+    """A whole header block of stateless representations."""
+    return b"".join([encode_field(name, value) for name, value in fields])
+
+
+def table_size_update(size: int) -> bytes:
+    """A dynamic table size update (sent when the peer shrinks its HEADER_TABLE_SIZE)."""
+    return encode_integer(size, 5, 0x20)
+
+
+class HeaderDecoder:
+    """Decodes the peer's header blocks; one per connection (HPACK state is per connection).
+
+    Raises :class:`~tether.RemoteProtocolError` (COMPRESSION_ERROR for a malformed
+    block, ENHANCE_YOUR_CALM for a header list above ``max_list_size``); after that the
+    connection must close (the HPACK state is lost).
+    """
+
+    __slots__ = (
+        "_cache",
+        "_decoder",
+        "_generation",
+        "_indexed_cache",
+        "_split_cache",
+        "max_list_size",
+    )
+
+    def __init__(self, max_list_size: int) -> None:
+        self.max_list_size = max_list_size
+        self._decoder = Decoder(max_header_list_size=max_list_size)
+        self._cache: dict[bytes, HeaderList] = {}
+        self._split_cache: dict[tuple[int, bytes], HeaderList] = {}
+        #: Blocks made only of one-byte indexed fields (what an indexing encoder such as
+        #: grpcio's sends for a repeated request): their meaning depends on the dynamic
+        #: table, so they are cached with the table's generation, which changes whenever
+        #: a block that may have modified the table is decoded.
+        self._indexed_cache: dict[bytes, tuple[int, HeaderList]] = {}
+        self._generation = 0
+
+    def decode(self, block: bytes) -> HeaderList:
+        """The header fields of ``block``, in order, as ``(name, value)`` bytes pairs."""
+        cached = self._cache.get(block)
+        if cached is not None:
+            return cached
+        fields = self._decode_stateless(block)
+        if fields is None:
+            if block and min(block) >= 0x80 and 0xFF not in block:
+                # One indexed field per byte: decoding cannot change the table.
+                hit = self._indexed_cache.get(block)
+                if hit is not None and hit[0] == self._generation:
+                    return hit[1]
+                fields = self._decode_full(block)
+                if len(block) <= CACHEABLE_BLOCK:
+                    indexed = self._indexed_cache
+                    if len(indexed) >= _CACHE_SIZE:
+                        indexed.clear()
+                    indexed[block] = (self._generation, fields)
+                return fields
+            self._generation += 1  # the block may change the dynamic table
+            return self._decode_full(block)
+        if len(block) <= CACHEABLE_BLOCK:
+            cache = self._cache
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            cache[block] = fields
+        return fields
+
+    def decode_request(self, block: bytes) -> tuple[HeaderList, bytes | None]:
+        """Decode a request block, taking a raw ``grpc-timeout`` literal out of it.
+
+        Returns:
+            ``(fields, None)`` for most blocks, as :meth:`decode`; ``(fields without
+            grpc-timeout, its value)`` when the block is stateless around a raw
+            ``grpc-timeout`` literal (what our encoder emits). The rest of such a block is
+            the same for every call of a method, so its decoding is cached even though
+            the timeout changes on every call.
+
+        The split is exact: the bytes before the literal must decode completely as
+        stateless fields (so the literal starts at a field boundary) and so must the
+        bytes after it.
+        """
+        pos = block.find(TIMEOUT_FIELD)
+        if pos > 0:
+            start = pos + len(TIMEOUT_FIELD)
+            if start < len(block):
+                length = block[start]
+                end = start + 1 + length
+                if length < 0x7F and end <= len(block):
+                    key = (pos, block[:pos] + block[end:])
+                    fields = self._split_cache.get(key)
+                    if fields is None:
+                        fields = self._decode_split(block, pos, end)
+                        if fields is not None and len(key[1]) <= CACHEABLE_BLOCK:
+                            cache = self._split_cache
+                            if len(cache) >= _CACHE_SIZE:
+                                cache.clear()
+                            cache[key] = fields
+                    if fields is not None:
+                        return fields, block[start + 1 : end]
+        return self.decode(block), None
+
+    def _decode_split(self, block: bytes, pos: int, end: int) -> HeaderList | None:
+        before = self._decode_stateless(block[:pos])
+        if before is None:
+            return None
+        after = self._decode_stateless(block[end:])
+        if after is None:
+            return None
+        fields = before + after
+        self._check_size(((b"grpc-timeout", block[pos + len(TIMEOUT_FIELD) + 1 : end]), *fields))
+        return fields
+
+    def _decode_full(self, block: bytes) -> HeaderList:
+        try:
+            fields = self._decoder.decode(block, raw=True)
+        except OversizedHeaderListError as exc:
+            raise RemoteProtocolError(
+                f"header list exceeds {self.max_list_size} bytes: {exc}",
+                error_code=ErrorCode.ENHANCE_YOUR_CALM,
+            ) from exc
+        except HPACKError as exc:
+            raise RemoteProtocolError(
+                f"malformed header block: {exc}", error_code=ErrorCode.COMPRESSION_ERROR
+            ) from exc
+        except (IndexError, ValueError) as exc:  # defensive: hpack on truncated input
+            raise RemoteProtocolError(
+                f"malformed header block: {exc!r}", error_code=ErrorCode.COMPRESSION_ERROR
+            ) from exc
+        result = tuple((bytes(name), bytes(value)) for name, value in fields)
+        self._check_size(result)
+        return result
+
+    def _check_size(self, fields: HeaderList) -> None:
+        size = 0
+        for name, value in fields:
+            size += len(name) + len(value) + FIELD_OVERHEAD
+        if size > self.max_list_size:
+            raise RemoteProtocolError(
+                f"header list of {size} bytes exceeds {self.max_list_size}",
+                error_code=ErrorCode.ENHANCE_YOUR_CALM,
+            )
+
+    def _decode_stateless(self, block: bytes) -> HeaderList | None:
+        """Decode a block of static references and raw literals without indexing;
+        ``None`` when it uses anything else (then :class:`hpack.Decoder` must see it)."""
+        out: list[tuple[bytes, bytes]] = []
+        pos = 0
+        end = len(block)
+        size = 0
+        limit = self.max_list_size
+        while pos < end:
+            byte = block[pos]
+            if byte & 0x80:  # indexed field
+                index = byte & 0x7F
+                if not 0 < index <= _STATIC_SIZE:
+                    return None  # dynamic table reference (or a multi-byte index)
+                field = STATIC_TABLE[index - 1]
+                pos += 1
+            elif byte & 0xE0 == 0:  # literal without indexing (0000) / never indexed (0001)
+                index = byte & 0x0F
+                pos += 1
+                if index == 0x0F:
+                    if pos >= end or block[pos] & 0x80:
+                        return None  # an index too large for the static table
+                    index = 0x0F + block[pos]
+                    pos += 1
+                if index:
+                    if index > _STATIC_SIZE:
+                        return None
+                    name = STATIC_TABLE[index - 1][0]
+                else:
+                    if pos >= end:
+                        return None
+                    length = block[pos]
+                    if length & 0x80 or length == 0x7F:
+                        return None  # Huffman-coded or long: the full decoder handles it
+                    name = block[pos + 1 : pos + 1 + length]
+                    pos += 1 + length
+                    if pos > end:
+                        return None
+                if pos >= end:
+                    return None
+                length = block[pos]
+                if length & 0x80 or length == 0x7F:
+                    return None
+                value = block[pos + 1 : pos + 1 + length]
+                pos += 1 + length
+                if pos > end:
+                    return None
+                field = (name, value)
+            else:
+                return None  # incremental indexing or a table size update
+            size += len(field[0]) + len(field[1]) + FIELD_OVERHEAD
+            if size > limit:
+                raise RemoteProtocolError(
+                    f"header list exceeds {limit} bytes",
+                    error_code=ErrorCode.ENHANCE_YOUR_CALM,
+                )
+            out.append(field)
+        return tuple(out)
