@@ -181,3 +181,25 @@ async def test_no_tasks_leak_after_calls() -> None:
     await asyncio.sleep(0.05)
     leftover = {t for t in asyncio.all_tasks() if not t.done()} - before
     assert not leftover, leftover
+
+
+async def test_a_call_the_codec_refuses_leaves_no_stream_behind() -> None:
+    """A CallStarted the codec refuses (a header value with CR/LF) fails that call only:
+    no stream is left holding a slot, and the next call on the connection works."""
+    svc = tether.Service("refuse.Test")
+
+    @svc.unary
+    async def Ping(request: int) -> int:
+        return request + 1
+
+    server = tether.Server([svc])
+    await server.start("memory://refused-call-test")
+    async with tether.Client(server.addresses[0], protocol="grpc") as client:
+        assert await client.unary("refuse.Test/Ping", 1) == 2
+        with pytest.raises(tether.LocalProtocolError):
+            await client.unary("refuse.Test/Ping", 1, metadata={"x-bad": "a\r\nb"})
+        (dispatcher,) = client._dispatchers
+        assert not dispatcher.streams
+        assert await client.unary("refuse.Test/Ping", 2) == 3
+    server.close()
+    await server.wait_closed()

@@ -240,8 +240,8 @@ class Dispatcher(ConnectionHandler):
         if self.state is not ConnectionState.CONNECTED:
             raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection is draining")
         stream_id = self.codec.next_stream_id()
-        stream = RPCStream(self, stream_id)
-        self.streams[stream_id] = stream
+        # Queue first, register after: a CallStarted the codec refuses (bad metadata, say)
+        # must not leave a stream behind holding a slot. No reply can arrive in between.
         self.send_event(
             CallStarted(
                 stream_id=stream_id,
@@ -253,6 +253,8 @@ class Dispatcher(ConnectionHandler):
                 oneway=oneway,
             )
         )
+        stream = RPCStream(self, stream_id)
+        self.streams[stream_id] = stream
         return stream
 
     def send_event(self, event: Event) -> None:
