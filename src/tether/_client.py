@@ -28,7 +28,6 @@ from ._status import Status
 from ._types import MetadataPairs
 from .encoding import PayloadCodec, codec_for_type
 from .framing import CodecConfig, FrameCodec, Role, get_framing
-from .framing.grpc import GrpcCodec
 from .transport import Address, get_transport, parse_address
 
 logger = logging.getLogger("tether.client")
@@ -233,7 +232,7 @@ class Client:
             on_slot_free=self._slot_freed,
         )
         conn.start(dispatcher)
-        if isinstance(dispatcher.codec, GrpcCodec):
+        if self._framing.name == "grpc":
             await self._wait_for_peer_settings(dispatcher)
         self._dispatchers.append(dispatcher)
         return dispatcher
@@ -264,7 +263,10 @@ class Client:
 
     def _create_codec(self) -> FrameCodec:
         codec = self._framing.create(Role.CLIENT, self._codec_config)
-        if isinstance(codec, GrpcCodec):
+        if self._framing.name == "grpc":
+            from .framing.grpc import GrpcCodec
+
+            assert isinstance(codec, GrpcCodec)
             codec.options = dataclasses.replace(
                 codec.options,
                 authority=self._authority,
@@ -338,11 +340,7 @@ class Client:
             dispatcher.close_reason = "the client was closed"
             dispatcher.fail_all(StatusError(Status.UNAVAILABLE, "the client was closed"))
             conn = dispatcher.connection
-            if (
-                isinstance(dispatcher.codec, GrpcCodec)
-                and conn is not None
-                and not conn.can_write_eof()
-            ):
+            if self._framing.name == "grpc" and conn is not None and not conn.can_write_eof():
                 # Every call has failed: gRPC has nothing left to deliver. A graceful TLS
                 # close would wait for the server's close_notify, which grpcio never
                 # sends, so flush and drop the connection (as gRPC clients do).

@@ -151,3 +151,37 @@ async def test_unresolvable_host_is_a_connect_error() -> None:
         await get_transport("tcp").connect(
             parse_address("tcp://no-such-host.invalid:1"), ConnectOptions(connect_timeout=5)
         )
+
+
+def test_heavy_transports_load_on_first_use() -> None:
+    """quic/kcp/shm/http-connect are registered lazily: importing tether loads none of
+    their stacks, and the first lookup of a scheme imports and returns its transport."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tether, tether.transport as t\n"
+        "assert 'quic' in t.registered_schemes()\n"
+        "assert not any(m.startswith(('aioquic', 'kcp', 'hpack')) for m in sys.modules)\n"
+        "assert type(t.get_transport('quic')).__name__ == 'QuicTransport'\n"
+        "assert 'aioquic' in sys.modules\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_lazy_scheme_whose_module_does_not_register_it_is_a_config_error() -> None:
+    """register_lazy_transport names a module; if importing it registers nothing, the
+    lookup fails with a clear ConfigError."""
+    from tether.transport import get_transport, register_lazy_transport
+
+    from tether.transport import _base
+
+    register_lazy_transport("nothing-here", "json")
+    try:
+        with pytest.raises(ConfigError, match="did not register"):
+            get_transport("nothing-here")
+    finally:
+        _base._LAZY.pop("nothing-here", None)

@@ -17,12 +17,14 @@ exactly as a third-party transport would be):
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from .._config import (
     ConnectOptions as ConnectOptions,
     ListenOptions as ListenOptions,
     TLSConfig as TLSConfig,
 )
-from . import _http_connect_register as _http_connect_register  # http-connect schemes
 from ._asyncio import SocketConnection as SocketConnection, SocketListener as SocketListener
 from ._base import (
     Address as Address,
@@ -33,17 +35,16 @@ from ._base import (
     Transport as Transport,
     get_transport as get_transport,
     parse_address as parse_address,
+    register_lazy_transport as register_lazy_transport,
     register_transport as register_transport,
     registered_schemes as registered_schemes,
 )
-from ._kcp import KCPTransport as KCPTransport  # registers kcp:// and tls+kcp://
 from ._memory import (
     MemoryConnection as MemoryConnection,
     MemoryListener as MemoryListener,
     MemoryTransport as MemoryTransport,
     memory_connection_pair as memory_connection_pair,
 )
-from ._shm import ShmTransport as ShmTransport  # registers shm://
 from ._tcp import TCPTransport as TCPTransport
 from ._tls import (
     TLSConnection as TLSConnection,
@@ -66,10 +67,43 @@ def _register_builtins() -> None:
     register_transport("memory", memory)
     register_transport("tls+memory", TLSTransport(memory))
 
+    # Heavier stacks load on first use of their scheme (an RPC server that never dials
+    # QUIC keeps aioquic and its crypto out of memory).
+    for scheme, module in _LAZY_BUILTINS.items():
+        register_lazy_transport(scheme, f"{__name__}.{module}")
+
+
+#: scheme -> the module (in this package) that registers it.
+_LAZY_BUILTINS = {
+    "http-connect": "_http_connect_register",
+    "tls+http-connect": "_http_connect_register",
+    "kcp": "_kcp",
+    "tls+kcp": "_kcp",
+    "quic": "_quic_register",
+    "shm": "_shm",
+}
+#: Public names of the lazily loaded transports -> their module.
+_LAZY_EXPORTS = {
+    "KCPTransport": "_kcp",
+    "ShmTransport": "_shm",
+    "QuicSettings": "_quic_register",
+    "QuicTransport": "_quic_register",
+}
 
 _register_builtins()
 
-from ._quic_register import QuicSettings as QuicSettings, QuicTransport as QuicTransport  # noqa: E402
+if TYPE_CHECKING:
+    from ._kcp import KCPTransport as KCPTransport
+    from ._quic_register import QuicSettings as QuicSettings, QuicTransport as QuicTransport
+    from ._shm import ShmTransport as ShmTransport
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY_EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "Address",

@@ -12,6 +12,7 @@ sockets; only the dispatcher joins a connection to a codec.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -284,6 +285,8 @@ class Transport(ABC):
 
 
 _TRANSPORTS: dict[str, Transport] = {}
+#: scheme -> module that registers it when imported (see :func:`register_lazy_transport`).
+_LAZY: dict[str, str] = {}
 
 
 def register_transport(scheme: str, transport: Transport, *, replace: bool = False) -> None:
@@ -296,21 +299,50 @@ def register_transport(scheme: str, transport: Transport, *, replace: bool = Fal
     if scheme in _TRANSPORTS and not replace:
         raise ConfigError(f"transport scheme {scheme!r} is already registered")
     _TRANSPORTS[scheme] = transport
+    _LAZY.pop(scheme, None)
+
+
+def register_lazy_transport(scheme: str, module: str) -> None:
+    """Serve ``scheme://`` URLs with a transport that ``module`` registers when imported.
+
+    The module is imported the first time the scheme is used (:func:`get_transport`), so
+    a process that never dials ``quic://`` never loads a QUIC stack (tether registers
+    its heavier transports this way). Importing the module must call
+    :func:`register_transport` for ``scheme``.
+
+    Raises:
+        ConfigError: the scheme is taken.
+    """
+    scheme = scheme.lower()
+    if scheme in _TRANSPORTS or scheme in _LAZY:
+        raise ConfigError(f"transport scheme {scheme!r} is already registered")
+    _LAZY[scheme] = module
 
 
 def get_transport(scheme: str) -> Transport:
-    """The transport registered for ``scheme``.
+    """The transport registered for ``scheme`` (importing a lazily registered one).
 
     Raises:
-        ConfigError: nothing is registered for it.
+        ConfigError: nothing is registered for it, or its module failed to import.
     """
-    try:
-        return _TRANSPORTS[scheme.lower()]
-    except KeyError:
-        known = ", ".join(sorted(_TRANSPORTS))
-        raise ConfigError(f"unknown transport scheme {scheme!r} (known: {known})") from None
+    scheme = scheme.lower()
+    transport = _TRANSPORTS.get(scheme)
+    if transport is not None:
+        return transport
+    module = _LAZY.get(scheme)
+    if module is not None:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"transport scheme {scheme!r} is unavailable: {exc}") from exc
+        transport = _TRANSPORTS.get(scheme)
+        if transport is not None:
+            return transport
+        raise ConfigError(f"importing {module} did not register transport scheme {scheme!r}")
+    known = ", ".join(registered_schemes())
+    raise ConfigError(f"unknown transport scheme {scheme!r} (known: {known})")
 
 
 def registered_schemes() -> list[str]:
-    """Every registered scheme, sorted."""
-    return sorted(_TRANSPORTS)
+    """Every registered scheme (lazily registered ones included), sorted."""
+    return sorted({*_TRANSPORTS, *_LAZY})

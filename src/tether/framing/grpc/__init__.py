@@ -14,15 +14,22 @@ tests, not its runtime); header blocks are coded with the ``hpack`` package. Mod
   :mod:`._calls` (header blocks → calls): bytes → events;
 * :mod:`._send`: events → bytes; :mod:`._codec`: the codec class.
 
-Nothing here performs I/O, reads a clock or creates tasks.
+Nothing here performs I/O, reads a clock or creates tasks. Importing this package is
+cheap: the codec (and ``hpack``) load when the first gRPC connection is made, so a
+process that never speaks gRPC does not carry them.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from .._base import CodecConfig, Detection, FrameCodec, Role
-from ._codec import GrpcCodec as GrpcCodec
-from ._core import GrpcOptions as GrpcOptions
 from ._frames import PREFACE
+
+if TYPE_CHECKING:
+    from ._codec import GrpcCodec as GrpcCodec
+    from ._core import GrpcOptions as GrpcOptions
 
 __all__ = ["GrpcCodec", "GrpcOptions", "create_grpc_codec", "detect_grpc"]
 
@@ -44,4 +51,16 @@ def detect_grpc(prefix: bytes) -> Detection:
 
 def create_grpc_codec(role: Role, config: CodecConfig) -> FrameCodec:
     """The :class:`~tether.framing.Framing` factory for the ``grpc`` protocol."""
+    from ._codec import GrpcCodec
+
     return GrpcCodec(role, config)
+
+
+_LAZY = {"GrpcCodec": "._codec", "GrpcOptions": "._core"}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)
