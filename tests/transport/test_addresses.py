@@ -175,9 +175,7 @@ def test_heavy_transports_load_on_first_use() -> None:
 def test_a_lazy_scheme_whose_module_does_not_register_it_is_a_config_error() -> None:
     """register_lazy_transport names a module; if importing it registers nothing, the
     lookup fails with a clear ConfigError."""
-    from tether.transport import get_transport, register_lazy_transport
-
-    from tether.transport import _base
+    from tether.transport import _base, get_transport, register_lazy_transport
 
     register_lazy_transport("nothing-here", "json")
     try:
