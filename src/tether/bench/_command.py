@@ -53,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--calls", type=int, default=None, help="--quick: calls per run")
     parser.add_argument("--runs", type=int, default=None, help="measured runs per system")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="cap on each scenario of one run (default 3; slow systems make fewer calls)",
+    )
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default=default_loop())
     parser.add_argument(
         "--out", type=Path, default=Path("bench-results"), help="JSON and PNGs go here"
@@ -124,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.runs is not None:
         config = dataclasses.replace(config, runs=args.runs)
+    if args.max_seconds is not None:
+        config = dataclasses.replace(config, max_seconds=args.max_seconds)
     keys, skipped = plan(args)
     scale_n = args.scale if args.scale is not None else (0 if args.quick else 10_000)
     record: dict[str, Any] = {

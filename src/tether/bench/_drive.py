@@ -38,10 +38,14 @@ async def _execute(client: EchoClient, command: dict[str, Any]) -> dict[str, Any
         await check_echo(client.call)
         return {"connections": client.connections_label}
     if op == "sequential":
-        return await sequential(client.call, command["calls"], command["size"])
+        return await sequential(
+            client.call, command["calls"], command["size"], command.get("max_seconds")
+        )
     if op == "concurrent":
         calls = await client.concurrent_calls(command["in_flight"])
-        return await concurrent(calls, command["calls"], command["size"])
+        return await concurrent(
+            calls, command["calls"], command["size"], command.get("max_seconds")
+        )
     raise ValueError(f"unknown command {op!r}")
 
 

@@ -223,7 +223,8 @@ def table(record: dict[str, Any]) -> str:
         "server in their own processes, loopback",
         f"sequential: {config['sequential_calls']:,} calls/run (64 B); concurrent: "
         f"{config['concurrent_calls']:,} calls/run, 100 in flight over 'conns' connections; "
-        f"1 MiB echo: {config['bulk_calls']:,} calls/run (MB/s counts both directions, MB = 10^6 B)",
+        f"1 MiB echo: {config['bulk_calls']:,} calls/run (MB/s counts both directions, MB = 10^6 B); "
+        f"each scenario stops after {config.get('max_seconds', 0):g} s",
         "ratio = system / ceiling (raw asyncio length-prefixed echo); cpu = CPU us per sequential call",
         f"machine: {machine['cpu_model']}, {machine['cpus_usable']} usable CPUs, Python "
         f"{machine['python']}, {machine['loop']}; {record['started']}",

@@ -36,6 +36,8 @@ class Config:
     warmup_sequential: int = 1_000
     warmup_concurrent: int = 5_000
     warmup_bulk: int = 10
+    #: A scenario of one run stops after this long (slow systems make fewer calls).
+    max_seconds: float = 3.0
     loop: str = "uvloop"
 
     @classmethod
@@ -236,21 +238,28 @@ def _measure_run(
 ) -> str:
     key = client.key
     cpu0 = server.cpu_time()
-    seq = client.command(op="sequential", calls=config.sequential_calls, size=SMALL)
+    budget = config.max_seconds
+    seq = client.command(
+        op="sequential", calls=config.sequential_calls, size=SMALL, max_seconds=budget
+    )
     cpu1 = server.cpu_time()
     conc = client.command(
-        op="concurrent", calls=config.concurrent_calls, size=SMALL, in_flight=CONCURRENCY
+        op="concurrent",
+        calls=config.concurrent_calls,
+        size=SMALL,
+        in_flight=CONCURRENCY,
+        max_seconds=budget,
     )
     cpu2 = server.cpu_time()
-    bulk = client.command(op="sequential", calls=config.bulk_calls, size=BULK)
+    bulk = client.command(op="sequential", calls=config.bulk_calls, size=BULK, max_seconds=budget)
     results.add(key, "sequential_calls_per_s", seq["calls_per_s"])
     results.add(key, "sequential_p50_us", seq["p50_us"])
     results.add(key, "sequential_p99_us", seq["p99_us"])
     results.add(key, "sequential_client_cpu_us", seq["client_cpu_us"])
-    results.add(key, "sequential_server_cpu_us", (cpu1 - cpu0) / config.sequential_calls * 1e6)
+    results.add(key, "sequential_server_cpu_us", (cpu1 - cpu0) / seq["calls"] * 1e6)
     results.add(key, "concurrent_calls_per_s", conc["calls_per_s"])
     results.add(key, "concurrent_client_cpu_us", conc["client_cpu_us"])
-    results.add(key, "concurrent_server_cpu_us", (cpu2 - cpu1) / config.concurrent_calls * 1e6)
+    results.add(key, "concurrent_server_cpu_us", (cpu2 - cpu1) / conc["calls"] * 1e6)
     results.add(key, "bulk_mb_per_s", bulk["mb_per_s"])
     return (
         f"seq {seq['calls_per_s']:,.0f}/s conc {conc['calls_per_s']:,.0f}/s "

@@ -31,19 +31,30 @@ async def check_echo(call: Call) -> None:
             raise AssertionError(f"the echo of {size} bytes came back different")
 
 
-async def sequential(call: Call, calls: int, size: int) -> dict[str, float]:
-    """One call at a time: throughput and per-call latency."""
+async def sequential(
+    call: Call, calls: int, size: int, max_seconds: float | None = None
+) -> dict[str, float]:
+    """One call at a time: throughput and per-call latency.
+
+    Stops early (after at least 10 calls) once ``max_seconds`` have passed, so a slow
+    system costs the same time as a fast one; the figures count the calls made.
+    """
     payload = os.urandom(size)
     clock = time.perf_counter_ns
-    latencies = [0] * calls
+    latencies: list[int] = []
     cpu = time.process_time()
     started = clock()
+    deadline = None if max_seconds is None else started + int(max_seconds * 1e9)
     for i in range(calls):
         t0 = clock()
         reply = await call(payload)
-        latencies[i] = clock() - t0
+        t1 = clock()
+        latencies.append(t1 - t0)
         if len(reply) != size:
             raise AssertionError(f"the echo returned {len(reply)} bytes, sent {size}")
+        if deadline is not None and t1 > deadline and i >= 9:
+            break
+    calls = len(latencies)
     elapsed = (clock() - started) / 1e9
     cpu = time.process_time() - cpu
     latencies.sort()
@@ -54,25 +65,40 @@ async def sequential(call: Call, calls: int, size: int) -> dict[str, float]:
         "mb_per_s": 2 * size * calls / elapsed / MB,
         "client_cpu_us": cpu / calls * 1e6,
         "seconds": elapsed,
+        "calls": calls,
     }
 
 
-async def concurrent(calls_by_worker: list[Call], calls: int, size: int) -> dict[str, float]:
-    """One task per worker, each looping on one call at a time, until ``calls`` are done."""
+async def concurrent(
+    calls_by_worker: list[Call], calls: int, size: int, max_seconds: float | None = None
+) -> dict[str, float]:
+    """One task per worker, each looping on one call at a time, until ``calls`` are done
+    (or, with ``max_seconds``, until that time has passed; the figures count the calls made)."""
     payload = os.urandom(size)
     remaining = calls
+    done = 0
+    deadline = None if max_seconds is None else time.perf_counter() + max_seconds
 
     async def worker(call: Call) -> None:
-        nonlocal remaining
+        nonlocal remaining, done
         while remaining > 0:
             remaining -= 1
             reply = await call(payload)
+            done += 1
             if len(reply) != size:
                 raise AssertionError(f"the echo returned {len(reply)} bytes, sent {size}")
+            if deadline is not None and time.perf_counter() > deadline:
+                remaining = 0
 
     cpu = time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(worker(call) for call in calls_by_worker))
+    calls = done
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu
-    return {"calls_per_s": calls / elapsed, "client_cpu_us": cpu / calls * 1e6, "seconds": elapsed}
+    return {
+        "calls_per_s": calls / elapsed,
+        "client_cpu_us": cpu / calls * 1e6,
+        "seconds": elapsed,
+        "calls": calls,
+    }
