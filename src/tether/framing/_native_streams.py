@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Final
 
 from .._types import BufferLike
+from ._credit import CreditLedger
 from ._native_frames import HEADER, WINDOW_UPDATE_FRAME, FrameType
 from ._native_state import StreamSide, StreamState
 
@@ -41,7 +42,7 @@ class PendingMessage:
         self.flags = flags
 
 
-class StreamRecord:
+class StreamRecord(CreditLedger):
     """Everything the codec tracks for one live stream.
 
     A record exists from OPEN until the stream is closed *and* its send queue is empty;
@@ -49,9 +50,7 @@ class StreamRecord:
     """
 
     __slots__ = (
-        "ack_carry",
         "id",
-        "owed",
         "parts",
         "pending",
         "pending_bytes",
@@ -60,7 +59,6 @@ class StreamRecord:
         "send_window",
         "side",
         "state",
-        "unacked",
         "unreturned",
     )
 
@@ -172,30 +170,3 @@ class StreamRecord:
             self.unreturned = 0
             return WINDOW_UPDATE_FRAME.pack(4, _WINDOW_UPDATE, 0, self.id, unreturned)
         return None
-
-    def owe(self, length: int, credit: int) -> None:
-        """A message of ``length`` bytes was delivered; ``credit`` waits for its ack."""
-        owed = self.owed
-        if owed is None:
-            owed = self.owed = deque()
-        owed.append((length, credit))
-        self.unacked += length
-
-    def acknowledge(self, nbytes: int) -> int:
-        """The application consumed ``nbytes`` of delivered messages, in order.
-
-        Returns:
-            The credit released: that of every message now fully acknowledged.
-        """
-        owed = self.owed
-        if not owed or nbytes <= 0:
-            return 0
-        nbytes += self.ack_carry
-        released = 0
-        while owed and nbytes >= owed[0][0]:
-            length, credit = owed.popleft()
-            nbytes -= length
-            released += credit
-            self.unacked -= length
-        self.ack_carry = nbytes if owed else 0
-        return released

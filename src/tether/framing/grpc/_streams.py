@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Final
 
 from ..._types import BufferLike
+from .._credit import CreditLedger
 from ._frames import DATA, FLAG_END_STREAM, HEADER, window_update_frame
 
 
@@ -65,7 +66,7 @@ class PendingData:
         self.end_stream = end_stream
 
 
-class H2Stream:
+class H2Stream(CreditLedger):
     """Everything the codec tracks for one live stream.
 
     A record lives from HEADERS until the stream is closed *and* its send queue is
@@ -73,14 +74,12 @@ class H2Stream:
     """
 
     __slots__ = (
-        "ack_carry",
         "content_type",
         "head",
         "headers_done",
         "id",
         "local",
         "message_flag",
-        "owed",
         "partial",
         "pending",
         "pending_bytes",
@@ -90,7 +89,6 @@ class H2Stream:
         "send_compression",
         "send_window",
         "state",
-        "unacked",
         "unreturned",
     )
 
@@ -213,30 +211,3 @@ class H2Stream:
             self.unreturned = 0
             return window_update_frame(self.id, unreturned)
         return None
-
-    def owe(self, length: int, credit: int) -> None:
-        """A message of ``length`` bytes was delivered; ``credit`` waits for its ack."""
-        owed = self.owed
-        if owed is None:
-            owed = self.owed = deque()
-        owed.append((length, credit))
-        self.unacked += length
-
-    def acknowledge(self, nbytes: int) -> int:
-        """The application consumed ``nbytes`` of delivered messages, in order.
-
-        Returns:
-            The credit released: that of every message now fully acknowledged.
-        """
-        owed = self.owed
-        if not owed or nbytes <= 0:
-            return 0
-        nbytes += self.ack_carry
-        released = 0
-        while owed and nbytes >= owed[0][0]:
-            length, credit = owed.popleft()
-            nbytes -= length
-            released += credit
-            self.unacked -= length
-        self.ack_carry = nbytes if owed else 0
-        return released
