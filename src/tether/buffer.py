@@ -24,6 +24,39 @@ _COPY_THRESHOLD = 4096
 #: (one event loop); a race would only cost an extra allocation, never share an array.
 _SPARE: list[bytearray] = []
 _SPARE_LIMIT = 32
+#: Larger arrays (grown to receive a big frame in place) parked the same way, so a
+#: connection that receives one large message after another reuses one array instead of
+#: faulting in fresh pages for each. At most this many bytes are parked in all.
+_SPARE_LARGE: list[bytearray] = []
+_SPARE_LARGE_BYTES = 8 * 1024 * 1024
+
+
+def _take_spare(size: int) -> bytearray:
+    """An array of at least ``size`` bytes: a parked one when one fits, else a new one."""
+    if size == DEFAULT_READ_SIZE:
+        return _SPARE.pop() if _SPARE else bytearray(size)
+    if size > DEFAULT_READ_SIZE and _SPARE_LARGE:
+        best = -1
+        for i, spare in enumerate(_SPARE_LARGE):
+            if len(spare) >= size and (best < 0 or len(spare) < len(_SPARE_LARGE[best])):
+                best = i
+        if best >= 0:
+            return _SPARE_LARGE.pop(best)
+    return bytearray(size)
+
+
+def _park(buf: bytearray) -> None:
+    """Keep an emptied array for reuse, within the limits above."""
+    size = len(buf)
+    if size == DEFAULT_READ_SIZE:
+        if len(_SPARE) < _SPARE_LIMIT:
+            _SPARE.append(buf)
+    elif size > DEFAULT_READ_SIZE:
+        parked = sum(len(b) for b in _SPARE_LARGE)
+        while _SPARE_LARGE and parked + size > _SPARE_LARGE_BYTES:
+            parked -= len(_SPARE_LARGE.pop(0))  # the oldest goes first
+        if size <= _SPARE_LARGE_BYTES:
+            _SPARE_LARGE.append(buf)
 
 
 class ReadBuffer:
@@ -140,14 +173,13 @@ class ReadBuffer:
     def trim(self) -> None:
         """Give the memory back when nothing is buffered (for idle connections).
 
-        An array of the default read size goes to a small process-wide spare list that the
-        next :meth:`get_write_buffer` of any buffer takes from, so trimming after every
-        read costs no allocation on a busy connection.
+        The array goes to a small process-wide spare list that the next
+        :meth:`get_write_buffer` of any buffer takes from, so trimming after every read
+        costs no allocation on a busy connection (large arrays are parked too, up to a
+        few MiB in all).
         """
         if self._start == self._end and not self._views and self._buf:
-            buf = self._buf
-            if len(buf) == DEFAULT_READ_SIZE and len(_SPARE) < _SPARE_LIMIT:
-                _SPARE.append(buf)
+            _park(self._buf)
             self._buf = bytearray()
             self._whole = memoryview(self._buf)
             self._region = None
@@ -179,8 +211,7 @@ class ReadBuffer:
             # Move the unread tail to the front; same size, so no reallocation.
             self._buf[:unread] = self._buf[self._start : end]  # a copy: the ranges overlap
         else:
-            size = unread + want
-            new = _SPARE.pop() if size == DEFAULT_READ_SIZE and _SPARE else bytearray(size)
+            new = _take_spare(unread + want)
             new[:unread] = self._whole[self._start : end]
             self._buf = new
             self._whole = memoryview(new)
