@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from . import metainfo as _metainfo
 from ._calls import Call, decode_reply, expire
 from ._config import ConnectOptions, KeepaliveConfig, TLSConfig
+from ._context import current_context
 from ._dispatch import ConnectionState, Dispatcher, RPCStream
 from ._dispatch._keepalive import LivenessConfig
 from ._exceptions import (
@@ -84,6 +85,18 @@ def _with_alpn(tls: TLSConfig | None, protocol: str) -> TLSConfig | None:
     return dataclasses.replace(tls or TLSConfig(), alpn=alpn)
 
 
+#: protocol -> (key for the caller's service, key for the caller's method), as Kitex sends
+#: them: TTHeader int keys 3 / 20 (the Thrift codec's pseudo-keys), gRPC headers.
+_KITEX_CALLER = (":from-service", ":from-method")
+_CALLER_KEYS: dict[str, tuple[str, str]] = {
+    "ttheader": _KITEX_CALLER,
+    "ttheader_framed": _KITEX_CALLER,
+    "kitex_protobuf": _KITEX_CALLER,
+    "theader": _KITEX_CALLER,
+    "grpc": ("source-service", "source-method"),
+}
+
+
 def split_method(path: str) -> tuple[str, str]:
     """``"pkg.Service/Method"`` (or ``"/pkg.Service/Method"``) → ``("pkg.Service", "Method")``.
 
@@ -138,6 +151,10 @@ class Client:
             (the next call opens a new one).
         authority: gRPC's ``:authority`` (default: the URL's ``host:port``; Kitex
             servers expect the destination service name).
+        caller: this client's own service name, sent as Kitex sends it: TTHeader's
+            FromService (int key 3) on the Thrift-family protocols, ``source-service``
+            over gRPC. Calls made inside a handler also send that handler's method
+            (TTHeader FromMethod, int key 20; ``source-method`` over gRPC).
 
     Over TLS with ``protocol="grpc"``, ALPN ``h2`` is offered unless ``tls.alpn`` says
     otherwise, and ``:scheme`` is ``https``.
@@ -163,6 +180,7 @@ class Client:
         keepalive: KeepaliveConfig | None = None,
         idle_timeout: float | None = None,
         authority: str | None = None,
+        caller: str | None = None,
     ) -> None:
         self._address = parse_address(url)
         self._transport = get_transport(self._address.scheme)
@@ -174,6 +192,13 @@ class Client:
             raise ConfigError("timeout must be positive")
         self._timeout = timeout
         self._metadata = to_pairs(metadata)
+        #: Where the caller's method goes (Kitex FromMethod), or None: not sent.
+        self._from_method_key = _CALLER_KEYS.get(self._framing.name, (None, None))[1]
+        if caller:
+            service_key = _CALLER_KEYS.get(self._framing.name, (None, None))[0]
+            if service_key is not None:
+                # Raw pairs: the Thrift-family pseudo-keys start with ":" (see the codec).
+                self._metadata = ((service_key, caller), *self._metadata)
         self._codec_config = codec_config or CodecConfig()
         multiplexed = self._framing.create(Role.CLIENT, self._codec_config).multiplexed
         if mux and not multiplexed:
@@ -361,6 +386,15 @@ class Client:
             return self._metadata
         return self._metadata + to_pairs(metadata)
 
+    def _with_from_method(self, pairs: MetadataPairs) -> MetadataPairs:
+        """``pairs`` plus the method of the handler this call is made from, if any."""
+        try:
+            serving = current_context()
+        except LookupError:
+            return pairs
+        assert self._from_method_key is not None
+        return (*pairs, (self._from_method_key, serving.method))
+
     def _effective_timeout(self, timeout: Any) -> float | None:
         """``timeout`` is seconds, ``None`` (no deadline) or ``_UNSET`` (the client default)."""
         effective: float | None = self._timeout if timeout is _UNSET else timeout
@@ -431,6 +465,8 @@ class Client:
         payload = request_codec.encode(request)
         timeout = self._effective_timeout(timeout)
         pairs = self._metadata if metadata is None else self._call_metadata(metadata)
+        if self._from_method_key is not None:
+            pairs = self._with_from_method(pairs)
         info = _metainfo.outgoing()
         if info is not None:
             extra = info.outgoing_pairs()
@@ -522,6 +558,8 @@ class Client:
         service, name = split_method(method)
         timeout = self._effective_timeout(timeout)
         pairs = self._call_metadata(metadata)
+        if self._from_method_key is not None:
+            pairs = self._with_from_method(pairs)
         info = _metainfo.outgoing()
         if info is not None:
             pairs = pairs + info.outgoing_pairs()
