@@ -344,7 +344,10 @@ class Server:
         stream.on_finish = active.finished
         if call.timeout is not None:
             active.timer = loop.call_later(call.timeout, active.expire)
-        if spec.cardinality.client_streaming or stream.has_request():
+        cardinality = spec.cardinality  # UNARY first: skips an enum property per call
+        if (
+            cardinality is not Cardinality.UNARY and cardinality.client_streaming
+        ) or stream.has_request():
             active.start()
         else:
             # Start once the request is here: the handler can then run to completion

@@ -272,6 +272,38 @@ class Dispatcher(ConnectionHandler):
             if not self._reading:
                 self.loop.call_soon(self._flush)
 
+    def send_message(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        """``send_event(Message(...))`` without building the event (the per-call hot path).
+
+        Raises:
+            StatusError: UNAVAILABLE when the connection is gone.
+            LocalProtocolError: the codec refuses the message.
+        """
+        if self.state is ConnectionState.DISCONNECTED:
+            raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection closed")
+        self.codec.send_message(stream_id, data, end_stream)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            if not self._reading:
+                self.loop.call_soon(self._flush)
+
+    def send_trailers(
+        self, stream_id: int, status: Status, message: str, metadata: MetadataPairs
+    ) -> None:
+        """``send_event(Trailers(...))`` without building the event (the per-call hot path).
+
+        Raises:
+            StatusError: UNAVAILABLE when the connection is gone.
+            LocalProtocolError: the codec refuses the trailers.
+        """
+        if self.state is ConnectionState.DISCONNECTED:
+            raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection closed")
+        self.codec.send_trailers(stream_id, status, message, metadata)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            if not self._reading:
+                self.loop.call_soon(self._flush)
+
     def flush_if_idle(self, open_streams: int = 0) -> None:
         """Write the queued bytes now if at most ``open_streams`` streams are open.
 

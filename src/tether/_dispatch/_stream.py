@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from .._exceptions import StatusError, StreamResetError
 from .._status import Status
 from .._types import MetadataPairs
-from ..framing import EndOfStream, Headers, Message, StreamReset, Trailers
+from ..framing import EndOfStream, Headers, StreamReset
 from ._state import StreamInput, StreamState, next_stream_state
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ class RPCStream:
             self._advance(StreamInput.SEND_END)
         elif self.state in (StreamState.HALF_CLOSED_LOCAL, StreamState.CLOSED):
             next_stream_state(self.state, StreamInput.SEND_END)  # raises LocalProtocolError
-        self._dispatcher.send_event(Message(stream_id=self.stream_id, data=data, end_stream=end))
+        self._dispatcher.send_message(self.stream_id, data, end)
 
     def send_end(self) -> None:
         """Half-close our side without a message (client: no more requests)."""
@@ -200,9 +200,7 @@ class RPCStream:
         """Server: end the call with a status; the stream is finished afterwards."""
         if self.finished:
             return
-        self._dispatcher.send_event(
-            Trailers(stream_id=self.stream_id, status=status, message=message, metadata=metadata)
-        )
+        self._dispatcher.send_trailers(self.stream_id, status, message, metadata)
         self.status = status
         self.status_message = message
         self._close()

@@ -13,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._exceptions import ConfigError, RemoteProtocolError
-from .._types import BufferLike
+from .._status import Status
+from .._types import BufferLike, MetadataPairs
 from ..buffer import ReadBuffer, WriteBuffer
-from ._events import Event
+from ._events import Event, Message, Trailers
 
 
 class Role(enum.Enum):
@@ -131,6 +132,28 @@ class FrameCodec(ABC):
         Raises:
             LocalProtocolError: the event is not allowed now (unknown stream, closed side).
         """
+
+    def send_message(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        """``send(Message(stream_id=..., data=..., end_stream=...))``, the per-call hot path.
+
+        A codec may override it to skip building the event; the contract is the same.
+
+        Raises:
+            LocalProtocolError: as :meth:`send`.
+        """
+        self.send(Message(stream_id=stream_id, data=data, end_stream=end_stream))
+
+    def send_trailers(
+        self, stream_id: int, status: Status, message: str, metadata: MetadataPairs
+    ) -> None:
+        """``send(Trailers(stream_id=..., status=..., ...))``, the per-call hot path.
+
+        A codec may override it to skip building the event; the contract is the same.
+
+        Raises:
+            LocalProtocolError: as :meth:`send`.
+        """
+        self.send(Trailers(stream_id=stream_id, status=status, message=message, metadata=metadata))
 
     def data_to_send(self) -> bytes:
         """Everything queued for the wire, joined; the output is then empty."""

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Final
 
 from .._exceptions import LocalProtocolError
+from .._status import Status
+from .._types import MetadataPairs
 from . import _native_frames as wire
 from ._events import (
     CallStarted,
@@ -158,8 +160,13 @@ class NativeSender(NativeCore):
         stream.state = new
 
     def _send_message(self, event: Message) -> None:
-        sid = event.stream_id
-        end_stream = event.end_stream
+        self.send_message(event.stream_id, event.data, event.end_stream)
+
+    def send_message(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        """``send(Message(...))`` without building the event (the per-call hot path)."""
+        if self._dead is not None:
+            raise LocalProtocolError(f"cannot send: the connection failed ({self._dead})")
+        sid = stream_id
         inp = _SEND_DATA_END if end_stream else _SEND_DATA
         stream = self._streams.get(sid)
         new = None if stream is None else NEXT_STATE[stream.side][stream.state][inp]
@@ -167,7 +174,6 @@ class NativeSender(NativeCore):
             stream, new = self._target(sid, inp)  # raises
         stream.state = new
         flags = _END_MESSAGE_AND_STREAM if end_stream else _END_MESSAGE
-        data = event.data
         n = len(data)
         if stream.pending is None and n <= self._chunk and n <= stream.send_window:
             # The hot path: the whole message is one DATA frame that fits the window.
@@ -187,18 +193,26 @@ class NativeSender(NativeCore):
         stream.state = new
 
     def _send_trailers(self, event: Trailers) -> None:
-        sid = event.stream_id
+        self.send_trailers(event.stream_id, event.status, event.message, event.metadata)
+
+    def send_trailers(
+        self, stream_id: int, status: Status, message: str, metadata: MetadataPairs
+    ) -> None:
+        """``send(Trailers(...))`` without building the event (the per-call hot path)."""
+        if self._dead is not None:
+            raise LocalProtocolError(f"cannot send: the connection failed ({self._dead})")
+        sid = stream_id
         stream = self._streams.get(sid)
         if stream is None or NEXT_STATE[stream.side][stream.state][_SEND_END] is None:
             stream, _ = self._target(sid, _SEND_END)  # raises
-        if not event.message and not event.metadata:
-            frame = _pack_simple_end(6, _END, 0, sid, event.status, 0, 0)
+        if not message and not metadata:
+            frame = _pack_simple_end(6, _END, 0, sid, status, 0, 0)
         else:
-            head = wire.status_text_payload(event.status, event.message, "status message")
-            metadata = wire.encode_metadata(event.metadata)
-            length = len(head) + len(metadata)
-            self._check_outgoing(metadata, length, "END")
-            frame = _pack_header(length, _END, 0, sid) + head + metadata
+            head = wire.status_text_payload(status, message, "status message")
+            encoded = wire.encode_metadata(metadata)
+            length = len(head) + len(encoded)
+            self._check_outgoing(encoded, length, "END")
+            frame = _pack_header(length, _END, 0, sid) + head + encoded
         self._emit(stream, frame)
         self._close(stream)
 
