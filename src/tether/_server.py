@@ -493,7 +493,9 @@ async def _run_call(
         if not unary and cardinality.client_streaming:
             request: Any = _requests(stream, spec.request_codec)
         else:
-            data = await stream.recv()
+            data = stream.recv_nowait()  # a unary request is normally here already
+            if data is None:
+                data = await stream.recv()
             if data is None:
                 raise StatusError(Status.INVALID_ARGUMENT, "the call carried no request message")
             request = spec.request_codec.decode(data)

@@ -98,12 +98,7 @@ class RPCStream:
         """
         while True:
             if self._messages:
-                data = self._messages.popleft()
-                state = self.state
-                if state is StreamState.OPEN or state is StreamState.HALF_CLOSED_LOCAL:
-                    # Credit matters only while the peer may still send.
-                    self._dispatcher.acknowledge(self.stream_id, len(data))
-                return data
+                return self.recv_nowait()
             if self._error is not None:
                 raise self._error
             if self.state in (StreamState.HALF_CLOSED_REMOTE, StreamState.CLOSED):
@@ -113,6 +108,21 @@ class RPCStream:
                 await waiter
             finally:
                 self._recv_waiter = None
+
+    def recv_nowait(self) -> bytes | None:
+        """The next queued message, or ``None`` when none is queued (never waits or raises).
+
+        ``None`` says nothing about the stream's end or failure: :meth:`recv` tells those.
+        Saves the coroutine of :meth:`recv` when the message is already here.
+        """
+        if not self._messages:
+            return None
+        data = self._messages.popleft()
+        state = self.state
+        # Credit matters only while the peer may still send.
+        if state is StreamState.OPEN or state is StreamState.HALF_CLOSED_LOCAL:
+            self._dispatcher.acknowledge(self.stream_id, len(data))
+        return data
 
     def has_request(self) -> bool:
         """True once a message or the peer's end of stream has arrived."""
