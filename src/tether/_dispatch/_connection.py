@@ -239,20 +239,17 @@ class Dispatcher(ConnectionHandler):
         """
         if self.state is not ConnectionState.CONNECTED:
             raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection is draining")
-        stream_id = self.codec.next_stream_id()
+        codec = self.codec
+        stream_id = codec.next_stream_id()
         # Queue first, register after: a CallStarted the codec refuses (bad metadata, say)
         # must not leave a stream behind holding a slot. No reply can arrive in between.
-        self.send_event(
-            CallStarted(
-                stream_id=stream_id,
-                service=service,
-                method=method,
-                metadata=metadata,
-                timeout=timeout,
-                encoding=encoding,
-                oneway=oneway,
-            )
+        codec.send_call_started(
+            stream_id, service, method, metadata, timeout, encoding, oneway=oneway
         )
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            if not self._reading:
+                self.loop.call_soon(self._flush)
         stream = RPCStream(self, stream_id)
         self.streams[stream_id] = stream
         return stream

@@ -16,7 +16,7 @@ from .._exceptions import ConfigError, RemoteProtocolError
 from .._status import Status
 from .._types import BufferLike, MetadataPairs
 from ..buffer import ReadBuffer, WriteBuffer
-from ._events import Event, Message, Trailers
+from ._events import CallStarted, Event, Message, Trailers
 
 
 class Role(enum.Enum):
@@ -132,6 +132,37 @@ class FrameCodec(ABC):
         Raises:
             LocalProtocolError: the event is not allowed now (unknown stream, closed side).
         """
+
+    def send_call_started(
+        self,
+        stream_id: int,
+        service: str,
+        method: str,
+        metadata: MetadataPairs = (),
+        timeout: float | None = None,
+        encoding: str = "",
+        end_stream: bool = False,
+        oneway: bool = False,
+    ) -> None:
+        """``send(CallStarted(stream_id=..., service=..., ...))``, the per-call hot path.
+
+        A codec may override it to skip building the event; the contract is the same.
+
+        Raises:
+            LocalProtocolError: as :meth:`send`.
+        """
+        self.send(
+            CallStarted(
+                stream_id=stream_id,
+                service=service,
+                method=method,
+                metadata=metadata,
+                timeout=timeout,
+                encoding=encoding,
+                end_stream=end_stream,
+                oneway=oneway,
+            )
+        )
 
     def send_message(self, stream_id: int, data: bytes, end_stream: bool) -> None:
         """``send(Message(stream_id=..., data=..., end_stream=...))``, the per-call hot path.

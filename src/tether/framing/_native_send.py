@@ -117,9 +117,34 @@ class NativeSender(NativeCore):
             stream.pending.append(frame)
 
     def _send_call_started(self, event: CallStarted) -> None:
+        self.send_call_started(
+            event.stream_id,
+            event.service,
+            event.method,
+            event.metadata,
+            event.timeout,
+            event.encoding,
+            event.end_stream,
+            event.oneway,
+        )
+
+    def send_call_started(
+        self,
+        stream_id: int,
+        service: str,
+        method: str,
+        metadata: MetadataPairs = (),
+        timeout: float | None = None,
+        encoding: str = "",
+        end_stream: bool = False,
+        oneway: bool = False,
+    ) -> None:
+        """``send(CallStarted(...))`` without building the event (the per-call hot path)."""
+        if self._dead is not None:
+            raise LocalProtocolError(f"cannot send: the connection failed ({self._dead})")
         if self._remote_goaway is not None:
             raise LocalProtocolError("cannot open a stream: the peer sent GOAWAY")
-        sid = event.stream_id
+        sid = stream_id
         if sid & 1 != self._local_parity or not 0 < sid <= wire.MAX_STREAM_ID:
             parity = "odd" if self._local_parity else "even"
             raise LocalProtocolError(f"stream id {sid} cannot be opened here ({parity} ids only)")
@@ -127,7 +152,7 @@ class NativeSender(NativeCore):
             raise LocalProtocolError(
                 f"stream id {sid} was already used (ids must increase, last {self._last_local})"
             )
-        key = (event.service, event.method, event.encoding)
+        key = (service, method, encoding)
         heads = self._heads
         head = heads.get(key)
         if head is None:
@@ -135,16 +160,16 @@ class NativeSender(NativeCore):
             if len(heads) >= _HEAD_CACHE_SIZE:
                 heads.clear()
             heads[key] = head
-        metadata = wire.encode_metadata(event.metadata) if event.metadata else _EMPTY_METADATA
-        flags = FLAG_END_STREAM if event.end_stream else 0
-        if event.timeout is not None:
+        encoded = wire.encode_metadata(metadata) if metadata else _EMPTY_METADATA
+        flags = FLAG_END_STREAM if end_stream else 0
+        if timeout is not None:
             flags |= wire.FLAG_HAS_DEADLINE
-            head += wire.U64.pack(wire.timeout_to_micros(event.timeout))
-        length = len(head) + len(metadata)
-        if length > self._peer.max_frame_size or len(metadata) > 2:
-            self._check_outgoing(metadata, length, "OPEN")
-        self._write(HEADER.pack(length, _OPEN, flags, sid) + head + metadata)
-        state = _OPENED_END if event.end_stream else _OPENED
+            head += wire.U64.pack(wire.timeout_to_micros(timeout))
+        length = len(head) + len(encoded)
+        if length > self._peer.max_frame_size or len(encoded) > 2:
+            self._check_outgoing(encoded, length, "OPEN")
+        self._write(HEADER.pack(length, _OPEN, flags, sid) + head + encoded)
+        state = _OPENED_END if end_stream else _OPENED
         self._streams[sid] = StreamRecord(
             sid, _INITIATOR, state, self._peer.initial_window, self._local.initial_window
         )
