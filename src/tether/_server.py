@@ -506,13 +506,13 @@ async def _run_call(
                 payload = encode(reply)
                 _send_headers_once(stream, ctx, headers_sent)
                 await stream.send(payload)
+            _send_headers_once(stream, ctx, headers_sent)  # no reply at all: still send them
         else:
             reply = await handler(*args)
             payload = encode(reply)
             _send_headers_once(stream, ctx, headers_sent)
             if not spec.oneway:
                 stream.send_nowait(payload)
-        _send_headers_once(stream, ctx, headers_sent)
         stream.send_trailers(Status.OK, "", ctx.trailer_pairs())
     except BizStatusError as exc:
         _send_headers_once(stream, ctx, headers_sent)
