@@ -121,8 +121,9 @@ class GrpcCases:
         assert info.value.status == int(Status.DEADLINE_EXCEEDED)
         await probe.cancelled.wait()
         assert probe.time_remaining is not None
-        # The server's deadline is its loop time + the timeout: float rounding may add ulps.
-        assert 0 < probe.time_remaining <= 0.6 + 1e-9
+        # The server's deadline is its loop time + the grpc-timeout it received; a peer may
+        # round that header up to its next unit, and float rounding adds ulps.
+        assert 0 < probe.time_remaining <= 0.6 + 0.01
 
     async def test_cancellation_reaches_the_server(self, driver: Driver, probe: Probe) -> None:
         """Cancelling a call in the client cancels the server's handler."""
