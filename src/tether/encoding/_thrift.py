@@ -316,7 +316,10 @@ class _ExactReader:
 
 
 def _read_cy(obj: Any, data: bytes) -> None:
-    trans = TCyBufferedTransport(_OneShotReader(data), max(_MIN_READ_BUFFER, len(data)))
+    size = len(data)
+    trans = TCyBufferedTransport(
+        _OneShotReader(data), size if size > _MIN_READ_BUFFER else _MIN_READ_BUFFER
+    )
     TCyBinaryProtocol(trans, strict_decode=True).read_struct(obj)
 
 
@@ -383,6 +386,7 @@ class ThriftStructCodec(PayloadCodec[S], Generic[S]):
         if not (isinstance(tp, type) and isinstance(spec, dict)):
             raise TypeError(f"{struct_class!r} is not a thriftpy2 struct class")
         self.struct_class = struct_class
+        self._name: str = struct_class.__name__
         self._fields: dict[int, tuple[Any, ...]] = spec
         self._read = _read_cy if _CYBIN else _read_py
         self._write = _write_cy if _CYBIN else _write_py
@@ -413,14 +417,14 @@ class ThriftStructCodec(PayloadCodec[S], Generic[S]):
         """
         if type(data) is not bytes:
             data = bytes(data)
-        name = self.struct_class.__name__
         try:
             end = _walk_struct(data, 0, self._fields, _MAX_DEPTH)
         except (IndexError, struct.error):
-            raise DecodeError(f"truncated {name} payload ({len(data)} bytes)") from None
+            raise DecodeError(f"truncated {self._name} payload ({len(data)} bytes)") from None
         except DecodeError as exc:
-            raise DecodeError(f"invalid {name} payload: {exc}") from None
+            raise DecodeError(f"invalid {self._name} payload: {exc}") from None
         if end != len(data):
+            name = self._name
             if end > len(data):
                 raise DecodeError(f"truncated {name} payload ({len(data)} bytes)")
             raise DecodeError(f"{len(data) - end} trailing bytes after the {name} struct")
@@ -428,7 +432,7 @@ class ThriftStructCodec(PayloadCodec[S], Generic[S]):
         try:
             self._read(message, data)
         except Exception as exc:
-            raise DecodeError(f"invalid {name} payload: {exc!r}") from exc
+            raise DecodeError(f"invalid {self._name} payload: {exc!r}") from exc
         return message
 
     def __repr__(self) -> str:
