@@ -17,7 +17,7 @@ from . import (
     transport as transport,
 )
 from ._calls import Call as Call
-from ._client import Client as Client, Stub as Stub
+from ._client import Client as Client
 from ._config import (
     ConnectOptions as ConnectOptions,
     KeepaliveConfig as KeepaliveConfig,
@@ -47,6 +47,7 @@ from ._run import new_event_loop as new_event_loop, run as run
 from ._server import Server as Server
 from ._service import Cardinality as Cardinality, MethodSpec as MethodSpec, Service as Service
 from ._status import Status as Status
+from ._stub import Stub as Stub
 from ._version import __version__ as __version__
 from .framing import CodecConfig as CodecConfig
 

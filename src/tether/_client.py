@@ -8,10 +8,17 @@ import functools
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import metainfo as _metainfo
 from ._calls import Call, decode_reply, expire
+from ._client_protocols import (
+    CALLER_KEYS,
+    MAX_TRANSPARENT_RETRIES,
+    default_authority as default_authority,
+    not_processed as not_processed,
+    with_alpn,
+)
 from ._config import ConnectOptions, KeepaliveConfig, TLSConfig
 from ._context import current_context
 from ._dispatch import ConnectionState, Dispatcher, RPCStream
@@ -24,14 +31,17 @@ from ._exceptions import (
     StatusError,
 )
 from ._metadata import Metadata, MetadataLike, to_pairs
-from ._service import Cardinality, MethodSpec, Service, _resolve
+from ._service import Service, _resolve
 from ._status import Status
 from ._types import MetadataPairs
 from .encoding import PayloadCodec, codec_for_type
 from .framing import CodecConfig, FrameCodec, Role, get_framing
-from .transport import Address, get_transport, parse_address
+from .transport import get_transport, parse_address
 
 logger = logging.getLogger("tether.client")
+
+if TYPE_CHECKING:
+    from ._stub import Stub
 
 T = TypeVar("T")
 _UNSET: Any = object()
@@ -49,52 +59,6 @@ def _codec_for_sample(tp: type[Any]) -> PayloadCodec[Any]:
 
 OnStateChange = Callable[[ConnectionState], None]
 _LIVE = (ConnectionState.CONNECTING, ConnectionState.CONNECTED)
-
-
-#: ALPN offered over TLS when the caller's TLSConfig names none (gRPC needs ``h2``).
-_DEFAULT_ALPN = {"grpc": ("h2",)}
-
-#: How often a unary call the server refused unprocessed is sent again.
-_MAX_TRANSPARENT_RETRIES = 10
-
-
-def not_processed(error: StatusError) -> bool:
-    """Whether the server refused the call before any of it ran, so sending it again is
-    safe (gRPC's transparent retry): an HTTP/2 REFUSED_STREAM reset (grpcio refuses
-    streams beyond its limit for a moment after they end on our side), or a stream
-    above the last stream id of the server's GOAWAY."""
-    if error.status is not Status.UNAVAILABLE:
-        return False
-    message = error.message
-    return message.endswith("(REFUSED_STREAM)") or message.startswith("call not processed")
-
-
-def default_authority(address: Address) -> str:
-    """HTTP/2 ``:authority`` for an address: ``host:port`` (IPv6 in brackets), or
-    ``localhost`` for addresses without a host and port (unix sockets, memory)."""
-    if not address.host or address.port is None:
-        return "localhost"
-    host = f"[{address.host}]" if ":" in address.host else address.host
-    return f"{host}:{address.port}"
-
-
-def _with_alpn(tls: TLSConfig | None, protocol: str) -> TLSConfig | None:
-    alpn = _DEFAULT_ALPN.get(protocol)
-    if alpn is None or (tls is not None and tls.alpn):
-        return tls
-    return dataclasses.replace(tls or TLSConfig(), alpn=alpn)
-
-
-#: protocol -> (key for the caller's service, key for the caller's method), as Kitex sends
-#: them: TTHeader int keys 3 / 20 (the Thrift codec's pseudo-keys), gRPC headers.
-_KITEX_CALLER = (":from-service", ":from-method")
-_CALLER_KEYS: dict[str, tuple[str, str]] = {
-    "ttheader": _KITEX_CALLER,
-    "ttheader_framed": _KITEX_CALLER,
-    "kitex_protobuf": _KITEX_CALLER,
-    "theader": _KITEX_CALLER,
-    "grpc": ("source-service", "source-method"),
-}
 
 
 def split_method(path: str) -> tuple[str, str]:
@@ -186,16 +150,16 @@ class Client:
         self._transport = get_transport(self._address.scheme)
         self._framing = get_framing(protocol)
         if self._transport.uses_tls:
-            tls = _with_alpn(tls, self._framing.name)
+            tls = with_alpn(tls, self._framing.name)
         self._options = ConnectOptions(tls=tls, connect_timeout=connect_timeout)
         if timeout is not None and timeout <= 0:
             raise ConfigError("timeout must be positive")
         self._timeout = timeout
         self._metadata = to_pairs(metadata)
         #: Where the caller's method goes (Kitex FromMethod), or None: not sent.
-        self._from_method_key = _CALLER_KEYS.get(self._framing.name, (None, None))[1]
+        self._from_method_key = CALLER_KEYS.get(self._framing.name, (None, None))[1]
         if caller:
-            service_key = _CALLER_KEYS.get(self._framing.name, (None, None))[0]
+            service_key = CALLER_KEYS.get(self._framing.name, (None, None))[0]
             if service_key is not None:
                 # Raw pairs: the Thrift-family pseudo-keys start with ":" (see the codec).
                 self._metadata = ((service_key, caller), *self._metadata)
@@ -518,7 +482,7 @@ class Client:
                 if timer is not None:
                     timer.cancel()
             error = stream.error
-            if error is None or retries >= _MAX_TRANSPARENT_RETRIES or not not_processed(error):
+            if error is None or retries >= MAX_TRANSPARENT_RETRIES or not not_processed(error):
                 break
             # Refused before any of it ran (REFUSED_STREAM, above a GOAWAY): send it again,
             # charging this attempt's time to the deadline.
@@ -616,6 +580,8 @@ class Client:
 
     def stub(self, service: Service) -> Stub:
         """Typed access to ``service``'s methods: ``await stub.Method(request)``."""
+        from ._stub import Stub
+
         return Stub(self, service)
 
     async def ping(self) -> float:
@@ -631,58 +597,3 @@ class _FinishedCall:
         self.initial_metadata = Metadata.from_pairs(stream.headers or ())
         self.trailing_metadata = Metadata.from_pairs(stream.trailers)
         self.status = stream.status
-
-
-class Stub:
-    """Methods of a :class:`Service`, called through a :class:`Client`.
-
-    Unary methods are coroutines returning the reply; server-streaming methods return a
-    :class:`Call` to iterate; client- and bidi-streaming methods return a :class:`Call`
-    to ``send()`` on. Every method takes ``timeout=`` and ``metadata=``.
-    """
-
-    def __init__(self, client: Client, service: Service) -> None:
-        self._client = client
-        self._service = service
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        try:
-            spec = self._service.methods[name]
-        except KeyError:
-            raise AttributeError(f"{self._service.name} has no method {name!r}") from None
-        return _bind(self._client, self._service.name, spec)
-
-    def __dir__(self) -> list[str]:
-        return sorted(self._service.methods)
-
-
-def _bind(client: Client, service: str, spec: MethodSpec) -> Callable[..., Any]:
-    path = f"{service}/{spec.name}"
-    rq, rs = spec.request_codec, spec.response_codec
-    if spec.cardinality is Cardinality.UNARY:
-
-        async def unary(
-            request: Any,
-            *,
-            timeout: Any = _UNSET,
-            metadata: MetadataLike = None,
-            with_call: bool = False,
-        ) -> Any:
-            return await client._unary(
-                path, request, rq, rs, timeout, metadata, with_call, oneway=spec.oneway
-            )
-
-        return unary
-    if spec.cardinality is Cardinality.SERVER_STREAM:
-
-        def server_stream(
-            request: Any, *, timeout: Any = _UNSET, metadata: MetadataLike = None
-        ) -> Call[Any, Any]:
-            return client._stream_call(path, rq, rs, timeout, metadata, (request,))
-
-        return server_stream
-
-    def streaming(*, timeout: Any = _UNSET, metadata: MetadataLike = None) -> Call[Any, Any]:
-        return client._stream_call(path, rq, rs, timeout, metadata, None)
-
-    return streaming

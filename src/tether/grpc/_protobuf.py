@@ -17,9 +17,10 @@ from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
-from .._client import Client, Stub
+from .._client import Client
 from .._exceptions import ConfigError
 from .._service import Cardinality, Service
+from .._stub import Stub
 from ..encoding import ProtobufCodec
 
 
