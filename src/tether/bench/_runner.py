@@ -67,7 +67,7 @@ def _read_line(stream: IO[bytes], timeout: float, what: str) -> str:
 
 
 def _vm_field(pid: int, name: str) -> int | None:
-    """A ``VmXXX`` field of /proc/<pid>/status in bytes (``None`` if unavailable)."""
+    """A ``Vm*`` field (e.g. VmRSS, VmHWM) of /proc/<pid>/status in bytes (``None`` if unavailable)."""
     try:
         text = Path(f"/proc/{pid}/status").read_text()
     except OSError:
