@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+# First, before any compiled module loads: picks compiled or pure Python (docs/compiled.md).
+from ._compiled import is_compiled as _is_compiled
+
+# isort: split
 from . import (
     encoding as encoding,
     framing as framing,
@@ -63,6 +67,9 @@ def __getattr__(name: str) -> Any:
         return ThriftApplicationError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
+#: ``True`` when the mypyc-compiled hot modules are loaded (``False``: pure Python).
+__compiled__ = _is_compiled()
 
 __all__ = [
     "BizStatusError",

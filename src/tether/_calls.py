@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+from ._aiter import until_none
 from ._dispatch import RPCStream
 from ._exceptions import StatusError
 from ._metadata import Metadata
@@ -133,11 +134,7 @@ class Call(Generic[Req, Resp]):
         return reply
 
     def __aiter__(self) -> AsyncIterator[Resp]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Resp]:
-        while (reply := await self.recv()) is not None:
-            yield reply
+        return until_none(self.recv)
 
     def __await__(self) -> Any:
         return self.response().__await__()

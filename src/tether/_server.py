@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
+from ._aiter import decoded_until_none
 from ._config import KeepaliveConfig, ListenOptions, TLSConfig
 from ._context import ServerContext, _current
 from ._dispatch import ConnectionState, DetectingHandler, Dispatcher, RPCStream
@@ -465,9 +466,8 @@ class _ActiveCall:
             task.cancel()
 
 
-async def _requests(stream: RPCStream, codec: PayloadCodec[Any]) -> AsyncIterator[Any]:
-    while (data := await stream.recv()) is not None:
-        yield codec.decode(data)
+def _requests(stream: RPCStream, codec: PayloadCodec[Any]) -> AsyncIterator[Any]:
+    return decoded_until_none(stream.recv, codec.decode)
 
 
 def _send_headers_once(stream: RPCStream, ctx: ServerContext, sent: list[bool]) -> None:

@@ -13,6 +13,8 @@ raises ``ValueError``. Bytes from :meth:`ReadBuffer.read_binary` are copies and 
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from ._types import BufferLike
 
 DEFAULT_READ_SIZE = 64 * 1024
@@ -59,6 +61,7 @@ def _park(buf: bytearray) -> None:
             _SPARE_LARGE.append(buf)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ReadBuffer:
     """A contiguous receive buffer: ``bytearray`` + read/write offsets.
 

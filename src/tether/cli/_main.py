@@ -9,6 +9,7 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .._compiled import describe_build
 from .._version import __version__
 from ._errors import EXIT_USAGE, UsageError
 
@@ -64,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"tether {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"tether {__version__}, {describe_build()}"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve = commands.add_parser(

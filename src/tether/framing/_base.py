@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
 from .._exceptions import ConfigError, RemoteProtocolError
 from .._status import Status
 from .._types import BufferLike, MetadataPairs
@@ -59,6 +61,7 @@ class CodecConfig:
             raise ConfigError("size limits must be positive")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class FrameCodec(ABC):
     """One connection's wire protocol, as a pure object (bytes/events in, bytes/events out).
 

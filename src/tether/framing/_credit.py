@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from collections import deque
 
+from mypy_extensions import mypyc_attr
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 class CreditLedger:
     """Base of a slotted stream record: the credit owed for delivered messages.
 

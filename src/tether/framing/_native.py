@@ -18,7 +18,6 @@ from typing import final
 from ._base import CodecConfig, Detection, FrameCodec, Role
 from ._native_frames import MAGIC
 from ._native_receive import NativeReceiver
-from ._native_send import NativeSender
 
 
 def detect_native(prefix: bytes) -> Detection:
@@ -37,7 +36,7 @@ def detect_native(prefix: bytes) -> Detection:
 
 
 @final
-class NativeCodec(NativeReceiver, NativeSender):
+class NativeCodec(NativeReceiver):
     """tether's native protocol for one connection, in one role.
 
     ``NativeCodec(role, config)``: construction queues our preface and SETTINGS. A server

@@ -35,7 +35,10 @@ def _setters(cls: type[Event], *names: str) -> tuple[_Setter, ...]:
     return tuple(vars(cls)[name].__set__ for name in names)
 
 
-_new = object.__new__
+# Each class's own __new__ (object.__new__ when interpreted; compiled classes refuse it).
+_new_call_started = CallStarted.__new__
+_new_message = Message.__new__
+_new_trailers = Trailers.__new__
 
 (
     _call_stream_id,
@@ -76,7 +79,7 @@ def call_started(
     oneway: bool,
 ) -> CallStarted:
     """``CallStarted(stream_id=..., service=..., ...)``, every field given."""
-    event = _new(CallStarted)
+    event = _new_call_started(CallStarted)
     _call_stream_id(event, stream_id)
     _call_service(event, service)
     _call_method(event, method)
@@ -90,7 +93,7 @@ def call_started(
 
 def message(stream_id: int, data: bytes, end_stream: bool) -> Message:
     """``Message(stream_id=..., data=..., end_stream=...)``."""
-    event = _new(Message)
+    event = _new_message(Message)
     _message_stream_id(event, stream_id)
     _message_data(event, data)
     _message_end_stream(event, end_stream)
@@ -99,7 +102,7 @@ def message(stream_id: int, data: bytes, end_stream: bool) -> Message:
 
 def trailers(stream_id: int, status: Status, message: str, metadata: MetadataPairs) -> Trailers:
     """``Trailers(stream_id=..., status=..., message=..., metadata=...)``."""
-    event = _new(Trailers)
+    event = _new_trailers(Trailers)
     _trailers_stream_id(event, stream_id)
     _trailers_status(event, status)
     _trailers_message(event, message)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import ClassVar, Final, NoReturn
+from typing import Final, NoReturn
 
 from .._exceptions import ErrorCode, RemoteProtocolError
 from .._status import Status
 from .._types import MetadataPairs
 from ..buffer import ReadBuffer
 from . import _native_frames as wire
+from ._base import CodecConfig, Role
 from ._events import (
     ConnectionClosed,
     EndOfStream,
@@ -27,13 +28,13 @@ from ._events import (
     StreamReset,
     WindowUpdated,
 )
-from ._native_core import NativeCore
 from ._native_events import (
     call_started as _call_started,
     message as _message,
     trailers as _trailers,
 )
 from ._native_frames import FLAG_END_MESSAGE, FLAG_END_STREAM, HEADER, HEADER_SIZE, FrameType
+from ._native_send import NativeSender
 from ._native_state import (
     NEXT_STATE,
     PEER_MAY_SEND,
@@ -64,8 +65,13 @@ _MAX_STREAM_ID: Final = wire.MAX_STREAM_ID
 _Handler = Callable[["NativeReceiver", memoryview, int, int, int, int, list[Event]], None]
 
 
-class NativeReceiver(NativeCore):
+class NativeReceiver(NativeSender):
     """Bytes in, events out (and the automatic replies: PING ACK, WINDOW_UPDATE, CANCEL)."""
+
+    def __init__(self, role: Role, config: CodecConfig | None = None) -> None:
+        super().__init__(role, config)
+        #: Swapped for the READY table once the peer's SETTINGS arrive.
+        self._handlers = _HANDSHAKE_HANDLERS
 
     # -- receiving -----------------------------------------------------------------
 
@@ -180,7 +186,7 @@ class NativeReceiver(NativeCore):
         old = self._peer
         new = self._peer = wire.parse_settings(view, start, end, old)
         self._chunk = min(self._chunk_size, new.max_frame_size)
-        self._handlers = self._READY_HANDLERS
+        self._handlers = _READY_HANDLERS
         self._settings_received = True
         events.append(SettingsChanged(max_concurrent_streams=new.max_concurrent_streams))
         # Windows only grow: SETTINGS come first, so no stream has had a WINDOW_UPDATE
@@ -429,23 +435,7 @@ class NativeReceiver(NativeCore):
             GoAway(last_stream_id=last, error_code=ErrorCode.from_code(code), reason=reason)
         )
 
-    _HANDSHAKE_HANDLERS: ClassVar[tuple[_Handler, ...]] = (
-        _on_first_settings,
-        *(_on_before_settings,) * _LAST_TYPE,
-    )
-    _READY_HANDLERS: ClassVar[tuple[_Handler, ...]] = (
-        _on_settings_again,  # SETTINGS
-        _on_open,  # OPEN
-        _on_headers,  # HEADERS
-        _on_data,  # DATA
-        _on_end,  # END
-        _on_cancel,  # CANCEL
-        _on_window_update,  # WINDOW_UPDATE
-        _on_ping,  # PING
-        _on_goaway,  # GOAWAY
-    )
-    #: Swapped for the READY table once the peer's SETTINGS arrive.
-    _handlers: tuple[_Handler, ...] = _HANDSHAKE_HANDLERS
+    _handlers: tuple[_Handler, ...]
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -489,3 +479,21 @@ class NativeReceiver(NativeCore):
         events.append(
             StreamReset(stream_id=stream.id, status=Status.RESOURCE_EXHAUSTED, message=reason)
         )
+
+
+# Built after the class: a compiled (mypyc) class body cannot refer to its own methods.
+_HANDSHAKE_HANDLERS: Final[tuple[_Handler, ...]] = (
+    NativeReceiver._on_first_settings,
+    *(NativeReceiver._on_before_settings,) * _LAST_TYPE,
+)
+_READY_HANDLERS: Final[tuple[_Handler, ...]] = (
+    NativeReceiver._on_settings_again,  # SETTINGS
+    NativeReceiver._on_open,  # OPEN
+    NativeReceiver._on_headers,  # HEADERS
+    NativeReceiver._on_data,  # DATA
+    NativeReceiver._on_end,  # END
+    NativeReceiver._on_cancel,  # CANCEL
+    NativeReceiver._on_window_update,  # WINDOW_UPDATE
+    NativeReceiver._on_ping,  # PING
+    NativeReceiver._on_goaway,  # GOAWAY
+)

@@ -8,7 +8,7 @@ stream (:mod:`._native_streams`); credit-free frames for that stream queue behin
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
 from .._exceptions import LocalProtocolError
 from .._status import Status
@@ -76,7 +76,7 @@ class NativeSender(NativeCore):
         """
         if self._dead is not None:
             raise LocalProtocolError(f"cannot send: the connection failed ({self._dead})")
-        sender = self._SENDERS.get(type(event))
+        sender = _SENDERS.get(type(event))
         if sender is None:
             raise LocalProtocolError(f"{type(event).__name__} events are never sent")
         sender(self, event)
@@ -267,13 +267,15 @@ class NativeSender(NativeCore):
         if self._local_goaway is None or last < self._local_goaway:
             self._local_goaway = last
 
-    _SENDERS: ClassVar[dict[type[Event], _Sender]] = {
-        CallStarted: _send_call_started,
-        Headers: _send_headers,
-        Message: _send_message,
-        EndOfStream: _send_end_of_stream,
-        Trailers: _send_trailers,
-        StreamReset: _send_stream_reset,
-        Ping: _send_ping,
-        GoAway: _send_go_away,
-    }
+
+# Built after the class: a compiled (mypyc) class body cannot refer to its own methods.
+_SENDERS: Final[dict[type[Event], _Sender]] = {
+    CallStarted: NativeSender._send_call_started,
+    Headers: NativeSender._send_headers,
+    Message: NativeSender._send_message,
+    EndOfStream: NativeSender._send_end_of_stream,
+    Trailers: NativeSender._send_trailers,
+    StreamReset: NativeSender._send_stream_reset,
+    Ping: NativeSender._send_ping,
+    GoAway: NativeSender._send_go_away,
+}

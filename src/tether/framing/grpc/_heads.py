@@ -21,7 +21,7 @@ from ._mapping import (
     status_from_code,
 )
 
-_new = object.__new__
+_new_headers = Headers.__new__  # object.__new__ unless compiled (mypyc refuses that)
 _set_stream_id = vars(Headers)["stream_id"].__set__
 _set_metadata = vars(Headers)["metadata"].__set__
 if tuple(f.name for f in dataclasses.fields(Headers)) != ("stream_id", "metadata"):
@@ -31,7 +31,7 @@ if tuple(f.name for f in dataclasses.fields(Headers)) != ("stream_id", "metadata
 def headers_event(stream_id: int, metadata: MetadataPairs) -> Headers:
     """``Headers(stream_id=..., metadata=...)`` without the keyword-binding ``__init__``
     (the same object; see :mod:`tether.framing._native_events`)."""
-    event = _new(Headers)
+    event = _new_headers(Headers)
     _set_stream_id(event, stream_id)
     _set_metadata(event, metadata)
     return event

@@ -1,0 +1,149 @@
+"""Build hook: compile tether's hot modules to C extensions with mypyc, when possible.
+
+``pyproject.toml`` holds every piece of metadata; this file only adds the extension
+modules. The same ``.py`` files are the pure-Python fallback, used when:
+
+* ``TETHER_PURE_PYTHON=1`` is set at build time (nothing is compiled);
+* mypyc is not importable or no C compiler works (a warning, then a pure build);
+* at run time, ``TETHER_PURE_PYTHON=1`` is set or a compiled module is older than its
+  source (see ``tether/_compiled.py``).
+
+``docs/compiled.md`` explains how to build either way and how to tell which is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+SRC = Path(__file__).parent / "src"
+
+#: Compiled modules (relative to ``src``): the per-call path and its sans-I/O codec.
+COMPILED = [
+    "tether/buffer.py",
+    "tether/framing/_base.py",
+    "tether/framing/_credit.py",
+    "tether/framing/_events.py",
+    "tether/framing/_native.py",
+    "tether/framing/_native_core.py",
+    "tether/framing/_native_events.py",
+    "tether/framing/_native_frames.py",
+    "tether/framing/_native_receive.py",
+    "tether/framing/_native_send.py",
+    "tether/framing/_native_state.py",
+    "tether/framing/_native_streams.py",
+    "tether/_dispatch/_connection.py",
+    "tether/_dispatch/_detect.py",
+    "tether/_dispatch/_eager.py",
+    "tether/_dispatch/_keepalive.py",
+    "tether/_dispatch/_state.py",
+    "tether/_dispatch/_stream.py",
+    "tether/_calls.py",
+    "tether/_context.py",
+    "tether/_server.py",
+    "tether/_client.py",
+    "tether/_stub.py",
+]
+#: Written next to the compiled package: the SHA-256 of each source it was built from.
+MANIFEST = "_compiled_sources.json"
+
+
+def _pure_requested() -> bool:
+    return os.environ.get("TETHER_PURE_PYTHON", "") not in ("", "0")
+
+
+def _warn(message: str) -> None:
+    print(f"tether build: {message}; installing the pure-Python modules", file=sys.stderr)
+
+
+def _source_digests() -> dict[str, str]:
+    return {
+        path.removeprefix("tether/"): hashlib.sha256((SRC / path).read_bytes()).hexdigest()
+        for path in COMPILED
+    }
+
+
+class OptionalBuildExt(build_ext):
+    """``build_ext`` that falls back to pure Python when compiling fails.
+
+    On failure every extension built so far is deleted (a half-built set would mix old
+    and new code), and no manifest is written, so nothing compiled is ever loaded.
+    """
+
+    def run(self) -> None:
+        if not self.extensions:
+            return
+        try:
+            super().run()
+        except (Exception, SystemExit) as exc:  # CompileError, LinkError, no compiler, ...
+            _warn(f"compiling with mypyc failed ({exc})")
+            for output in self.get_outputs():
+                Path(output).unlink(missing_ok=True)
+            _remove_inplace_build()
+            return
+        package_dir = Path(self.get_ext_fullpath("tether.buffer")).parent
+        (package_dir / MANIFEST).write_text(json.dumps(_source_digests(), indent=1) + "\n")
+
+
+def _remove_inplace_build() -> None:
+    """Delete compiled modules an earlier editable build left in ``src`` (they would load)."""
+    (SRC / "tether" / MANIFEST).unlink(missing_ok=True)
+    for path in [*COMPILED, "tether__mypyc.py"]:
+        source = SRC / path
+        for built in source.parent.glob(source.stem + ".*.so"):
+            built.unlink()
+
+
+def _builds_code() -> bool:
+    """Does this setup.py run build extensions (not just report metadata or requirements)?"""
+    return any(
+        command in sys.argv
+        for command in ("build", "build_ext", "bdist_wheel", "editable_wheel", "install", "develop")
+    )
+
+
+def _extensions() -> list[object]:
+    if not _builds_code():
+        return []
+    if _pure_requested():
+        _remove_inplace_build()
+        return []
+    try:
+        from mypyc.build import mypycify
+    except ImportError as exc:
+        _warn(f"mypyc is not available ({exc})")
+        _remove_inplace_build()
+        return []
+    cwd = os.getcwd()
+    os.chdir(SRC.parent)  # mypyc wants paths relative to the project root
+    try:
+        return list(
+            mypycify(
+                [
+                    # The isolated build environment lacks tether's dependencies: their
+                    # types become Any there, and only the compiled modules are checked.
+                    "--ignore-missing-imports",
+                    "--follow-imports=silent",
+                    "--no-warn-unused-ignores",
+                    *(f"src/{path}" for path in COMPILED),
+                ],
+                opt_level="3",
+                debug_level="0",
+                group_name="tether",
+            )
+        )
+    except (Exception, SystemExit) as exc:  # mypyc exits on a type error or unsupported code
+        _warn(f"mypyc could not translate the modules ({exc})")
+        _remove_inplace_build()
+        return []
+    finally:
+        os.chdir(cwd)
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})

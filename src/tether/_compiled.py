@@ -1,0 +1,116 @@
+"""Which build of tether's hot modules runs: mypyc-compiled C extensions or pure Python.
+
+The build (``setup.py``) compiles the per-call modules with mypyc when it can, and then
+writes ``_compiled_sources.json`` next to them: the SHA-256 of every source it compiled.
+Importing this module (``tether/__init__.py`` does it first) runs :func:`choose_build`:
+
+* no manifest: nothing was compiled; the ``.py`` files load as usual;
+* ``TETHER_PURE_PYTHON=1`` in the environment, or a source whose digest no longer
+  matches (edited since the build; the compiled module would run the old code): every
+  ``tether`` module is loaded from its ``.py`` file, the compiled ones are ignored. Mixing
+  is never done, since compiled modules call each other directly.
+
+:func:`describe_build` says which one ended up loaded (``tether --version`` prints it).
+Not thread-safe; it is meant for import time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.abc
+import importlib.machinery
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+_PACKAGE = Path(__file__).parent
+_MANIFEST = _PACKAGE / "_compiled_sources.json"
+_PROBE = "tether.framing._native"  # a compiled module, when the build compiled any
+
+_reason = ""
+
+
+class _SourceFinder(importlib.abc.MetaPathFinder):
+    """Finds ``tether.*`` modules as ``.py`` files only, skipping compiled extensions."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if not fullname.startswith("tether.") or path is None:
+            return None
+        name = fullname.rpartition(".")[2]
+        for entry in path:
+            source = os.path.join(entry, name + ".py")
+            if os.path.isfile(source):
+                loader = importlib.machinery.SourceFileLoader(fullname, source)
+                return importlib.machinery.ModuleSpec(fullname, loader, origin=source)
+        return None  # a package or a module not found here: the usual finders decide
+
+
+def stale_sources(package: Path, manifest: Path) -> list[str]:
+    """The sources (relative to ``package``) whose SHA-256 differs from ``manifest``'s.
+
+    ``manifest`` maps relative paths to hex digests; a missing source counts as changed,
+    and an unreadable manifest makes the whole build stale.
+    """
+    try:
+        digests: dict[str, str] = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return ["(unreadable manifest)"]
+    stale = []
+    for relative, digest in digests.items():
+        try:
+            actual = hashlib.sha256((package / relative).read_bytes()).hexdigest()
+        except OSError:
+            actual = ""
+        if actual != digest:
+            stale.append(relative)
+    return stale
+
+
+def _probe_built() -> bool:
+    """Is there a compiled extension for the probe module (left by some earlier build)?"""
+    probe = _PACKAGE.joinpath(*_PROBE.split(".")[1:])
+    return any(
+        probe.with_name(probe.name + suffix).exists()
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES
+    )
+
+
+def choose_build() -> None:
+    """Load the pure-Python modules instead of compiled ones when asked or when stale."""
+    global _reason
+    if not _MANIFEST.exists():
+        _reason = "no compiled modules were built"
+        if not _probe_built():
+            return
+        _reason = "compiled modules without a build manifest: reinstall to rebuild"
+    elif os.environ.get("TETHER_PURE_PYTHON", "") not in ("", "0"):
+        _reason = "TETHER_PURE_PYTHON is set"
+    else:
+        stale = stale_sources(_PACKAGE, _MANIFEST)
+        if not stale:
+            return
+        _reason = f"compiled modules are older than {', '.join(stale)}: reinstall to rebuild"
+    if not any(isinstance(finder, _SourceFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _SourceFinder())
+
+
+def is_compiled() -> bool:
+    """``True`` when the mypyc-compiled hot modules are the ones loaded."""
+    module = sys.modules.get(_PROBE)
+    origin = getattr(module, "__file__", None) or ""
+    return origin.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+
+
+def describe_build() -> str:
+    """``"compiled (mypyc)"`` or ``"pure Python (<why>)"``, for ``tether --version``."""
+    if is_compiled():
+        return "compiled (mypyc)"
+    return f"pure Python ({_reason or 'compiled modules not loaded'})"
+
+
+choose_build()
