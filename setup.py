@@ -52,6 +52,7 @@ COMPILED = [
 ]
 #: Written next to the compiled package: the SHA-256 of each source it was built from.
 MANIFEST = "_compiled_sources.json"
+_DIGESTS: dict[str, str] = {}
 
 
 def _pure_requested() -> bool:
@@ -88,7 +89,7 @@ class OptionalBuildExt(build_ext):
             _remove_inplace_build()
             return
         package_dir = Path(self.get_ext_fullpath("tether.buffer")).parent
-        (package_dir / MANIFEST).write_text(json.dumps(_source_digests(), indent=1) + "\n")
+        (package_dir / MANIFEST).write_text(json.dumps(_DIGESTS, indent=1) + "\n")
 
 
 def _remove_inplace_build() -> None:
@@ -120,6 +121,8 @@ def _extensions() -> list[object]:
         _warn(f"mypyc is not available ({exc})")
         _remove_inplace_build()
         return []
+    # Digests of what mypyc reads now: an edit made during the build then shows as stale.
+    _DIGESTS.update(_source_digests())
     cwd = os.getcwd()
     os.chdir(SRC.parent)  # mypyc wants paths relative to the project root
     try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import json
 import os
 import sys
@@ -45,8 +46,7 @@ class _SourceFinder(importlib.abc.MetaPathFinder):
         for entry in path:
             source = os.path.join(entry, name + ".py")
             if os.path.isfile(source):
-                loader = importlib.machinery.SourceFileLoader(fullname, source)
-                return importlib.machinery.ModuleSpec(fullname, loader, origin=source)
+                return importlib.util.spec_from_file_location(fullname, source)
         return None  # a package or a module not found here: the usual finders decide
 
 

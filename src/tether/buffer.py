@@ -87,7 +87,8 @@ class ReadBuffer:
     )
 
     def __init__(self, read_size: int = DEFAULT_READ_SIZE) -> None:
-        self._buf = bytearray()
+        # A memoryview only while a subclass lends foreign memory (transport/_shm_lend.py).
+        self._buf: bytearray | memoryview = bytearray()
         # One view of all of _buf, sliced by peek() and get_write_buffer() (a slice is one
         # allocation; memoryview(_buf)[a:b] is two). Replaced whenever _buf is; _buf is
         # never resized in place, so the export it holds is harmless.
@@ -181,8 +182,10 @@ class ReadBuffer:
         costs no allocation on a busy connection (large arrays are parked too, up to a
         few MiB in all).
         """
-        if self._start == self._end and not self._views and self._buf:
-            _park(self._buf)
+        buf = self._buf
+        if self._start == self._end and not self._views and buf:
+            if isinstance(buf, bytearray):
+                _park(buf)
             self._buf = bytearray()
             self._whole = memoryview(self._buf)
             self._region = None

@@ -16,8 +16,6 @@ behind them is handed back to the peer right after.
 
 from __future__ import annotations
 
-from typing import cast
-
 from ..buffer import ReadBuffer
 
 
@@ -28,7 +26,7 @@ class LendingReadBuffer(ReadBuffer):
 
     def __init__(self, read_size: int) -> None:
         super().__init__(read_size)
-        self._own: tuple[bytearray, memoryview] | None = None
+        self._own: tuple[bytearray | memoryview, memoryview] | None = None
 
     def can_lend(self) -> bool:
         """Whether a loan may start: nothing unread and no view outstanding."""
@@ -39,8 +37,7 @@ class LendingReadBuffer(ReadBuffer):
         if not self.can_lend():
             raise RuntimeError("lend() needs an empty reader with no views outstanding")
         self._own = (self._buf, self._whole)
-        # A memoryview quacks like the bytearray for every consumer-side method.
-        self._buf = cast(bytearray, view)
+        self._buf = view  # as good as the bytearray for every consumer-side method
         self._whole = view
         self._region = None
         self._start, self._end = 0, len(view)
