@@ -45,6 +45,7 @@ importlint: $(STAMP_DEV)
 	$(BIN)/lint-imports
 
 unit: $(STAMP_DEV)
+	$(BIN)/tether --version  # compiled (mypyc) or pure Python: the build under test
 	$(BIN)/python -m pytest -q
 
 ## make bench: every transport x protocol, the Python peers and the raw ceiling (tether bench)
