@@ -83,7 +83,7 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except (Exception, SystemExit) as exc:  # CompileError, LinkError, no compiler, ...
-            _warn(f"compiling with mypyc failed ({exc})")
+            _warn(f"compiling with mypyc failed ({type(exc).__name__}: {str(exc)[:160]})")
             for output in self.get_outputs():
                 Path(output).unlink(missing_ok=True)
             _remove_inplace_build()
