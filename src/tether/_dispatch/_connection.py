@@ -306,9 +306,10 @@ class Dispatcher(ConnectionHandler):
 
         Writes are normally coalesced into one per loop turn. With no other call in flight
         nothing can join the batch, so waiting for the scheduled flush only adds a loop
-        iteration to the call's latency; under concurrency this does nothing.
+        iteration to the call's latency; under concurrency this does nothing. Inside a
+        read callback it does nothing either: the callback flushes once when it ends.
         """
-        if self._flush_scheduled and len(self.streams) <= open_streams:
+        if self._flush_scheduled and not self._reading and len(self.streams) <= open_streams:
             self._flush()
 
     def acknowledge(self, stream_id: int, nbytes: int) -> None:
