@@ -452,16 +452,15 @@ class Client:
                 if not dispatcher.has_capacity():
                     dispatcher = await self._acquire()
             started = dispatcher.loop.time() if timeout is not None else 0.0
-            stream = dispatcher.open_stream(
+            stream = dispatcher.open_unary(
                 service,
                 name,
+                payload,
                 metadata=pairs,
                 timeout=timeout,
                 encoding=request_codec.name,
                 oneway=oneway,
             )
-            stream.send_nowait(payload, end=True)
-            dispatcher.flush_if_idle(1)  # a lone call goes out now, not after a loop turn
             if oneway:
                 # Nothing comes back (Thrift peers send no reply at all): free the slot now.
                 dispatcher.forget(stream)

@@ -10,6 +10,7 @@ stream fails promptly with UNAVAILABLE (muxio's ``fail_all_pending_requests``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -42,7 +43,7 @@ from ..framing import (
 )
 from ..transport import Connection, ConnectionHandler
 from ._keepalive import Keepalive, LivenessConfig
-from ._state import ConnectionInput, ConnectionState, next_connection_state
+from ._state import ConnectionInput, ConnectionState, StreamState, next_connection_state
 from ._stream import RPCStream
 
 logger = logging.getLogger("tether.dispatch")
@@ -254,6 +255,54 @@ class Dispatcher(ConnectionHandler):
         self.streams[stream_id] = stream
         return stream
 
+    def open_unary(
+        self,
+        service: str,
+        method: str,
+        payload: bytes,
+        *,
+        metadata: MetadataPairs = (),
+        timeout: float | None = None,
+        encoding: str = "",
+        oneway: bool = False,
+    ) -> RPCStream:
+        """Client: start a call, send its one request ``payload`` and half-close it.
+
+        :meth:`open_stream` + ``send_nowait(payload, end=True)`` in one step (the unary
+        hot path). With no other call open the bytes are written before this returns;
+        otherwise they join the writes of this loop turn.
+
+        Raises:
+            StatusError: UNAVAILABLE if the connection cannot take new streams.
+            LocalProtocolError: the codec refuses the call (the stream is then reset).
+        """
+        if self.state is not ConnectionState.CONNECTED:
+            raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection is draining")
+        codec = self.codec
+        stream_id = codec.next_stream_id()
+        codec.send_call_started(
+            stream_id, service, method, metadata, timeout, encoding, oneway=oneway
+        )
+        stream = RPCStream(self, stream_id)
+        stream.state = StreamState.HALF_CLOSED_LOCAL
+        streams = self.streams
+        idle = not streams
+        streams[stream_id] = stream
+        try:
+            codec.send_message(stream_id, payload, True)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                stream.reset(Status.INTERNAL, f"the request could not be sent: {exc}")
+            raise
+        if self._reading:
+            self._flush_scheduled = True  # the read callback flushes when it ends
+        elif idle:
+            self._flush()  # a lone call goes out now, not after a loop turn
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+        return stream
+
     def send_event(self, event: Event) -> None:
         """Queue ``event`` through the codec; bytes go out at the end of this loop turn.
 
@@ -264,6 +313,24 @@ class Dispatcher(ConnectionHandler):
         if self.state is ConnectionState.DISCONNECTED:
             raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection closed")
         self.codec.send(event)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            if not self._reading:
+                self.loop.call_soon(self._flush)
+
+    def send_reply(self, stream_id: int, data: bytes | None, metadata: MetadataPairs) -> None:
+        """Server, unary: the one reply message (``None``: no message) and an OK status.
+
+        Raises:
+            StatusError: UNAVAILABLE when the connection is gone.
+            LocalProtocolError: the codec refuses the reply.
+        """
+        if self.state is ConnectionState.DISCONNECTED:
+            raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection closed")
+        codec = self.codec
+        if data is not None:
+            codec.send_message(stream_id, data, False)
+        codec.send_trailers(stream_id, Status.OK, "", metadata)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             if not self._reading:
