@@ -219,18 +219,16 @@ class ShmConnection(ShmReceiver):
 
         Raises:
             RuntimeError: not in read-views mode.
+            RemoteProtocolError: the peer corrupted the ring (the connection fails too).
         """
         if not self._view_mode:
             raise RuntimeError("call enable_read_views() first")
         if self._released or self._views:
             return list(self._views)
-        ring = self._in
-        n = ring.available()
-        if self._ordered:
-            n = min(n, self._ordered[0].mark - ring.tail)
+        n = self._ring_run()
         if n <= 0:
             return []
-        self._views = ring.regions(n)
+        self._views = self._in.regions(n)
         self._view_bytes = n
         return list(self._views)
 

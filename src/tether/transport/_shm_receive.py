@@ -72,16 +72,7 @@ class ShmReceiver(ShmSender):
                 if budget <= 0:
                     self._schedule_pump()
                     break
-                avail = ring.available()
-                if ordered:
-                    want = ordered[0].mark - ring.tail
-                    if not 0 <= want <= avail:
-                        raise RemoteProtocolError(
-                            f"shm record mark {ordered[0].mark} is outside the ring "
-                            f"(consumed {ring.tail}, available {avail})"
-                        )
-                else:
-                    want = avail
+                want = self._ring_run()
                 if want:
                     if self._eof_seen:
                         raise RemoteProtocolError("shm ring bytes after the peer's EOF")
@@ -134,6 +125,33 @@ class ShmReceiver(ShmSender):
             if self._consumed_fallback != self._acked_fallback:
                 self._send_ack()
 
+    def _ring_run(self) -> int:
+        """Ring bytes to deliver before the next fallback record, stepping over padding.
+
+        Raises:
+            RemoteProtocolError: the record's mark is outside the published ring bytes.
+        """
+        ring = self._in
+        n = ring.available()
+        ordered = self._ordered
+        if ordered:
+            to_mark = ordered[0].mark - ring.tail
+            if not 0 <= to_mark <= ring.unread():
+                raise RemoteProtocolError(
+                    f"shm record mark {ordered[0].mark} is outside the ring "
+                    f"(consumed {ring.tail}, published {ring.unread()} more)"
+                )
+            if n >= to_mark:
+                return to_mark
+            if n:
+                return n
+            if not ring.skip_padding():  # only padding can hide published bytes
+                raise RemoteProtocolError("shm ring padding changed under the reader")
+            return self._ring_run()  # the padding lay before the mark
+        if not n and ring.unread() and ring.skip_padding():
+            return ring.available()
+        return n
+
     def _lend(self, handler: ConnectionHandler, n: int) -> None:
         """Deliver up to ``n`` ring bytes in place (see ``_shm_lend.py``), then consume them."""
         view = self._in.regions(n)[0]  # up to the ring's end if the run wraps
@@ -174,7 +192,7 @@ class ShmReceiver(ShmSender):
         if self._released or self._handler is None or self._read_paused:
             return
         try:
-            pending = self._in.asleep() and self._in.available() > 0 and not self._views
+            pending = not self._views and self._in.asleep() and self._ring_run() > 0
         except RemoteProtocolError as exc:
             self._protocol_failure(exc)
             return

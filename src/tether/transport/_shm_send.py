@@ -1,7 +1,9 @@
 """The writer half of an ``shm://`` connection: the ring first, the socket when it is full.
 
 ``flush`` copies the queued buffers into the outbound ring (one ``memcpy`` each) and
-publishes them with one store of ``head``; the doorbell byte goes out only when the
+publishes them with one store of ``head``; a flush of at least
+:data:`~._shm_core.LEND_THRESHOLD` bytes that would wrap around the ring's end starts at
+its beginning instead (``RingWriter.align``), so the reader can lend it in one piece; the doorbell byte goes out only when the
 reader sleeps, once per sleep. When the ring is full the rest waits in a backlog and
 moves, in order, into the ring or (once the ring is full) onto the socket as DATA
 records stamped with the ring position they follow, at most
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from .._exceptions import ClosedResourceError, RemoteProtocolError
 from .._types import BufferLike
-from ._shm_core import FALLBACK_WINDOW, HIGH_WATER, ShmCore
+from ._shm_core import FALLBACK_WINDOW, HIGH_WATER, LEND_THRESHOLD, ShmCore
 from ._shm_wire import DOORBELL, MAX_DATA, encode_close, encode_data_header, encode_eof
 
 
@@ -23,7 +25,8 @@ class ShmSender(ShmCore):
 
     def flush(self) -> None:
         wbuf = self._wbuf
-        if not wbuf._size:
+        size = wbuf._size
+        if not size:
             return
         chunks = wbuf.take()
         if self._closing or self._peer_closed:
@@ -37,6 +40,8 @@ class ShmSender(ShmCore):
                 self._send_backlog()
                 return
             ring = self._out
+            if size >= LEND_THRESHOLD:
+                ring.align(size)  # one piece in the ring: the reader lends it whole
             for i, chunk in enumerate(chunks):
                 n = ring.write(chunk)
                 if n != len(chunk):
