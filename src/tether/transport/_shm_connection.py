@@ -9,11 +9,13 @@ memfd holding a single-producer/single-consumer byte ring for its outbound direc
 handshake (``_shm_wire.py``). After that:
 
 * **Data** goes into the ring: ``flush`` copies the queued buffers into the shared
-  mapping (one ``memcpy`` per buffer) and publishes the new ``head``. The peer either
-  lends a contiguous run of at least :data:`LEND_THRESHOLD` bytes to its handler in
-  place (``_shm_lend.py``: the codec parses the mapping itself and copies each payload
-  out once) or copies smaller runs into its :class:`~tether.buffer.ReadBuffer`. No
-  bytes cross the kernel.
+  mapping (one ``memcpy`` per buffer) and publishes the new ``head``; a flush of at
+  least :data:`~._shm_core.LEND_THRESHOLD` bytes that would wrap around the ring's end
+  starts at its beginning instead (ring padding), so it stays in one piece. The peer
+  either lends a contiguous run of at least that many bytes to its handler in place
+  (``_shm_lend.py``: the codec parses the mapping itself and copies each payload out
+  once) or copies smaller runs into its :class:`~tether.buffer.ReadBuffer`. No bytes
+  cross the kernel.
 * **Doorbell with batching**: the reader marks itself asleep in the shared header
   before it waits (and re-checks the ring after marking, so a write racing with that is
   not lost). A writer sends one doorbell byte over the socket only when it finds the
@@ -26,8 +28,9 @@ handshake (``_shm_wire.py``). After that:
   flight, every later byte takes the socket too, until the peer has ACKed all of them;
   only then does the writer return to the ring. The reader delivers ring bytes up to a
   record's mark, then the record, so both paths form one ordered stream. At most
-  :data:`~._shm_core.FALLBACK_WINDOW` bytes are unacknowledged; beyond that bytes wait in our own
-  backlog, and :meth:`drain` blocks while that backlog is above the high-water mark.
+  :data:`~._shm_core.FALLBACK_WINDOW` bytes are unacknowledged; beyond that bytes wait
+  in our own backlog, and :meth:`drain` blocks while that backlog is above the
+  high-water mark.
 * **EOF / close**: ``write_eof`` sends an EOF record (half-close); ``close`` sends
   CLOSE and closes the socket. The socket ending without CLOSE means the peer aborted or
   crashed: the connection fails with :class:`~tether.BrokenResourceError`, so pending
@@ -35,7 +38,8 @@ handshake (``_shm_wire.py``). After that:
   crashed process leaks nothing.
 
 Not zero-copy end to end: the codec copies every payload it hands to user code, and
-small or wrapped runs are copied into the ``ReadBuffer`` first.
+small runs (and large writes that met a full ring) are copied into the ``ReadBuffer``
+first.
 :meth:`ShmConnection.enable_read_views` turns on zero-copy access for a handler of its
 own: :meth:`~ShmConnection.read_views` hands out the ring bytes in place,
 :meth:`~ShmConnection.release_views` gives the space back.
