@@ -238,22 +238,31 @@ class Dispatcher(ConnectionHandler):
         Raises:
             StatusError: UNAVAILABLE if the connection cannot take new streams.
         """
+        # Queue first, register after: a CallStarted the codec refuses (bad metadata, say)
+        # must not leave a stream behind holding a slot. No reply can arrive in between.
+        stream = self._call_started(service, method, metadata, timeout, encoding, oneway)
+        self._schedule_flush()
+        self.streams[stream.stream_id] = stream
+        return stream
+
+    def _call_started(
+        self,
+        service: str,
+        method: str,
+        metadata: MetadataPairs,
+        timeout: float | None,
+        encoding: str,
+        oneway: bool,
+    ) -> RPCStream:
+        """Queue a new call's CallStarted and return its (unregistered) stream."""
         if self.state is not ConnectionState.CONNECTED:
             raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection is draining")
         codec = self.codec
         stream_id = codec.next_stream_id()
-        # Queue first, register after: a CallStarted the codec refuses (bad metadata, say)
-        # must not leave a stream behind holding a slot. No reply can arrive in between.
         codec.send_call_started(
             stream_id, service, method, metadata, timeout, encoding, oneway=oneway
         )
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            if not self._reading:
-                self.loop.call_soon(self._flush)
-        stream = RPCStream(self, stream_id)
-        self.streams[stream_id] = stream
-        return stream
+        return RPCStream(self, stream_id)
 
     def open_unary(
         self,
@@ -276,20 +285,14 @@ class Dispatcher(ConnectionHandler):
             StatusError: UNAVAILABLE if the connection cannot take new streams.
             LocalProtocolError: the codec refuses the call (the stream is then reset).
         """
-        if self.state is not ConnectionState.CONNECTED:
-            raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection is draining")
-        codec = self.codec
-        stream_id = codec.next_stream_id()
-        codec.send_call_started(
-            stream_id, service, method, metadata, timeout, encoding, oneway=oneway
-        )
-        stream = RPCStream(self, stream_id)
+        stream = self._call_started(service, method, metadata, timeout, encoding, oneway)
+        stream_id = stream.stream_id
         stream.state = StreamState.HALF_CLOSED_LOCAL
         streams = self.streams
         idle = not streams
         streams[stream_id] = stream
         try:
-            codec.send_message(stream_id, payload, True)
+            self.codec.send_message(stream_id, payload, True)
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 stream.reset(Status.INTERNAL, f"the request could not be sent: {exc}")
