@@ -14,7 +14,15 @@ Event mapping (see ``docs/framings.md``)::
     server sends   [Headers] [Message] Trailers → one REPLY or EXCEPTION (none for oneway)
                    StreamReset → an EXCEPTION (Thrift cannot reset one call)
     client gets    REPLY → Message + Trailers(OK); EXCEPTION → Trailers(mapped status,
-                   metadata + ``:tapplication-type``)
+                   metadata + ``:tapplication-type``); a TTHeader reply carrying
+                   ``crrst`` is followed by GoAway (the connection is not reused)
+    server sends   GoAway → nothing on the wire; every later TTHeader reply carries
+                   ``crrst=1`` (Kitex's graceful shutdown)
+
+Connection reset (Kitex's ``crrst``): a server codec that writes a TTHeader reply whose
+str KV holds ``crrst`` (the built-in handler adds it to an unknown-method exception and,
+after GoAway, to every reply) sets :attr:`ThriftCodec.reset_requested`; the dispatcher
+then retires the connection (see ``docs/thrift.md``).
 
 Errors: bad input raises :class:`~tether.RemoteProtocolError` and the codec is dead
 afterwards (every later call raises); there is no goodbye frame in these protocols.
@@ -34,6 +42,7 @@ from .._events import (
     ConnectionClosed,
     EndOfStream,
     Event,
+    GoAway,
     Headers,
     Message,
     StreamReset,
@@ -52,6 +61,7 @@ from ._exception import (
 )
 from ._meta import (
     BUILTIN_META_HANDLER,
+    CONNECTION_RESET,
     HeaderFields,
     MetaHandler,
     RequestMeta,
@@ -92,7 +102,8 @@ _THEADER: Final = Transport.THEADER
 # repeat their headers call after call: these bounded caches skip the handler then.
 #: TTHeader bodies written, by everything the built-in handler reads.
 _REQUEST_HEADERS: dict[tuple[object, ...], bytes] = {}
-_RESPONSE_HEADERS: dict[tuple[object, ...], bytes] = {}
+#: Reply header bodies, with whether they carry ``crrst``.
+_RESPONSE_HEADERS: dict[tuple[object, ...], tuple[bytes, bool]] = {}
 #: What was read from received header bodies, by their bytes.
 _READ_REQUESTS: dict[bytes, tuple[str, MetadataPairs, float | None]] = {}
 _READ_RESPONSES: dict[bytes, MetadataPairs] = {}
@@ -170,9 +181,13 @@ class ThriftCodec(FrameCodec):
         self._starting: dict[int, CallStarted] = {}
         self._pending: dict[int, CallStarted] = {}
         self._cancelled: dict[int, None] = {}
+        self._reset_reported = False
         # server state
         self._calls: dict[int, _ServerCall] = {}
         self._next_synthetic = _SYNTHETIC_BASE
+        self._going_away = False
+        #: Server: a reply told the peer not to reuse this connection (``crrst``).
+        self.reset_requested = False
 
     # -- receiving -----------------------------------------------------------------
 
@@ -268,15 +283,19 @@ class ThriftCodec(FrameCodec):
         message_type = envelope.message_type
         metadata: list[tuple[str, MetadataValue]]
         header = envelope.header
+        reset = False
         if header is None:
             metadata = []
         elif isinstance(header, TTHeader):
             metadata = self._read_response(message_type, header)
+            reset = CONNECTION_RESET in header.str_info and not self._reset_reported
         else:
             metadata = list(header.headers.items())
         if message_type == _REPLY:
             events.append(message(seq_id, envelope.payload, False))
             events.append(trailers(seq_id, Status.OK, "", tuple(metadata)))
+            if reset:
+                self._report_reset(events)
             return
         if message_type != _EXCEPTION:
             raise RemoteProtocolError(
@@ -288,6 +307,18 @@ class ThriftCodec(FrameCodec):
             error_type, text = decode_application_exception(envelope.payload)
         metadata.append((_APPLICATION_TYPE, str(error_type)))
         events.append(trailers(seq_id, status_for_type(error_type), text, tuple(metadata)))
+        if reset:
+            self._report_reset(events)
+
+    def _report_reset(self, events: list[Event]) -> None:
+        """The server said ``crrst``: open no new calls here; the ones in flight finish."""
+        self._reset_reported = True
+        events.append(
+            GoAway(
+                last_stream_id=_MAX_SEQ_ID,
+                reason="the server asked for a new connection (crrst)",
+            )
+        )
 
     def _read_request(
         self, envelope: Envelope, header: TTHeader
@@ -381,6 +412,10 @@ class ThriftCodec(FrameCodec):
             raise LocalProtocolError(f"a Thrift client cannot send {type(event).__name__}")
 
     def _send_server(self, event: Event) -> None:
+        if type(event) is GoAway:
+            # No goodbye frame in these protocols: TTHeader replies say crrst=1 instead.
+            self._going_away = True
+            return
         if not isinstance(event, Trailers | Message | Headers | StreamReset):
             raise LocalProtocolError(f"a Thrift server cannot send {type(event).__name__}")
         sid = event.stream_id
@@ -479,9 +514,13 @@ class ThriftCodec(FrameCodec):
         if isinstance(header, TTHeader):
             framed = transport is _TTHEADER_FRAMED
             size = len(head) + len(body) + (4 if framed else 0)
-            header_body = self._response_header(
+            if self._going_away:
+                all_metadata.append((CONNECTION_RESET, "1"))
+            header_body, reset = self._response_header(
                 header.protocol_id, message_type, status, text, all_metadata
             )
+            if reset:
+                self.reset_requested = True
             prefix = ttheader_prefix(header.flags, envelope.seq_id, len(header_body), size)
             prefix += header_body
             if framed:
@@ -531,8 +570,9 @@ class ThriftCodec(FrameCodec):
         status: Status,
         text: str,
         metadata: list[tuple[str, MetadataValue]],
-    ) -> bytes:
-        """The TTHeader body the MetaHandlers make for a reply (cached like requests)."""
+    ) -> tuple[bytes, bool]:
+        """The TTHeader body the MetaHandlers make for a reply (cached like requests), and
+        whether it carries ``crrst``."""
         key = None
         if self._cacheable:
             key = (protocol_id, message_type, status is Status.UNIMPLEMENTED, tuple(metadata))
@@ -546,9 +586,10 @@ class ThriftCodec(FrameCodec):
         for handler in self._handlers:
             handler.write_response(response, fields)
         body = encode_header_body(protocol_id, fields.str_info, fields.int_info)
+        result = (body, CONNECTION_RESET in fields.str_info)
         if key is not None and len(body) <= CACHEABLE_SIZE:
-            _remember(_RESPONSE_HEADERS, key, body)
-        return body
+            _remember(_RESPONSE_HEADERS, key, result)
+        return result
 
     def _check_size(self, size: int) -> None:
         if size > self._max_frame:
