@@ -364,11 +364,52 @@ class ThriftCodec(FrameCodec):
 
     def next_stream_id(self) -> int:
         seq = self._next_seq
-        busy = (self._starting, self._pending, self._cancelled)
-        while any(seq in table for table in busy):
+        starting, pending, cancelled = self._starting, self._pending, self._cancelled
+        while seq in pending or seq in starting or seq in cancelled:
             seq = seq + 1 if seq < _MAX_SEQ_ID else 1
         self._next_seq = seq + 1 if seq < _MAX_SEQ_ID else 1
         return seq
+
+    # The dispatcher's per-call hot path: the same contract as send(event), without
+    # building the frozen event objects or dispatching on their type.
+
+    def send_call_started(
+        self,
+        stream_id: int,
+        service: str,
+        method: str,
+        metadata: MetadataPairs = (),
+        timeout: float | None = None,
+        encoding: str = "",
+        end_stream: bool = False,
+        oneway: bool = False,
+    ) -> None:
+        if self._dead is not None:
+            raise LocalProtocolError(f"connection already failed: {self._dead}")
+        if self.role is not Role.CLIENT:
+            raise LocalProtocolError("a Thrift server cannot send CallStarted")
+        self._start_call(
+            call_started(
+                stream_id, service, method, metadata, timeout, encoding, end_stream, oneway
+            )
+        )
+
+    def send_message(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        if self._dead is not None:
+            raise LocalProtocolError(f"connection already failed: {self._dead}")
+        if self.role is Role.CLIENT:
+            self._send_request(stream_id, data)
+        else:
+            self._set_reply(stream_id, data)
+
+    def send_trailers(
+        self, stream_id: int, status: Status, message: str, metadata: MetadataPairs
+    ) -> None:
+        if self._dead is not None:
+            raise LocalProtocolError(f"connection already failed: {self._dead}")
+        if self.role is Role.CLIENT:
+            raise LocalProtocolError("a Thrift client cannot send Trailers")
+        self._end_call(stream_id, status, message, metadata)
 
     def send(self, event: Event) -> None:
         if self._dead is not None:
@@ -378,26 +419,33 @@ class ThriftCodec(FrameCodec):
         else:
             self._send_server(event)
 
+    def _send_request(self, stream_id: int, data: bytes) -> None:
+        call = self._starting.pop(stream_id, None)
+        if call is None:
+            raise LocalProtocolError(
+                f"Message for stream {stream_id}: no call waiting for its request"
+            )
+        self._write_request(call, data)
+        if not call.oneway:
+            self._pending[stream_id] = call
+
+    def _start_call(self, event: CallStarted) -> None:
+        sid = event.stream_id
+        if sid in self._starting or sid in self._pending:
+            raise LocalProtocolError(f"seq id {sid} is already in use")
+        if event.end_stream:
+            raise LocalProtocolError("a Thrift call carries exactly one request message")
+        if not -(2**31) <= sid <= _MAX_SEQ_ID:
+            raise LocalProtocolError(f"seq id {sid} is not an i32")
+        if self._cancelled:
+            self._cancelled.pop(sid, None)
+        self._starting[sid] = event
+
     def _send_client(self, event: Event) -> None:
         if type(event) is Message:
-            call = self._starting.pop(event.stream_id, None)
-            if call is None:
-                raise LocalProtocolError(
-                    f"Message for stream {event.stream_id}: no call waiting for its request"
-                )
-            self._write_request(call, event.data)
-            if not call.oneway:
-                self._pending[call.stream_id] = call
+            self._send_request(event.stream_id, event.data)
         elif type(event) is CallStarted:
-            sid = event.stream_id
-            if sid in self._starting or sid in self._pending:
-                raise LocalProtocolError(f"seq id {sid} is already in use")
-            if event.end_stream:
-                raise LocalProtocolError("a Thrift call carries exactly one request message")
-            if not -(2**31) <= sid <= _MAX_SEQ_ID:
-                raise LocalProtocolError(f"seq id {sid} is not an i32")
-            self._cancelled.pop(sid, None)
-            self._starting[sid] = event
+            self._start_call(event)
         elif type(event) is StreamReset:
             sid = event.stream_id
             if self._starting.pop(sid, None) is None and self._pending.pop(sid, None) is not None:
@@ -416,7 +464,13 @@ class ThriftCodec(FrameCodec):
             # No goodbye frame in these protocols: TTHeader replies say crrst=1 instead.
             self._going_away = True
             return
-        if not isinstance(event, Trailers | Message | Headers | StreamReset):
+        if type(event) is Trailers:
+            self._end_call(event.stream_id, event.status, event.message, event.metadata)
+            return
+        if type(event) is Message:
+            self._set_reply(event.stream_id, event.data)
+            return
+        if not isinstance(event, Headers | StreamReset):
             raise LocalProtocolError(f"a Thrift server cannot send {type(event).__name__}")
         sid = event.stream_id
         calls = self._calls
@@ -425,15 +479,7 @@ class ThriftCodec(FrameCodec):
             if type(event) is StreamReset:
                 return  # the call already ended
             raise LocalProtocolError(f"{type(event).__name__} for stream {sid}: no such call")
-        if type(event) is Trailers:
-            del calls[sid]
-            if call.envelope.message_type != _ONEWAY:
-                self._write_reply(call, event.status, event.message, event.metadata)
-        elif type(event) is Message:
-            if call.payload is not None:
-                raise LocalProtocolError("a Thrift reply carries exactly one message")
-            call.payload = event.data
-        elif type(event) is Headers:
+        if type(event) is Headers:
             call.metadata.extend(event.metadata)
         else:
             assert type(event) is StreamReset
@@ -441,6 +487,21 @@ class ThriftCodec(FrameCodec):
             if call.envelope.message_type != _ONEWAY:
                 call.payload = None
                 self._write_reply(call, event.status, event.message, ())
+
+    def _set_reply(self, stream_id: int, data: bytes) -> None:
+        call = self._calls.get(stream_id)
+        if call is None:
+            raise LocalProtocolError(f"Message for stream {stream_id}: no such call")
+        if call.payload is not None:
+            raise LocalProtocolError("a Thrift reply carries exactly one message")
+        call.payload = data
+
+    def _end_call(self, stream_id: int, status: Status, text: str, metadata: MetadataPairs) -> None:
+        call = self._calls.pop(stream_id, None)
+        if call is None:
+            raise LocalProtocolError(f"Trailers for stream {stream_id}: no such call")
+        if call.envelope.message_type != _ONEWAY:
+            self._write_reply(call, status, text, metadata)
 
     # -- encoding ------------------------------------------------------------------
 
