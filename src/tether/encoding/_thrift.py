@@ -335,7 +335,7 @@ def _read_flat(buf: bytes, plan: dict[int, _FlatField], obj: Any) -> int:
             continue
         _, name, unpack, width, text = entry
         if unpack is None:
-            length = unpack_i32(buf, pos)[0]
+            length: int = unpack_i32(buf, pos)[0]
             if length < 0:
                 raise DecodeError(f"negative string length {length}")
             start = pos + 4
