@@ -461,6 +461,36 @@ def test_flat_reader_agrees_with_thriftpy2_on_arbitrary_bytes(data: bytes) -> No
     assert outcomes[0] == outcomes[1]
 
 
+#: Values of every kind for any field: right and wrong types, in and out of range.
+any_value = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**65), 2**65)
+    | st.floats()
+    | st.text()
+    | st.binary()
+    | st.sampled_from([kitchen.Color.BLUE, 1.0, [1]])
+)
+
+
+@given(
+    st.fixed_dictionaries({name: any_value for _, name, *_ in kitchen.Flat.thrift_spec.values()})
+)
+def test_flat_writer_writes_what_thriftpy2_writes(values: dict[str, Any]) -> None:
+    """Whatever the field values, the flat writer gives thriftpy2's bytes, or the same
+    EncodeError (values of another type than the field's go to thriftpy2 itself)."""
+    message = kitchen.Flat()
+    for name, value in values.items():
+        setattr(message, name, value)
+    outcomes = []
+    for codec in (ThriftStructCodec(kitchen.Flat), walking_codec(kitchen.Flat)):
+        try:
+            outcomes.append(codec.encode(message))
+        except EncodeError:
+            outcomes.append(None)
+    assert outcomes[0] == outcomes[1]
+
+
 def test_flat_reader_rejects_what_the_walk_rejects() -> None:
     """Invalid UTF-8 in a string field, a string where the IDL has an integer, a negative
     length and a truncated string are DecodeErrors on the flat reader too."""

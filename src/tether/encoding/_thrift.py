@@ -18,6 +18,10 @@ A *flat* struct (every field a bool, byte, integer, double, string or binary, as
 :func:`_read_flat` instead: one pure-Python pass that checks exactly what the walk checks
 and sets the fields as thriftpy2's reader would, at a fraction of the cost of walking and
 then running thriftpy2 (which needs a transport, a protocol and a reader object per call).
+Writing a flat struct whose values all have the exact Python type of their field (bytes
+or str for strings, int, bool, float) is done in pure Python too, producing thriftpy2's
+bytes (fields in ``thrift_spec`` order); any other value falls back to thriftpy2, so
+every conversion and error stays thriftpy2's.
 """
 
 from __future__ import annotations
@@ -349,6 +353,66 @@ def _read_flat(buf: bytes, plan: dict[int, _FlatField], obj: Any) -> int:
             pos += width
 
 
+#: How a flat struct's fixed-width fields are written: (exact value type, pack).
+_SCALAR_WRITERS: dict[int, tuple[type, Any]] = {
+    _BOOL: (bool, struct.Struct(">?").pack),
+    _BYTE: (int, struct.Struct(">b").pack),
+    _I16: (int, _I16_BE.pack),
+    _I32: (int, _I32_BE.pack),
+    _I64: (int, struct.Struct(">q").pack),
+    _DOUBLE: (float, struct.Struct(">d").pack),
+}
+#: One field of a flat struct, for writing: (attribute name, field header bytes,
+#: exact value type or None for a string, pack).
+_FlatWriter = tuple[str, bytes, type | None, Any]
+
+
+def _flat_writers(fields: dict[int, tuple[Any, ...]]) -> tuple[_FlatWriter, ...]:
+    """The fields of a flat struct in ``thrift_spec`` order (thriftpy2's write order)."""
+    writers: list[_FlatWriter] = []
+    for fid, spec in fields.items():
+        ttype, name = spec[0], spec[1]
+        if ttype in (_STRING, _BINARY):
+            writers.append((name, bytes((_STRING,)) + _I16_BE.pack(fid), None, _I32_BE.pack))
+        else:
+            kind, pack = _SCALAR_WRITERS[ttype]
+            writers.append((name, bytes((ttype,)) + _I16_BE.pack(fid), kind, pack))
+    return tuple(writers)
+
+
+def _write_flat(obj: Any, writers: tuple[_FlatWriter, ...]) -> bytes | None:
+    """``obj`` written as thriftpy2 would, or ``None`` when a value is not of its field's
+    exact type or does not fit it (the caller then lets thriftpy2 write or refuse it)."""
+    parts: list[bytes] = []
+    append = parts.append
+    for name, head, kind, pack in writers:
+        value = getattr(obj, name, None)
+        if value is None:
+            continue
+        if kind is None:
+            if type(value) is str:
+                try:
+                    value = value.encode("utf-8")
+                except UnicodeEncodeError:
+                    return None
+            elif type(value) is not bytes:
+                return None
+            append(head)
+            append(pack(len(value)))
+            append(value)
+        elif type(value) is kind:
+            try:
+                data = pack(value)
+            except struct.error:
+                return None
+            append(head)
+            append(data)
+        else:
+            return None
+    append(b"\x00")
+    return b"".join(parts)
+
+
 # -- readers and writers -----------------------------------------------------------------
 
 
@@ -469,6 +533,7 @@ class ThriftStructCodec(PayloadCodec[S], Generic[S]):
         self._name: str = struct_class.__name__
         self._fields: dict[int, tuple[Any, ...]] = spec
         self._flat = _flat_plan(spec) if _FLAT else None
+        self._flat_writers = _flat_writers(spec) if self._flat is not None else None
         self._read = _read_cy if _CYBIN else _read_py
         self._write = _write_cy if _CYBIN else _write_py
 
@@ -483,6 +548,11 @@ class ThriftStructCodec(PayloadCodec[S], Generic[S]):
             raise EncodeError(
                 f"expected {self.struct_class.__name__}, got {type(message).__name__}"
             )
+        writers = self._flat_writers
+        if writers is not None:
+            data = _write_flat(message, writers)
+            if data is not None:
+                return data
         try:
             return self._write(message)
         except Exception as exc:

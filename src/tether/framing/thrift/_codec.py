@@ -195,29 +195,37 @@ class ThriftCodec(FrameCodec):
         if self._dead is not None:
             raise RemoteProtocolError(f"connection already failed: {self._dead}")
         events: list[Event] = []
+        size = buffer.len()
+        if not size:
+            self._partial = False
+            self._needed = 0
+            return events
         max_frame = self._max_frame
         on_envelope = self._on_request if self.role is Role.SERVER else self._on_reply
         progress = self._progress
+        # Every complete message is parsed from one view; the buffer advances once.
+        view = buffer.peek(size)
+        offset = 0
+        needed = 0
         try:
-            while True:
-                size = len(buffer)
-                if not size:
-                    break
-                view = buffer.peek(size)
-                used, envelope = read_envelope(view, size, max_frame, progress)
+            while offset < size:
+                used, envelope = read_envelope(
+                    view[offset:] if offset else view, size - offset, max_frame, progress
+                )
                 if envelope is None:
-                    self._needed = used
-                    if used:
-                        buffer.reserve(used)
+                    needed = used
                     break
-                buffer.skip(used)
+                offset += used
                 on_envelope(envelope, events)
         except RemoteProtocolError as exc:
             self._dead = str(exc)
             raise
-        self._partial = len(buffer) > 0
-        if not self._partial:
-            self._needed = 0
+        if offset:
+            buffer.skip(offset)
+        self._partial = offset < size
+        self._needed = needed
+        if needed:
+            buffer.reserve(needed)
         return events
 
     def receive_eof(self) -> list[Event]:
