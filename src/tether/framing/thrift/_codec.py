@@ -71,10 +71,11 @@ from ._meta import (
 from ._theader import THeader, encode_theader
 from ._ttheader import (
     CACHEABLE_SIZE,
+    MAGIC as _TTHEADER_MAGIC,
+    PREFIX as _TTHEADER_PREFIX,
     PROTOCOL_THRIFT_BINARY,
     TTHeader,
     encode_header_body,
-    ttheader_prefix,
 )
 
 #: Recently cancelled seq ids remembered so their late replies can be dropped.
@@ -261,7 +262,11 @@ class ThriftCodec(FrameCodec):
             metadata: MetadataPairs = ()
             timeout = None
         elif isinstance(header, TTHeader):
-            service, metadata, timeout = self._read_request(envelope, header)
+            raw = header.raw
+            cached = _READ_REQUESTS.get(raw) if raw and self._cacheable else None
+            if cached is None:
+                cached = self._read_request(envelope, header)
+            service, metadata, timeout = cached
         else:
             service = header.headers.get("isn", "")
             metadata = tuple(header.headers.items())
@@ -295,7 +300,11 @@ class ThriftCodec(FrameCodec):
         if header is None:
             metadata = []
         elif isinstance(header, TTHeader):
-            metadata = self._read_response(message_type, header)
+            raw = header.raw
+            known = _READ_RESPONSES.get(raw) if raw and self._cacheable else None
+            metadata = (
+                list(known) if known is not None else self._read_response(message_type, header)
+            )
             reset = CONNECTION_RESET in header.str_info and not self._reset_reported
         else:
             metadata = list(header.headers.items())
@@ -529,7 +538,8 @@ class ThriftCodec(FrameCodec):
             self._write(b"".join((head, name, I32.pack(call.stream_id))), payload)
             return
         head = b"".join((MESSAGE_HEAD.pack(word, len(name)), name, I32.pack(call.stream_id)))
-        self._check_size(len(head) + len(payload))
+        if len(head) + len(payload) > self._max_frame:
+            self._check_size(len(head) + len(payload))
         if transport is _THEADER:
             headers = {k: v for k, v in call.metadata if k[:1] != ":"}
             frame = encode_theader(THeader(seq_id=call.stream_id), headers, head + payload)
@@ -540,8 +550,12 @@ class ThriftCodec(FrameCodec):
             framed = transport is _TTHEADER_FRAMED
             size = len(head) + len(payload) + (4 if framed else 0)
             body = self._request_header(call, framed)
-            self._check_size(10 + len(body) + size)
-            prefix = ttheader_prefix(0, call.stream_id, len(body), size) + body
+            if 10 + len(body) + size > self._max_frame:
+                self._check_size(10 + len(body) + size)
+            prefix = _TTHEADER_PREFIX.pack(
+                10 + len(body) + size, _TTHEADER_MAGIC, 0, call.stream_id, len(body) >> 2
+            )
+            prefix += body
             if framed:
                 prefix += U32.pack(size - 4)
             self._write(prefix + head, payload)
@@ -590,7 +604,13 @@ class ThriftCodec(FrameCodec):
             )
             if reset:
                 self.reset_requested = True
-            prefix = ttheader_prefix(header.flags, envelope.seq_id, len(header_body), size)
+            prefix = _TTHEADER_PREFIX.pack(
+                10 + len(header_body) + size,
+                _TTHEADER_MAGIC,
+                header.flags,
+                envelope.seq_id,
+                len(header_body) >> 2,
+            )
             prefix += header_body
             if framed:
                 prefix += U32.pack(size - 4)
