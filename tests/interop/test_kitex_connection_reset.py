@@ -20,6 +20,7 @@ import thriftpy2
 
 import tether
 from tether import ThriftApplicationError
+from tether._dispatch._connection import MAX_DROPPED_CALLS
 from tether.framing import Message, Role
 from tether.framing.thrift import ThriftCodec
 from tether.thrift import ThriftStub
@@ -88,6 +89,45 @@ async def test_server_keeps_a_framed_connection_after_unknown_method(
         assert got.hex() == unknown_reply.hex()
         writer.write(echo)
         assert (await asyncio.wait_for(reader.readexactly(len(echo_reply)), 10)) == echo_reply
+
+
+async def test_calls_after_the_reset_get_no_reply_and_a_flood_is_aborted(
+    tmp_path: Path,
+) -> None:
+    """After the crrst reply and EOF, calls the peer still sends on that connection are
+    dropped unanswered; a peer that keeps sending is cut off, and other connections are
+    unaffected."""
+    unknown, reply = capture("raw_thrift_ttheader_unknown_method")
+    echo, echo_reply = capture("thrift_ttheader_echo_minimal")
+    states: list[tether.ConnectionState] = []
+    services, _, _ = kitex_services(tmp_path)
+    server = tether.Server(services, on_connection_state=lambda _, state: states.append(state))
+    await server.start("tcp://127.0.0.1:0")
+    port = int(server.addresses[0].rsplit(":", 1)[1])
+    try:
+        async with connection(port) as (reader, writer):
+            writer.write(unknown)
+            assert await asyncio.wait_for(reader.readexactly(len(reply)), 10) == reply
+            assert await asyncio.wait_for(reader.read(), 10) == b""
+            with contextlib.suppress(ConnectionError):
+                for _ in range(MAX_DROPPED_CALLS):
+                    writer.write(echo)
+                    await writer.drain()
+            for _ in range(2000):
+                if tether.ConnectionState.DISCONNECTED in states:
+                    break
+                await asyncio.sleep(0.005)
+            assert states == [
+                tether.ConnectionState.CONNECTED,
+                tether.ConnectionState.DRAINING,
+                tether.ConnectionState.DISCONNECTED,
+            ]
+        async with connection(port) as (reader, writer):
+            writer.write(echo)
+            assert await asyncio.wait_for(reader.readexactly(len(echo_reply)), 10) == echo_reply
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 class _CapturedReplies:

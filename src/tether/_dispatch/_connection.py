@@ -48,6 +48,8 @@ from ._stream import RPCStream
 logger = logging.getLogger("tether.dispatch")
 
 OnCall = Callable[[RPCStream, CallStarted], None]
+#: Calls a peer may send after a retired connection half-closed before it is aborted.
+MAX_DROPPED_CALLS = 100
 OnStateChange = Callable[["Dispatcher", ConnectionState], None]
 
 
@@ -91,6 +93,7 @@ class Dispatcher(ConnectionHandler):
         self._read_held = False
         self._last_peer_stream = 0
         self._retiring = False
+        self._dropped_calls = 0
         self._slot_waiters: list[asyncio.Future[None]] = []
         self._ping_waiters: dict[bytes, asyncio.Future[float]] = {}
         self._closed = self.loop.create_future()
@@ -377,7 +380,8 @@ class Dispatcher(ConnectionHandler):
         A GOAWAY goes through the codec and the connection drains: calls already received
         (and any arriving before it is idle) are served; once none is open it half-closes
         (:meth:`shutdown`) and calls arriving after that are dropped unanswered (the peer
-        sees EOF). Idempotent; called by :meth:`_flush` after the codec's bytes left.
+        sees EOF; one that sends :data:`MAX_DROPPED_CALLS` more is aborted). Idempotent;
+        called by :meth:`_flush` after the codec's bytes left.
         """
         if self._retiring or self.state is ConnectionState.DISCONNECTED:
             return
@@ -395,6 +399,9 @@ class Dispatcher(ConnectionHandler):
         """A call that arrived after a retired connection half-closed: nothing can answer
         it, so it is forgotten (the peer's EOF ends the connection)."""
         self.streams.pop(stream.stream_id, None)
+        self._dropped_calls += 1
+        if self._dropped_calls >= MAX_DROPPED_CALLS:
+            self.abort("the peer kept sending calls on a connection it was told to reset")
 
     def declare_dead(self, reason: str) -> None:
         """The peer stopped answering (failed heartbeat): no new streams, every pending
