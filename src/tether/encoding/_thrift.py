@@ -569,30 +569,13 @@ class ThriftStructCodec(PayloadCodec[S], Generic[S]):
         if type(data) is not bytes:
             data = bytes(data)
         flat = self._flat
-        if flat is not None:
-            return self._decode_flat(data, flat)
+        message: S | None = None
         try:
-            end = _walk_struct(data, 0, self._fields, _MAX_DEPTH)
-        except (IndexError, struct.error):
-            raise DecodeError(f"truncated {self._name} payload ({len(data)} bytes)") from None
-        except DecodeError as exc:
-            raise DecodeError(f"invalid {self._name} payload: {exc}") from None
-        if end != len(data):
-            name = self._name
-            if end > len(data):
-                raise DecodeError(f"truncated {name} payload ({len(data)} bytes)")
-            raise DecodeError(f"{len(data) - end} trailing bytes after the {name} struct")
-        message = self.struct_class()
-        try:
-            self._read(message, data)
-        except Exception as exc:
-            raise DecodeError(f"invalid {self._name} payload: {exc!r}") from exc
-        return message
-
-    def _decode_flat(self, data: bytes, plan: dict[int, _FlatField]) -> S:
-        message = self.struct_class()
-        try:
-            end = _read_flat(data, plan, message)
+            if flat is not None:  # checked and read in one pass
+                message = self.struct_class()
+                end = _read_flat(data, flat, message)
+            else:
+                end = _walk_struct(data, 0, self._fields, _MAX_DEPTH)
         except (IndexError, struct.error):
             raise DecodeError(f"truncated {self._name} payload ({len(data)} bytes)") from None
         except DecodeError as exc:
@@ -604,6 +587,13 @@ class ThriftStructCodec(PayloadCodec[S], Generic[S]):
             if end > len(data):
                 raise DecodeError(f"truncated {name} payload ({len(data)} bytes)")
             raise DecodeError(f"{len(data) - end} trailing bytes after the {name} struct")
+        if message is not None:
+            return message
+        message = self.struct_class()
+        try:
+            self._read(message, data)
+        except Exception as exc:
+            raise DecodeError(f"invalid {self._name} payload: {exc!r}") from exc
         return message
 
     def __repr__(self) -> str:
