@@ -148,8 +148,12 @@ def _make_handler(impl: Callable[..., Any], args_cls: Any, result_cls: Any) -> C
 
     async def call(args: Any) -> Any:
         result = result_cls()
+        # arguments(), inlined: a plain decoded struct's __dict__ is exactly its arguments.
+        fields = args.__dict__ if by_dict else None
+        if fields is None or len(fields) != count:
+            fields = {n: getattr(args, n) for n in arg_names}
         try:
-            value = await impl(**arguments(args))
+            value = await impl(**fields)
         except declared as exc:
             for exc_type, field in exceptions.items():
                 if isinstance(exc, exc_type):
