@@ -49,6 +49,8 @@ from ._stream import RPCStream
 logger = logging.getLogger("tether.dispatch")
 
 OnCall = Callable[[RPCStream, CallStarted], None]
+#: Calls a peer may send after a retired connection half-closed before it is aborted.
+MAX_DROPPED_CALLS = 100
 OnStateChange = Callable[["Dispatcher", ConnectionState], None]
 
 
@@ -91,6 +93,8 @@ class Dispatcher(ConnectionHandler):
         self._reading = False
         self._read_held = False
         self._last_peer_stream = 0
+        self._retiring = False
+        self._dropped_calls = 0
         self._slot_waiters: list[asyncio.Future[None]] = []
         self._ping_waiters: dict[bytes, asyncio.Future[float]] = {}
         self._closed = self.loop.create_future()
@@ -417,10 +421,12 @@ class Dispatcher(ConnectionHandler):
         if (
             not self.streams
             and self.state is ConnectionState.DRAINING
-            and not self.role_is_server
             and self.connection is not None
         ):
-            self.connection.close()
+            if not self.role_is_server:
+                self.connection.close()
+            elif self._retiring:
+                self._shut_retired()
 
     def fail_all(self, error: StatusError) -> None:
         """Fail every pending stream with ``error`` (connection lost or unusable)."""
@@ -437,6 +443,36 @@ class Dispatcher(ConnectionHandler):
             GoAway(last_stream_id=self._last_peer_stream, error_code=error_code, reason=reason)
         )
         self._transition(ConnectionInput.GOAWAY)
+
+    def retire(self, reason: str) -> None:
+        """Server: end this connection gracefully because the peer was told not to reuse
+        it (the codec's :attr:`~tether.framing.FrameCodec.reset_requested`, Kitex's crrst).
+
+        A GOAWAY goes through the codec and the connection drains: calls already received
+        (and any arriving before it is idle) are served; once none is open it half-closes
+        (:meth:`shutdown`) and calls arriving after that are dropped unanswered (the peer
+        sees EOF; one that sends :data:`MAX_DROPPED_CALLS` more is aborted). Idempotent;
+        called by :meth:`_flush` after the codec's bytes left.
+        """
+        if self._retiring or self.state is ConnectionState.DISCONNECTED:
+            return
+        self._retiring = True
+        self.close_reason = self.close_reason or reason
+        self.go_away(reason)
+        if not self.streams:
+            self._shut_retired()
+
+    def _shut_retired(self) -> None:
+        self._on_call = self._drop_call
+        self.shutdown()
+
+    def _drop_call(self, stream: RPCStream, call: CallStarted) -> None:
+        """A call that arrived after a retired connection half-closed: nothing can answer
+        it, so it is forgotten (the peer's EOF ends the connection)."""
+        self.streams.pop(stream.stream_id, None)
+        self._dropped_calls += 1
+        if self._dropped_calls >= MAX_DROPPED_CALLS:
+            self.abort("the peer kept sending calls on a connection it was told to reset")
 
     def declare_dead(self, reason: str) -> None:
         """The peer stopped answering (failed heartbeat): no new streams, every pending
@@ -552,6 +588,8 @@ class Dispatcher(ConnectionHandler):
             return
         conn.write_buffers(self.codec.buffers_to_send())
         conn.flush()
+        if self.codec.reset_requested and not self._retiring:
+            self.retire("the connection was reset after a reply that said so (crrst)")
         if self.role_is_server and not self._read_held and conn.is_write_paused():
             # The peer is not reading our replies: stop reading its requests until it
             # does, so replies cannot pile up without bound in the write buffer.
