@@ -40,7 +40,6 @@ COMPILED = [
     "tether/framing/_native_streams.py",
     "tether/_dispatch/_connection.py",
     "tether/_dispatch/_detect.py",
-    "tether/_dispatch/_eager.py",
     "tether/_dispatch/_keepalive.py",
     "tether/_dispatch/_state.py",
     "tether/_dispatch/_stream.py",

@@ -20,7 +20,7 @@ from ._client_protocols import (
     with_alpn,
 )
 from ._config import ConnectOptions, KeepaliveConfig, TLSConfig
-from ._context import current_context
+from ._context import _current
 from ._dispatch import ConnectionState, Dispatcher, RPCStream
 from ._dispatch._keepalive import LivenessConfig
 from ._exceptions import (
@@ -352,9 +352,8 @@ class Client:
 
     def _with_from_method(self, pairs: MetadataPairs) -> MetadataPairs:
         """``pairs`` plus the method of the handler this call is made from, if any."""
-        try:
-            serving = current_context()
-        except LookupError:
+        serving = _current.get(None)  # not current_context(): no exception per call
+        if serving is None:
             return pairs
         assert self._from_method_key is not None
         return (*pairs, (self._from_method_key, serving.method))
@@ -452,16 +451,15 @@ class Client:
                 if not dispatcher.has_capacity():
                     dispatcher = await self._acquire()
             started = dispatcher.loop.time() if timeout is not None else 0.0
-            stream = dispatcher.open_stream(
+            stream = dispatcher.open_unary(
                 service,
                 name,
+                payload,
                 metadata=pairs,
                 timeout=timeout,
                 encoding=request_codec.name,
                 oneway=oneway,
             )
-            stream.send_nowait(payload, end=True)
-            dispatcher.flush_if_idle(1)  # a lone call goes out now, not after a loop turn
             if oneway:
                 # Nothing comes back (Thrift peers send no reply at all): free the slot now.
                 dispatcher.forget(stream)

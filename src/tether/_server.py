@@ -511,8 +511,8 @@ async def _run_call(
             reply = await handler(*args)
             payload = encode(reply)
             _send_headers_once(stream, ctx, headers_sent)
-            if not spec.oneway:
-                stream.send_nowait(payload)
+            stream.send_reply(None if spec.oneway else payload, ctx.trailer_pairs())
+            return
         stream.send_trailers(Status.OK, "", ctx.trailer_pairs())
     except BizStatusError as exc:
         _send_headers_once(stream, ctx, headers_sent)

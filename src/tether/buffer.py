@@ -33,10 +33,21 @@ _SPARE_LARGE: list[bytearray] = []
 _SPARE_LARGE_BYTES = 8 * 1024 * 1024
 
 
+#: The whole-array views of the arrays in ``_SPARE``, index for index.
+_SPARE_VIEWS: list[memoryview] = []
+#: What a trimmed buffer holds: one shared empty array (never written: any write first
+#: replaces it through get_write_buffer).
+_EMPTY = bytearray()
+_EMPTY_VIEW = memoryview(_EMPTY)
+
+
 def _take_spare(size: int) -> bytearray:
     """An array of at least ``size`` bytes: a parked one when one fits, else a new one."""
     if size == DEFAULT_READ_SIZE:
-        return _SPARE.pop() if _SPARE else bytearray(size)
+        if _SPARE:
+            _SPARE_VIEWS.pop()
+            return _SPARE.pop()
+        return bytearray(size)
     if size > DEFAULT_READ_SIZE and _SPARE_LARGE:
         best = -1
         for i, spare in enumerate(_SPARE_LARGE):
@@ -53,6 +64,7 @@ def _park(buf: bytearray) -> None:
     if size == DEFAULT_READ_SIZE:
         if len(_SPARE) < _SPARE_LIMIT:
             _SPARE.append(buf)
+            _SPARE_VIEWS.append(memoryview(buf))
     elif size > DEFAULT_READ_SIZE:
         parked = sum(len(b) for b in _SPARE_LARGE)
         while _SPARE_LARGE and parked + size > _SPARE_LARGE_BYTES:
@@ -88,11 +100,11 @@ class ReadBuffer:
 
     def __init__(self, read_size: int = DEFAULT_READ_SIZE) -> None:
         # A memoryview only while a subclass lends foreign memory (transport/_shm_lend.py).
-        self._buf: bytearray | memoryview = bytearray()
+        self._buf: bytearray | memoryview = _EMPTY
         # One view of all of _buf, sliced by peek() and get_write_buffer() (a slice is one
         # allocation; memoryview(_buf)[a:b] is two). Replaced whenever _buf is; _buf is
         # never resized in place, so the export it holds is harmless.
-        self._whole = memoryview(self._buf)
+        self._whole = _EMPTY_VIEW
         self._start = 0
         self._end = 0
         self._read_size = read_size
@@ -182,12 +194,20 @@ class ReadBuffer:
         costs no allocation on a busy connection (large arrays are parked too, up to a
         few MiB in all).
         """
-        buf = self._buf
-        if self._start == self._end and not self._views and buf:
-            if isinstance(buf, bytearray):
+        if self._start == self._end and not self._views and self._buf:
+            buf = self._buf
+            if not isinstance(buf, bytearray):
+                pass  # lent memory (transport/_shm_lend.py) is not ours to park
+            elif len(buf) == DEFAULT_READ_SIZE:
+                # Inline _park(), keeping the array's whole-view with it: taking it back
+                # (recv_buffer) then costs no memoryview either. Both run once per read.
+                if len(_SPARE) < _SPARE_LIMIT:
+                    _SPARE.append(buf)
+                    _SPARE_VIEWS.append(self._whole)
+            else:
                 _park(buf)
-            self._buf = bytearray()
-            self._whole = memoryview(self._buf)
+            self._buf = _EMPTY
+            self._whole = _EMPTY_VIEW
             self._region = None
             self._start = self._end = 0
 
@@ -237,6 +257,14 @@ class ReadBuffer:
         """
         region = self._region
         if region is not None and self._end == self._region_end and not self._reserve:
+            return region
+        if not self._buf and _SPARE and not self._reserve and self._read_size == DEFAULT_READ_SIZE:
+            # A trimmed buffer takes a parked default-size array back (the per-read path
+            # of a connection that consumes everything it reads).
+            self._buf = _SPARE.pop()
+            region = self._whole = _SPARE_VIEWS.pop()
+            self._region = region
+            self._region_end = 0
             return region
         region = self.get_write_buffer()
         self._region = region

@@ -36,6 +36,19 @@ struct Kitchen {
   21: map<string, i32> counts,
 }
 
+// Only scalar fields: what the codec's one-pass flat reader handles.
+struct Flat {
+  1: bool flag,
+  2: byte tiny,
+  3: i16 small,
+  4: i32 medium = 42,
+  5: i64 big,
+  6: double ratio,
+  7: string text,
+  8: binary blob,
+  9: Color color = Color.GREEN,
+}
+
 // A recursive struct, for the nesting limit.
 struct Node {
   1: i32 value,

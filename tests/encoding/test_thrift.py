@@ -385,6 +385,127 @@ def test_corrupted_payloads_agree_across_backends(
     assert outcomes[0] == outcomes[1]
 
 
+# -- the one-pass reader of flat structs --------------------------------------------------
+
+
+def walking_codec(struct_class: Any) -> ThriftStructCodec[Any]:
+    """A codec that walks, then reads with thriftpy2, even for a flat struct."""
+    with mock.patch.object(thrift_module, "_FLAT", False):
+        return ThriftStructCodec(struct_class)
+
+
+def test_only_structs_of_scalar_fields_are_flat() -> None:
+    """Structs of bools, integers, doubles, strings, binaries and enums take the one-pass
+    reader; a struct with a nested struct or a container does not."""
+    assert ThriftStructCodec(kitchen.Flat)._flat is not None
+    assert ThriftStructCodec(EchoRequest)._flat is not None
+    assert ThriftStructCodec(kitchen.Kitchen)._flat is None
+    assert ThriftStructCodec(EchoReply)._flat is None  # has a map
+
+
+flats = st.builds(
+    kitchen.Flat,
+    flag=st.none() | st.booleans(),
+    tiny=st.none() | st.integers(-128, 127),
+    small=st.none() | st.integers(-(2**15), 2**15 - 1),
+    medium=st.none() | int32s,
+    big=st.none() | st.integers(-(2**63), 2**63 - 1),
+    ratio=st.none() | st.floats(allow_nan=False),
+    text=st.none() | st.text(),
+    blob=st.none() | st.binary(),
+    color=st.none() | st.sampled_from([1, 2, 7]),
+)
+
+
+@given(flats)
+def test_flat_reader_reads_what_thriftpy2_reads(message: Any) -> None:
+    """Every flat struct decodes to the same fields on the flat reader and thriftpy2's."""
+    data = ThriftStructCodec(kitchen.Flat).encode(message)
+    flat = ThriftStructCodec(kitchen.Flat).decode(data)
+    walked = walking_codec(kitchen.Flat).decode(data)
+    assert vars(flat) == vars(walked)
+    for name, value in vars(message).items():
+        if value is not None:
+            assert getattr(flat, name) == value
+
+
+@given(message=flats, data=st.data())
+def test_flat_reader_agrees_with_thriftpy2_on_corrupted_payloads(
+    message: Any, data: st.DataObject
+) -> None:
+    """A mutated or cut flat payload either decodes to the same struct on both readers or
+    fails with DecodeError on both."""
+    payload = bytearray(ThriftStructCodec(kitchen.Flat).encode(message))
+    for _ in range(data.draw(st.integers(0, 4))):
+        payload[data.draw(st.integers(0, len(payload) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(payload)))
+    outcomes = []
+    for codec in (ThriftStructCodec(kitchen.Flat), walking_codec(kitchen.Flat)):
+        try:
+            decoded = codec.decode(bytes(payload[:cut]))
+            outcomes.append(ThriftStructCodec(kitchen.Flat).encode(decoded))
+        except DecodeError:
+            outcomes.append(None)
+    assert outcomes[0] == outcomes[1]
+
+
+@given(st.binary(max_size=64))
+def test_flat_reader_agrees_with_thriftpy2_on_arbitrary_bytes(data: bytes) -> None:
+    """Arbitrary bytes decode alike on both readers, or fail with DecodeError on both."""
+    outcomes = []
+    for codec in (ThriftStructCodec(EchoRequest), walking_codec(EchoRequest)):
+        try:
+            outcomes.append(vars(codec.decode(data)))
+        except DecodeError:
+            outcomes.append(None)
+    assert outcomes[0] == outcomes[1]
+
+
+#: Values of every kind for any field: right and wrong types, in and out of range.
+any_value = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**65), 2**65)
+    | st.floats()
+    | st.text()
+    | st.binary()
+    | st.sampled_from([kitchen.Color.BLUE, 1.0, [1]])
+)
+
+
+@given(
+    st.fixed_dictionaries({name: any_value for _, name, *_ in kitchen.Flat.thrift_spec.values()})
+)
+def test_flat_writer_writes_what_thriftpy2_writes(values: dict[str, Any]) -> None:
+    """Whatever the field values, the flat writer gives thriftpy2's bytes, or the same
+    EncodeError (values of another type than the field's go to thriftpy2 itself)."""
+    message = kitchen.Flat()
+    for name, value in values.items():
+        setattr(message, name, value)
+    outcomes = []
+    for codec in (ThriftStructCodec(kitchen.Flat), walking_codec(kitchen.Flat)):
+        try:
+            outcomes.append(codec.encode(message))
+        except EncodeError:
+            outcomes.append(None)
+    assert outcomes[0] == outcomes[1]
+
+
+def test_flat_reader_rejects_what_the_walk_rejects() -> None:
+    """Invalid UTF-8 in a string field, a string where the IDL has an integer, a negative
+    length and a truncated string are DecodeErrors on the flat reader too."""
+    codec = ThriftStructCodec(EchoRequest)
+    cases = {
+        "UnicodeDecodeError": field(STRING, 4, string(b"\xff")) + STOP,
+        "is a string on the wire": field(STRING, 2, string(b"x")) + STOP,
+        "negative string length": field(STRING, 1, i32(-1)) + STOP,
+        "truncated": field(STRING, 1, i32(9) + b"abc"),
+    }
+    for match, payload in cases.items():
+        with pytest.raises(DecodeError, match=match):
+            codec.decode(payload)
+
+
 # -- encode errors and construction -------------------------------------------------------
 
 

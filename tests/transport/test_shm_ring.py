@@ -45,13 +45,13 @@ def set_word(segment: bytearray, offset: int, value: int) -> None:
 
 
 def test_header_layout() -> None:
-    """A fresh header holds the magic, version 1, the capacity, zero counters and an odd epoch."""
+    """A fresh header holds the magic, version 2, the capacity, zero counters and an odd epoch."""
     segment, _, _ = make_ring()
     assert segment[:8] == b"TSHMRING"
     assert word(segment, 0) == MAGIC
-    assert word(segment, 8) == 1
+    assert word(segment, 8) == 2
     assert word(segment, 16) == CAP
-    assert word(segment, 64) == word(segment, 128) == 0
+    assert word(segment, 64) == word(segment, 72) == word(segment, 128) == 0
     assert word(segment, 136) == 1
     assert len(segment) == HEADER_SIZE + CAP
 
@@ -103,48 +103,151 @@ def test_wrap_around_split_in_two_regions() -> None:
     assert out == b"abcdefg"
 
 
-@settings(max_examples=200, deadline=None)
+def read_some(reader: RingReader, limit: int) -> bytes:
+    """Up to ``limit`` readable bytes, stepping over padding as the transport does."""
+    n = reader.available()
+    if not n and reader.skip_padding():
+        n = reader.available()
+    n = min(n, limit)
+    out = bytearray(n)
+    reader.read_into(memoryview(out), n)
+    return bytes(out)
+
+
+@settings(max_examples=300, deadline=None)
 @given(
     ops=st.lists(
         st.one_of(
             st.tuples(st.just("w"), st.binary(min_size=0, max_size=3 * CAP // 2)),
+            st.tuples(st.just("a"), st.binary(min_size=1, max_size=CAP)),
             st.tuples(st.just("r"), st.integers(min_value=0, max_value=2 * CAP)),
         ),
         max_size=40,
     )
 )
 def test_stream_matches_a_model(ops: list[tuple[str, object]]) -> None:
-    """Any mix of writes and reads yields exactly the bytes written, in order, never more."""
+    """Any mix of writes, aligned writes and reads yields exactly the bytes written, in order.
+
+    An aligned write that pads lands in one piece at the start of the data area.
+    """
     _, writer, reader = make_ring()
     sent = bytearray()
     received = bytearray()
     for op, arg in ops:
-        if op == "w":
+        if op in ("w", "a"):
             assert isinstance(arg, bytes)
+            if op == "a" and writer.align(len(arg)):
+                assert writer.head % CAP == 0
             n = writer.write(arg)
-            assert n == min(len(arg), CAP - (len(sent) - len(received)))
+            assert n <= len(arg)
             sent += arg[:n]
             writer.publish()
         else:
             assert isinstance(arg, int)
-            n = min(arg, reader.available())
-            out = bytearray(n)
-            reader.read_into(memoryview(out), n)
-            received += out
+            received += read_some(reader, arg)
         assert len(sent) - len(received) <= CAP
-    n = reader.available()
-    out = bytearray(n)
-    reader.read_into(memoryview(out), n)
-    received += out
+    while len(received) < len(sent):
+        chunk = read_some(reader, CAP)
+        assert chunk, "bytes were written but cannot be read"
+        received += chunk
     assert received == sent
+    assert reader.available() == 0
+    assert not reader.skip_padding()
+
+
+def test_align_pads_to_the_next_lap() -> None:
+    """A write that would wrap starts at the ring's start; the reader steps over the padding."""
+    segment, writer, reader = make_ring()
+    writer.write(bytes(CAP - 100))
+    writer.publish()
+    assert reader.available() == CAP - 100
+    reader.consume(CAP - 100)
+    assert writer.align(50) is False  # fits before the end
+    assert writer.align(200) is True
+    assert writer.head == CAP
+    assert word(segment, 72) == CAP - 100
+    assert writer.write(b"z" * 200) == 200
+    writer.publish()
+    assert reader.available() == 0  # the padding starts right here
+    assert reader.unread() == 300
+    assert reader.skip_padding() is True
+    assert reader.tail == CAP
+    assert word(segment, 128) == CAP
+    assert reader.available() == 200
+    (region,) = reader.regions(200)  # one piece, at the start of the data area
+    assert bytes(region) == b"z" * 200
+    region.release()
+    reader.consume(200)
+    assert reader.skip_padding() is False
+
+
+def test_align_needs_room_for_padding_and_bytes() -> None:
+    """No padding when the free space cannot hold it and the bytes, or they exceed the ring."""
+    _, writer, reader = make_ring()
+    writer.write(bytes(CAP - 100))
+    writer.publish()
+    reader.available()
+    reader.consume(CAP // 2)  # free: CAP // 2 + 100
+    assert writer.align(CAP // 2 + 1) is False
+    assert writer.align(CAP + 1) is False
+    assert writer.align(CAP // 2) is True
+
+
+def test_reader_stops_before_padding() -> None:
+    """Bytes before the padding are readable; reading across it is refused."""
+    _, writer, reader = make_ring()
+    writer.write(bytes(CAP - 100))
+    writer.publish()
+    reader.available()
+    reader.consume(CAP - 200)  # 100 bytes still unread before the padding
+    assert writer.align(300)
+    writer.write(b"p" * 300)
+    writer.publish()
+    assert reader.available() == 100
+    assert reader.skip_padding() is False  # not at the padding yet
+    with pytest.raises(ValueError):
+        reader.regions(101)
+    reader.consume(100)
+    assert reader.available() == 0
+    assert reader.skip_padding()
+    assert reader.available() == 300
+
+
+def test_sleep_steps_over_padding() -> None:
+    """A reader about to sleep with only padding before new bytes stays awake instead."""
+    _, writer, reader = make_ring()
+    writer.write(bytes(CAP - 100))
+    writer.publish()
+    reader.available()
+    reader.consume(CAP - 100)
+    writer.align(200)
+    writer.write(bytes(200))
+    writer.publish()
+    assert reader.sleep() is False
+    assert reader.available() == 200
+
+
+@pytest.mark.parametrize("pad", [CAP - 100, CAP // 2])
+def test_padding_past_head_is_corruption(pad: int) -> None:
+    """A padding word whose padding would run past head is a RingCorruptedError."""
+    segment, writer, reader = make_ring()
+    writer.write(bytes(CAP - 200))
+    writer.publish()
+    reader.available()
+    reader.consume(CAP // 2)
+    writer.write(bytes(150))
+    writer.publish()  # head: CAP - 50, inside the lap the padding claims to end
+    set_word(segment, 72, pad)
+    with pytest.raises(RingCorruptedError, match="padding"):
+        reader.available()
 
 
 @pytest.mark.parametrize(
     ("offset", "value", "message"),
-    [(0, 0, "magic"), (8, 2, "version"), (16, CAP * 2, "capacity")],
+    [(0, 0, "magic"), (8, 1, "version"), (16, CAP * 2, "capacity")],
 )
 def test_attach_rejects_a_bad_header(offset: int, value: int, message: str) -> None:
-    """A segment whose header is not a version-1 ring of the announced capacity is refused."""
+    """A segment whose header is not a version-2 ring of the announced capacity is refused."""
     segment = bytearray(segment_size(CAP))
     init_ring(memoryview(segment), CAP)
     set_word(segment, offset, value)

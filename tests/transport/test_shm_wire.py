@@ -23,14 +23,14 @@ from tether.transport._shm_wire import (
     encode_hello,
 )
 
-HELLO_4M = b"TSHM\x01\x00\x00\x00" + (4 << 20).to_bytes(8, "big")
+HELLO_4M = b"TSHM\x02\x00\x00\x00" + (4 << 20).to_bytes(8, "big")
 
 
 def test_hello_vector() -> None:
-    """The handshake is magic, version 1, zero flags and the capacity, big-endian, 16 bytes."""
+    """The handshake is magic, version 2, zero flags and the capacity, big-endian, 16 bytes."""
     assert encode_hello(4 << 20) == HELLO_4M
     hello = decode_hello(HELLO_4M)
-    assert (hello.version, hello.capacity) == (1, 4 << 20)
+    assert (hello.version, hello.capacity) == (2, 4 << 20)
 
 
 @pytest.mark.parametrize(
@@ -39,15 +39,16 @@ def test_hello_vector() -> None:
         (HELLO_4M[:15], "15 bytes"),
         (HELLO_4M + b"\x00", "17 bytes"),
         (b"GET / HTTP/1.1\r\n", "not a tether shm peer"),
-        (b"TSHM\x02" + HELLO_4M[5:], "version 2"),
-        (b"TSHM\x01\x01" + HELLO_4M[6:], "flags"),
+        (b"TSHM\x01" + HELLO_4M[5:], "version 1"),
+        (b"TSHM\x03" + HELLO_4M[5:], "version 3"),
+        (b"TSHM\x02\x01" + HELLO_4M[6:], "flags"),
         (HELLO_4M[:8] + (3000).to_bytes(8, "big"), "power of two"),
         (HELLO_4M[:8] + (1 << 40).to_bytes(8, "big"), "power of two"),
         (HELLO_4M[:8] + (1024).to_bytes(8, "big"), "power of two"),
     ],
 )
 def test_bad_hello(data: bytes, message: str) -> None:
-    """A truncated, foreign, future-version or oversized handshake is a RemoteProtocolError."""
+    """A truncated, foreign, old- or future-version or oversized handshake is a RemoteProtocolError."""
     with pytest.raises(RemoteProtocolError, match=message):
         decode_hello(data)
 

@@ -10,6 +10,7 @@ stream fails promptly with UNAVAILABLE (muxio's ``fail_all_pending_requests``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -42,12 +43,14 @@ from ..framing import (
 )
 from ..transport import Connection, ConnectionHandler
 from ._keepalive import Keepalive, LivenessConfig
-from ._state import ConnectionInput, ConnectionState, next_connection_state
+from ._state import ConnectionInput, ConnectionState, StreamState, next_connection_state
 from ._stream import RPCStream
 
 logger = logging.getLogger("tether.dispatch")
 
 OnCall = Callable[[RPCStream, CallStarted], None]
+#: Calls a peer may send after a retired connection half-closed before it is aborted.
+MAX_DROPPED_CALLS = 100
 OnStateChange = Callable[["Dispatcher", ConnectionState], None]
 
 
@@ -90,6 +93,8 @@ class Dispatcher(ConnectionHandler):
         self._reading = False
         self._read_held = False
         self._last_peer_stream = 0
+        self._retiring = False
+        self._dropped_calls = 0
         self._slot_waiters: list[asyncio.Future[None]] = []
         self._ping_waiters: dict[bytes, asyncio.Future[float]] = {}
         self._closed = self.loop.create_future()
@@ -237,21 +242,72 @@ class Dispatcher(ConnectionHandler):
         Raises:
             StatusError: UNAVAILABLE if the connection cannot take new streams.
         """
+        # Queue first, register after: a CallStarted the codec refuses (bad metadata, say)
+        # must not leave a stream behind holding a slot. No reply can arrive in between.
+        stream = self._call_started(service, method, metadata, timeout, encoding, oneway)
+        self._schedule_flush()
+        self.streams[stream.stream_id] = stream
+        return stream
+
+    def _call_started(
+        self,
+        service: str,
+        method: str,
+        metadata: MetadataPairs,
+        timeout: float | None,
+        encoding: str,
+        oneway: bool,
+    ) -> RPCStream:
+        """Queue a new call's CallStarted and return its (unregistered) stream."""
         if self.state is not ConnectionState.CONNECTED:
             raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection is draining")
         codec = self.codec
         stream_id = codec.next_stream_id()
-        # Queue first, register after: a CallStarted the codec refuses (bad metadata, say)
-        # must not leave a stream behind holding a slot. No reply can arrive in between.
         codec.send_call_started(
             stream_id, service, method, metadata, timeout, encoding, oneway=oneway
         )
-        if not self._flush_scheduled:
+        return RPCStream(self, stream_id)
+
+    def open_unary(
+        self,
+        service: str,
+        method: str,
+        payload: bytes,
+        *,
+        metadata: MetadataPairs = (),
+        timeout: float | None = None,
+        encoding: str = "",
+        oneway: bool = False,
+    ) -> RPCStream:
+        """Client: start a call, send its one request ``payload`` and half-close it.
+
+        :meth:`open_stream` + ``send_nowait(payload, end=True)`` in one step (the unary
+        hot path). With no other call open the bytes are written before this returns;
+        otherwise they join the writes of this loop turn.
+
+        Raises:
+            StatusError: UNAVAILABLE if the connection cannot take new streams.
+            LocalProtocolError: the codec refuses the call (the stream is then reset).
+        """
+        stream = self._call_started(service, method, metadata, timeout, encoding, oneway)
+        stream_id = stream.stream_id
+        stream.state = StreamState.HALF_CLOSED_LOCAL
+        streams = self.streams
+        idle = not streams
+        streams[stream_id] = stream
+        try:
+            self.codec.send_message(stream_id, payload, True)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                stream.reset(Status.INTERNAL, f"the request could not be sent: {exc}")
+            raise
+        if self._reading:
+            self._flush_scheduled = True  # the read callback flushes when it ends
+        elif idle:
+            self._flush()  # a lone call goes out now, not after a loop turn
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
-            if not self._reading:
-                self.loop.call_soon(self._flush)
-        stream = RPCStream(self, stream_id)
-        self.streams[stream_id] = stream
+            self.loop.call_soon(self._flush)
         return stream
 
     def send_event(self, event: Event) -> None:
@@ -264,6 +320,24 @@ class Dispatcher(ConnectionHandler):
         if self.state is ConnectionState.DISCONNECTED:
             raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection closed")
         self.codec.send(event)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            if not self._reading:
+                self.loop.call_soon(self._flush)
+
+    def send_reply(self, stream_id: int, data: bytes | None, metadata: MetadataPairs) -> None:
+        """Server, unary: the one reply message (``None``: no message) and an OK status.
+
+        Raises:
+            StatusError: UNAVAILABLE when the connection is gone.
+            LocalProtocolError: the codec refuses the reply.
+        """
+        if self.state is ConnectionState.DISCONNECTED:
+            raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection closed")
+        codec = self.codec
+        if data is not None:
+            codec.send_message(stream_id, data, False)
+        codec.send_trailers(stream_id, Status.OK, "", metadata)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             if not self._reading:
@@ -306,9 +380,10 @@ class Dispatcher(ConnectionHandler):
 
         Writes are normally coalesced into one per loop turn. With no other call in flight
         nothing can join the batch, so waiting for the scheduled flush only adds a loop
-        iteration to the call's latency; under concurrency this does nothing.
+        iteration to the call's latency; under concurrency this does nothing. Inside a
+        read callback it does nothing either: the callback flushes once when it ends.
         """
-        if self._flush_scheduled and len(self.streams) <= open_streams:
+        if self._flush_scheduled and not self._reading and len(self.streams) <= open_streams:
             self._flush()
 
     def acknowledge(self, stream_id: int, nbytes: int) -> None:
@@ -346,10 +421,12 @@ class Dispatcher(ConnectionHandler):
         if (
             not self.streams
             and self.state is ConnectionState.DRAINING
-            and not self.role_is_server
             and self.connection is not None
         ):
-            self.connection.close()
+            if not self.role_is_server:
+                self.connection.close()
+            elif self._retiring:
+                self._shut_retired()
 
     def fail_all(self, error: StatusError) -> None:
         """Fail every pending stream with ``error`` (connection lost or unusable)."""
@@ -366,6 +443,36 @@ class Dispatcher(ConnectionHandler):
             GoAway(last_stream_id=self._last_peer_stream, error_code=error_code, reason=reason)
         )
         self._transition(ConnectionInput.GOAWAY)
+
+    def retire(self, reason: str) -> None:
+        """Server: end this connection gracefully because the peer was told not to reuse
+        it (the codec's :attr:`~tether.framing.FrameCodec.reset_requested`, Kitex's crrst).
+
+        A GOAWAY goes through the codec and the connection drains: calls already received
+        (and any arriving before it is idle) are served; once none is open it half-closes
+        (:meth:`shutdown`) and calls arriving after that are dropped unanswered (the peer
+        sees EOF; one that sends :data:`MAX_DROPPED_CALLS` more is aborted). Idempotent;
+        called by :meth:`_flush` after the codec's bytes left.
+        """
+        if self._retiring or self.state is ConnectionState.DISCONNECTED:
+            return
+        self._retiring = True
+        self.close_reason = self.close_reason or reason
+        self.go_away(reason)
+        if not self.streams:
+            self._shut_retired()
+
+    def _shut_retired(self) -> None:
+        self._on_call = self._drop_call
+        self.shutdown()
+
+    def _drop_call(self, stream: RPCStream, call: CallStarted) -> None:
+        """A call that arrived after a retired connection half-closed: nothing can answer
+        it, so it is forgotten (the peer's EOF ends the connection)."""
+        self.streams.pop(stream.stream_id, None)
+        self._dropped_calls += 1
+        if self._dropped_calls >= MAX_DROPPED_CALLS:
+            self.abort("the peer kept sending calls on a connection it was told to reset")
 
     def declare_dead(self, reason: str) -> None:
         """The peer stopped answering (failed heartbeat): no new streams, every pending
@@ -481,6 +588,8 @@ class Dispatcher(ConnectionHandler):
             return
         conn.write_buffers(self.codec.buffers_to_send())
         conn.flush()
+        if self.codec.reset_requested and not self._retiring:
+            self.retire("the connection was reset after a reply that said so (crrst)")
         if self.role_is_server and not self._read_held and conn.is_write_paused():
             # The peer is not reading our replies: stop reading its requests until it
             # does, so replies cannot pile up without bound in the write buffer.

@@ -215,6 +215,17 @@ class RPCStream:
         self.status_message = message
         self._close()
 
+    def send_reply(self, data: bytes | None, metadata: MetadataPairs) -> None:
+        """Server, unary: send the reply (``None``: none) and end the call with OK.
+
+        Does nothing if the call already has an outcome (its deadline passed, say).
+        """
+        if self.status is not None or self._error is not None:
+            return
+        self._dispatcher.send_reply(self.stream_id, data, metadata)
+        self.status = Status.OK
+        self._close()
+
     def reset(self, status: Status, message: str = "") -> None:
         """Abort the stream: tell the peer, fail local waiters with ``status``."""
         if self.finished:

@@ -98,6 +98,9 @@ class FrameCodec(ABC):
     multiplexed: bool = True
     #: True when the protocol carries streaming calls (not only unary).
     supports_streaming: bool = True
+    #: Server: set once a reply told the peer to stop using this connection (Kitex's
+    #: ``crrst``); the dispatcher then retires it (no new work, closed when idle).
+    reset_requested: bool = False
 
     def __init__(self) -> None:
         self._inbox = ReadBuffer()

@@ -50,6 +50,29 @@ def _arg_names(args_cls: Any) -> list[str]:
     return [spec[1] for _, spec in sorted(args_cls.thrift_spec.items())]
 
 
+def _takes_positionally(args_cls: Any, arg_names: list[str]) -> bool:
+    """Whether ``args_cls(*values)`` binds values in ``arg_names`` order (field-id order,
+    which is how positional stub arguments are documented to map): true when the IDL
+    declares the arguments in id order, as it nearly always does."""
+    try:
+        parameters = list(inspect.signature(args_cls.__init__).parameters)[1:]
+    except (TypeError, ValueError):
+        return False
+    return parameters == arg_names
+
+
+def _fields_are_attributes(args_cls: Any, arg_names: list[str]) -> bool:
+    """Whether an ``args_cls`` instance's ``__dict__`` holds exactly its arguments (a plain
+    thriftpy2 struct: every field set by ``__init__``, nothing else), so a handler can be
+    called with ``**args.__dict__``."""
+    try:
+        instance = args_cls()
+    except Exception:
+        return False
+    fields = getattr(instance, "__dict__", None)
+    return fields is not None and sorted(fields) == sorted(arg_names)
+
+
 def _result_fields(result_cls: Any) -> tuple[bool, dict[type[BaseException], str]]:
     """Whether the result has ``success``, and exception class → result field name."""
     has_success = False
@@ -103,20 +126,35 @@ def thrift_service(service_cls: Any, handler: object, *, name: str | None = None
 
 def _make_handler(impl: Callable[..., Any], args_cls: Any, result_cls: Any) -> Callable[..., Any]:
     arg_names = _arg_names(args_cls)
+    by_dict = _fields_are_attributes(args_cls, arg_names)
+    count = len(arg_names)
+
+    def arguments(args: Any) -> dict[str, Any]:
+        if by_dict:
+            fields: dict[str, Any] = args.__dict__
+            if len(fields) == count:  # a plain decoded struct: exactly its arguments
+                return fields
+        return {n: getattr(args, n) for n in arg_names}
+
     if result_cls is None:
 
         async def oneway(args: Any) -> bytes:
-            await impl(**{n: getattr(args, n) for n in arg_names})
+            await impl(**arguments(args))
             return b""
 
         return oneway
     has_success, exceptions = _result_fields(result_cls)
+    declared = tuple(exceptions)
 
     async def call(args: Any) -> Any:
         result = result_cls()
+        # arguments(), inlined: a plain decoded struct's __dict__ is exactly its arguments.
+        fields = args.__dict__ if by_dict else None
+        if fields is None or len(fields) != count:
+            fields = {n: getattr(args, n) for n in arg_names}
         try:
-            value = await impl(**{n: getattr(args, n) for n in arg_names})
-        except tuple(exceptions) as exc:
+            value = await impl(**fields)
+        except declared as exc:
             for exc_type, field in exceptions.items():
                 if isinstance(exc, exc_type):
                     setattr(result, field, exc)
@@ -165,24 +203,20 @@ class ThriftStub:
         path = f"{self._name}/{method}"
         known = frozenset(arg_names)
         fields = None if oneway else _result_fields(result_cls)
+        positional = _takes_positionally(args_cls, arg_names)
+        count = len(arg_names)
 
         async def invoke(
             *args: Any, timeout: Any = _UNSET, metadata: MetadataLike = None, **kwargs: Any
         ) -> Any:
-            if kwargs:
-                values = dict(zip(arg_names, args, strict=False))
-                values.update(kwargs)
-                if not known.issuperset(values):
-                    unknown = sorted(set(values) - known)
-                    raise TypeError(f"{method}() got unexpected arguments {unknown}")
-            elif len(args) > len(arg_names):
-                raise TypeError(f"{method}() takes {len(arg_names)} arguments, got {len(args)}")
+            if not kwargs and positional and len(args) <= count:
+                request = args_cls(*args)
             else:
-                values = dict(zip(arg_names, args, strict=False))
+                request = args_cls(**_arguments(args, kwargs))
             try:
                 result = await client._unary(
                     path,
-                    args_cls(**values),
+                    request,
                     request_codec,
                     response_codec,
                     timeout,
@@ -196,6 +230,19 @@ class ThriftStub:
                     raise
                 raise converted from exc
             return None if fields is None else _unpack(result, fields)
+
+        def _arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+            if kwargs:
+                values = dict(zip(arg_names, args, strict=False))
+                values.update(kwargs)
+                if not known.issuperset(values):
+                    unknown = sorted(set(values) - known)
+                    raise TypeError(f"{method}() got unexpected arguments {unknown}")
+            elif len(args) > len(arg_names):
+                raise TypeError(f"{method}() takes {len(arg_names)} arguments, got {len(args)}")
+            else:
+                values = dict(zip(arg_names, args, strict=False))
+            return values
 
         # Cached on the instance: later ``stub.Method`` lookups skip __getattr__.
         self.__dict__[method] = invoke

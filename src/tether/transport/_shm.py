@@ -2,7 +2,8 @@
 
 The pieces: ``_shm_ring.py`` (the ring layout, sans-I/O), ``_shm_wire.py`` (handshake
 and control records, sans-I/O), ``_shm_segment.py`` (sealed memfds), ``_shm_handshake.py``,
-``_shm_lend.py`` (lending ring bytes to the codec) and ``_shm_connection.py`` (the
+``_shm_lend.py`` (lending ring bytes to the codec), ``_shm_core.py``, ``_shm_send.py``,
+``_shm_receive.py`` and ``_shm_connection.py`` (the
 connection, where the design is described). This module parses URLs, listens, dials and
 registers the scheme. See also docs/transports.md, "Shared memory".
 """

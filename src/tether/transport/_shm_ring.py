@@ -11,6 +11,7 @@ because both peers run on the same host)::
     8    version                      written once by the creator
     16   capacity (bytes, power of 2) written once by the creator
     64   head: bytes ever published   written only by the producer
+    72   padding start (see below)    written only by the producer
     128  tail: bytes ever consumed    written only by the consumer
     136  reader epoch                 written only by the consumer (odd = asleep)
     256  data area, ``capacity`` bytes
@@ -19,6 +20,15 @@ because both peers run on the same host)::
 ``DATA_OFFSET + n % capacity``. Unread bytes are ``head - tail`` (at most ``capacity``),
 free space is ``capacity - (head - tail)``. The producer writes only into free space and
 the consumer reads only unread bytes, so the two never touch the same data bytes.
+
+Padding (version 2): a large write that would wrap around the end of the data area can
+instead start at the beginning of the next lap, so the consumer can lend it in one
+piece (``RingWriter.align``). The producer then stores the stream position where the
+padding starts in the padding word *before* publishing a ``head`` beyond it; the bytes
+from there to the next multiple of ``capacity`` carry no data, and the consumer steps
+over them (``RingReader.skip_padding``). Only the latest padding is recorded: a new one
+is only written once the consumer is past the previous one (the free-space rule
+guarantees it). A padding word that is a multiple of ``capacity`` means "none".
 
 Memory ordering (the assumption the design rests on): each counter has exactly one
 writer, and is written with a single aligned 8-byte store (``memoryview.cast("Q")``
@@ -48,7 +58,7 @@ from .._exceptions import RemoteProtocolError
 from .._types import BufferLike
 
 MAGIC = int.from_bytes(b"TSHMRING", "little")
-VERSION = 1
+VERSION = 2
 HEADER_SIZE = 256
 DATA_OFFSET = HEADER_SIZE
 #: Smallest and largest ring capacities accepted (powers of two).
@@ -58,6 +68,7 @@ MAX_CAPACITY = 1 << 30
 # Word indexes (byte offset // 8) into the header.
 _MAGIC, _VERSION, _CAPACITY = 0, 1, 2
 _HEAD = 64 // 8
+_PAD = 72 // 8
 _TAIL = 128 // 8
 _EPOCH = 136 // 8
 
@@ -194,6 +205,30 @@ class RingWriter:
         self._free -= n
         return n
 
+    def align(self, n: int) -> bool:
+        """Keep the next ``n`` bytes in one piece: skip to the next lap if they would wrap.
+
+        When ``n`` bytes would cross the end of the data area, and the free space holds
+        both the rest of this lap (the padding) and ``n``, the padding is recorded and
+        ``head`` moves to the start of the data area (published with the next
+        :meth:`publish`); the caller then writes its ``n`` bytes. Otherwise nothing
+        changes (they fit before the end, or there is too little room: they will wrap).
+        Returns whether it padded.
+
+        Raises:
+            RingCorruptedError: ``tail`` is off the valid range (see :meth:`free`).
+        """
+        pos = self._head & self._mask
+        room = self._cap - pos
+        if n <= room or n > self._cap:
+            return False
+        if room + n > self._free and room + n > self.free():
+            return False
+        self._words[_PAD] = self._head  # stored before a head beyond it is published
+        self._head += room
+        self._free -= room
+        return True
+
     def publish(self) -> int:
         """Make every written byte visible to the consumer.
 
@@ -223,19 +258,21 @@ class RingWriter:
 class RingReader:
     """The consumer end: reads published bytes and hands the space back with ``tail``.
 
-    :meth:`available` reads ``head``; :meth:`read_into` copies out (one copy);
-    :meth:`regions` + :meth:`consume` give zero-copy access to the bytes in place.
+    :meth:`available` reads ``head`` and says how many bytes can be read before the
+    producer's padding (if any); :meth:`skip_padding` steps over it. :meth:`read_into`
+    copies out (one copy); :meth:`regions` + :meth:`consume` give zero-copy access to
+    the bytes in place. All three stay within what :meth:`available` last reported.
     :meth:`sleep` / :meth:`wake` maintain the epoch the producer checks before ringing
     the doorbell. Not thread-safe; one consumer per ring.
     """
 
-    __slots__ = ("_cap", "_data", "_head", "_mask", "_tail", "_words")
+    __slots__ = ("_cap", "_data", "_head", "_limit", "_mask", "_tail", "_words")
 
     def __init__(self, segment: memoryview, capacity: int) -> None:
         self._words, self._data = _attach(segment, capacity)
         self._cap = capacity
         self._mask = capacity - 1
-        self._tail = self._head = self._words[_TAIL]
+        self._tail = self._head = self._limit = self._words[_TAIL]
 
     @property
     def capacity(self) -> int:
@@ -248,22 +285,60 @@ class RingReader:
         return self._tail
 
     def available(self) -> int:
-        """Published bytes not consumed yet (reads the producer's ``head``).
+        """Bytes readable now (reads the producer's ``head`` and padding word).
+
+        That is the published bytes not consumed yet, up to the producer's padding if
+        some lies among them (0 when it starts right here: :meth:`skip_padding`).
 
         Raises:
-            RingCorruptedError: ``head`` went backwards or more than a ring ahead.
+            RingCorruptedError: ``head`` went backwards or more than a ring ahead, or
+                padding does not end at or before ``head``.
         """
-        head = self._words[_HEAD]
-        n = head - self._tail
+        words = self._words
+        head = words[_HEAD]
+        tail = self._tail
+        n = head - tail
         if not 0 <= n <= self._cap or head < self._head:
-            raise RingCorruptedError(f"ring head {head} is invalid (tail {self._tail})")
+            raise RingCorruptedError(f"ring head {head} is invalid (tail {tail})")
         self._head = head
+        if n:
+            pad = words[_PAD]
+            if tail <= pad < head and pad & self._mask:
+                if (pad | self._mask) + 1 > head:
+                    raise RingCorruptedError(f"ring padding at {pad} runs past head {head}")
+                n = pad - tail
+        self._limit = tail + n
         return n
+
+    def unread(self) -> int:
+        """Published bytes not consumed yet, padding included (as of :meth:`available`)."""
+        return self._head - self._tail
+
+    def skip_padding(self) -> bool:
+        """Consume the padding that starts at our position, if any; whether there was some.
+
+        Raises:
+            RingCorruptedError: the padding does not end at or before ``head``.
+        """
+        tail = self._tail
+        if not tail & self._mask or self._words[_PAD] != tail:
+            return False
+        end = (tail | self._mask) + 1
+        head = self._words[_HEAD]
+        if head == tail:
+            return False  # recorded, not published yet
+        if end > head or head - tail > self._cap:
+            raise RingCorruptedError(f"ring padding at {tail} runs past head {head}")
+        self._head = max(self._head, head)
+        self._tail = self._limit = end
+        words = self._words
+        words[_TAIL] = end
+        return True
 
     def read_into(self, dest: memoryview, n: int) -> None:
         """Copy the next ``n`` bytes (``n`` <= :meth:`available`) into ``dest`` and consume them."""
-        if n > self._head - self._tail:
-            raise ValueError(f"read_into({n}) with {self._head - self._tail} bytes available")
+        if n > self._limit - self._tail:
+            raise ValueError(f"read_into({n}) with {self._limit - self._tail} bytes available")
         pos = self._tail & self._mask
         first = self._cap - pos
         if n <= first:
@@ -279,8 +354,8 @@ class RingReader:
         The views alias the shared segment: release them before :meth:`consume`, which
         lets the producer overwrite those bytes.
         """
-        if n > self._head - self._tail:
-            raise ValueError(f"regions({n}) with {self._head - self._tail} bytes available")
+        if n > self._limit - self._tail:
+            raise ValueError(f"regions({n}) with {self._limit - self._tail} bytes available")
         pos = self._tail & self._mask
         first = self._cap - pos
         if n <= first:
@@ -289,8 +364,8 @@ class RingReader:
 
     def consume(self, n: int) -> None:
         """Hand ``n`` read bytes back to the producer (stores ``tail``)."""
-        if n > self._head - self._tail or n < 0:
-            raise ValueError(f"consume({n}) with {self._head - self._tail} bytes available")
+        if n > self._limit - self._tail or n < 0:
+            raise ValueError(f"consume({n}) with {self._limit - self._tail} bytes available")
         self._tail += n
         self._words[_TAIL] = self._tail
 
@@ -306,7 +381,7 @@ class RingReader:
             words[_EPOCH] = epoch + 1
         _FENCE.acquire()  # full fence: the epoch store before the head load (Dekker)
         _FENCE.release()
-        if words[_HEAD] != self._tail and self.available():
+        if words[_HEAD] != self._tail and (self.available() or self.skip_padding()):
             words[_EPOCH] = (epoch | 1) + 1
             return False
         return True

@@ -29,7 +29,7 @@ from .._exceptions import RemoteProtocolError
 from ._shm_ring import MAX_CAPACITY, MIN_CAPACITY
 
 HELLO_MAGIC: Final = b"TSHM"
-HELLO_VERSION: Final = 1
+HELLO_VERSION: Final = 2  # 2: ring padding (``_shm_ring.py``)
 HELLO_SIZE: Final = 16
 _HELLO = struct.Struct(">4sBBHQ")
 

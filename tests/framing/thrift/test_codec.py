@@ -13,6 +13,7 @@ from tether.framing import (
     ConnectionClosed,
     EndOfStream,
     Event,
+    GoAway,
     Headers,
     Message,
     Ping,
@@ -26,6 +27,7 @@ from tether.testing import CodecPair, check_frame_codec
 ARGS = b"\x0b\x00\x01\x00\x00\x00\x02hi\x00"  # struct {1: string "hi"}
 RESULT = b"\x0b\x00\x00\x00\x00\x00\x02hi\x00"  # struct {0: string "hi"}
 ALL = list(Transport)
+TTHEADERS = (Transport.TTHEADER, Transport.TTHEADER_FRAMED)
 
 
 def pair(transport: Transport, **kwargs: object) -> CodecPair:
@@ -120,7 +122,10 @@ def test_error_status_becomes_an_application_exception(transport: Transport) -> 
     ]:
         sid, _ = call(p)
         got = p.send(Role.SERVER, Trailers(stream_id=sid, status=status, message="nope"))
-        assert len(got) == 1
+        # Over TTHeader the unknown-method reply also says crrst: a GoAway follows.
+        resets = status is Status.UNIMPLEMENTED and transport in TTHEADERS
+        assert len(got) == (2 if resets else 1)
+        assert all(isinstance(e, GoAway) for e in got[1:])
         final = got[0]
         assert isinstance(final, Trailers)
         assert (final.status, final.message) == (want, "nope")
@@ -128,12 +133,78 @@ def test_error_status_becomes_an_application_exception(transport: Transport) -> 
 
 
 def test_unknown_method_over_ttheader_sets_crrst() -> None:
-    """UNIMPLEMENTED over TTHeader carries crrst=1, as Kitex's unknown-method reply does."""
+    """UNIMPLEMENTED over TTHeader carries crrst=1, as Kitex's unknown-method reply does:
+    the server codec asks for the connection to be retired, and the client codec reports
+    a GoAway that lets the calls in flight finish."""
     p = pair(Transport.TTHEADER)
+    sid, _ = call(p)
+    assert not p.server.reset_requested
+    final, goaway = p.send(Role.SERVER, Trailers(stream_id=sid, status=Status.UNIMPLEMENTED))
+    assert p.server.reset_requested
+    assert isinstance(final, Trailers)
+    assert ("crrst", "1") in final.metadata
+    assert goaway == GoAway(
+        last_stream_id=2**31 - 1, reason="the server asked for a new connection (crrst)"
+    )
+
+
+@pytest.mark.parametrize("transport", [Transport.FRAMED, Transport.BUFFERED, Transport.THEADER])
+def test_unknown_method_without_ttheader_keeps_the_connection(transport: Transport) -> None:
+    """Without a TTHeader there is no crrst to send: the connection stays in use."""
+    p = pair(transport)
     sid, _ = call(p)
     (final,) = p.send(Role.SERVER, Trailers(stream_id=sid, status=Status.UNIMPLEMENTED))
     assert isinstance(final, Trailers)
+    assert final.status is Status.UNIMPLEMENTED
+    assert not p.server.reset_requested
+
+
+def test_client_reports_the_reset_once_and_still_delivers_later_replies() -> None:
+    """After the crrst reply, replies to calls already in flight arrive as usual and no
+    second GoAway is reported."""
+    p = pair(Transport.TTHEADER)
+    first, _ = call(p)
+    second, _ = call(p)
+    third, _ = call(p)
+    got = p.send(Role.SERVER, Trailers(stream_id=first, status=Status.UNIMPLEMENTED))
+    assert [type(e) for e in got] == [Trailers, GoAway]
+    for sid in (second, third):
+        got = p.send(Role.SERVER, [Message(stream_id=sid, data=RESULT), Trailers(stream_id=sid)])
+        assert got == [Message(stream_id=sid, data=RESULT), Trailers(stream_id=sid)]
+
+
+def test_server_goaway_marks_later_ttheader_replies_with_crrst() -> None:
+    """A server GoAway (graceful shutdown) writes nothing; every later TTHeader reply
+    carries crrst=1, as Kitex's replies during its graceful shutdown do."""
+    p = pair(Transport.TTHEADER)
+    sid, _ = call(p)
+    p.server.send(GoAway(last_stream_id=sid, reason="shutting down"))
+    assert not p.server.has_data_to_send()
+    got = p.send(Role.SERVER, [Message(stream_id=sid, data=RESULT), Trailers(stream_id=sid)])
+    reply, final, goaway = got
+    assert reply == Message(stream_id=sid, data=RESULT)
+    assert isinstance(final, Trailers)
+    assert final.status is Status.OK
     assert ("crrst", "1") in final.metadata
+    assert isinstance(goaway, GoAway)
+    assert p.server.reset_requested
+
+
+def test_server_goaway_leaves_framed_replies_unchanged() -> None:
+    """Framed has no header for crrst: a reply after GoAway is the same bytes as before."""
+    plain = ThriftCodec(Role.SERVER)
+    going = ThriftCodec(Role.SERVER)
+    going.send(GoAway(last_stream_id=0))
+    request = ThriftCodec(Role.CLIENT, transport=Transport.FRAMED)
+    request.send(CallStarted(stream_id=1, service="Echo", method="echo"))
+    request.send(Message(stream_id=1, data=ARGS, end_stream=True))
+    data = request.data_to_send()
+    for server in (plain, going):
+        server.receive_data(data)
+        server.send(Message(stream_id=1, data=RESULT))
+        server.send(Trailers(stream_id=1))
+    assert plain.data_to_send() == going.data_to_send()
+    assert not going.reset_requested
 
 
 @pytest.mark.parametrize("encoding", ["thrift", "proto"])

@@ -14,7 +14,15 @@ Event mapping (see ``docs/framings.md``)::
     server sends   [Headers] [Message] Trailers → one REPLY or EXCEPTION (none for oneway)
                    StreamReset → an EXCEPTION (Thrift cannot reset one call)
     client gets    REPLY → Message + Trailers(OK); EXCEPTION → Trailers(mapped status,
-                   metadata + ``:tapplication-type``)
+                   metadata + ``:tapplication-type``); a TTHeader reply carrying
+                   ``crrst`` is followed by GoAway (the connection is not reused)
+    server sends   GoAway → nothing on the wire; every later TTHeader reply carries
+                   ``crrst=1`` (Kitex's graceful shutdown)
+
+Connection reset (Kitex's ``crrst``): a server codec that writes a TTHeader reply whose
+str KV holds ``crrst`` (the built-in handler adds it to an unknown-method exception and,
+after GoAway, to every reply) sets :attr:`ThriftCodec.reset_requested`; the dispatcher
+then retires the connection (see ``docs/thrift.md``).
 
 Errors: bad input raises :class:`~tether.RemoteProtocolError` and the codec is dead
 afterwards (every later call raises); there is no goodbye frame in these protocols.
@@ -34,6 +42,7 @@ from .._events import (
     ConnectionClosed,
     EndOfStream,
     Event,
+    GoAway,
     Headers,
     Message,
     StreamReset,
@@ -52,6 +61,7 @@ from ._exception import (
 )
 from ._meta import (
     BUILTIN_META_HANDLER,
+    CONNECTION_RESET,
     HeaderFields,
     MetaHandler,
     RequestMeta,
@@ -61,10 +71,11 @@ from ._meta import (
 from ._theader import THeader, encode_theader
 from ._ttheader import (
     CACHEABLE_SIZE,
+    MAGIC as _TTHEADER_MAGIC,
+    PREFIX as _TTHEADER_PREFIX,
     PROTOCOL_THRIFT_BINARY,
     TTHeader,
     encode_header_body,
-    ttheader_prefix,
 )
 
 #: Recently cancelled seq ids remembered so their late replies can be dropped.
@@ -92,7 +103,8 @@ _THEADER: Final = Transport.THEADER
 # repeat their headers call after call: these bounded caches skip the handler then.
 #: TTHeader bodies written, by everything the built-in handler reads.
 _REQUEST_HEADERS: dict[tuple[object, ...], bytes] = {}
-_RESPONSE_HEADERS: dict[tuple[object, ...], bytes] = {}
+#: Reply header bodies, with whether they carry ``crrst``.
+_RESPONSE_HEADERS: dict[tuple[object, ...], tuple[bytes, bool]] = {}
 #: What was read from received header bodies, by their bytes.
 _READ_REQUESTS: dict[bytes, tuple[str, MetadataPairs, float | None]] = {}
 _READ_RESPONSES: dict[bytes, MetadataPairs] = {}
@@ -170,9 +182,13 @@ class ThriftCodec(FrameCodec):
         self._starting: dict[int, CallStarted] = {}
         self._pending: dict[int, CallStarted] = {}
         self._cancelled: dict[int, None] = {}
+        self._reset_reported = False
         # server state
         self._calls: dict[int, _ServerCall] = {}
         self._next_synthetic = _SYNTHETIC_BASE
+        self._going_away = False
+        #: Server: a reply told the peer not to reuse this connection (``crrst``).
+        self.reset_requested = False
 
     # -- receiving -----------------------------------------------------------------
 
@@ -180,29 +196,37 @@ class ThriftCodec(FrameCodec):
         if self._dead is not None:
             raise RemoteProtocolError(f"connection already failed: {self._dead}")
         events: list[Event] = []
+        size = buffer.len()
+        if not size:
+            self._partial = False
+            self._needed = 0
+            return events
         max_frame = self._max_frame
         on_envelope = self._on_request if self.role is Role.SERVER else self._on_reply
         progress = self._progress
+        # Every complete message is parsed from one view; the buffer advances once.
+        view = buffer.peek(size)
+        offset = 0
+        needed = 0
         try:
-            while True:
-                size = len(buffer)
-                if not size:
-                    break
-                view = buffer.peek(size)
-                used, envelope = read_envelope(view, size, max_frame, progress)
+            while offset < size:
+                used, envelope = read_envelope(
+                    view[offset:] if offset else view, size - offset, max_frame, progress
+                )
                 if envelope is None:
-                    self._needed = used
-                    if used:
-                        buffer.reserve(used)
+                    needed = used
                     break
-                buffer.skip(used)
+                offset += used
                 on_envelope(envelope, events)
         except RemoteProtocolError as exc:
             self._dead = str(exc)
             raise
-        self._partial = len(buffer) > 0
-        if not self._partial:
-            self._needed = 0
+        if offset:
+            buffer.skip(offset)
+        self._partial = offset < size
+        self._needed = needed
+        if needed:
+            buffer.reserve(needed)
         return events
 
     def receive_eof(self) -> list[Event]:
@@ -238,7 +262,11 @@ class ThriftCodec(FrameCodec):
             metadata: MetadataPairs = ()
             timeout = None
         elif isinstance(header, TTHeader):
-            service, metadata, timeout = self._read_request(envelope, header)
+            raw = header.raw
+            cached = _READ_REQUESTS.get(raw) if raw and self._cacheable else None
+            if cached is None:
+                cached = self._read_request(envelope, header)
+            service, metadata, timeout = cached
         else:
             service = header.headers.get("isn", "")
             metadata = tuple(header.headers.items())
@@ -268,15 +296,23 @@ class ThriftCodec(FrameCodec):
         message_type = envelope.message_type
         metadata: list[tuple[str, MetadataValue]]
         header = envelope.header
+        reset = False
         if header is None:
             metadata = []
         elif isinstance(header, TTHeader):
-            metadata = self._read_response(message_type, header)
+            raw = header.raw
+            known = _READ_RESPONSES.get(raw) if raw and self._cacheable else None
+            metadata = (
+                list(known) if known is not None else self._read_response(message_type, header)
+            )
+            reset = CONNECTION_RESET in header.str_info and not self._reset_reported
         else:
             metadata = list(header.headers.items())
         if message_type == _REPLY:
             events.append(message(seq_id, envelope.payload, False))
             events.append(trailers(seq_id, Status.OK, "", tuple(metadata)))
+            if reset:
+                self._report_reset(events)
             return
         if message_type != _EXCEPTION:
             raise RemoteProtocolError(
@@ -288,6 +324,18 @@ class ThriftCodec(FrameCodec):
             error_type, text = decode_application_exception(envelope.payload)
         metadata.append((_APPLICATION_TYPE, str(error_type)))
         events.append(trailers(seq_id, status_for_type(error_type), text, tuple(metadata)))
+        if reset:
+            self._report_reset(events)
+
+    def _report_reset(self, events: list[Event]) -> None:
+        """The server said ``crrst``: open no new calls here; the ones in flight finish."""
+        self._reset_reported = True
+        events.append(
+            GoAway(
+                last_stream_id=_MAX_SEQ_ID,
+                reason="the server asked for a new connection (crrst)",
+            )
+        )
 
     def _read_request(
         self, envelope: Envelope, header: TTHeader
@@ -333,11 +381,52 @@ class ThriftCodec(FrameCodec):
 
     def next_stream_id(self) -> int:
         seq = self._next_seq
-        busy = (self._starting, self._pending, self._cancelled)
-        while any(seq in table for table in busy):
+        starting, pending, cancelled = self._starting, self._pending, self._cancelled
+        while seq in pending or seq in starting or seq in cancelled:
             seq = seq + 1 if seq < _MAX_SEQ_ID else 1
         self._next_seq = seq + 1 if seq < _MAX_SEQ_ID else 1
         return seq
+
+    # The dispatcher's per-call hot path: the same contract as send(event), without
+    # building the frozen event objects or dispatching on their type.
+
+    def send_call_started(
+        self,
+        stream_id: int,
+        service: str,
+        method: str,
+        metadata: MetadataPairs = (),
+        timeout: float | None = None,
+        encoding: str = "",
+        end_stream: bool = False,
+        oneway: bool = False,
+    ) -> None:
+        if self._dead is not None:
+            raise LocalProtocolError(f"connection already failed: {self._dead}")
+        if self.role is not Role.CLIENT:
+            raise LocalProtocolError("a Thrift server cannot send CallStarted")
+        self._start_call(
+            call_started(
+                stream_id, service, method, metadata, timeout, encoding, end_stream, oneway
+            )
+        )
+
+    def send_message(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        if self._dead is not None:
+            raise LocalProtocolError(f"connection already failed: {self._dead}")
+        if self.role is Role.CLIENT:
+            self._send_request(stream_id, data)
+        else:
+            self._set_reply(stream_id, data)
+
+    def send_trailers(
+        self, stream_id: int, status: Status, message: str, metadata: MetadataPairs
+    ) -> None:
+        if self._dead is not None:
+            raise LocalProtocolError(f"connection already failed: {self._dead}")
+        if self.role is Role.CLIENT:
+            raise LocalProtocolError("a Thrift client cannot send Trailers")
+        self._end_call(stream_id, status, message, metadata)
 
     def send(self, event: Event) -> None:
         if self._dead is not None:
@@ -347,26 +436,33 @@ class ThriftCodec(FrameCodec):
         else:
             self._send_server(event)
 
+    def _send_request(self, stream_id: int, data: bytes) -> None:
+        call = self._starting.pop(stream_id, None)
+        if call is None:
+            raise LocalProtocolError(
+                f"Message for stream {stream_id}: no call waiting for its request"
+            )
+        self._write_request(call, data)
+        if not call.oneway:
+            self._pending[stream_id] = call
+
+    def _start_call(self, event: CallStarted) -> None:
+        sid = event.stream_id
+        if sid in self._starting or sid in self._pending:
+            raise LocalProtocolError(f"seq id {sid} is already in use")
+        if event.end_stream:
+            raise LocalProtocolError("a Thrift call carries exactly one request message")
+        if not -(2**31) <= sid <= _MAX_SEQ_ID:
+            raise LocalProtocolError(f"seq id {sid} is not an i32")
+        if self._cancelled:
+            self._cancelled.pop(sid, None)
+        self._starting[sid] = event
+
     def _send_client(self, event: Event) -> None:
         if type(event) is Message:
-            call = self._starting.pop(event.stream_id, None)
-            if call is None:
-                raise LocalProtocolError(
-                    f"Message for stream {event.stream_id}: no call waiting for its request"
-                )
-            self._write_request(call, event.data)
-            if not call.oneway:
-                self._pending[call.stream_id] = call
+            self._send_request(event.stream_id, event.data)
         elif type(event) is CallStarted:
-            sid = event.stream_id
-            if sid in self._starting or sid in self._pending:
-                raise LocalProtocolError(f"seq id {sid} is already in use")
-            if event.end_stream:
-                raise LocalProtocolError("a Thrift call carries exactly one request message")
-            if not -(2**31) <= sid <= _MAX_SEQ_ID:
-                raise LocalProtocolError(f"seq id {sid} is not an i32")
-            self._cancelled.pop(sid, None)
-            self._starting[sid] = event
+            self._start_call(event)
         elif type(event) is StreamReset:
             sid = event.stream_id
             if self._starting.pop(sid, None) is None and self._pending.pop(sid, None) is not None:
@@ -381,7 +477,17 @@ class ThriftCodec(FrameCodec):
             raise LocalProtocolError(f"a Thrift client cannot send {type(event).__name__}")
 
     def _send_server(self, event: Event) -> None:
-        if not isinstance(event, Trailers | Message | Headers | StreamReset):
+        if type(event) is GoAway:
+            # No goodbye frame in these protocols: TTHeader replies say crrst=1 instead.
+            self._going_away = True
+            return
+        if type(event) is Trailers:
+            self._end_call(event.stream_id, event.status, event.message, event.metadata)
+            return
+        if type(event) is Message:
+            self._set_reply(event.stream_id, event.data)
+            return
+        if not isinstance(event, Headers | StreamReset):
             raise LocalProtocolError(f"a Thrift server cannot send {type(event).__name__}")
         sid = event.stream_id
         calls = self._calls
@@ -390,15 +496,7 @@ class ThriftCodec(FrameCodec):
             if type(event) is StreamReset:
                 return  # the call already ended
             raise LocalProtocolError(f"{type(event).__name__} for stream {sid}: no such call")
-        if type(event) is Trailers:
-            del calls[sid]
-            if call.envelope.message_type != _ONEWAY:
-                self._write_reply(call, event.status, event.message, event.metadata)
-        elif type(event) is Message:
-            if call.payload is not None:
-                raise LocalProtocolError("a Thrift reply carries exactly one message")
-            call.payload = event.data
-        elif type(event) is Headers:
+        if type(event) is Headers:
             call.metadata.extend(event.metadata)
         else:
             assert type(event) is StreamReset
@@ -406,6 +504,21 @@ class ThriftCodec(FrameCodec):
             if call.envelope.message_type != _ONEWAY:
                 call.payload = None
                 self._write_reply(call, event.status, event.message, ())
+
+    def _set_reply(self, stream_id: int, data: bytes) -> None:
+        call = self._calls.get(stream_id)
+        if call is None:
+            raise LocalProtocolError(f"Message for stream {stream_id}: no such call")
+        if call.payload is not None:
+            raise LocalProtocolError("a Thrift reply carries exactly one message")
+        call.payload = data
+
+    def _end_call(self, stream_id: int, status: Status, text: str, metadata: MetadataPairs) -> None:
+        call = self._calls.pop(stream_id, None)
+        if call is None:
+            raise LocalProtocolError(f"Trailers for stream {stream_id}: no such call")
+        if call.envelope.message_type != _ONEWAY:
+            self._write_reply(call, status, text, metadata)
 
     # -- encoding ------------------------------------------------------------------
 
@@ -425,7 +538,8 @@ class ThriftCodec(FrameCodec):
             self._write(b"".join((head, name, I32.pack(call.stream_id))), payload)
             return
         head = b"".join((MESSAGE_HEAD.pack(word, len(name)), name, I32.pack(call.stream_id)))
-        self._check_size(len(head) + len(payload))
+        if len(head) + len(payload) > self._max_frame:
+            self._check_size(len(head) + len(payload))
         if transport is _THEADER:
             headers = {k: v for k, v in call.metadata if k[:1] != ":"}
             frame = encode_theader(THeader(seq_id=call.stream_id), headers, head + payload)
@@ -436,8 +550,12 @@ class ThriftCodec(FrameCodec):
             framed = transport is _TTHEADER_FRAMED
             size = len(head) + len(payload) + (4 if framed else 0)
             body = self._request_header(call, framed)
-            self._check_size(10 + len(body) + size)
-            prefix = ttheader_prefix(0, call.stream_id, len(body), size) + body
+            if 10 + len(body) + size > self._max_frame:
+                self._check_size(10 + len(body) + size)
+            prefix = _TTHEADER_PREFIX.pack(
+                10 + len(body) + size, _TTHEADER_MAGIC, 0, call.stream_id, len(body) >> 2
+            )
+            prefix += body
             if framed:
                 prefix += U32.pack(size - 4)
             self._write(prefix + head, payload)
@@ -479,10 +597,20 @@ class ThriftCodec(FrameCodec):
         if isinstance(header, TTHeader):
             framed = transport is _TTHEADER_FRAMED
             size = len(head) + len(body) + (4 if framed else 0)
-            header_body = self._response_header(
+            if self._going_away:
+                all_metadata.append((CONNECTION_RESET, "1"))
+            header_body, reset = self._response_header(
                 header.protocol_id, message_type, status, text, all_metadata
             )
-            prefix = ttheader_prefix(header.flags, envelope.seq_id, len(header_body), size)
+            if reset:
+                self.reset_requested = True
+            prefix = _TTHEADER_PREFIX.pack(
+                10 + len(header_body) + size,
+                _TTHEADER_MAGIC,
+                header.flags,
+                envelope.seq_id,
+                len(header_body) >> 2,
+            )
             prefix += header_body
             if framed:
                 prefix += U32.pack(size - 4)
@@ -531,8 +659,9 @@ class ThriftCodec(FrameCodec):
         status: Status,
         text: str,
         metadata: list[tuple[str, MetadataValue]],
-    ) -> bytes:
-        """The TTHeader body the MetaHandlers make for a reply (cached like requests)."""
+    ) -> tuple[bytes, bool]:
+        """The TTHeader body the MetaHandlers make for a reply (cached like requests), and
+        whether it carries ``crrst``."""
         key = None
         if self._cacheable:
             key = (protocol_id, message_type, status is Status.UNIMPLEMENTED, tuple(metadata))
@@ -546,9 +675,10 @@ class ThriftCodec(FrameCodec):
         for handler in self._handlers:
             handler.write_response(response, fields)
         body = encode_header_body(protocol_id, fields.str_info, fields.int_info)
+        result = (body, CONNECTION_RESET in fields.str_info)
         if key is not None and len(body) <= CACHEABLE_SIZE:
-            _remember(_RESPONSE_HEADERS, key, body)
-        return body
+            _remember(_RESPONSE_HEADERS, key, result)
+        return result
 
     def _check_size(self, size: int) -> None:
         if size > self._max_frame:

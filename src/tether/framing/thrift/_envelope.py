@@ -152,7 +152,8 @@ def _check_frame(length: int, max_frame: int) -> None:
 def _framed(
     view: memoryview, size: int, length: int, version: int, max_frame: int
 ) -> tuple[int, Envelope | None]:
-    _check_frame(length, max_frame)
+    if length > max_frame:
+        _check_frame(length, max_frame)
     total = length + 4
     if size < total:
         return total, None
@@ -204,7 +205,8 @@ def _ttheader(
 ) -> tuple[int, Envelope | None]:
     if w1 & FLAG_STREAMING:
         raise RemoteProtocolError("TTHeader Streaming (flag 0x0002) is not supported")
-    _check_frame(length, max_frame)
+    if length > max_frame:
+        _check_frame(length, max_frame)
     total = length + 4
     if size < total:
         return total, None

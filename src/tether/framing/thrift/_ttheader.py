@@ -55,7 +55,9 @@ ACCEPTED_PROTOCOLS: Final = frozenset(
     (PROTOCOL_THRIFT_BINARY, PROTOCOL_THRIFT_COMPACT_V2, PROTOCOL_KITEX_PROTOBUF)
 )
 
-_PREFIX: Final = struct.Struct(">IHHiH")
+#: LENGTH, MAGIC, FLAGS, SEQ ID, HEADER SIZE (words): the 14 bytes every frame starts with.
+PREFIX: Final = struct.Struct(">IHHiH")
+_PREFIX: Final = PREFIX
 #: Recently decoded header bodies (peers repeat theirs call after call); cleared when full.
 _DECODED: dict[bytes, tuple[int, dict[str, str], dict[int, str]]] = {}
 _CACHE_SIZE: Final = 256
@@ -150,8 +152,13 @@ def decode_ttheader(view: memoryview, start: int, end: int) -> tuple[TTHeader, i
     body = bytes(view[pos:header_end]) if header_end - pos <= CACHEABLE_SIZE else b""
     cached = _DECODED.get(body) if body else None
     if cached is not None:  # same header bytes as a recent message: same fields
-        protocol_id, cached_str, cached_int = cached
-        header = _build(flags, seq_id, protocol_id, dict(cached_str), dict(cached_int), body)
+        header: TTHeader = _new(TTHeader)  # _build, inlined: this runs for every message
+        header.raw = body
+        header.flags = flags
+        header.seq_id = seq_id
+        header.protocol_id = cached[0]
+        header.str_info = cached[1].copy()
+        header.int_info = cached[2].copy()
         return header, header_end
     protocol_id = view[pos]
     if protocol_id not in ACCEPTED_PROTOCOLS:
