@@ -92,12 +92,11 @@ class OptionalBuildExt(build_ext):
 
 
 def _remove_inplace_build() -> None:
-    """Delete compiled modules an earlier editable build left in ``src`` (they would load)."""
+    """Delete what an earlier editable build left in ``src``: a module it compiled that is
+    no longer compiled (or not compiled now) would still load from its stale ``.so``."""
     (SRC / "tether" / MANIFEST).unlink(missing_ok=True)
-    for path in [*COMPILED, "tether__mypyc.py"]:
-        source = SRC / path
-        for built in source.parent.glob(source.stem + ".*.so"):
-            built.unlink()
+    for built in [*SRC.glob("tether__mypyc.*.so"), *(SRC / "tether").rglob("*.so")]:
+        built.unlink()
 
 
 def _builds_code() -> bool:
@@ -120,6 +119,7 @@ def _extensions() -> list[object]:
         _warn(f"mypyc is not available ({exc})")
         _remove_inplace_build()
         return []
+    _remove_inplace_build()  # the new build may compile fewer modules than the last one
     # Digests of what mypyc reads now: an edit made during the build then shows as stale.
     _DIGESTS.update(_source_digests())
     cwd = os.getcwd()
