@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import socket
 from typing import final
 
 from .._config import ConnectOptions, ListenOptions, TLSConfig
@@ -23,6 +24,43 @@ def format_host_port(scheme: str, host: str, port: int) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{scheme}://{host}:{port}"
+
+
+def bind_numeric(host: str, port: int, *, reuse_port: bool = False) -> socket.socket | None:
+    """A socket bound to ``host:port`` when ``host`` is an IP literal, else ``None``.
+
+    Binds as ``loop.create_server`` would (``SO_REUSEADDR``, ``IPV6_V6ONLY`` for IPv6,
+    ``SO_REUSEPORT`` on request), but without its name resolution: uvloop resolves even a
+    literal through libuv's thread pool, which starts four threads (and their malloc
+    arenas) that a server listening on an address never needs. Host names and the empty
+    host (every interface) return ``None``: the loop resolves those.
+
+    Raises:
+        OSError: the bind failed (the socket is closed).
+    """
+    family = None
+    for candidate in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(candidate, host)
+        except (OSError, ValueError):
+            continue
+        family = candidate
+        break
+    if family is None:
+        return None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 @final
@@ -102,16 +140,27 @@ class TCPTransport(Transport):
         def factory() -> SocketConnection:
             return SocketConnection(scheme=scheme, on_connection=on_connection, nodelay=True)
 
+        handshake_timeout = options.tls_handshake_timeout if ssl_ctx else None
         with map_listen_errors(address.url):
-            server = await loop.create_server(
-                factory,
-                address.host or None,
-                address.port,
-                backlog=options.backlog,
-                reuse_port=options.reuse_port or None,
-                ssl=ssl_ctx,
-                ssl_handshake_timeout=options.tls_handshake_timeout if ssl_ctx else None,
-            )
+            sock = bind_numeric(address.host, address.port, reuse_port=options.reuse_port)
+            if sock is not None:
+                server = await loop.create_server(
+                    factory,
+                    sock=sock,
+                    backlog=options.backlog,
+                    ssl=ssl_ctx,
+                    ssl_handshake_timeout=handshake_timeout,
+                )
+            else:
+                server = await loop.create_server(
+                    factory,
+                    address.host or None,
+                    address.port,
+                    backlog=options.backlog,
+                    reuse_port=options.reuse_port or None,
+                    ssl=ssl_ctx,
+                    ssl_handshake_timeout=handshake_timeout,
+                )
         sockets = server.sockets
         host, port = sockets[0].getsockname()[:2] if sockets else (address.host, address.port)
         return SocketListener(server, format_host_port(scheme, host, port))
