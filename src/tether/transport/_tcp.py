@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
-from typing import final
+from typing import TYPE_CHECKING, final
 
 from .._config import ConnectOptions, ListenOptions, TLSConfig
 from .._exceptions import ConfigError
 from ._asyncio import SocketConnection, SocketListener, map_listen_errors, open_socket_connection
 from ._base import Address, Connection, Listener, OnConnection, Transport
-from ._sniff import optional_tls_context, sniffing_acceptor
 from ._tls import client_server_hostname, create_ssl_context
+
+if TYPE_CHECKING:
+    import ssl
 
 
 def format_host_port(scheme: str, host: str, port: int) -> str:
@@ -24,6 +26,14 @@ def format_host_port(scheme: str, host: str, port: int) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{scheme}://{host}:{port}"
+
+
+def _optional_tls_context(address: Address, options: ListenOptions) -> ssl.SSLContext | None:
+    # The sniffing acceptor (and the HTTP CONNECT parser it brings) loads only for
+    # ``?tls=...`` listeners.
+    from ._sniff import optional_tls_context
+
+    return optional_tls_context(address, options)
 
 
 def bind_numeric(host: str, port: int, *, reuse_port: bool = False) -> socket.socket | None:
@@ -125,7 +135,11 @@ class TCPTransport(Transport):
             if options.tls is None:
                 raise ConfigError(f"{address.url}: a TLS listener needs ListenOptions.tls")
             ssl_ctx = create_ssl_context(options.tls, server_side=True)
-        elif (optional := optional_tls_context(address, options)) is not None:
+        elif address.param("tls") is not None and (
+            (optional := _optional_tls_context(address, options)) is not None
+        ):
+            from ._sniff import sniffing_acceptor
+
             on_connection = sniffing_acceptor(
                 on_connection,
                 scheme=scheme,
