@@ -23,12 +23,15 @@ _COPY_THRESHOLD = 4096
 #: so thousands of idle connections hold no receive memory. Single-threaded use only
 #: (one event loop); a race would only cost an extra allocation, never share an array.
 _SPARE: list[bytearray] = []
-_SPARE_LIMIT = 32
+#: At most this many (1 MiB): enough for the connections that read in one loop turn.
+_SPARE_LIMIT = 16
 #: Larger arrays (grown to receive a big frame in place) parked the same way, so a
 #: connection that receives one large message after another reuses one array instead of
-#: faulting in fresh pages for each. At most this many bytes are parked in all.
+#: faulting in fresh pages for each. At most this many bytes are parked in all: parked
+#: memory stays resident for the life of the process, so the budget is small (a 1 MiB
+#: frame's array and change); arrays for larger frames are simply freed.
 _SPARE_LARGE: list[bytearray] = []
-_SPARE_LARGE_BYTES = 8 * 1024 * 1024
+_SPARE_LARGE_BYTES = 2 * 1024 * 1024
 
 
 def _take_spare(size: int) -> bytearray:
@@ -202,8 +205,15 @@ class ReadBuffer:
         """
         end = self._end
         want = self._read_size
-        if self._reserve or sizehint > want:
-            want = max(want, self._reserve - (end - self._start), sizehint)
+        if self._reserve:
+            missing = self._reserve - (end - self._start)
+            if 0 < missing <= len(self._buf) - end and sizehint <= missing:
+                # The rest of the reserved frame fits: read into the room that is left, even
+                # when that is less than the read size (growing here would copy the frame).
+                return self._whole[end:]
+            want = max(want, missing, sizehint)
+        elif sizehint > want:
+            want = sizehint
         if len(self._buf) - end >= want:  # the common case: room after the unread bytes
             return self._whole[end:]
         unread = end - self._start
