@@ -17,6 +17,7 @@ from ._version import __version__ as __version__
 
 if TYPE_CHECKING:
     from . import (
+        buffer as buffer,
         encoding as encoding,
         framing as framing,
         metainfo as metainfo,
@@ -102,7 +103,7 @@ _LAZY = {
         "._exceptions",
     ),
 }
-_SUBPACKAGES = frozenset({"encoding", "framing", "metainfo", "transport"})
+_SUBPACKAGES = frozenset({"buffer", "encoding", "framing", "metainfo", "transport"})
 
 
 def __getattr__(name: str) -> Any:
