@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -215,8 +216,17 @@ class Address:
 #: ``scheme://host[:port][/path]`` with nothing to unescape: what ``urlsplit`` would give,
 #: without importing it.
 _SIMPLE_URL = re.compile(
-    r"([A-Za-z][A-Za-z0-9+.-]*)://([A-Za-z0-9._-]*)(?::([0-9]*))?(/[A-Za-z0-9._~/-]*)?\Z"
+    r"([A-Za-z][A-Za-z0-9+.-]*)://([A-Za-z0-9._-]*|\[[0-9A-Fa-f:.]+\])"
+    r"(?::([0-9]*))?(/[A-Za-z0-9._~/-]*)?\Z"
 )
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6, text)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def parse_address(url: str) -> Address:
@@ -234,7 +244,9 @@ def parse_address(url: str) -> Address:
     if simple is not None:
         scheme, host, port_text, path = simple.groups()
         port = None if not port_text else int(port_text)
-        if port is None or port <= 65535:
+        if host.startswith("["):
+            host = host[1:-1] if _is_ipv6(host[1:-1]) else ""  # "": urllib reports it
+        if (port is None or port <= 65535) and (host or not simple.group(2)):
             return Address(url, scheme.lower(), host.lower(), port, path or "")
     # Anything else (IPv6 brackets, percent-escapes, a query, user info, ...) goes to
     # urllib, which costs about 0.8 MB of memory (it imports ipaddress) when first used.
