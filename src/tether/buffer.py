@@ -198,28 +198,31 @@ class ReadBuffer:
     def get_write_buffer(self, sizehint: int = -1) -> memoryview:
         """A writable region after the unread bytes; fill it, then call :meth:`commit`.
 
-        The region is at least the read size, or large enough to complete a reserved frame.
-        Each call returns a new view (the caller may release it); fill it before the next
+        The region is at least the read size, or large enough to complete a reserved frame
+        (only that, when the frame fits in the array but a read size would not). Each call returns a new view (the caller may release it); fill it before the next
         ``get_write_buffer`` / :meth:`recv_buffer` / :meth:`feed`, which may move the
         unread bytes to another array.
         """
         end = self._end
         want = self._read_size
+        missing = 0
         if self._reserve:
             missing = self._reserve - (end - self._start)
-            if 0 < missing <= len(self._buf) - end and sizehint <= missing:
-                # The rest of the reserved frame fits: read into the room that is left, even
-                # when that is less than the read size (growing here would copy the frame).
-                return self._whole[end:]
             want = max(want, missing, sizehint)
         elif sizehint > want:
             want = sizehint
-        if len(self._buf) - end >= want:  # the common case: room after the unread bytes
+        room = len(self._buf) - end
+        if room >= want:  # the common case: room after the unread bytes
             return self._whole[end:]
         unread = end - self._start
         if self._start and not self._views and len(self._buf) - unread >= want:
             # Move the unread tail to the front; same size, so no reallocation.
             self._buf[:unread] = self._buf[self._start : end]  # a copy: the ranges overlap
+        elif 0 < missing <= room and sizehint <= missing:
+            # The rest of a reserved frame fits in the room left, if not a whole read size:
+            # read it there rather than copy the frame so far into a larger array (for a
+            # 1 MiB frame that would be a third 1 MiB copy, next to the message's).
+            return self._whole[end:]
         else:
             new = _take_spare(unread + want)
             new[:unread] = self._whole[self._start : end]
