@@ -27,7 +27,6 @@ boundary with ``raise New(...) from exc``.
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Mapping
 
 from ._status import Status
@@ -204,6 +203,8 @@ class BizStatusError(StatusError):
             (BIZ_MESSAGE_KEY, self.message),
         ]
         if self.extra:
+            import json  # only biz errors with extras need it
+
             pairs.append((BIZ_EXTRA_KEY, json.dumps(self.extra, separators=(",", ":"))))
         return tuple(pairs)
 
@@ -235,6 +236,8 @@ class BizStatusError(StatusError):
             code = 1
         parsed: dict[str, str] = {}
         if extra:
+            import json
+
             try:
                 loaded = json.loads(extra)
             except ValueError:

@@ -21,8 +21,7 @@ import logging
 import os
 import ssl
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, cast, final
+from typing import TYPE_CHECKING, Any, cast, final
 
 from .._config import ConnectOptions, ListenOptions, TLSConfig
 from .._exceptions import ClosedResourceError, ConfigError, ConnectError
@@ -36,6 +35,9 @@ from ._base import (
     Transport,
 )
 from ._lifecycle import ConnectionLifecycle, broken
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 logger = logging.getLogger("tether.transport")
 
