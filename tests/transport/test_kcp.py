@@ -20,7 +20,7 @@ from tether.transport import (
     parse_address,
 )
 from tether.transport._kcp import KCPListener, KCPSession
-from tether.transport._kcp_session import KCPSettings
+from tether.transport._kcp_settings import KCPSettings
 from tether.transport._kcp_state import SessionState
 from tether.transport._kcp_wire import (
     PacketType,

@@ -2,7 +2,8 @@
 
 The ``kcp`` package supplies only KCP's sans-I/O core (``ikcp``); everything around it is
 ours: the packet format and handshake (:mod:`._kcp_wire`), the session life cycle
-(:mod:`._kcp_state`) and the :class:`~tether.transport.Connection` (:mod:`._kcp_session`).
+(:mod:`._kcp_state`), its tuning (:mod:`._kcp_settings`) and the
+:class:`~tether.transport.Connection` (:mod:`._kcp_session`).
 
 * **Client**: one connected UDP socket per connection. ``connect`` sends HELLO with a
   random nonce (resent with backoff) until the server's WELCOME assigns a conversation
@@ -22,7 +23,7 @@ ours: the packet format and handshake (:mod:`._kcp_wire`), the session life cycl
 * :attr:`KCPListener.address` keeps the listen URL's query, so a client dialing it uses
   the same tuning (heartbeat, idle timeout...) as the server.
 
-Tuning lives in the URL query (:class:`~._kcp_session.KCPSettings`), e.g.
+Tuning lives in the URL query (:class:`~._kcp_settings.KCPSettings`), e.g.
 ``kcp://127.0.0.1:9000?idle_timeout=5&heartbeat=1``. TLS: ``tls+kcp://``.
 """
 
@@ -41,7 +42,8 @@ from .._config import ConnectOptions, ListenOptions
 from .._exceptions import ConfigError, ConnectError, RemoteProtocolError
 from ._asyncio import map_listen_errors
 from ._base import Address, Connection, Listener, OnConnection, Transport, register_transport
-from ._kcp_session import KCPSession, KCPSettings
+from ._kcp_session import KCPSession
+from ._kcp_settings import KCPSettings
 from ._kcp_state import SessionState
 from ._kcp_wire import (
     MAX_CONV,
@@ -81,7 +83,21 @@ def _host_port(address: Address, *, listening: bool) -> tuple[str, int]:
     return address.host, address.port
 
 
-_P = TypeVar("_P", bound=asyncio.DatagramProtocol)
+class _UDPEndpoint(asyncio.DatagramProtocol):
+    """A datagram protocol that keeps its transport, so that it can be closed."""
+
+    _transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def abandon(self) -> None:
+        """Give the endpoint up: close its socket (idempotent; nothing if never made)."""
+        if self._transport is not None:
+            self._transport.close()
+
+
+_P = TypeVar("_P", bound=_UDPEndpoint)
 
 
 async def _udp_socket(
@@ -119,12 +135,24 @@ async def _udp_socket(
 
 
 async def _adopt(sock: socket.socket, factory: Callable[[], _P]) -> _P:
-    """Hand ``sock`` to the event loop with the protocol ``factory()`` makes."""
+    """Hand ``sock`` to the event loop with the protocol ``factory()`` makes.
+
+    Cancellation: closes the socket, also once the loop has made it a transport (uvloop
+    leaves that transport open and tells the protocol later, with ``call_soon``).
+    """
     loop = asyncio.get_running_loop()
+    made: list[_P] = []
+
+    def make() -> _P:
+        made.append(factory())
+        return made[-1]
+
     try:
-        _, protocol = await loop.create_datagram_endpoint(factory, sock=sock)
+        _, protocol = await loop.create_datagram_endpoint(make, sock=sock)
     except BaseException:
         sock.close()
+        for endpoint in made:  # after its queued connection_made, if any
+            loop.call_soon(endpoint.abandon)
         raise
     return protocol
 
@@ -133,22 +161,18 @@ async def _adopt(sock: socket.socket, factory: Callable[[], _P]) -> _P:
 
 
 @final
-class _ClientEndpoint(asyncio.DatagramProtocol):
+class _ClientEndpoint(_UDPEndpoint):
     """The connected UDP socket of one client session: the handshake, then the session."""
 
     def __init__(self, settings: KCPSettings, scheme: str) -> None:
         self._settings = settings
         self._scheme = scheme
         self._nonce = _nonzero_u64()
-        self._transport: asyncio.DatagramTransport | None = None
         self._welcome: asyncio.Future[Packet] = asyncio.get_running_loop().create_future()
         self.session: KCPSession | None = None
         self.dropped = 0
 
     # -- asyncio ---------------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         try:
@@ -234,15 +258,14 @@ class _ClientEndpoint(asyncio.DatagramProtocol):
         """The handshake failed or was cancelled: close the socket."""
         if not self._welcome.done():
             self._welcome.cancel()
-        if self._transport is not None:
-            self._transport.close()
+        super().abandon()
 
 
 # -- listener ------------------------------------------------------------------------------
 
 
 @final
-class KCPListener(Listener, asyncio.DatagramProtocol):
+class KCPListener(Listener, _UDPEndpoint):
     """A UDP socket accepting ``kcp://`` sessions (see the module docstring)."""
 
     def __init__(
@@ -259,7 +282,6 @@ class KCPListener(Listener, asyncio.DatagramProtocol):
         self._settings = settings
         self._on_connection = on_connection
         self._backlog = max(backlog, 1)
-        self._transport: asyncio.DatagramTransport | None = None
         self._address = ""
         self._sessions: dict[tuple[Any, int], KCPSession] = {}
         self._hellos: dict[tuple[Any, int], KCPSession] = {}
@@ -295,7 +317,7 @@ class KCPListener(Listener, asyncio.DatagramProtocol):
     # -- asyncio ---------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.DatagramTransport, transport)
+        super().connection_made(transport)
         host, port = transport.get_extra_info("sockname")[:2]
         self._address = format_host_port(self._scheme, host, port) + self._query
 
