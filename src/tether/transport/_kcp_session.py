@@ -24,7 +24,7 @@ from typing import Any, Protocol, final
 from kcp.exceptions import KCPException
 from kcp.extension import KCP
 
-from .._exceptions import BrokenResourceError, ClosedResourceError
+from .._exceptions import BrokenResourceError
 from ..buffer import DEFAULT_READ_SIZE
 from ._kcp_settings import KCPSettings
 from ._kcp_state import SessionEvent, SessionState, next_state
@@ -161,13 +161,9 @@ class KCPSession(ConnectionLifecycle):
     # -- Connection ------------------------------------------------------------------------
 
     def flush(self) -> None:
-        if not len(self._wbuf):
+        chunks = self._writes_to_send()
+        if chunks is None:
             return
-        chunks = self._wbuf.take()
-        if self._closing:
-            return
-        if self._eof_sent:
-            raise ClosedResourceError("write after write_eof()")
         if self._state is SessionState.PEER_CLOSED:
             self._lose(BrokenResourceError("the peer closed the kcp session"), reset=True)
             return
