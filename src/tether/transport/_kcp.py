@@ -30,12 +30,9 @@ Tuning lives in the URL query (:class:`~._kcp_settings.KCPSettings`), e.g.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
-import socket
-from collections.abc import Callable
-from typing import Any, TypeVar, cast, final
+from typing import Any, final
 from urllib.parse import urlsplit
 
 from .._config import ConnectOptions, ListenOptions
@@ -57,6 +54,7 @@ from ._kcp_wire import (
 )
 from ._tcp import format_host_port
 from ._tls import TLSTransport
+from ._udp import UDPEndpoint, adopt, udp_socket
 
 logger = logging.getLogger("tether.transport")
 
@@ -71,97 +69,17 @@ def _nonzero_u64() -> int:
     return secrets.randbits(64) or 1
 
 
-def _grow_buffers(sock: socket.socket) -> None:
-    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
-
-
 def _host_port(address: Address, *, listening: bool) -> tuple[str, int]:
     if address.port is None or (not listening and not address.host):
         raise ConfigError(f"{address.url}: expected {address.scheme}://host:port")
     return address.host, address.port
 
 
-class _UDPEndpoint(asyncio.DatagramProtocol):
-    """A datagram protocol that keeps its transport, so that it can be closed."""
-
-    _transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.DatagramTransport, transport)
-
-    def abandon(self) -> None:
-        """Give the endpoint up: close its socket (idempotent; nothing if never made)."""
-        if self._transport is not None:
-            self._transport.close()
-
-
-_P = TypeVar("_P", bound=_UDPEndpoint)
-
-
-async def _udp_socket(
-    host: str, port: int, *, connect: bool, reuse_port: bool = False
-) -> socket.socket:
-    """A non-blocking UDP socket bound (listening) or connected to ``host:port``.
-
-    Made here rather than by ``create_datagram_endpoint`` so that a failed bind or connect
-    leaves nothing open (uvloop leaks the transport when its own bind fails).
-
-    Raises:
-        OSError: resolution, bind or connect failed.
-    """
-    loop = asyncio.get_running_loop()
-    if not host and not connect:
-        host = "0.0.0.0"
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    if not infos:
-        raise OSError(f"cannot resolve {host!r}")
-    family, type_, proto, _, addr = infos[0]
-    sock = socket.socket(family, type_, proto)
-    try:
-        sock.setblocking(False)
-        _grow_buffers(sock)
-        if connect:
-            sock.connect(addr)
-        else:
-            if reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind(addr)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-async def _adopt(sock: socket.socket, factory: Callable[[], _P]) -> _P:
-    """Hand ``sock`` to the event loop with the protocol ``factory()`` makes.
-
-    Cancellation: closes the socket, also once the loop has made it a transport (uvloop
-    leaves that transport open and tells the protocol later, with ``call_soon``).
-    """
-    loop = asyncio.get_running_loop()
-    made: list[_P] = []
-
-    def make() -> _P:
-        made.append(factory())
-        return made[-1]
-
-    try:
-        _, protocol = await loop.create_datagram_endpoint(make, sock=sock)
-    except BaseException:
-        sock.close()
-        for endpoint in made:  # after its queued connection_made, if any
-            loop.call_soon(endpoint.abandon)
-        raise
-    return protocol
-
-
 # -- client --------------------------------------------------------------------------------
 
 
 @final
-class _ClientEndpoint(_UDPEndpoint):
+class _ClientEndpoint(UDPEndpoint):
     """The connected UDP socket of one client session: the handshake, then the session."""
 
     def __init__(self, settings: KCPSettings, scheme: str) -> None:
@@ -216,7 +134,7 @@ class _ClientEndpoint(_UDPEndpoint):
     # -- SessionEndpoint -------------------------------------------------------------------
 
     def send_datagram(self, data: bytes, peer: Any) -> None:
-        transport = self._transport
+        transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.sendto(data)
 
@@ -224,14 +142,14 @@ class _ClientEndpoint(_UDPEndpoint):
         pass  # a client session is established when connect() returns it
 
     def session_ended(self, session: KCPSession) -> None:
-        if self._transport is not None:
-            self._transport.close()
+        if self.transport is not None:
+            self.transport.close()
 
     # -- handshake -------------------------------------------------------------------------
 
     async def handshake(self) -> KCPSession:
         """HELLO until WELCOME (the caller bounds the time); the session, established."""
-        transport = self._transport
+        transport = self.transport
         assert transport is not None
         hello = encode_hello(self._nonce)
         retry = _HELLO_FIRST_RETRY
@@ -265,7 +183,7 @@ class _ClientEndpoint(_UDPEndpoint):
 
 
 @final
-class KCPListener(Listener, _UDPEndpoint):
+class KCPListener(Listener, UDPEndpoint):
     """A UDP socket accepting ``kcp://`` sessions (see the module docstring)."""
 
     def __init__(
@@ -352,7 +270,7 @@ class KCPListener(Listener, _UDPEndpoint):
     # -- SessionEndpoint -------------------------------------------------------------------
 
     def send_datagram(self, data: bytes, peer: Any) -> None:
-        transport = self._transport
+        transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.sendto(data, peer)
 
@@ -393,7 +311,7 @@ class KCPListener(Listener, _UDPEndpoint):
             self.dropped += 1
             return
         conv = self._allocate_conv(addr)
-        sockname = self._transport.get_extra_info("sockname") if self._transport else None
+        sockname = self.transport.get_extra_info("sockname") if self.transport else None
         session = KCPSession(
             self,
             peer=addr,
@@ -430,8 +348,8 @@ class KCPListener(Listener, _UDPEndpoint):
         self.send_datagram(encode_control(type_, conv, token), addr)
 
     def _maybe_close_socket(self) -> None:
-        if not self._accepting and not self._sessions and self._transport is not None:
-            self._transport.close()
+        if not self._accepting and not self._sessions and self.transport is not None:
+            self.transport.close()
 
 
 # -- transport -----------------------------------------------------------------------------
@@ -456,8 +374,8 @@ class KCPTransport(Transport):
         timeout = options.connect_timeout
         try:
             async with asyncio.timeout(timeout):
-                sock = await _udp_socket(host, port, connect=True)
-                endpoint = await _adopt(sock, lambda: _ClientEndpoint(settings, address.scheme))
+                sock = await udp_socket(host, port, connect=True, buffer_size=_SOCKET_BUFFER)
+                endpoint = await adopt(sock, lambda: _ClientEndpoint(settings, address.scheme))
                 return await endpoint.handshake()
         except TimeoutError as exc:
             if endpoint is not None:
@@ -482,8 +400,10 @@ class KCPTransport(Transport):
         host, port = _host_port(address, listening=True)
         settings = KCPSettings.from_address(address)
         with map_listen_errors(address.url):
-            sock = await _udp_socket(host, port, connect=False, reuse_port=options.reuse_port)
-            listener = await _adopt(
+            sock = await udp_socket(
+                host, port, connect=False, reuse_port=options.reuse_port, buffer_size=_SOCKET_BUFFER
+            )
+            listener = await adopt(
                 sock,
                 lambda: KCPListener(
                     scheme=address.scheme,
