@@ -116,7 +116,12 @@ class UnixTransport(Transport):
         elif options.tls is not None:
             raise ConfigError(f"{address.url}: ConnectOptions.tls is set; use a tls+unix:// URL")
         loop = asyncio.get_running_loop()
-        factory = functools.partial(SocketConnection, scheme=address.scheme)
+        made: list[SocketConnection] = []
+
+        def factory() -> SocketConnection:
+            made.append(SocketConnection(scheme=address.scheme))
+            return made[-1]
+
         timeout = options.connect_timeout
         # Our own socket: uvloop's path-based connect cannot reach abstract names.
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -133,7 +138,15 @@ class UnixTransport(Transport):
                         ssl_handshake_timeout=timeout if ssl_ctx else None,
                     )
         except BaseException:
-            sock.close()  # a no-op if the transport took it and closed it already
+            if made:
+                # The loop made a transport around the socket, which may live on (asyncio
+                # lets a TLS transport cancelled after its handshake wait for the peer's
+                # close_notify): closing the descriptor under it would leave the loop
+                # watching a stale one. End the connection instead; it then closes.
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            else:
+                sock.close()
             raise
         return conn
 
