@@ -528,14 +528,20 @@ class Client:
         if info is not None:
             pairs = pairs + info.outgoing_pairs()
 
-        async def open_stream() -> RPCStream:
+        async def open_stream(time_left: float | None) -> RPCStream:
             dispatcher = await self._acquire()
             return dispatcher.open_stream(
-                service, name, metadata=pairs, timeout=timeout, encoding=request_codec.name
+                service, name, metadata=pairs, timeout=time_left, encoding=request_codec.name
             )
 
         return Call(
-            open_stream, request_codec, response_codec, timeout=timeout, initial_request=initial
+            open_stream,
+            request_codec,
+            response_codec,
+            timeout=timeout,
+            initial_request=initial,
+            retryable=not_processed,
+            max_retries=MAX_TRANSPARENT_RETRIES,
         )
 
     def server_stream(

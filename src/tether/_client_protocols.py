@@ -6,8 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from ._config import TLSConfig
-from ._exceptions import StatusError
-from ._status import Status
+from ._exceptions import ErrorCode, StatusError, StreamResetError
 from .transport import Address
 
 #: ALPN offered over TLS when the caller's TLSConfig names none (gRPC needs ``h2``).
@@ -21,11 +20,9 @@ def not_processed(error: StatusError) -> bool:
     """Whether the server refused the call before any of it ran, so sending it again is
     safe (gRPC's transparent retry): an HTTP/2 REFUSED_STREAM reset (grpcio refuses
     streams beyond its limit for a moment after they end on our side), or a stream
-    above the last stream id of the server's GOAWAY."""
-    if error.status is not Status.UNAVAILABLE:
-        return False
-    message = error.message
-    return message.endswith("(REFUSED_STREAM)") or message.startswith("call not processed")
+    above the last stream id of the server's GOAWAY (the dispatcher fails those with
+    REFUSED_STREAM too, RFC 9113 §8.7)."""
+    return isinstance(error, StreamResetError) and error.error_code == ErrorCode.REFUSED_STREAM
 
 
 def default_authority(address: Address) -> str:

@@ -20,6 +20,7 @@ from .._exceptions import (
     ProtocolError,
     RemoteProtocolError,
     StatusError,
+    StreamResetError,
     TransportError,
 )
 from .._status import Status
@@ -550,7 +551,7 @@ class Dispatcher(ConnectionHandler):
     def _on_stream_reset(self, event: StreamReset) -> None:
         stream = self.streams.get(event.stream_id)
         if stream is not None:
-            stream.deliver_reset(event.status, event.message)
+            stream.deliver_reset(event.status, event.message, event.error_code)
 
     def _on_window_updated(self, event: WindowUpdated) -> None:
         if event.stream_id == 0:
@@ -575,8 +576,11 @@ class Dispatcher(ConnectionHandler):
         if self.state is ConnectionState.CONNECTED:
             self._transition(ConnectionInput.GOAWAY)
         if not self.role_is_server:
-            refused = StatusError(
-                Status.UNAVAILABLE, f"call not processed: server is going away ({event.reason})"
+            # Streams above last_stream_id were not processed (RFC 9113 §8.7): refused.
+            refused = StreamResetError(
+                Status.UNAVAILABLE,
+                f"call not processed: server is going away ({event.reason})",
+                error_code=ErrorCode.REFUSED_STREAM,
             )
             for stream_id, stream in list(self.streams.items()):
                 if stream_id > event.last_stream_id:

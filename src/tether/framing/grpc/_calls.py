@@ -50,7 +50,9 @@ class GrpcCalls(GrpcMessages):
 
     def _reset_event(self, sid: int, status: Status, code: int) -> StreamReset:
         name = ErrorCode.from_code(code).name
-        return StreamReset(stream_id=sid, status=status, message=f"stream reset by peer ({name})")
+        return StreamReset(
+            stream_id=sid, status=status, message=f"stream reset by peer ({name})", error_code=code
+        )
 
     def _on_header_block(
         self, sid: int, block: bytes, end_stream: bool, events: list[Event]
