@@ -93,6 +93,7 @@ class Dispatcher(ConnectionHandler):
         self._last_peer_stream = 0
         self._slot_waiters: list[asyncio.Future[None]] = []
         self._ping_waiters: dict[bytes, asyncio.Future[float]] = {}
+        self._handshake_timer: asyncio.TimerHandle | None = None
         self._closed = self.loop.create_future()
         self._settled: asyncio.Future[None] = self.loop.create_future()
         self._keepalive = (
@@ -124,6 +125,10 @@ class Dispatcher(ConnectionHandler):
         self._transition(ConnectionInput.ACTIVE)
         if self._keepalive is not None:
             self._keepalive.start()
+        if self.codec.handshake_timeout is not None:
+            self._handshake_timer = self.loop.call_later(
+                self.codec.handshake_timeout, self._check_handshake
+            )
         self._flush()
         if not self._settled.done():
             self._settled.set_result(None)
@@ -175,6 +180,9 @@ class Dispatcher(ConnectionHandler):
         self.close_reason = reason
         if self._keepalive is not None:
             self._keepalive.stop()
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
         self._transition(ConnectionInput.LOST)
         self.fail_all(StatusError(Status.UNAVAILABLE, reason))
         for waiter in self._ping_waiters.values():
@@ -498,6 +506,17 @@ class Dispatcher(ConnectionHandler):
             self._read_held = False
         if not conn.is_closing():
             conn.resume_reading()
+
+    def _check_handshake(self) -> None:
+        """The codec's handshake deadline passed: a peer that did not finish it fails."""
+        self._handshake_timer = None
+        conn = self.connection
+        if conn is None or conn.is_closing():
+            return
+        try:
+            self.codec.check_handshake()
+        except ProtocolError as exc:
+            self._fail_protocol(exc)
 
     def _fail_protocol(self, exc: ProtocolError) -> None:
         logger.warning("protocol error from %s: %s; closing the connection", self.peer, exc)
