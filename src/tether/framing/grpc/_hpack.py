@@ -21,6 +21,8 @@ from __future__ import annotations
 from typing import Final
 
 from hpack import Decoder, HPACKError, OversizedHeaderListError
+from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
+from hpack.huffman_table import decode_huffman
 from hpack.table import HeaderTable
 
 from ..._exceptions import ErrorCode, RemoteProtocolError
@@ -58,8 +60,33 @@ def encode_integer(value: int, prefix_bits: int, first: int) -> bytes:
     return bytes(out)
 
 
+#: RFC 7541 Appendix B: each byte's Huffman code as a string of "0"/"1", and its length.
+_HUFFMAN_BITS: Final = tuple(
+    format(code, f"0{length}b")
+    for code, length in zip(REQUEST_CODES[:256], REQUEST_CODES_LENGTH[:256], strict=True)
+)
+_HUFFMAN_LENGTH: Final = tuple(REQUEST_CODES_LENGTH[:256])
+
+
+def huffman_encode(data: bytes) -> bytes:
+    """``data`` Huffman-coded (RFC 7541 §5.2), padded with the EOS prefix (1 bits)."""
+    bits = "".join(map(_HUFFMAN_BITS.__getitem__, data))
+    pad = -len(bits) % 8
+    return int(bits + "1" * pad, 2).to_bytes((len(bits) + pad) >> 3, "big") if bits else b""
+
+
 def encode_string(data: bytes) -> bytes:
-    """A raw (not Huffman-coded) HPACK string literal."""
+    """An HPACK string literal: Huffman-coded when that is shorter, else raw."""
+    n = len(data)
+    if n > 1:
+        size = (sum(map(_HUFFMAN_LENGTH.__getitem__, data)) + 7) >> 3
+        if size < n:
+            return encode_integer(size, 7, 0x80) + huffman_encode(data)
+    return encode_integer(n, 7, 0) + data
+
+
+def encode_raw_string(data: bytes) -> bytes:
+    """A raw (not Huffman-coded) HPACK string literal (cheapest to build per call)."""
     return encode_integer(len(data), 7, 0) + data
 
 
@@ -81,6 +108,33 @@ def encode_field(name: bytes, value: bytes) -> bytes:
 def encode_block(fields: list[tuple[bytes, bytes]] | HeaderList) -> bytes:
     """A whole header block of stateless representations."""
     return b"".join([encode_field(name, value) for name, value in fields])
+
+
+#: Encoded names of per-call metadata fields (a literal with a literal name, or with a
+#: static-table name index), each built once; bounded, as names come from callers.
+_METADATA_NAMES: dict[bytes, bytes] = {}
+_METADATA_NAMES_MAX: Final = 512
+
+
+def encode_metadata(fields: list[tuple[bytes, bytes]]) -> bytes:
+    """Per-call metadata fields, stateless: names Huffman-coded where shorter (built once
+    per name), values raw. Huffman-coding a value costs more CPU than the bytes it saves
+    on a loopback or LAN call (values change from call to call, so nothing is reused)."""
+    names = _METADATA_NAMES
+    parts = []
+    for name, value in fields:
+        prefix = names.get(name)
+        if prefix is None:
+            index = _STATIC_NAME.get(name)
+            prefix = (
+                encode_integer(index, 4, 0) if index is not None else b"\x00" + encode_string(name)
+            )
+            if len(names) >= _METADATA_NAMES_MAX:
+                names.clear()
+            names[name] = prefix
+        n = len(value)
+        parts.append(prefix + (bytes((n,)) if n < 0x7F else encode_integer(n, 7, 0)) + value)
+    return b"".join(parts)
 
 
 def table_size_update(size: int) -> bytes:
@@ -253,20 +307,28 @@ class HeaderDecoder:
                         return None
                     length = block[pos]
                     if length & 0x80 or length == 0x7F:
-                        return None  # Huffman-coded or long: the full decoder handles it
-                    name = block[pos + 1 : pos + 1 + length]
-                    pos += 1 + length
-                    if pos > end:
-                        return None
+                        text = _read_string(block, pos)  # Huffman-coded or long
+                        if text is None:
+                            return None
+                        name, pos = text
+                    else:
+                        name = block[pos + 1 : pos + 1 + length]
+                        pos += 1 + length
+                        if pos > end:
+                            return None
                 if pos >= end:
                     return None
                 length = block[pos]
                 if length & 0x80 or length == 0x7F:
-                    return None
-                value = block[pos + 1 : pos + 1 + length]
-                pos += 1 + length
-                if pos > end:
-                    return None
+                    text = _read_string(block, pos)
+                    if text is None:
+                        return None
+                    value, pos = text
+                else:
+                    value = block[pos + 1 : pos + 1 + length]
+                    pos += 1 + length
+                    if pos > end:
+                        return None
                 field = (name, value)
             else:
                 return None  # incremental indexing or a table size update
@@ -278,3 +340,34 @@ class HeaderDecoder:
                 )
             out.append(field)
         return tuple(out)
+
+
+def _read_string(block: bytes, pos: int) -> tuple[bytes, int] | None:
+    """The string literal at ``pos`` (Huffman-coded or raw, any length) and the position
+    after it; ``None`` when it is malformed (the full decoder then reports it)."""
+    first = block[pos]
+    length = first & 0x7F
+    pos += 1
+    if length == 0x7F:
+        shift = 0
+        length = 0
+        while True:
+            if pos >= len(block) or shift > 28:
+                return None
+            byte = block[pos]
+            pos += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        length += 0x7F
+    end = pos + length
+    if end > len(block):
+        return None
+    data = block[pos:end]
+    if first & 0x80:
+        try:
+            data = decode_huffman(data)
+        except HPACKError:
+            return None
+    return data, end

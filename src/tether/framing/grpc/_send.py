@@ -32,7 +32,7 @@ from . import _frames as wire
 from ._core import DEFAULT_USER_AGENT, HEAD_CACHE_SIZE
 from ._frames import DATA, FLAG_END_HEADERS, FLAG_END_STREAM, HEADER, HEADERS, MESSAGE_PREFIX
 from ._heads import response_head, trailer_block
-from ._hpack import TIMEOUT_FIELD, encode_block, encode_field
+from ._hpack import TIMEOUT_FIELD, encode_block, encode_field, encode_metadata
 from ._mapping import (
     ACCEPT_ENCODING,
     compress,
@@ -65,6 +65,10 @@ _END_BLOCK: Final = FLAG_END_STREAM | FLAG_END_HEADERS
 _OK: Final = Status.OK
 _END_STREAM_DATA: Final = b"\x00\x00\x00" + bytes((DATA, FLAG_END_STREAM))
 _OVERRIDES: Final = frozenset({":authority", "grpc-encoding"})
+#: The ``grpc-encoding`` header field for each compression we can send.
+_ENCODING_FIELDS: Final = {
+    name: encode_field(b"grpc-encoding", name.encode("ascii")) for name in ("gzip", "deflate")
+}
 
 _Sender = Callable[["GrpcSender", Any], None]
 
@@ -137,9 +141,9 @@ class GrpcSender(GrpcReceiver):
             block += TIMEOUT_FIELD + bytes((len(value),)) + value  # = encode_field(...)
         block += rest
         if compression:
-            block += encode_field(b"grpc-encoding", compression.encode("ascii"))
+            block += _ENCODING_FIELDS[compression]
         if metadata:
-            block += encode_block(headers_from_metadata(metadata))
+            block += encode_metadata(headers_from_metadata(metadata))
         self._write(self._header_frames(sid, block, event.end_stream))
         stream = H2Stream(
             sid,
@@ -210,11 +214,11 @@ class GrpcSender(GrpcReceiver):
             metadata, _, compression = _split_overrides(metadata, None, compression)
             if compression and compression != "identity":
                 stream.send_compression = compression
-                block += encode_field(b"grpc-encoding", compression.encode("ascii"))
-            block += encode_block(headers_from_metadata(metadata))
+                block += _ENCODING_FIELDS[compression]
+            block += encode_metadata(headers_from_metadata(metadata))
         elif self.options.compression and self.options.compression != "identity":
             stream.send_compression = self.options.compression
-            block += encode_field(b"grpc-encoding", stream.send_compression.encode("ascii"))
+            block += _ENCODING_FIELDS[stream.send_compression]
         stream.headers_done = True
         self._emit(stream, self._header_frames(stream.id, block, False))
 
