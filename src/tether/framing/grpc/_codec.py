@@ -78,5 +78,4 @@ class GrpcCodec(GrpcSender):
         super().__init__(role, config, options)
         self._requests: dict[HeaderList, Request | Refusal] = {}
         self._responses: dict[HeaderList, Response] = {}
-        self._request_heads: dict[tuple[str, str, str, str], tuple[bytes, bytes]] = {}
         self._response_heads: dict[bytes, bytes] = {}

@@ -23,7 +23,7 @@ from ._frames import (
     Settings,
     frame_header,
 )
-from ._hpack import HeaderDecoder
+from ._hpack import ENCODER_TABLE_SIZE, EncoderTable, HeaderDecoder
 from ._streams import CLOSED, H2Stream
 
 #: Receive window of the whole connection (credit is returned as frames are parsed; the
@@ -68,6 +68,10 @@ class GrpcOptions:
         empty_frame_limit: frames carrying nothing the peer may send without progress:
             empty DATA without END_STREAM, empty HEADERS / CONTINUATION fragments of an
             unfinished header block, PRIORITY, frames of unknown types.
+        header_indexing: insert the constant fields of our header blocks (a method's
+            request head, the response head, ``grpc-status``) into the peer's HPACK
+            dynamic table once and send references afterwards (``False``: every block
+            stateless).
 
     *Progress* is a new stream, DATA with a payload in either direction, or new
     connection send credit; each resets the three counts. A peer above a limit gets
@@ -82,6 +86,7 @@ class GrpcOptions:
     ping_flood_limit: int = 1000
     settings_flood_limit: int = 100
     empty_frame_limit: int = 1000
+    header_indexing: bool = True
 
     def __post_init__(self) -> None:
         if self.settings_timeout is not None and self.settings_timeout <= 0:
@@ -152,6 +157,13 @@ class GrpcCore(FrameCodec):
         self._reset_ids: dict[int, None] = {}
         #: Prefix for our next header block (a table size update), or empty.
         self._table_update = b""
+        #: Our model of the peer's HPACK dynamic table (indexed header fields), and the
+        #: blocks built from it that insert nothing (valid until the table changes):
+        #: request heads (pseudo-headers, the rest), response heads, OK trailers.
+        self._table = EncoderTable(ENCODER_TABLE_SIZE if opts.header_indexing else 0)
+        self._request_heads: dict[tuple[str, str, str, str], tuple[bytes, bytes]] = {}
+        self._indexed_response_heads: dict[bytes, bytes] = {}
+        self._indexed_trailers_ok = b""
         self.handshake_timeout = opts.settings_timeout
         self._settings_acked = False
         #: Flood defence: frames of each kind (PING, SETTINGS, empty) received since the
@@ -267,6 +279,13 @@ class GrpcCore(FrameCodec):
         stream.owed = None
         if stream.pending is None:
             self._streams.pop(stream.id, None)
+
+    def _forget_indexed(self) -> None:
+        """The table changed (an insertion moves every index): drop the blocks built
+        from it."""
+        self._request_heads.clear()
+        self._indexed_response_heads.clear()
+        self._indexed_trailers_ok = b""
 
     def _progress_mark(self) -> tuple[int, int, int, int]:
         """Changes whenever the connection makes progress: a stream opened (by either

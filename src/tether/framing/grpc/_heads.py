@@ -146,10 +146,14 @@ def parse_response(fields: HeaderList) -> Response:
 
 
 def trailer_block(status: Status, text: str, metadata: list[tuple[bytes, bytes]]) -> bytes:
-    """The HPACK block of gRPC trailers (without ``:status``)."""
-    block = encode_field(b"grpc-status", b"%d" % status)
-    if text:
-        block += encode_field(b"grpc-message", encode_status_message(text))
+    """The stateless HPACK block of gRPC trailers (without ``:status``)."""
+    return encode_field(b"grpc-status", b"%d" % status) + trailer_tail(text, metadata)
+
+
+def trailer_tail(text: str, metadata: list[tuple[bytes, bytes]]) -> bytes:
+    """The part of a trailer block after ``grpc-status``: the status message (if any)
+    and the trailing metadata, stateless."""
+    block = encode_field(b"grpc-message", encode_status_message(text)) if text else b""
     return block + encode_metadata(metadata) if metadata else block
 
 

@@ -341,6 +341,8 @@ class GrpcReceiver(GrpcCalls):
             self._peer_list_limit = new.max_header_list_size
         if new.header_table_size < old.header_table_size:
             self._table_update = self._table_update_for(new.header_table_size)
+            self._table.resize(new.header_table_size)
+            self._forget_indexed()
         first = not self._settings_received
         self._settings_received = True
         self._handlers = self._READY_HANDLERS
