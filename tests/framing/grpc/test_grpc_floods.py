@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from tether import ConfigError, ErrorCode, RemoteProtocolError
-from tether.framing import CallStarted, Message, Ping, Role, Trailers
+from tether.framing import CallStarted, CodecConfig, Message, Ping, Role, Trailers
 from tether.framing.grpc import GrpcCodec, GrpcOptions
 
 from .wire import (
@@ -232,3 +232,23 @@ def test_bad_limits_are_config_errors(options: dict[str, float]) -> None:
     """Non-positive limits are refused when the options are made."""
     with pytest.raises(ConfigError):
         GrpcOptions(**options)  # type: ignore[arg-type]
+
+
+def test_streams_beyond_our_limit_count_as_resets() -> None:
+    """A client that keeps opening streams past our MAX_CONCURRENT_STREAMS (each answered
+    by REFUSED_STREAM, CVE-2019-9514) is stopped like a rapid-reset flood."""
+    codec = GrpcCodec(Role.SERVER, CodecConfig(max_concurrent_streams=1))
+    codec.receive_data(PREFACE + settings_frame() + frame(4, ACK, 0))
+    encoder = hpack.Encoder()
+    open_stream(codec, 1, encoder)  # holds the only slot
+    refused = b"".join(
+        frame(HEADERS, END_HEADERS, sid, request_block(encoder)) for sid in range(3, 3 + 2 * 192, 2)
+    )
+    assert codec.receive_data(refused) == []
+    codec.data_to_send()
+    with pytest.raises(RemoteProtocolError) as info:
+        codec.receive_data(frame(HEADERS, END_HEADERS, 3 + 2 * 192, request_block(encoder)))
+    assert info.value.error_code is ErrorCode.ENHANCE_YOUR_CALM
+    code, reason = goaway(codec.data_to_send())
+    assert code == ErrorCode.ENHANCE_YOUR_CALM
+    assert "refused" in reason

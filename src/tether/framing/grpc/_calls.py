@@ -98,6 +98,7 @@ class GrpcCalls(GrpcMessages):
             return
         limit = self._local.max_concurrent_streams
         if limit is not None and self._remote_active >= limit:
+            self._count_reset()  # a client ignoring our limit is flooding us
             self._write(self._rst_frame(sid, ErrorCode.REFUSED_STREAM))
             return
         self._window_streams += 1

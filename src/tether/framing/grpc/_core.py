@@ -287,6 +287,18 @@ class GrpcCore(FrameCodec):
         self._indexed_response_heads.clear()
         self._indexed_trailers_ok = b""
 
+    def _count_reset(self) -> None:
+        """Rapid-reset defence: too many client resets of running streams (or streams
+        refused for exceeding our MAX_CONCURRENT_STREAMS) per window of opened streams
+        is an attack (CVE-2023-44487, CVE-2019-9514), not cancellation."""
+        self._window_resets += 1
+        if self._window_resets > RESET_LIMIT:
+            raise RemoteProtocolError(
+                f"more than {RESET_LIMIT} streams reset or refused within {RESET_WINDOW} "
+                "new streams (rapid reset)",
+                error_code=ErrorCode.ENHANCE_YOUR_CALM,
+            )
+
     def _progress_mark(self) -> tuple[int, int, int, int]:
         """Changes whenever the connection makes progress: a stream opened (by either
         side), DATA payload received, DATA sent or connection send credit granted."""

@@ -25,8 +25,6 @@ from ._core import (
     CONNECTION_WINDOW,
     EMPTY_FLOOD,
     PING_FLOOD,
-    RESET_LIMIT,
-    RESET_WINDOW,
     SETTINGS_FLOOD,
 )
 from ._frames import (
@@ -501,14 +499,3 @@ class GrpcReceiver(GrpcCalls):
             last = self._last_local if self._client else self._last_remote
             return sid > last
         return True  # nobody opens even streams here (no push)
-
-    def _count_reset(self) -> None:
-        """Rapid-reset defence: too many client resets of running streams per window of
-        opened streams is an attack (CVE-2023-44487), not cancellation."""
-        self._window_resets += 1
-        if self._window_resets > RESET_LIMIT:
-            _fail(
-                f"more than {RESET_LIMIT} streams reset within {RESET_WINDOW} "
-                "new streams (rapid reset)",
-                ErrorCode.ENHANCE_YOUR_CALM,
-            )
