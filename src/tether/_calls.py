@@ -63,6 +63,7 @@ class Call(Generic[Req, Resp]):
         initial_request: tuple[Req] | None = None,
         retryable: Callable[[StatusError], bool] | None = None,
         max_retries: int = 0,
+        retry_pause: Callable[[int], float] | None = None,
     ) -> None:
         self._open = open_stream
         self._request_codec = request_codec
@@ -76,6 +77,8 @@ class Call(Generic[Req, Resp]):
         self._replay = initial_request if retryable is not None and max_retries > 0 else None
         self._retryable = retryable
         self._retries_left = max_retries
+        self._max_retries = max_retries
+        self._retry_pause = retry_pause
         self._deadline: float | None = None
         self._replied = False
 
@@ -137,6 +140,7 @@ class Call(Generic[Req, Resp]):
         except StatusError as error:
             if not self._replay_refused(stream, error):
                 raise
+            await self._pause_before_retry()
             return await self.recv()
         if data is None:
             await self._guard(stream.wait_done())
@@ -145,6 +149,13 @@ class Call(Generic[Req, Resp]):
             return None
         self._replied = True
         return decode_reply(self._response_codec, data)
+
+    async def _pause_before_retry(self) -> None:
+        pause = self._retry_pause
+        if pause is not None:
+            seconds = pause(self._max_retries - self._retries_left)
+            if seconds:
+                await self._guard(asyncio.sleep(seconds))
 
     def _replay_refused(self, stream: RPCStream, error: StatusError) -> bool:
         """Prepare sending the request again if the server refused it unprocessed."""
@@ -193,6 +204,7 @@ class Call(Generic[Req, Resp]):
         headers = await self._guard(stream.wait_headers())
         error = stream.error
         if stream.headers is None and error is not None and self._replay_refused(stream, error):
+            await self._pause_before_retry()
             return await self.initial_metadata()
         return Metadata.from_pairs(headers)
 

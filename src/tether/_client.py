@@ -17,6 +17,7 @@ from ._client_protocols import (
     MAX_TRANSPARENT_RETRIES,
     default_authority as default_authority,
     not_processed as not_processed,
+    retry_pause,
     with_alpn,
 )
 from ._config import ConnectOptions, KeepaliveConfig, TLSConfig
@@ -487,6 +488,9 @@ class Client:
             # Refused before any of it ran (REFUSED_STREAM, above a GOAWAY): send it again,
             # charging this attempt's time to the deadline.
             retries += 1
+            pause = retry_pause(retries)
+            if pause:
+                await asyncio.sleep(pause)
             if timeout is not None:
                 timeout -= dispatcher.loop.time() - started
                 if timeout <= 0:
@@ -542,6 +546,7 @@ class Client:
             initial_request=initial,
             retryable=not_processed,
             max_retries=MAX_TRANSPARENT_RETRIES,
+            retry_pause=retry_pause,
         )
 
     def server_stream(

@@ -14,6 +14,19 @@ DEFAULT_ALPN = {"grpc": ("h2",)}
 
 #: How often a unary call the server refused unprocessed is sent again.
 MAX_TRANSPARENT_RETRIES = 10
+#: The pause before the second and later transparent retries doubles from this, up to
+#: RETRY_PAUSE_MAX (seconds), so a server still releasing finished streams (grpcio
+#: refuses them for a moment) gets time to do so: about 0.2 s over all ten retries.
+RETRY_PAUSE_MIN = 0.001
+RETRY_PAUSE_MAX = 0.05
+
+
+def retry_pause(attempt: int) -> float:
+    """Seconds to wait before transparent retry number ``attempt`` (1 for the first,
+    which goes at once)."""
+    if attempt <= 1:
+        return 0.0
+    return min(RETRY_PAUSE_MIN * float(1 << (attempt - 2)), RETRY_PAUSE_MAX)
 
 
 def not_processed(error: StatusError) -> bool:

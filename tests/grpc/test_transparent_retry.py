@@ -22,7 +22,7 @@ import pytest
 import tether
 import tether.grpc
 from tether import ErrorCode, Status, StatusError, StreamResetError
-from tether._client_protocols import MAX_TRANSPARENT_RETRIES, not_processed
+from tether._client_protocols import MAX_TRANSPARENT_RETRIES, not_processed, retry_pause
 from tether.demo import echo_pb2
 from tether.demo.echo_pb2 import EchoReply, EchoRequest
 
@@ -289,3 +289,13 @@ def test_stream_reset_error_pickles_with_its_code() -> None:
         "refused",
         ErrorCode.REFUSED_STREAM,
     )
+
+
+def test_retry_pauses_double_and_stay_bounded() -> None:
+    """The first retry goes at once; later ones wait 1, 2, 4 ... ms up to 50 ms, so ten
+    retries give a server a fraction of a second to release its finished streams."""
+    pauses = [retry_pause(n) for n in range(1, MAX_TRANSPARENT_RETRIES + 1)]
+    assert pauses[:4] == [0.0, 0.001, 0.002, 0.004]
+    assert max(pauses) == 0.05
+    assert pauses == sorted(pauses)
+    assert sum(pauses) < 0.5
