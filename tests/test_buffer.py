@@ -58,3 +58,34 @@ def test_parked_large_arrays_stay_within_their_byte_limit() -> None:
     assert sum(map(len, buffer._SPARE_LARGE)) <= buffer._SPARE_LARGE_BYTES
     assert buffer._SPARE_LARGE[-1] is arrays[-1]
     buffer._SPARE_LARGE.clear()
+
+
+def test_the_end_of_a_reserved_frame_is_read_in_place_without_growing() -> None:
+    """When less than the read size of a reserved frame is missing and it fits in the
+    room left, the region is that room: the array (holding the frame so far) is kept."""
+    buffer._SPARE_LARGE.clear()
+    rb = ReadBuffer()
+    frame = 3 * DEFAULT_READ_SIZE
+    rb.reserve(frame)
+    first = rb.get_write_buffer()
+    array = rb._buf
+    assert len(first) == frame  # exactly the frame: the read size fits in it
+    rb.commit(frame - 100)
+    rest = rb.get_write_buffer()
+    assert rb._buf is array
+    assert len(rest) == 100
+    rest[:] = b"z" * 100
+    rb.commit(100)
+    assert len(rb) == frame
+    assert bytes(rb.peek(frame)[-100:]) == b"z" * 100
+    rb.release()
+
+
+def test_without_a_reserve_a_short_room_still_grows_to_the_read_size() -> None:
+    """Unreserved reads always get at least the read size (the fast path is for frames)."""
+    rb = ReadBuffer()
+    fill(rb, b"a" * (DEFAULT_READ_SIZE - 10))
+    region = rb.get_write_buffer()
+    assert len(region) >= DEFAULT_READ_SIZE
+    assert bytes(rb.peek(DEFAULT_READ_SIZE - 10)) == b"a" * (DEFAULT_READ_SIZE - 10)
+    rb.release()

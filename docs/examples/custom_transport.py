@@ -23,7 +23,13 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from tether import BrokenResourceError, ClosedResourceError, ConfigError, ConnectError
+from tether import (
+    BrokenResourceError,
+    ClosedResourceError,
+    ConfigError,
+    ConnectError,
+    TransportError,
+)
 from tether.buffer import ReadBuffer, WriteBuffer
 from tether.transport import (
     Address,
@@ -57,6 +63,7 @@ class StreamConnection(Connection):
         self._close_requested = asyncio.Event()
         self._done = asyncio.Event()  # set after on_inactive
         self._closing = False
+        self._eof_sent = False
 
     # -- reading: a pump task pulls bytes and pushes them into the handler --------------
 
@@ -114,8 +121,11 @@ class StreamConnection(Connection):
 
     def flush(self) -> None:
         chunks = self._out.take()
-        if chunks and not self._closing:
-            self._writer.writelines(chunks)
+        if not chunks or self._closing:
+            return  # after close: dropped, as the contract says
+        if self._eof_sent:
+            raise ClosedResourceError("write after write_eof()")
+        self._writer.writelines(chunks)
 
     async def drain(self) -> None:
         if self._closing:
@@ -125,12 +135,19 @@ class StreamConnection(Connection):
         except OSError as error:
             raise BrokenResourceError(f"connection lost: {error!r}") from error
 
+    def is_write_paused(self) -> bool:
+        # asyncio pauses above the high-water mark and resumes at the low one; in between
+        # we cannot tell which way it goes, so say "paused" whenever drain() might wait.
+        transport = self._writer.transport
+        return transport.get_write_buffer_size() > transport.get_write_buffer_limits()[0]
+
     def can_write_eof(self) -> bool:
         return self._writer.can_write_eof()
 
     def write_eof(self) -> None:
-        if not self._closing:
+        if not self._closing and not self._eof_sent:
             self.flush()
+            self._eof_sent = True
             self._writer.write_eof()
 
     # -- closing ---------------------------------------------------------------------------
@@ -198,9 +215,12 @@ class StreamsTransport(Transport):
         def accepted(stream: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             on_connection(StreamConnection(stream, writer, address.scheme))
 
-        server = await asyncio.start_server(
-            accepted, address.host or None, address.port, backlog=options.backlog
-        )
+        try:
+            server = await asyncio.start_server(
+                accepted, address.host or None, address.port, backlog=options.backlog
+            )
+        except OSError as error:  # address in use, permission: map once, at the edge
+            raise TransportError(f"cannot listen on {address.url}: {error!r}") from error
         host, port = server.sockets[0].getsockname()[:2]
         return StreamsListener(server, f"{address.scheme}://{host}:{port}")
 

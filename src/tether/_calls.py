@@ -47,16 +47,24 @@ class Call(Generic[Req, Resp]):
     Errors: a non-OK status raises :class:`~tether.StatusError` from :meth:`recv` /
     :meth:`response`; a connection loss raises it with UNAVAILABLE, a deadline with
     DEADLINE_EXCEEDED. Cancelling the task that awaits any method cancels the call.
+
+    Transparent retry (server-streaming calls, whose one request is sent whole when the
+    stream opens): when ``retryable`` says the server refused the stream before any of
+    it ran, and nothing (no header, no reply) came back yet, the request goes out again
+    on a new stream, at most ``max_retries`` times, within the original deadline.
     """
 
     def __init__(
         self,
-        open_stream: Callable[[], Awaitable[RPCStream]],
+        open_stream: Callable[[float | None], Awaitable[RPCStream]],
         request_codec: PayloadCodec[Req],
         response_codec: PayloadCodec[Resp],
         *,
         timeout: float | None,
         initial_request: tuple[Req] | None = None,
+        retryable: Callable[[StatusError], bool] | None = None,
+        max_retries: int = 0,
+        retry_pause: Callable[[int], float] | None = None,
     ) -> None:
         self._open = open_stream
         self._request_codec = request_codec
@@ -66,16 +74,32 @@ class Call(Generic[Req, Resp]):
         self._stream: RPCStream | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._writing_done = False
+        #: The request to send again after a refusal (server-streaming calls only).
+        self._replay = initial_request if retryable is not None and max_retries > 0 else None
+        self._retryable = retryable
+        self._retries_left = max_retries
+        self._max_retries = max_retries
+        self._retry_pause = retry_pause
+        self._deadline: float | None = None
+        self._replied = False
 
     async def _ensure_stream(self) -> RPCStream:
         if self._stream is not None:
             return self._stream
-        stream = await self._open()
+        timeout = self._timeout
+        if self._deadline is not None:  # a transparent retry: the time left
+            timeout = self._deadline - asyncio.get_running_loop().time()
+            if timeout <= 0:
+                raise StatusError(
+                    Status.DEADLINE_EXCEEDED, f"deadline exceeded ({self._timeout:g}s)"
+                )
+        stream = await self._open(timeout)
         self._stream = stream
-        if self._timeout is not None:
-            self._timer = stream._dispatcher.loop.call_later(
-                self._timeout, expire, stream, self._timeout
-            )
+        if timeout is not None:
+            loop = stream._dispatcher.loop
+            if self._replay is not None and self._deadline is None:
+                self._deadline = loop.time() + timeout
+            self._timer = loop.call_later(timeout, expire, stream, timeout)
             stream.on_finish = self._finished
         if self._initial is not None:
             (request,) = self._initial
@@ -112,13 +136,45 @@ class Call(Generic[Req, Resp]):
     async def recv(self) -> Resp | None:
         """The next reply, or ``None`` once the server finished with status OK."""
         stream = await self._guard(self._ensure_stream())
-        data = await self._guard(stream.recv())
+        try:
+            data = await self._guard(stream.recv())
+        except StatusError as error:
+            if not self._replay_refused(stream, error):
+                raise
+            await self._pause_before_retry()
+            return await self.recv()
         if data is None:
             await self._guard(stream.wait_done())
             if stream.error is not None:
                 raise stream.error
             return None
+        self._replied = True
         return decode_reply(self._response_codec, data)
+
+    async def _pause_before_retry(self) -> None:
+        pause = self._retry_pause
+        if pause is not None:
+            seconds = pause(self._max_retries - self._retries_left)
+            if seconds:
+                await self._guard(asyncio.sleep(seconds))
+
+    def _replay_refused(self, stream: RPCStream, error: StatusError) -> bool:
+        """Prepare sending the request again if the server refused it unprocessed."""
+        if (
+            self._replay is None
+            or self._replied
+            or stream.headers is not None
+            or self._retries_left <= 0
+            or self._retryable is None
+            or not self._retryable(error)
+        ):
+            return False
+        self._retries_left -= 1
+        self._finished(stream)
+        self._stream = None
+        self._initial = self._replay
+        self._writing_done = False
+        return True
 
     async def response(self) -> Resp:
         """The single reply of a unary or client-streaming call (ends writing first)."""
@@ -142,7 +198,12 @@ class Call(Generic[Req, Resp]):
     async def initial_metadata(self) -> Metadata:
         """The server's response headers (waits for them)."""
         stream = await self._guard(self._ensure_stream())
-        return Metadata.from_pairs(await self._guard(stream.wait_headers()))
+        headers = await self._guard(stream.wait_headers())
+        error = stream.error
+        if stream.headers is None and error is not None and self._replay_refused(stream, error):
+            await self._pause_before_retry()
+            return await self.initial_metadata()
+        return Metadata.from_pairs(headers)
 
     @property
     def trailing_metadata(self) -> Metadata:

@@ -17,6 +17,7 @@ from ._client_protocols import (
     MAX_TRANSPARENT_RETRIES,
     default_authority as default_authority,
     not_processed as not_processed,
+    retry_pause,
     with_alpn,
 )
 from ._config import ConnectOptions, KeepaliveConfig, TLSConfig
@@ -485,6 +486,9 @@ class Client:
             # Refused before any of it ran (REFUSED_STREAM, above a GOAWAY): send it again,
             # charging this attempt's time to the deadline.
             retries += 1
+            pause = retry_pause(retries)
+            if pause:
+                await asyncio.sleep(pause)
             if timeout is not None:
                 timeout -= dispatcher.loop.time() - started
                 if timeout <= 0:
@@ -526,14 +530,21 @@ class Client:
         if info is not None:
             pairs = pairs + info.outgoing_pairs()
 
-        async def open_stream() -> RPCStream:
+        async def open_stream(time_left: float | None) -> RPCStream:
             dispatcher = await self._acquire()
             return dispatcher.open_stream(
-                service, name, metadata=pairs, timeout=timeout, encoding=request_codec.name
+                service, name, metadata=pairs, timeout=time_left, encoding=request_codec.name
             )
 
         return Call(
-            open_stream, request_codec, response_codec, timeout=timeout, initial_request=initial
+            open_stream,
+            request_codec,
+            response_codec,
+            timeout=timeout,
+            initial_request=initial,
+            retryable=not_processed,
+            max_retries=MAX_TRANSPARENT_RETRIES,
+            retry_pause=retry_pause,
         )
 
     def server_stream(

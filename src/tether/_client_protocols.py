@@ -6,8 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from ._config import TLSConfig
-from ._exceptions import StatusError
-from ._status import Status
+from ._exceptions import ErrorCode, StatusError, StreamResetError
 from .transport import Address
 
 #: ALPN offered over TLS when the caller's TLSConfig names none (gRPC needs ``h2``).
@@ -15,17 +14,28 @@ DEFAULT_ALPN = {"grpc": ("h2",)}
 
 #: How often a unary call the server refused unprocessed is sent again.
 MAX_TRANSPARENT_RETRIES = 10
+#: The pause before the second and later transparent retries doubles from this, up to
+#: RETRY_PAUSE_MAX (seconds), so a server still releasing finished streams (grpcio
+#: refuses them for a moment) gets time to do so: about 0.2 s over all ten retries.
+RETRY_PAUSE_MIN = 0.001
+RETRY_PAUSE_MAX = 0.05
+
+
+def retry_pause(attempt: int) -> float:
+    """Seconds to wait before transparent retry number ``attempt`` (1 for the first,
+    which goes at once)."""
+    if attempt <= 1:
+        return 0.0
+    return min(RETRY_PAUSE_MIN * float(1 << (attempt - 2)), RETRY_PAUSE_MAX)
 
 
 def not_processed(error: StatusError) -> bool:
     """Whether the server refused the call before any of it ran, so sending it again is
     safe (gRPC's transparent retry): an HTTP/2 REFUSED_STREAM reset (grpcio refuses
     streams beyond its limit for a moment after they end on our side), or a stream
-    above the last stream id of the server's GOAWAY."""
-    if error.status is not Status.UNAVAILABLE:
-        return False
-    message = error.message
-    return message.endswith("(REFUSED_STREAM)") or message.startswith("call not processed")
+    above the last stream id of the server's GOAWAY (the dispatcher fails those with
+    REFUSED_STREAM too, RFC 9113 §8.7)."""
+    return isinstance(error, StreamResetError) and error.error_code == ErrorCode.REFUSED_STREAM
 
 
 def default_authority(address: Address) -> str:

@@ -32,6 +32,7 @@ _MANIFEST = _PACKAGE / "_compiled_sources.json"
 _PROBE = "tether.framing._native"  # a compiled module, when the build compiled any
 
 _reason = ""
+_chosen = False  # the compiled build is fresh and not overridden
 
 
 class _SourceFinder(importlib.abc.MetaPathFinder):
@@ -82,7 +83,7 @@ def _probe_built() -> bool:
 
 def choose_build() -> None:
     """Load the pure-Python modules instead of compiled ones when asked or when stale."""
-    global _reason
+    global _reason, _chosen
     if not _MANIFEST.exists():
         _reason = "no compiled modules were built"
         if not _probe_built():
@@ -93,6 +94,7 @@ def choose_build() -> None:
     else:
         stale = stale_sources(_PACKAGE, _MANIFEST)
         if not stale:
+            _chosen = True
             return
         _reason = f"compiled modules are older than {', '.join(stale)}: reinstall to rebuild"
     if not any(isinstance(finder, _SourceFinder) for finder in sys.meta_path):
@@ -100,8 +102,11 @@ def choose_build() -> None:
 
 
 def is_compiled() -> bool:
-    """``True`` when the mypyc-compiled hot modules are the ones loaded."""
+    """``True`` when the mypyc-compiled hot modules are the ones loaded (``tether`` loads
+    them on first use; before that, whether the compiled build was chosen)."""
     module = sys.modules.get(_PROBE)
+    if module is None:
+        return _chosen
     origin = getattr(module, "__file__", None) or ""
     return origin.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path  # annotations only: pathlib is not loaded to serve
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

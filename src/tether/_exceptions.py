@@ -27,7 +27,6 @@ boundary with ``raise New(...) from exc``.
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Mapping
 
 from ._status import Status
@@ -156,7 +155,36 @@ def _rebuild_status_error(
 
 
 class StreamResetError(StatusError):
-    """The peer reset the stream (it cancelled the call or refused the stream)."""
+    """The peer reset the stream (it cancelled the call or refused the stream).
+
+    ``error_code`` is the wire protocol's reset code when it has one (HTTP/2's
+    RST_STREAM code; ``ErrorCode.REFUSED_STREAM`` means the peer did not process the
+    call, so it may be sent again), else ``None``.
+    """
+
+    def __init__(
+        self,
+        status: Status,
+        message: str = "",
+        *,
+        details: bytes | None = None,
+        trailers: MetadataPairs = (),
+        error_code: int | None = None,
+    ) -> None:
+        super().__init__(status, message, details=details, trailers=trailers)
+        self.error_code = error_code
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild_stream_reset_error,
+            (type(self), self.status, self.message, self.error_code),
+        )
+
+
+def _rebuild_stream_reset_error(
+    cls: type[StreamResetError], status: Status, message: str, error_code: int | None
+) -> StreamResetError:
+    return cls(status, message, error_code=error_code)
 
 
 #: Reply metadata keys of a business error (Kitex's TTHeader str keys, gRPC trailers).
@@ -204,6 +232,8 @@ class BizStatusError(StatusError):
             (BIZ_MESSAGE_KEY, self.message),
         ]
         if self.extra:
+            import json  # only biz errors with extras need it
+
             pairs.append((BIZ_EXTRA_KEY, json.dumps(self.extra, separators=(",", ":"))))
         return tuple(pairs)
 
@@ -235,6 +265,8 @@ class BizStatusError(StatusError):
             code = 1
         parsed: dict[str, str] = {}
         if extra:
+            import json
+
             try:
                 loaded = json.loads(extra)
             except ValueError:

@@ -499,6 +499,7 @@ async def _run_call(
             if data is None:
                 raise StatusError(Status.INVALID_ARGUMENT, "the call carried no request message")
             request = spec.request_codec.decode(data)
+            data = None  # a large request is freed before the handler runs, not after
         args = (request, ctx) if spec.takes_context else (request,)
         encode = spec.response_codec.encode
         if not unary and cardinality.server_streaming:

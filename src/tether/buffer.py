@@ -25,12 +25,15 @@ _COPY_THRESHOLD = 4096
 #: so thousands of idle connections hold no receive memory. Single-threaded use only
 #: (one event loop); a race would only cost an extra allocation, never share an array.
 _SPARE: list[bytearray] = []
-_SPARE_LIMIT = 32
+#: At most this many (1 MiB): enough for the connections that read in one loop turn.
+_SPARE_LIMIT = 16
 #: Larger arrays (grown to receive a big frame in place) parked the same way, so a
 #: connection that receives one large message after another reuses one array instead of
-#: faulting in fresh pages for each. At most this many bytes are parked in all.
+#: faulting in fresh pages for each. At most this many bytes are parked in all: parked
+#: memory stays resident for the life of the process, so the budget is small (a 1 MiB
+#: frame's array and change); arrays for larger frames are simply freed.
 _SPARE_LARGE: list[bytearray] = []
-_SPARE_LARGE_BYTES = 8 * 1024 * 1024
+_SPARE_LARGE_BYTES = 2 * 1024 * 1024
 
 
 #: The whole-array views of the arrays in ``_SPARE``, index for index.
@@ -221,21 +224,31 @@ class ReadBuffer:
     def get_write_buffer(self, sizehint: int = -1) -> memoryview:
         """A writable region after the unread bytes; fill it, then call :meth:`commit`.
 
-        The region is at least the read size, or large enough to complete a reserved frame.
-        Each call returns a new view (the caller may release it); fill it before the next
+        The region is at least the read size, or large enough to complete a reserved frame
+        (only that, when the frame fits in the array but a read size would not). Each call returns a new view (the caller may release it); fill it before the next
         ``get_write_buffer`` / :meth:`recv_buffer` / :meth:`feed`, which may move the
         unread bytes to another array.
         """
         end = self._end
         want = self._read_size
-        if self._reserve or sizehint > want:
-            want = max(want, self._reserve - (end - self._start), sizehint)
-        if len(self._buf) - end >= want:  # the common case: room after the unread bytes
+        missing = 0
+        if self._reserve:
+            missing = self._reserve - (end - self._start)
+            want = max(want, missing, sizehint)
+        elif sizehint > want:
+            want = sizehint
+        room = len(self._buf) - end
+        if room >= want:  # the common case: room after the unread bytes
             return self._whole[end:]
         unread = end - self._start
         if self._start and not self._views and len(self._buf) - unread >= want:
             # Move the unread tail to the front; same size, so no reallocation.
             self._buf[:unread] = self._buf[self._start : end]  # a copy: the ranges overlap
+        elif 0 < missing <= room and sizehint <= missing:
+            # The rest of a reserved frame fits in the room left, if not a whole read size:
+            # read it there rather than copy the frame so far into a larger array (for a
+            # 1 MiB frame that would be a third 1 MiB copy, next to the message's).
+            return self._whole[end:]
         else:
             new = _take_spare(unread + want)
             new[:unread] = self._whole[self._start : end]

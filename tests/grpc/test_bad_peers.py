@@ -15,6 +15,9 @@ import tether
 import tether.grpc
 from tether.demo import echo_pb2
 from tether.demo.echo_pb2 import EchoRequest
+from tether.framing import CodecConfig, Framing, Role
+from tether.framing._base import _FRAMINGS
+from tether.framing.grpc import GrpcCodec, GrpcOptions, detect_grpc
 
 from .echo_impl import Probe, TetherEcho
 
@@ -114,6 +117,118 @@ async def test_rapid_reset_flood_is_cut_off(watched: Watched) -> None:
     await watched.wait_connections(0)
     assert watched.probe.in_flight == 0
     assert await _good_call(watched.server.addresses[0]) == b"ok"
+
+
+def _frame(ftype: int, flags: int, sid: int, payload: bytes = b"") -> bytes:
+    return (
+        len(payload).to_bytes(3, "big") + bytes((ftype, flags)) + sid.to_bytes(4, "big") + payload
+    )
+
+
+_FLOODS = {
+    "PING": _frame(6, 0, 0, b"abcdefgh") * 1001,
+    "SETTINGS": _frame(4, 0, 0) * 101,
+    "empty frame": _frame(0x42, 0, 0) * 1001,
+}
+
+
+@pytest.mark.parametrize("kind", list(_FLOODS))
+async def test_floods_are_cut_off(watched: Watched, kind: str) -> None:
+    """A PING, SETTINGS or empty-frame flood earns GOAWAY ENHANCE_YOUR_CALM naming it and
+    a close; a client on another connection, open all along, keeps working."""
+    async with tether.Client(watched.server.addresses[0], protocol="grpc") as good:
+        stub = tether.grpc.stub(good, echo_pb2, "Echo")
+        assert (await stub.Unary(EchoRequest(data=b"before"))).data == b"before"
+        terminated = await _goaway_after(watched, _FLOODS[kind])
+        assert terminated.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+        assert terminated.additional_data is not None
+        assert f"{kind} flood".encode() in terminated.additional_data
+        assert (await stub.Unary(EchoRequest(data=b"after"))).data == b"after"
+        await watched.wait_connections(1)
+
+
+@pytest.fixture
+def quick_settings_timeout(monkeypatch: pytest.MonkeyPatch) -> float:
+    """The ``grpc`` framing re-registered with a 0.2 s SETTINGS timeout (as docs/grpc.md
+    shows), for this test only."""
+    timeout = 0.2
+
+    def create(role: Role, config: CodecConfig) -> GrpcCodec:
+        return GrpcCodec(role, config, GrpcOptions(settings_timeout=timeout))
+
+    framing = Framing(name="grpc", create=create, detect=detect_grpc, priority=5)
+    monkeypatch.setitem(_FRAMINGS, "grpc", framing)
+    return timeout
+
+
+@pytest.mark.usefixtures("quick_settings_timeout")
+async def test_server_drops_a_client_that_never_acknowledges_settings(watched: Watched) -> None:
+    """A client that sends its preface but never acknowledges the server's SETTINGS gets
+    GOAWAY SETTINGS_TIMEOUT and a close; another client is served meanwhile."""
+    reader, writer = await asyncio.open_connection(*watched.host_port)
+    try:
+        writer.write(_PREFACE + _frame(4, 0, 0))
+        assert await _good_call(watched.server.addresses[0]) == b"ok"
+        received = b""
+        while data := await reader.read(65536):  # until the server closes
+            received += data
+    finally:
+        writer.close()
+    frames = _frames(received)
+    assert (4, 0) in [(f[0], f[1]) for f in frames]  # its SETTINGS
+    goaways = [f for f in frames if f[0] == 7]
+    assert len(goaways) == 1
+    assert int.from_bytes(goaways[0][3][4:8], "big") == h2.errors.ErrorCodes.SETTINGS_TIMEOUT
+    await watched.wait_connections(0)
+
+
+@pytest.mark.usefixtures("quick_settings_timeout")
+async def test_client_drops_a_server_that_never_acknowledges_settings() -> None:
+    """A server that sends SETTINGS but never acknowledges ours: the call fails with
+    UNAVAILABLE naming the timeout, the server gets GOAWAY SETTINGS_TIMEOUT, and the
+    client keeps no connection."""
+    received = bytearray()
+    writers: list[asyncio.StreamWriter] = []
+
+    async def rude(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        writer.write(_frame(4, 0, 0))
+        while data := await reader.read(65536):
+            received.extend(data)
+
+    server = await asyncio.start_server(rude, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with tether.Client(f"tcp://127.0.0.1:{port}", protocol="grpc") as client:
+            with pytest.raises(tether.StatusError) as info:
+                await client.unary("/a.B/C", b"")
+            assert info.value.status is tether.Status.UNAVAILABLE
+            assert "acknowledge our SETTINGS" in info.value.message
+            assert not client._dispatchers
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+        await server.wait_closed()
+    goaways = [f for f in _frames(bytes(received[len(_PREFACE) :])) if f[0] == 7]
+    assert [int.from_bytes(f[3][4:8], "big") for f in goaways] == [
+        h2.errors.ErrorCodes.SETTINGS_TIMEOUT
+    ]
+
+
+_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def _frames(data: bytes) -> list[tuple[int, int, int, bytes]]:
+    """(type, flags, stream id, payload) of every whole frame in ``data``."""
+    out = []
+    pos = 0
+    while pos + 9 <= len(data):
+        length = int.from_bytes(data[pos : pos + 3], "big")
+        sid = int.from_bytes(data[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
+        out.append((data[pos + 3], data[pos + 4], sid, data[pos + 9 : pos + 9 + length]))
+        pos += 9 + length
+    return out
 
 
 async def test_client_fails_cleanly_on_a_garbage_server() -> None:

@@ -146,6 +146,26 @@ async def test_tether_client_waits_for_a_grpcio_stream_limit() -> None:
     assert [r.data for r in replies] == [bytes([i]) for i in range(100)]
 
 
+async def test_tether_server_streams_wait_for_a_grpcio_stream_limit() -> None:
+    """The same with 100 concurrent server-streaming calls: those grpcio refuses before
+    any response are sent again (gRPC's transparent retry), and each call gets every
+    reply."""
+    probe = Probe()
+    async with (
+        serve_grpcio(probe, options=[("grpc.max_concurrent_streams", 8)]) as server,
+        tether.Client(f"tcp://{server.address}", protocol="grpc") as client,
+    ):
+        stub = tether.grpc.stub(client, echo_pb2, "Echo")
+
+        async def stream(i: int) -> list[bytes]:
+            request = EchoRequest(data=bytes([i]), repeat=2, delay_ms=5)
+            return [r.data async for r in stub.ServerStream(request, timeout=60.0)]
+
+        replies = await asyncio.gather(*(stream(i) for i in range(100)))
+        assert len(client._dispatchers) == 1
+    assert replies == [[bytes([i])] * 2 for i in range(100)]
+
+
 PERMISSIVE_PINGS = [
     ("grpc.http2.min_ping_interval_without_data_ms", 1),
     ("grpc.keepalive_permit_without_calls", 1),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tether.testing import TRANSPORT_CHECKS, check_transport
+from tether.testing import TRANSPORT_CHECKS, TransportAdapter, abort_with_reset, check_transport
 from tether.transport import ConnectOptions, ListenOptions
 
 from .conftest import Certs, have_ipv6
@@ -26,11 +26,28 @@ TRANSPORTS: dict[str, tuple[str, bool]] = {
     "tls+streams (docs example)": ("tls+streams://127.0.0.1:0", True),
 }
 
+UNIX_LOSS = "a Unix socket whose peer dies gets EOF from the kernel, as after a close"
+#: What each transport declares: over TCP a peer killed with a reset (RST) must reach us
+#: as a loss; memory's abort() resets its peer; a Unix socket cannot tell.
+ADAPTERS: dict[str, TransportAdapter] = {
+    "tcp": TransportAdapter(reports_loss=True, kill=abort_with_reset),
+    "tcp-ipv6": TransportAdapter(reports_loss=True, kill=abort_with_reset),
+    "unix": TransportAdapter(no_loss_reason=UNIX_LOSS),
+    "unix-abstract": TransportAdapter(no_loss_reason=UNIX_LOSS),
+    "tls": TransportAdapter(reports_loss=True, kill=abort_with_reset),
+    "tls+tcp-ipv6": TransportAdapter(reports_loss=True, kill=abort_with_reset),
+    "tls+unix": TransportAdapter(no_loss_reason=UNIX_LOSS),
+    "memory": TransportAdapter(reports_loss=True),
+    "tls+memory": TransportAdapter(reports_loss=True),
+    "streams (docs example)": TransportAdapter(reports_loss=True, kill=abort_with_reset),
+    "tls+streams (docs example)": TransportAdapter(reports_loss=True, kill=abort_with_reset),
+}
+
 #: Checks that do not apply to a transport, and why (the suite reports them as skipped).
 NOT_APPLICABLE = {
-    ("tls", "half_close"),
-    ("tls+tcp-ipv6", "half_close"),
-    ("tls+unix", "half_close"),
+    *((kind, "half_close") for kind in ("tls", "tls+tcp-ipv6", "tls+unix")),
+    *((kind, "write_after_eof") for kind in ("tls", "tls+tcp-ipv6", "tls+unix")),
+    *((kind, "loss_is_not_eof") for kind in ("unix", "unix-abstract", "tls+unix")),
 }
 
 
@@ -56,7 +73,11 @@ async def test_conformance(
     """The transport passes the named conformance check (or it is known not to apply)."""
     url, listen_options, connect_options = build(kind, certs, sock_dir, unique)
     report = await check_transport(
-        url, listen_options=listen_options, connect_options=connect_options, checks=[check]
+        url,
+        listen_options=listen_options,
+        connect_options=connect_options,
+        checks=[check],
+        adapter=ADAPTERS[kind],
     )
     if (kind, check) in NOT_APPLICABLE:
         assert check in report.skipped, f"{check} unexpectedly ran on {kind}"
@@ -66,12 +87,17 @@ async def test_conformance(
 
 @pytest.mark.parametrize(
     ("kind", "skipped"),
-    [("memory", set()), ("tls", {"half_close"}), ("tls+memory", set())],
+    [
+        ("memory", {"loss_is_not_eof"}),
+        ("tls", {"half_close", "write_after_eof", "loss_is_not_eof"}),
+        ("tls+memory", {"loss_is_not_eof"}),
+    ],
 )
 async def test_full_suite_report(
     kind: str, skipped: set[str], certs: Certs, sock_dir: Path, unique: str
 ) -> None:
-    """check_transport() with no ``checks`` runs every check and reports skips with reasons."""
+    """check_transport() with no ``checks`` (and no adapter) runs every check and reports
+    skips with reasons."""
     url, listen_options, connect_options = build(kind, certs, sock_dir, unique)
     report = await check_transport(
         url, listen_options=listen_options, connect_options=connect_options, large_size=1 << 20

@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tether.testing import TRANSPORT_CHECKS, check_transport
+from tether.testing import TRANSPORT_CHECKS, TransportAdapter, abort_with_reset, check_transport
 from tether.transport import get_transport, registered_schemes
 
 from .conftest import Certs
+
+#: streams:// runs over TCP: a peer killed with a reset must reach us as a loss.
+ADAPTER = TransportAdapter(reports_loss=True, kill=abort_with_reset)
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 EXAMPLE = DOCS / "examples" / "custom_transport.py"
@@ -21,7 +24,7 @@ async def test_example_passes_the_whole_suite() -> None:
     import custom_transport
 
     assert isinstance(get_transport("streams"), custom_transport.StreamsTransport)
-    report = await check_transport("streams://127.0.0.1:0")
+    report = await check_transport("streams://127.0.0.1:0", adapter=ADAPTER)
     assert report.passed == TRANSPORT_CHECKS
     assert not report.skipped
 
@@ -34,6 +37,7 @@ async def test_example_gets_tls_from_the_wrapper(certs: Certs) -> None:
         "tls+streams://127.0.0.1:0",
         listen_options=certs.listen(),
         connect_options=certs.connect(),
+        adapter=ADAPTER,
     )
     assert report.passed == TRANSPORT_CHECKS
 

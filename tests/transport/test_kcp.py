@@ -20,7 +20,7 @@ from tether.transport import (
     parse_address,
 )
 from tether.transport._kcp import KCPListener, KCPSession
-from tether.transport._kcp_session import KCPSettings
+from tether.transport._kcp_settings import KCPSettings
 from tether.transport._kcp_state import SessionState
 from tether.transport._kcp_wire import (
     PacketType,
@@ -492,7 +492,7 @@ async def test_server_restart_resets_the_client() -> None:
         address = listener.address
         client, client_col = await dial(address)
         await accepted.first()
-        transport = kcp_listener(listener)._transport
+        transport = kcp_listener(listener).transport
         assert transport is not None
         transport.close()  # the "crash": no RESET, no CLOSE reaches the client
     async with serving(address) as (_new_listener, new_accepted):

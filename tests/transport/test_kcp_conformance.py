@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tether.testing import TRANSPORT_CHECKS, check_transport
+from tether.testing import TRANSPORT_CHECKS, TransportAdapter, check_transport
 
 from .conftest import Certs
 
@@ -17,6 +17,8 @@ TRANSPORTS: dict[str, tuple[str, bool]] = {
 #: Checks that do not apply, and why. (None: kcp:// half-closes with a FIN inside the
 #: KCP stream, in order with the data, so every check runs.)
 NOT_APPLICABLE: set[tuple[str, str]] = set()
+#: abort() sends a RESET: the peer's session ends with a BrokenResourceError.
+ADAPTER = TransportAdapter(reports_loss=True)
 
 
 @pytest.mark.parametrize("check", TRANSPORT_CHECKS)
@@ -29,6 +31,7 @@ async def test_kcp_conformance(kind: str, check: str, certs: Certs) -> None:
         listen_options=certs.listen() if tls else None,
         connect_options=certs.connect() if tls else None,
         checks=[check],
+        adapter=ADAPTER,
     )
     if (kind, check) in NOT_APPLICABLE:
         assert check in report.skipped, f"{check} unexpectedly ran on {kind}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tether.testing import TRANSPORT_CHECKS, check_transport
+from tether.testing import TRANSPORT_CHECKS, TransportAdapter, check_transport
 
 from .conftest import Certs, have_ipv6
 
@@ -15,6 +15,8 @@ URLS = {
     # Loopback's MTU allows large datagrams: the server side sends 16000-byte ones.
     "quic-jumbo": "quic://127.0.0.1:0?idle_timeout=5&max_datagram_size=16000",
 }
+#: abort() sends CONNECTION_CLOSE with an application error: the peer sees a loss.
+ADAPTER = TransportAdapter(reports_loss=True)
 
 
 @pytest.mark.parametrize("check", TRANSPORT_CHECKS)
@@ -29,5 +31,6 @@ async def test_quic_conformance(kind: str, check: str, certs: Certs) -> None:
         connect_options=certs.connect(),
         checks=[check],
         large_size=4 << 20,
+        adapter=ADAPTER,
     )
     assert report.passed == (check,), f"{check} was skipped: {report.skipped}"

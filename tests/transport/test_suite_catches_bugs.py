@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from tether import BrokenResourceError
 from tether.buffer import ReadBuffer
-from tether.testing import check_transport
+from tether.testing import TransportAdapter, check_transport
 from tether.transport import (
     Address,
     Connection,
@@ -47,6 +48,9 @@ class Proxy(Connection):
 
     async def drain(self) -> None:
         await self.inner.drain()
+
+    def is_write_paused(self) -> bool:
+        return self.inner.is_write_paused()
 
     def write_eof(self) -> None:
         self.inner.write_eof()
@@ -133,6 +137,57 @@ class SwallowsLoss(Proxy):
             return
 
 
+class LeaksATask(Proxy):
+    """Starts a task per connection that outlives it."""
+
+    def start(self, handler: ConnectionHandler) -> None:
+        super().start(handler)
+        self.leaked = asyncio.get_running_loop().create_task(asyncio.sleep(3600))
+
+
+class LossAsEof(ProxyHandler):
+    def on_inactive(self, conn: Connection, exc: BaseException | None) -> None:
+        if exc is not None:
+            self.handler.on_eof(self.conn)
+        self.handler.on_inactive(self.conn, None)
+
+
+class ReportsLossAsEof(Proxy):
+    """Turns a lost connection into a clean EOF and close."""
+
+    def start(self, handler: ConnectionHandler) -> None:
+        self.inner.start(LossAsEof(self, handler))
+
+
+class SwallowsWriteAfterEof(Proxy):
+    """Drops bytes written after write_eof() without saying so."""
+
+    eof = False
+
+    def write_eof(self) -> None:
+        self.inner.write_eof()
+        self.eof = True
+
+    def flush(self) -> None:
+        if not self.eof:
+            self.inner.flush()
+
+
+class ReversesBatches(Proxy):
+    """write_buffers() queues the chunks in reverse order."""
+
+    def write_buffers(self, chunks: list[bytes | bytearray | memoryview]) -> None:
+        for chunk in reversed(chunks):
+            self.inner.write_binary(chunk)
+
+
+class NeverSaysPaused(Proxy):
+    """is_write_paused() is always false, though drain() waits."""
+
+    def is_write_paused(self) -> bool:
+        return False
+
+
 class BrokenTransport(Transport):
     def __init__(self, wrap: type[Proxy]) -> None:
         self.wrap = wrap
@@ -174,6 +229,11 @@ class BrokenTransport(Transport):
         (IgnoresPause, "backpressure", "on_read while reading was paused"),
         (ReportsInactiveTwice, "close_idempotent", "on_inactive"),
         (SwallowsLoss, "drain_when_lost", "returned normally"),
+        (LeaksATask, "no_leaks", "tasks still running"),
+        (ReportsLossAsEof, "loss_is_not_eof", "looked like a clean EOF"),
+        (SwallowsWriteAfterEof, "write_after_eof", "did not raise ClosedResourceError"),
+        (ReversesBatches, "write_buffers", "differ"),
+        (NeverSaysPaused, "backpressure", "is_write_paused"),
     ],
 )
 async def test_broken_transport_fails_the_suite(
@@ -184,7 +244,12 @@ async def test_broken_transport_fails_the_suite(
     scheme = f"broken-{unique}"
     register_transport(scheme, BrokenTransport(wrap))
     with pytest.raises(AssertionError, match=message) as info:
-        await check_transport(f"{scheme}://x", checks=[check], timeout=1)
+        await check_transport(
+            f"{scheme}://x",
+            checks=[check],
+            timeout=1,
+            adapter=TransportAdapter(reports_loss=True),
+        )
     assert f"{scheme}://x [{check}]" in str(info.value)
 
 
@@ -192,6 +257,18 @@ async def test_the_proxy_itself_passes(unique: str) -> None:
     """The unbroken proxy passes, so the failures above come from the injected bugs."""
     scheme = f"proxy-{unique}"
     register_transport(scheme, BrokenTransport(Proxy))
-    await check_transport(
-        f"{scheme}://x", checks=["ordering", "backpressure", "close_idempotent"], timeout=5
+    report = await check_transport(
+        f"{scheme}://x",
+        checks=[
+            "ordering",
+            "write_buffers",
+            "backpressure",
+            "close_idempotent",
+            "write_after_eof",
+            "loss_is_not_eof",
+            "no_leaks",
+        ],
+        timeout=5,
+        adapter=TransportAdapter(reports_loss=True),
     )
+    assert not report.skipped

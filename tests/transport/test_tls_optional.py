@@ -11,7 +11,7 @@ import pytest
 
 import tether
 from tether import ConfigError, ConnectError
-from tether.testing import TRANSPORT_CHECKS, check_transport
+from tether.testing import TRANSPORT_CHECKS, TransportAdapter, abort_with_reset, check_transport
 from tether.transport import (
     Address,
     Connection,
@@ -194,5 +194,7 @@ async def test_conformance_with_tls_clients(check: str, certs: Certs) -> None:
         connect_options=certs.connect(),
         checks=[check],
         large_size=4 << 20,
+        # Over TCP: a peer killed with a reset must reach the survivor as a loss.
+        adapter=TransportAdapter(reports_loss=True, kill=abort_with_reset),
     )
     assert report.passed == (check,), f"{check} was skipped: {report.skipped}"

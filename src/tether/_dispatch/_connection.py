@@ -21,6 +21,7 @@ from .._exceptions import (
     ProtocolError,
     RemoteProtocolError,
     StatusError,
+    StreamResetError,
     TransportError,
 )
 from .._status import Status
@@ -97,6 +98,7 @@ class Dispatcher(ConnectionHandler):
         self._dropped_calls = 0
         self._slot_waiters: list[asyncio.Future[None]] = []
         self._ping_waiters: dict[bytes, asyncio.Future[float]] = {}
+        self._handshake_timer: asyncio.TimerHandle | None = None
         self._closed = self.loop.create_future()
         self._settled: asyncio.Future[None] = self.loop.create_future()
         self._keepalive = (
@@ -128,6 +130,10 @@ class Dispatcher(ConnectionHandler):
         self._transition(ConnectionInput.ACTIVE)
         if self._keepalive is not None:
             self._keepalive.start()
+        if self.codec.handshake_timeout is not None:
+            self._handshake_timer = self.loop.call_later(
+                self.codec.handshake_timeout, self._check_handshake
+            )
         self._flush()
         if not self._settled.done():
             self._settled.set_result(None)
@@ -179,6 +185,9 @@ class Dispatcher(ConnectionHandler):
         self.close_reason = reason
         if self._keepalive is not None:
             self._keepalive.stop()
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
         self._transition(ConnectionInput.LOST)
         self.fail_all(StatusError(Status.UNAVAILABLE, reason))
         for waiter in self._ping_waiters.values():
@@ -607,6 +616,17 @@ class Dispatcher(ConnectionHandler):
         if not conn.is_closing():
             conn.resume_reading()
 
+    def _check_handshake(self) -> None:
+        """The codec's handshake deadline passed: a peer that did not finish it fails."""
+        self._handshake_timer = None
+        conn = self.connection
+        if conn is None or conn.is_closing():
+            return
+        try:
+            self.codec.check_handshake()
+        except ProtocolError as exc:
+            self._fail_protocol(exc)
+
     def _fail_protocol(self, exc: ProtocolError) -> None:
         logger.warning("protocol error from %s: %s; closing the connection", self.peer, exc)
         self.close_reason = f"protocol error: {exc}"
@@ -659,7 +679,7 @@ class Dispatcher(ConnectionHandler):
     def _on_stream_reset(self, event: StreamReset) -> None:
         stream = self.streams.get(event.stream_id)
         if stream is not None:
-            stream.deliver_reset(event.status, event.message)
+            stream.deliver_reset(event.status, event.message, event.error_code)
 
     def _on_window_updated(self, event: WindowUpdated) -> None:
         if event.stream_id == 0:
@@ -684,8 +704,11 @@ class Dispatcher(ConnectionHandler):
         if self.state is ConnectionState.CONNECTED:
             self._transition(ConnectionInput.GOAWAY)
         if not self.role_is_server:
-            refused = StatusError(
-                Status.UNAVAILABLE, f"call not processed: server is going away ({event.reason})"
+            # Streams above last_stream_id were not processed (RFC 9113 §8.7): refused.
+            refused = StreamResetError(
+                Status.UNAVAILABLE,
+                f"call not processed: server is going away ({event.reason})",
+                error_code=ErrorCode.REFUSED_STREAM,
             )
             for stream_id, stream in list(self.streams.items()):
                 if stream_id > event.last_stream_id:

@@ -279,9 +279,13 @@ class RPCStream:
             self.state = next_stream_state(self.state, StreamInput.RECV_END)
         self._close()
 
-    def deliver_reset(self, status: Status, message: str) -> None:
-        """The peer reset the stream."""
-        self.fail(StreamResetError(status, message or f"stream reset by peer ({status.name})"))
+    def deliver_reset(self, status: Status, message: str, error_code: int | None = None) -> None:
+        """The peer reset the stream (``error_code``: the wire's reset code, if any)."""
+        self.fail(
+            StreamResetError(
+                status, message or f"stream reset by peer ({status.name})", error_code=error_code
+            )
+        )
 
     def wake_sender(self) -> None:
         """Flow-control credit arrived."""

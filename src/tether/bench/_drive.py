@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from ._loops import loop_factory
@@ -79,8 +78,7 @@ async def drive(key: str, address: str, certs: Certs) -> None:
 
 def main(argv: list[str]) -> None:
     key, loop, address, cert_dir = argv
-    directory = Path(cert_dir)
-    certs = Certs(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    certs = Certs.in_directory(cert_dir)
     with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
         runner.run(drive(key, address, certs))
 

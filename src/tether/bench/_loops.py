@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
-import importlib.util
 import sys
 from collections.abc import Callable
 
 
 def default_loop() -> str:
     """``uvloop`` when installed, else the stdlib loop."""
+    import importlib.util
+
     return "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
 
 
@@ -24,5 +24,8 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
 
 def loop_description(name: str) -> str:
     if name == "uvloop":
+        # importlib.metadata costs megabytes: servers (whose RSS is measured) never call this.
+        import importlib.metadata
+
         return f"uvloop {importlib.metadata.version('uvloop')}"
     return f"asyncio (stdlib, Python {sys.version.split()[0]})"

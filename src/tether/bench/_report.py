@@ -30,6 +30,15 @@ COLUMNS = (
 )
 RATIO_FIGURES = ("sequential_calls_per_s", "concurrent_calls_per_s", "bulk_mb_per_s")
 NATIVE = "tether/tcp/tether"
+MIB = 1024 * 1024
+#: The issue's "server peak RSS <= 30 MB", read as 30 * 10**6 bytes (28.6 MiB), the
+#: stricter of the two readings, so the target holds under either.
+RSS_LIMIT_MIB = 30e6 / MIB
+
+
+def _rss_text(mib: float) -> str:
+    """A memory figure in both units: ``27.3 MiB (28.6 MB)``."""
+    return f"{mib:.1f} MiB ({mib * MIB / 1e6:.1f} MB)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +126,12 @@ def verdicts(
     if native_rss is not None:
         out.append(
             {
-                "target": "native server peak RSS <= 30 MiB",
+                "target": "native server peak RSS <= 30 MB",
                 "system": NATIVE,
                 "figure": "server_peak_rss_mib",
                 "value": native_rss["median"],
-                "maximum": 30.0,
-                "met": native_rss["median"] <= 30.0,
+                "maximum": RSS_LIMIT_MIB,
+                "met": native_rss["median"] <= RSS_LIMIT_MIB,
             }
         )
     if scale is not None and "bytes_per_connection" in scale:
@@ -213,7 +222,7 @@ def table(record: dict[str, Any]) -> str:
             elif v["figure"] == "bytes_per_connection":
                 measured, goal = f"{v['value'] / 1000:.1f} KB", f"<= {v['maximum'] / 1000:.0f} KB"
             else:
-                measured, goal = f"{v['value']:.1f} MiB", f"<= {v['maximum']:.0f} MiB"
+                measured, goal = _rss_text(v["value"]), f"<= {_rss_text(v['maximum'])}"
             target_rows.append((v["target"], measured, goal, "met" if v["met"] else "NOT MET"))
         lines += ["", *_render(target_rows, 1)]
     config, machine = record["config"], record["machine"]
@@ -279,7 +288,7 @@ def markdown(record: dict[str, Any]) -> str:
             elif v["figure"] == "bytes_per_connection":
                 measured, goal = f"{v['value'] / 1000:.1f} KB", f"≤ {v['maximum'] / 1000:.0f} KB"
             else:
-                measured, goal = f"{v['value']:.1f} MiB", f"≤ {v['maximum']:.0f} MiB"
+                measured, goal = _rss_text(v["value"]), f"≤ {_rss_text(v['maximum'])}"
             lines.append(
                 f"| {v['target']} | {measured} | {goal} | {'met' if v['met'] else '**not met**'} |"
             )

@@ -1,9 +1,11 @@
 """A server subprocess: ``python -m tether.bench._serve KEY LOOP SCRATCH_DIR CERT_DIR``.
 
 Kept apart from the harness so a server process imports only what its system needs (its
-RSS is a reported figure). It prints ``ADDRESS <address>`` once it listens (or
-``ERROR <reason>``) and serves until its stdin closes or it gets SIGTERM. A ``cpu`` line
-on stdin is answered with ``CPU <seconds>``: the process's CPU time so far (all threads).
+RSS is a reported figure): the ceiling loads neither tether's modules nor the harness's,
+a tether system loads tether and not the peers, a peer loads its own library. It prints
+``ADDRESS <address>`` once it listens (or ``ERROR <reason>``) and serves until its stdin
+closes or it gets SIGTERM. A ``cpu`` line on stdin is answered with ``CPU <seconds>``: the
+process's CPU time so far (all threads).
 """
 
 from __future__ import annotations
@@ -13,28 +15,36 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._loops import loop_factory
-from ._systems import Certs, ServerHandle, start_peer, start_tether
+
+if TYPE_CHECKING:
+    from ._handle import ServerHandle
 
 
-async def _start(key: str, scratch: Path, certs: Certs) -> ServerHandle:
+async def _start(key: str, scratch: str, cert_dir: str) -> ServerHandle:
+    # Each branch imports only its own system (see the module docstring).
     if key == "ceiling":
         from ._ceiling import start_server
+        from ._handle import ServerHandle
 
         ceiling = await start_server("127.0.0.1")
         return ServerHandle(f"127.0.0.1:{ceiling.port}", ceiling.close)
     family, _, rest = key.partition("/")
     if family == "peer":
+        from ._systems import start_peer
+
         return await start_peer(rest)
+    from ._systems import start_tether
+
     transport, _, protocol = rest.partition("/")
-    return await start_tether(transport, protocol, scratch, certs)
+    return await start_tether(transport, protocol, scratch, cert_dir)
 
 
-async def serve(key: str, scratch: Path, certs: Certs) -> None:
+async def serve(key: str, scratch: str, cert_dir: str) -> None:
     try:
-        server = await _start(key, scratch, certs)
+        server = await _start(key, scratch, cert_dir)
     except Exception as exc:  # reported to the harness, which marks the system failed
         sys.stdout.write(f"ERROR {type(exc).__name__}: {exc}\n".replace("\n", " ") + "\n")
         sys.stdout.flush()
@@ -68,10 +78,8 @@ async def serve(key: str, scratch: Path, certs: Certs) -> None:
 
 def main(argv: list[str]) -> None:
     key, loop, scratch, cert_dir = argv
-    directory = Path(cert_dir)
-    certs = Certs(directory / "ca.pem", directory / "server.pem", directory / "server.key")
     with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
-        runner.run(serve(key, Path(scratch), certs))
+        runner.run(serve(key, scratch, cert_dir))
 
 
 if __name__ == "__main__":

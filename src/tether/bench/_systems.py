@@ -22,11 +22,16 @@ import asyncio
 import functools
 import importlib.util
 import io
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
+
+from ._handle import ServerHandle
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 HOST = "127.0.0.1"
 RAW_SERVICE = "bench.Echo"
@@ -64,6 +69,14 @@ class Certs:
     ca: Path
     cert: Path
     key: Path
+
+    @classmethod
+    def in_directory(cls, directory: str) -> Certs:
+        """The files :func:`make_certs` wrote into ``directory``."""
+        from pathlib import Path
+
+        root = Path(directory)
+        return cls(root / "ca.pem", root / "server.pem", root / "server.key")
 
 
 def make_certs(directory: Path) -> Certs:
@@ -110,17 +123,6 @@ def system_key(transport: str, protocol: str) -> str:
 # -- servers --------------------------------------------------------------------------
 
 
-class ServerHandle:
-    """A started server: where it listens and how to stop it."""
-
-    def __init__(self, address: str, close: Callable[[], Awaitable[None]]) -> None:
-        self.address = address
-        self._close = close
-
-    async def close(self) -> None:
-        await self._close()
-
-
 def _thrift_module() -> Any:
     import thriftpy2
 
@@ -153,18 +155,20 @@ def _tether_services(protocol: str) -> list[Any]:
     return [service]
 
 
-def _listen_url(transport: str, scratch: Path) -> str:
+def _listen_url(transport: str, scratch: str) -> str:
     if transport in PATH_TRANSPORTS:
-        return f"{transport}://{scratch / f'bench-{transport}.sock'}"
+        return f"{transport}://{os.path.join(scratch, f'bench-{transport}.sock')}"
     return f"{transport}://{HOST}:0"
 
 
-async def start_tether(transport: str, protocol: str, scratch: Path, certs: Certs) -> ServerHandle:
+async def start_tether(transport: str, protocol: str, scratch: str, cert_dir: str) -> ServerHandle:
+    """Serve the echo with a :class:`tether.Server` (its certificates from ``cert_dir``)."""
     import tether
 
     server = tether.Server(_tether_services(protocol))
     tls = None
     if transport in TLS_TRANSPORTS:
+        certs = Certs.in_directory(cert_dir)
         tls = tether.TLSConfig(cert=certs.cert, key=certs.key)
     await server.start(_listen_url(transport, scratch), tls=tls)
 

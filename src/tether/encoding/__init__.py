@@ -16,18 +16,19 @@ from ._base import (
     EncodeError as EncodeError,
     PayloadCodec as PayloadCodec,
 )
-from ._msgpack import MsgpackCodec as MsgpackCodec
 from ._raw import RawCodec as RawCodec
 from ._select import codec_for_type as codec_for_type
 
 if TYPE_CHECKING:
     from ._json import message_from_json as message_from_json, message_to_json as message_to_json
+    from ._msgpack import MsgpackCodec as MsgpackCodec
     from ._protobuf import ProtobufCodec as ProtobufCodec
     from ._thrift import ThriftStructCodec as ThriftStructCodec
 
-# protobuf and thriftpy2 are imported on first use: a server that never touches them
-# does not pay their memory (the 30 MB server RSS budget).
+# msgpack, protobuf and thriftpy2 are imported on first use: a server that never touches
+# them does not pay their memory (the 30 MB server RSS budget).
 _LAZY = {
+    "MsgpackCodec": "._msgpack",
     "ProtobufCodec": "._protobuf",
     "ThriftStructCodec": "._thrift",
     "message_from_json": "._json",

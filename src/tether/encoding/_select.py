@@ -6,14 +6,26 @@ import sys
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from ._base import PayloadCodec
-from ._msgpack import MsgpackCodec
 from ._raw import RawCodec
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
 
+    from ._msgpack import MsgpackCodec
+
 _RAW = RawCodec()
-_MSGPACK = MsgpackCodec()
+#: Created on first use: msgpack (and the datetime module it loads) stays out of a
+#: process whose handlers take only ``bytes`` or generated messages.
+_MSGPACK: MsgpackCodec | None = None
+
+
+def _shared_msgpack_codec() -> MsgpackCodec:
+    global _MSGPACK
+    if _MSGPACK is None:
+        from ._msgpack import MsgpackCodec
+
+        _MSGPACK = MsgpackCodec()
+    return _MSGPACK
 
 
 def is_protobuf_message_type(tp: object) -> TypeGuard[type[Message]]:
@@ -57,4 +69,4 @@ def codec_for_type(tp: type[Any] | None) -> PayloadCodec[Any]:
         return ThriftStructCodec(tp)
     if tp is bytes:
         return _RAW
-    return _MSGPACK
+    return _shared_msgpack_codec()

@@ -65,7 +65,49 @@ register_framing(
 
 register_framing(Framing(name="grpc", create=create_grpc_codec, detect=detect_grpc, priority=5))
 
-from .thrift import FRAMINGS as _THRIFT_FRAMINGS  # noqa: E402  (registers after the core)
+#: The Kitex-family framings of :mod:`tether.framing.thrift`, by detection priority (the
+#: same as their own ``FRAMINGS`` table, which a test pins). Registered as stand-ins that
+#: load the real codec and detector on first use: a process that only meets framings of
+#: a higher priority (tether's native protocol, gRPC) never imports them (~0.3 MB RSS).
+_THRIFT_PRIORITIES = {
+    "kitex_protobuf": 20,
+    "ttheader_framed": 21,
+    "ttheader": 22,
+    "framed": 23,
+    "buffered": 24,
+    "theader": 25,
+}
 
-for _framing in _THRIFT_FRAMINGS:
-    register_framing(_framing)
+
+def _thrift_framing(name: str) -> Framing:
+    from .thrift import FRAMINGS
+
+    for framing in FRAMINGS:
+        if framing.name == name:
+            return framing
+    raise LookupError(name)  # unreachable while _THRIFT_PRIORITIES matches FRAMINGS
+
+
+def _thrift_stand_in(name: str, priority: int) -> Framing:
+    real: list[Framing] = []
+
+    def load() -> Framing:
+        if not real:
+            real.append(_thrift_framing(name))
+        return real[0]
+
+    def create(role: Role, config: CodecConfig) -> FrameCodec:
+        return load().create(role, config)
+
+    def detect(prefix: bytes) -> Detection:
+        real_detect = load().detect
+        assert real_detect is not None  # every thrift framing detects its format
+        return real_detect(prefix)
+
+    detect.__name__ = f"detect_{name}"
+    detect.__doc__ = f"MATCH when a connection's first message is {name}."
+    return Framing(name=name, create=create, detect=detect, priority=priority)
+
+
+for _name, _priority in _THRIFT_PRIORITIES.items():
+    register_framing(_thrift_stand_in(_name, _priority))

@@ -226,6 +226,21 @@ class FrameCodec(ABC):
         """How many buffered bytes the next frame needs in total (a hint; 0 if unknown)."""
         return 0
 
+    # -- liveness --------------------------------------------------------------------
+
+    #: Seconds the peer has, from the moment the connection is up, to complete the
+    #: handshake it owes us (HTTP/2: acknowledge our SETTINGS); ``None``: no deadline.
+    #: The codec reads no clock: its driver calls :meth:`check_handshake` once then.
+    handshake_timeout: float | None = None
+
+    def check_handshake(self) -> None:  # noqa: B027
+        """Called once ``handshake_timeout`` has passed since the connection came up.
+
+        Raises:
+            RemoteProtocolError: the peer has not completed the handshake; the codec is
+                dead and has queued its farewell (HTTP/2: GOAWAY SETTINGS_TIMEOUT).
+        """
+
 
 class Detection(enum.Enum):
     """What a framing says about the first bytes of a connection."""

@@ -79,11 +79,17 @@ class Trailers(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamReset(Event):
-    """Either side aborts one stream (cancel, refuse, deadline); the connection lives on."""
+    """Either side aborts one stream (cancel, refuse, deadline); the connection lives on.
+
+    ``error_code`` is the wire protocol's own reset code when it has one (HTTP/2's
+    RST_STREAM code, e.g. ``ErrorCode.REFUSED_STREAM``: the peer did not process the
+    stream), received only; ``None`` for protocols without such a code (tether-native).
+    """
 
     stream_id: int
     status: Status = Status.CANCELLED
     message: str = ""
+    error_code: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -24,23 +24,28 @@ import hashlib
 import random
 import struct
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Iterable
 from typing import final
 
 from .._config import ConnectOptions, ListenOptions
 from .._exceptions import BrokenResourceError, ConnectError
-from ..transport import Connection, get_transport, parse_address
-from ._transport_support import TransportReport, _first_diff, _Recorder, _Session, _Skip
-
-MiB = 1024 * 1024
+from .._types import BufferLike
+from ..transport import Connection, parse_address
+from ._transport_adapter import TransportAdapter
+from ._transport_endings import _EndingChecks
+from ._transport_harness import MiB
+from ._transport_support import TransportReport, _first_diff, _Recorder, _Skip
 
 #: Every check, in the order :func:`check_transport` runs them.
 TRANSPORT_CHECKS: tuple[str, ...] = (
     "connect_and_listen",
     "ordering",
+    "write_buffers",
     "early_data",
     "eof",
     "half_close",
+    "paused_eof",
+    "write_after_eof",
     "large_writes",
     "concurrent_writers",
     "backpressure",
@@ -49,6 +54,10 @@ TRANSPORT_CHECKS: tuple[str, ...] = (
     "connect_refused",
     "close_idempotent",
     "listener_aclose",
+    "listen_in_use",
+    "loss_is_not_eof",
+    "no_leaks",
+    "connect_cancelled",
 )
 
 
@@ -56,7 +65,7 @@ TRANSPORT_CHECKS: tuple[str, ...] = (
 
 
 @final
-class TransportChecks:
+class TransportChecks(_EndingChecks):
     """The named checks of the transport contract, each a coroutine method ``check_<name>``.
 
     Args:
@@ -66,25 +75,10 @@ class TransportChecks:
         large_size: bytes sent each way by ``large_writes``.
         timeout: seconds allowed for each awaited event (a check as a whole gets four
             times as long).
+        adapter: what the transport declares that the suite cannot discover (whether
+            it tells a lost peer from a closed one, how to kill a peer); see
+            :class:`TransportAdapter`.
     """
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        listen_options: ListenOptions | None = None,
-        connect_options: ConnectOptions | None = None,
-        large_size: int = 16 * MiB,
-        timeout: float = 10.0,
-    ) -> None:
-        self.url = url
-        self.scheme = parse_address(url).scheme
-        self.transport = get_transport(self.scheme)
-        self.listen_options = listen_options or ListenOptions()
-        self.connect_options = connect_options or ConnectOptions()
-        self.large_size = large_size
-        self.timeout = timeout
-        self._session: _Session | None = None
 
     async def run(self, checks: Iterable[str] | None = None) -> TransportReport:
         """Run ``checks`` (default: all of :data:`TRANSPORT_CHECKS`) in order.
@@ -107,105 +101,6 @@ class TransportChecks:
             else:
                 passed.append(name)
         return TransportReport(self.url, tuple(passed), skipped)
-
-    async def run_check(self, name: str) -> None:
-        """Run one check, with its time limit and the universal event-order checks."""
-        check = getattr(self, f"check_{name}")
-        limit = 4 * self.timeout
-        try:
-            async with asyncio.timeout(limit):
-                await check()
-        except AssertionError as exc:
-            raise AssertionError(f"{self.url} [{name}]: {exc}") from None
-        except TimeoutError:
-            raise AssertionError(f"{self.url} [{name}]: did not finish within {limit:g}s") from None
-
-    # -- plumbing --------------------------------------------------------------------------
-
-    @contextlib.asynccontextmanager
-    async def _serve(
-        self,
-        *,
-        server_recorder: Callable[[int], _Recorder] | None = None,
-        start_delay: float = 0.0,
-    ) -> AsyncIterator[_Session]:
-        """Listen on :attr:`url`; yield a session; then abort and check everything."""
-        make = server_recorder or (lambda i: _Recorder(f"server#{i}"))
-        loop = asyncio.get_running_loop()
-        session: _Session | None = None
-
-        def on_connection(conn: Connection) -> None:
-            assert session is not None
-            recorder = make(len(session.accepted))
-            session.accepted.append((conn, recorder))
-            session.accepted_event.set()
-            if start_delay:
-                loop.call_later(start_delay, conn.start, recorder)
-            else:
-                conn.start(recorder)
-
-        listener = await self.transport.listen(
-            parse_address(self.url), self.listen_options, on_connection
-        )
-        session = _Session(listener, listener.address)
-        try:
-            yield session
-        finally:
-            await listener.aclose()
-            everything = session.connections + session.accepted
-            for conn, _ in everything:
-                conn.abort()
-            for conn, recorder in everything:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.timeout):
-                        await conn.wait_closed()
-                if recorder.active and recorder.inactive != 1:
-                    recorder._violation(f"on_inactive ran {recorder.inactive} times, not once")
-        violations = [v for _, r in everything for v in r.violations]
-        if violations:
-            raise AssertionError("contract violations: " + "; ".join(violations))
-
-    async def _connect(
-        self, session: _Session, *, options: ConnectOptions | None = None
-    ) -> tuple[Connection, _Recorder]:
-        conn = await self.transport.connect(
-            parse_address(session.address), options or self.connect_options
-        )
-        recorder = _Recorder(f"client#{len(session.connections)}")
-        session.connections.append((conn, recorder))
-        conn.start(recorder)
-        return conn, recorder
-
-    async def _accepted(self, session: _Session, index: int = 0) -> tuple[Connection, _Recorder]:
-        deadline = time.monotonic() + self.timeout
-        while len(session.accepted) <= index:
-            if time.monotonic() > deadline:
-                raise AssertionError("the listener never handed over the connection")
-            session.accepted_event.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(deadline - time.monotonic()):
-                    await session.accepted_event.wait()
-        return session.accepted[index]
-
-    async def _pair(self, session: _Session) -> tuple[Connection, _Recorder, Connection, _Recorder]:
-        client, crec = await self._connect(session)
-        server, srec = await self._accepted(session, len(session.connections) - 1)
-        await srec.wait_for(lambda: srec.active > 0, "server on_active", self.timeout)
-        return client, crec, server, srec
-
-    async def _exchange(
-        self, a: Connection, arec: _Recorder, b: Connection, brec: _Recorder, tag: bytes
-    ) -> None:
-        """a sends ``tag``, b answers it reversed; both must arrive."""
-        start_b, start_a = len(brec.data), len(arec.data)
-        a.write_binary(tag)
-        a.flush()
-        await brec.wait_bytes(start_b + len(tag), self.timeout)
-        assert bytes(brec.data[start_b:]) == tag, f"{brec.name} got {bytes(brec.data[start_b:])!r}"
-        b.write_binary(tag[::-1])
-        b.flush()
-        await arec.wait_bytes(start_a + len(tag), self.timeout)
-        assert bytes(arec.data[start_a:]) == tag[::-1], f"{arec.name} got {arec.data[start_a:]!r}"
 
     # -- checks ----------------------------------------------------------------------------
 
@@ -256,6 +151,36 @@ class TransportChecks:
                 assert receiver.data == expected, (
                     f"{receiver.name} received {len(receiver.data)} bytes that differ from the "
                     f"{len(expected)} sent (first difference at {_first_diff(receiver.data, expected)})"
+                )
+
+    async def check_write_buffers(self) -> None:
+        """write_buffers() queues its chunks in order among write_binary() calls, as one
+        atomic batch; the transport does not keep the caller's list."""
+        async with self._serve() as session:
+            client, crec, server, srec = await self._pair(session)
+            for sender, receiver in ((client, srec), (server, crec)):
+                expected = bytearray()
+                for seq in range(200):
+                    chunks: list[BufferLike] = [
+                        b"<%d>" % seq,
+                        bytearray(b"b" * (seq % 7)),
+                        memoryview(bytes([seq & 0xFF]) * (seq * 97 % 70000)),
+                    ]
+                    expected += b"".join(chunks)
+                    sender.write_buffers(chunks)
+                    chunks.clear()  # the list is the caller's again: not its buffers
+                    chunks.append(b"NOT SENT")
+                    tail = b"|%d|" % seq
+                    sender.write_binary(tail)
+                    expected += tail
+                    if seq % 3 == 0:
+                        sender.flush()
+                        await sender.drain()
+                sender.flush()
+                await receiver.wait_bytes(len(expected), self.timeout)
+                assert receiver.data == expected, (
+                    f"{receiver.name}: write_buffers() bytes differ from those sent (first "
+                    f"difference at {_first_diff(receiver.data, expected)})"
                 )
 
     async def check_early_data(self) -> None:
@@ -378,35 +303,6 @@ class TransportChecks:
                 pos += length
             assert next_seq == [per_writer] * writers, f"messages missing: {next_seq}"
 
-    async def _fill_until_blocked(
-        self,
-        conn: Connection,
-        peer: _Recorder,
-        record: Callable[[bytes], object],
-        chunk: int = 64 * 1024,
-    ) -> tuple[asyncio.Task[None], int]:
-        """Write until drain() blocks; return the blocked drain task and bytes written."""
-        rng = random.Random(5)
-        written = 0
-        limit = 512 * MiB
-        while written < limit:
-            if peer.violations:
-                raise AssertionError("contract violations: " + "; ".join(peer.violations))
-            data = rng.randbytes(chunk)
-            conn.write_binary(data)
-            conn.flush()
-            record(data)
-            written += chunk
-            task = asyncio.create_task(conn.drain())
-            done, _ = await asyncio.wait({task}, timeout=0.02)
-            if not done:
-                await asyncio.sleep(0.2)
-                if not task.done():
-                    return task, written
-            else:
-                task.result()
-        raise AssertionError(f"drain() never blocked after {limit // MiB} MiB to a paused peer")
-
     async def check_backpressure(self) -> None:
         """A peer that pauses reading makes drain() block; resuming unblocks, nothing lost."""
         async with self._serve(
@@ -415,6 +311,7 @@ class TransportChecks:
             client, _crec, _server, srec = await self._pair(session)
             sent = hashlib.sha256()
             blocked, written = await self._fill_until_blocked(client, srec, sent.update)
+            assert client.is_write_paused(), "drain() blocks but is_write_paused() is false"
             # Cancelling a blocked drain() leaves the connection intact.
             blocked.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -426,6 +323,7 @@ class TransportChecks:
             srec.resume()
             async with asyncio.timeout(self.timeout):
                 await again
+            assert not client.is_write_paused(), "drain() returned; is_write_paused() is true"
             tail = b"the end"
             client.write_binary(tail)
             client.flush()
@@ -471,6 +369,7 @@ class TransportChecks:
             server.flush()
             server.close()
             await srec.wait_for(lambda: srec.inactive > 0, "the peer's on_inactive", self.timeout)
+            assert server.is_closing(), "is_closing() is false after on_inactive"
 
     async def check_connect_refused(self) -> None:
         """Dialing an address nobody listens on raises ConnectError within the timeout."""
@@ -546,6 +445,7 @@ async def check_transport(
     checks: Iterable[str] | None = None,
     large_size: int = 16 * MiB,
     timeout: float = 10.0,
+    adapter: TransportAdapter | None = None,
 ) -> TransportReport:
     """Run the transport conformance suite against the transport registered for ``url``.
 
@@ -555,10 +455,13 @@ async def check_transport(
         checks: names from :data:`TRANSPORT_CHECKS` (default: all of them).
         large_size: bytes each way in ``large_writes`` (16 MiB).
         timeout: seconds allowed for each awaited event (each check gets four times that).
+        adapter: the transport's declared capabilities (:class:`TransportAdapter`);
+            without one, ``loss_is_not_eof`` is skipped.
 
     Returns:
         which checks passed and which were skipped as not applicable, with the reason
-        (``half_close`` for transports whose ``can_write_eof()`` is false).
+        (``half_close`` and ``write_after_eof`` for transports whose ``can_write_eof()``
+        is false, ``loss_is_not_eof`` unless the adapter declares ``reports_loss``).
 
     Raises:
         AssertionError: a check failed; the message names the URL and the check.
@@ -570,8 +473,15 @@ async def check_transport(
         connect_options=connect_options,
         large_size=large_size,
         timeout=timeout,
+        adapter=adapter,
     )
     return await suite.run(checks)
 
 
-__all__ = ["TRANSPORT_CHECKS", "TransportChecks", "TransportReport", "check_transport"]
+__all__ = [
+    "TRANSPORT_CHECKS",
+    "TransportAdapter",
+    "TransportChecks",
+    "TransportReport",
+    "check_transport",
+]

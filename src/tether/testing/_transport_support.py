@@ -90,6 +90,8 @@ class _Recorder(ConnectionHandler):
             self._violation("on_eof twice")
         if self.inactive:
             self._violation("on_eof after on_inactive")
+        if self.paused:
+            self._violation("on_eof while reading was paused")
         self.eofs += 1
         self.len_at_eof = len(self.data)
         self._changed.set()

@@ -122,12 +122,10 @@ class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
         self._nodelay = nodelay
         self._transport: asyncio.Transport | None = None
         self._keep_open_on_eof = True
-        self._aborted = False
 
     def __repr__(self) -> str:
-        state = "lost" if self._lost else "closing" if self._closing else "open"
         peer = self.extra("peername")
-        return f"<SocketConnection {self._scheme} {peer!r} {state}>"
+        return f"<SocketConnection {self._scheme} {peer!r} {self._state_name()}>"
 
     # -- asyncio protocol callbacks --------------------------------------------------------
 
@@ -223,14 +221,10 @@ class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
         assert self._transport is not None
         self._transport.write_eof()
 
-    def abort(self) -> None:
-        if self._aborted:
-            return
-        self._aborted = True
-        self._close_called = True
-        self._closing = True
-        self._wbuf.take()
-        self._wake_drainers()
+    def _may_abort(self) -> bool:
+        return True  # also after close(): abort drops what close() still flushes
+
+    def _abort_transport(self) -> None:
         if self._transport is not None and not self._lost:
             self._transport.abort()
 

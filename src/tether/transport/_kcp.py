@@ -2,7 +2,8 @@
 
 The ``kcp`` package supplies only KCP's sans-I/O core (``ikcp``); everything around it is
 ours: the packet format and handshake (:mod:`._kcp_wire`), the session life cycle
-(:mod:`._kcp_state`) and the :class:`~tether.transport.Connection` (:mod:`._kcp_session`).
+(:mod:`._kcp_state`), its tuning (:mod:`._kcp_settings`) and the
+:class:`~tether.transport.Connection` (:mod:`._kcp_session`).
 
 * **Client**: one connected UDP socket per connection. ``connect`` sends HELLO with a
   random nonce (resent with backoff) until the server's WELCOME assigns a conversation
@@ -22,26 +23,24 @@ ours: the packet format and handshake (:mod:`._kcp_wire`), the session life cycl
 * :attr:`KCPListener.address` keeps the listen URL's query, so a client dialing it uses
   the same tuning (heartbeat, idle timeout...) as the server.
 
-Tuning lives in the URL query (:class:`~._kcp_session.KCPSettings`), e.g.
+Tuning lives in the URL query (:class:`~._kcp_settings.KCPSettings`), e.g.
 ``kcp://127.0.0.1:9000?idle_timeout=5&heartbeat=1``. TLS: ``tls+kcp://``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
-import socket
-from collections.abc import Callable
-from typing import Any, TypeVar, cast, final
+from typing import Any, final
 from urllib.parse import urlsplit
 
 from .._config import ConnectOptions, ListenOptions
 from .._exceptions import ConfigError, ConnectError, RemoteProtocolError
 from ._asyncio import map_listen_errors
 from ._base import Address, Connection, Listener, OnConnection, Transport, register_transport
-from ._kcp_session import KCPSession, KCPSettings
+from ._kcp_session import KCPSession
+from ._kcp_settings import KCPSettings
 from ._kcp_state import SessionState
 from ._kcp_wire import (
     MAX_CONV,
@@ -55,6 +54,7 @@ from ._kcp_wire import (
 )
 from ._tcp import format_host_port
 from ._tls import TLSTransport
+from ._udp import UDPEndpoint, adopt, udp_socket
 
 logger = logging.getLogger("tether.transport")
 
@@ -69,86 +69,28 @@ def _nonzero_u64() -> int:
     return secrets.randbits(64) or 1
 
 
-def _grow_buffers(sock: socket.socket) -> None:
-    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
-
-
 def _host_port(address: Address, *, listening: bool) -> tuple[str, int]:
     if address.port is None or (not listening and not address.host):
         raise ConfigError(f"{address.url}: expected {address.scheme}://host:port")
     return address.host, address.port
 
 
-_P = TypeVar("_P", bound=asyncio.DatagramProtocol)
-
-
-async def _udp_socket(
-    host: str, port: int, *, connect: bool, reuse_port: bool = False
-) -> socket.socket:
-    """A non-blocking UDP socket bound (listening) or connected to ``host:port``.
-
-    Made here rather than by ``create_datagram_endpoint`` so that a failed bind or connect
-    leaves nothing open (uvloop leaks the transport when its own bind fails).
-
-    Raises:
-        OSError: resolution, bind or connect failed.
-    """
-    loop = asyncio.get_running_loop()
-    if not host and not connect:
-        host = "0.0.0.0"
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    if not infos:
-        raise OSError(f"cannot resolve {host!r}")
-    family, type_, proto, _, addr = infos[0]
-    sock = socket.socket(family, type_, proto)
-    try:
-        sock.setblocking(False)
-        _grow_buffers(sock)
-        if connect:
-            sock.connect(addr)
-        else:
-            if reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind(addr)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-async def _adopt(sock: socket.socket, factory: Callable[[], _P]) -> _P:
-    """Hand ``sock`` to the event loop with the protocol ``factory()`` makes."""
-    loop = asyncio.get_running_loop()
-    try:
-        _, protocol = await loop.create_datagram_endpoint(factory, sock=sock)
-    except BaseException:
-        sock.close()
-        raise
-    return protocol
-
-
 # -- client --------------------------------------------------------------------------------
 
 
 @final
-class _ClientEndpoint(asyncio.DatagramProtocol):
+class _ClientEndpoint(UDPEndpoint):
     """The connected UDP socket of one client session: the handshake, then the session."""
 
     def __init__(self, settings: KCPSettings, scheme: str) -> None:
         self._settings = settings
         self._scheme = scheme
         self._nonce = _nonzero_u64()
-        self._transport: asyncio.DatagramTransport | None = None
         self._welcome: asyncio.Future[Packet] = asyncio.get_running_loop().create_future()
         self.session: KCPSession | None = None
         self.dropped = 0
 
     # -- asyncio ---------------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         try:
@@ -192,7 +134,7 @@ class _ClientEndpoint(asyncio.DatagramProtocol):
     # -- SessionEndpoint -------------------------------------------------------------------
 
     def send_datagram(self, data: bytes, peer: Any) -> None:
-        transport = self._transport
+        transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.sendto(data)
 
@@ -200,14 +142,14 @@ class _ClientEndpoint(asyncio.DatagramProtocol):
         pass  # a client session is established when connect() returns it
 
     def session_ended(self, session: KCPSession) -> None:
-        if self._transport is not None:
-            self._transport.close()
+        if self.transport is not None:
+            self.transport.close()
 
     # -- handshake -------------------------------------------------------------------------
 
     async def handshake(self) -> KCPSession:
         """HELLO until WELCOME (the caller bounds the time); the session, established."""
-        transport = self._transport
+        transport = self.transport
         assert transport is not None
         hello = encode_hello(self._nonce)
         retry = _HELLO_FIRST_RETRY
@@ -234,15 +176,14 @@ class _ClientEndpoint(asyncio.DatagramProtocol):
         """The handshake failed or was cancelled: close the socket."""
         if not self._welcome.done():
             self._welcome.cancel()
-        if self._transport is not None:
-            self._transport.close()
+        super().abandon()
 
 
 # -- listener ------------------------------------------------------------------------------
 
 
 @final
-class KCPListener(Listener, asyncio.DatagramProtocol):
+class KCPListener(Listener, UDPEndpoint):
     """A UDP socket accepting ``kcp://`` sessions (see the module docstring)."""
 
     def __init__(
@@ -259,7 +200,6 @@ class KCPListener(Listener, asyncio.DatagramProtocol):
         self._settings = settings
         self._on_connection = on_connection
         self._backlog = max(backlog, 1)
-        self._transport: asyncio.DatagramTransport | None = None
         self._address = ""
         self._sessions: dict[tuple[Any, int], KCPSession] = {}
         self._hellos: dict[tuple[Any, int], KCPSession] = {}
@@ -295,7 +235,7 @@ class KCPListener(Listener, asyncio.DatagramProtocol):
     # -- asyncio ---------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.DatagramTransport, transport)
+        super().connection_made(transport)
         host, port = transport.get_extra_info("sockname")[:2]
         self._address = format_host_port(self._scheme, host, port) + self._query
 
@@ -330,7 +270,7 @@ class KCPListener(Listener, asyncio.DatagramProtocol):
     # -- SessionEndpoint -------------------------------------------------------------------
 
     def send_datagram(self, data: bytes, peer: Any) -> None:
-        transport = self._transport
+        transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.sendto(data, peer)
 
@@ -371,7 +311,7 @@ class KCPListener(Listener, asyncio.DatagramProtocol):
             self.dropped += 1
             return
         conv = self._allocate_conv(addr)
-        sockname = self._transport.get_extra_info("sockname") if self._transport else None
+        sockname = self.transport.get_extra_info("sockname") if self.transport else None
         session = KCPSession(
             self,
             peer=addr,
@@ -408,8 +348,8 @@ class KCPListener(Listener, asyncio.DatagramProtocol):
         self.send_datagram(encode_control(type_, conv, token), addr)
 
     def _maybe_close_socket(self) -> None:
-        if not self._accepting and not self._sessions and self._transport is not None:
-            self._transport.close()
+        if not self._accepting and not self._sessions and self.transport is not None:
+            self.transport.close()
 
 
 # -- transport -----------------------------------------------------------------------------
@@ -434,8 +374,8 @@ class KCPTransport(Transport):
         timeout = options.connect_timeout
         try:
             async with asyncio.timeout(timeout):
-                sock = await _udp_socket(host, port, connect=True)
-                endpoint = await _adopt(sock, lambda: _ClientEndpoint(settings, address.scheme))
+                sock = await udp_socket(host, port, connect=True, buffer_size=_SOCKET_BUFFER)
+                endpoint = await adopt(sock, lambda: _ClientEndpoint(settings, address.scheme))
                 return await endpoint.handshake()
         except TimeoutError as exc:
             if endpoint is not None:
@@ -460,8 +400,10 @@ class KCPTransport(Transport):
         host, port = _host_port(address, listening=True)
         settings = KCPSettings.from_address(address)
         with map_listen_errors(address.url):
-            sock = await _udp_socket(host, port, connect=False, reuse_port=options.reuse_port)
-            listener = await _adopt(
+            sock = await udp_socket(
+                host, port, connect=False, reuse_port=options.reuse_port, buffer_size=_SOCKET_BUFFER
+            )
+            listener = await adopt(
                 sock,
                 lambda: KCPListener(
                     scheme=address.scheme,

@@ -19,21 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from typing import Any, Protocol, final
 
 from kcp.exceptions import KCPException
 from kcp.extension import KCP
 
-from .._exceptions import BrokenResourceError, ClosedResourceError, ConfigError
+from .._exceptions import BrokenResourceError
 from ..buffer import DEFAULT_READ_SIZE
-from ._base import Address
+from ._kcp_settings import KCPSettings
 from ._kcp_state import SessionEvent, SessionState, next_state
 from ._kcp_wire import (
-    HEADER_SIZE,
-    KCP_OVERHEAD,
-    MAX_DATAGRAM,
-    MESSAGE_FRAGMENTS,
     Packet,
     PacketType,
     decode_stream_message,
@@ -54,96 +49,6 @@ _CONTROL_RETRY = 0.1
 _ACK_DELAY = 0.001
 #: How many times CLOSE is sent before giving up on its CLOSE_ACK.
 _CLOSE_ATTEMPTS = 8
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class KCPSettings:
-    """Tuning of a ``kcp://`` session; each field can be set as a URL query parameter,
-    e.g. ``kcp://host:port?idle_timeout=5&heartbeat=1&mtu=1200``.
-
-    Attributes:
-        mtu: the largest KCP output (bytes); a datagram adds a 16-byte session header.
-        send_window / receive_window: KCP windows in segments (``window`` sets both;
-            at least 16, the fragments of one stream message).
-        interval: KCP's internal tick (ms) while data is unacknowledged.
-        heartbeat: seconds without hearing from the peer before we PING it.
-        idle_timeout: seconds without hearing from the peer before the session is lost.
-        handshake_timeout: seconds a server keeps a half-finished handshake.
-        close_timeout: seconds ``close()`` waits for the peer to acknowledge our data
-            before it gives up and resets the session.
-        write_timeout: seconds our data may wait unacknowledged with no progress at all
-            (a peer that stopped reading, TCP's ``TCP_USER_TIMEOUT``) before the session
-            is lost; heartbeats alone do not keep such a session alive.
-        write_high_water: unacknowledged segments above which writes pause (``drain``
-            waits, ``is_write_paused`` is true); they resume below a quarter of it.
-    """
-
-    mtu: int = 1400
-    send_window: int = 256
-    receive_window: int = 256
-    interval: int = 10
-    heartbeat: float = 2.0
-    idle_timeout: float = 15.0
-    handshake_timeout: float = 10.0
-    close_timeout: float = 10.0
-    write_timeout: float = 30.0
-    write_high_water: int = 512
-
-    def __post_init__(self) -> None:
-        if not KCP_OVERHEAD + 2 <= self.mtu <= MAX_DATAGRAM - HEADER_SIZE:
-            raise ConfigError(f"kcp mtu {self.mtu} is out of range")
-        if min(self.send_window, self.receive_window) < MESSAGE_FRAGMENTS:
-            raise ConfigError(
-                f"kcp windows must hold at least {MESSAGE_FRAGMENTS} segments (one message)"
-            )
-        if not 1 <= self.interval <= 5000:
-            raise ConfigError("kcp interval must be 1..5000 ms")
-        for name in (
-            "heartbeat",
-            "idle_timeout",
-            "handshake_timeout",
-            "close_timeout",
-            "write_timeout",
-        ):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"kcp {name} must be positive")
-        if self.heartbeat >= self.idle_timeout:
-            raise ConfigError("kcp heartbeat must be shorter than idle_timeout")
-        if self.write_high_water < 4:
-            raise ConfigError("kcp write_high_water must be at least 4 segments")
-
-    @property
-    def mss(self) -> int:
-        """Stream bytes one KCP segment carries."""
-        return self.mtu - KCP_OVERHEAD
-
-    @classmethod
-    def from_address(cls, address: Address) -> KCPSettings:
-        """Settings from the URL's query (unknown parameters are a ``ConfigError``)."""
-        ints = {"mtu", "send_window", "receive_window", "interval", "write_high_water"}
-        floats = {
-            "heartbeat",
-            "idle_timeout",
-            "handshake_timeout",
-            "close_timeout",
-            "write_timeout",
-        }
-        values: dict[str, Any] = {}
-        for name in address.query:
-            raw = address.param(name)
-            assert raw is not None
-            try:
-                if name == "window":
-                    values["send_window"] = values["receive_window"] = int(raw)
-                elif name in ints:
-                    values[name] = int(raw)
-                elif name in floats:
-                    values[name] = float(raw)
-                else:
-                    raise ConfigError(f"{address.url}: unknown kcp parameter {name!r}")
-            except ValueError as exc:
-                raise ConfigError(f"{address.url}: bad value for {name}: {raw!r}") from exc
-        return cls(**values)
 
 
 class SessionEndpoint(Protocol):
@@ -197,8 +102,8 @@ class KCPSession(ConnectionLifecycle):
         self.conv = conv
         self.token = token
         self._endpoint = endpoint
-        self._peer = peer
-        self._local = local
+        self._peer = self._peername = peer
+        self._sockname = local
         self._settings = settings
         self._scheme = scheme
         self._state = SessionState.OPEN if established else SessionState.HANDSHAKE
@@ -256,13 +161,9 @@ class KCPSession(ConnectionLifecycle):
     # -- Connection ------------------------------------------------------------------------
 
     def flush(self) -> None:
-        if not len(self._wbuf):
+        chunks = self._writes_to_send()
+        if chunks is None:
             return
-        chunks = self._wbuf.take()
-        if self._closing:
-            return
-        if self._eof_sent:
-            raise ClosedResourceError("write after write_eof()")
         if self._state is SessionState.PEER_CLOSED:
             self._lose(BrokenResourceError("the peer closed the kcp session"), reset=True)
             return
@@ -277,38 +178,22 @@ class KCPSession(ConnectionLifecycle):
             return
         self._kick()
 
-    def write_eof(self) -> None:
-        if self._eof_sent or self._closing:
-            return
-        self.flush()
-        self._eof_sent = True
+    def extra(self, name: str, default: Any = None) -> Any:
+        if name == "kcp_conv":
+            return self.conv
+        return super().extra(name, default)
+
+    # -- ConnectionLifecycle hooks ---------------------------------------------------------
+
+    def _send_eof(self) -> None:
         if self._state is SessionState.OPEN:
             self._kcp.enqueue(fin_message())
             self._kick()
 
-    def abort(self) -> None:
-        self._wbuf.take()
-        if self._close_called or self._lost:
-            return
-        self._close_called = True
-        self._closing = True
-        self._wake_drainers()
+    def _abort_transport(self) -> None:
         if self._state is not SessionState.CLOSED:
             self._end(SessionEvent.LOST, reset=True)
         self._loop.call_soon(self._connection_lost, None)
-
-    def extra(self, name: str, default: Any = None) -> Any:
-        if name == "scheme":
-            return self._scheme
-        if name == "peername":
-            return self._peer
-        if name == "sockname":
-            return self._local
-        if name == "kcp_conv":
-            return self.conv
-        return default
-
-    # -- ConnectionLifecycle hooks ---------------------------------------------------------
 
     def _resume_reader(self) -> None:
         self._schedule_drain()

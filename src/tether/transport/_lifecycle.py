@@ -8,10 +8,15 @@ that arrived while no handler could take them wait as ``_read_pending`` /
 :meth:`~ConnectionLifecycle.wait_closed` waiters, and the handler-failure path.
 
 Subclasses say how to pause and resume what feeds them (:meth:`_pause_reader`,
-:meth:`_resume_reader`) and how to close it (:meth:`_close_transport`, with
-:meth:`_flush_before_close`), and may add to the backlog (:meth:`_backlog_pending`,
-:meth:`_deliver_buffered`). The hot paths (receiving bytes, ``flush``) stay in the
-subclasses, inline; ``write_binary`` and ``write_buffers`` are inherited as is.
+:meth:`_resume_reader`), how to close it (:meth:`_close_transport`, with
+:meth:`_flush_before_close`), abort it (:meth:`_abort_transport`, guarded by
+:meth:`_may_abort`) and half-close it (:meth:`_send_eof`), and may add to the backlog
+(:meth:`_backlog_pending`, :meth:`_deliver_buffered`). The hot paths (receiving bytes,
+``flush``) stay in the subclasses; a ``flush`` takes its buffers with
+:meth:`~ConnectionLifecycle._writes_to_send` (the socket connection inlines it), and
+``write_binary`` and ``write_buffers`` are inherited as is. Connections that know their
+endpoints set ``_scheme``, ``_peername`` and ``_sockname`` and inherit
+:meth:`~ConnectionLifecycle.extra`.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from .._exceptions import BrokenResourceError, ClosedResourceError
 from .._types import BufferLike
@@ -50,6 +56,10 @@ class ConnectionLifecycle(Connection):
 
     #: The :class:`~tether.BrokenResourceError` message when the peer ended the connection.
     _lost_message = "the connection was closed by the peer"
+    #: What :meth:`extra` reports (``_peername`` / ``_sockname``: ``None`` for unknown).
+    _scheme = ""
+    _peername: Any = None
+    _sockname: Any = None
 
     def __init__(self, read_size: int) -> None:
         self._loop = asyncio.get_running_loop()
@@ -66,6 +76,7 @@ class ConnectionLifecycle(Connection):
         self._eof_sent = False
         self._closing = False  # close/abort called, or the connection was lost
         self._close_called = False
+        self._aborted = False
         self._lost = False
         self._inactive_exc: BaseException | None = None
         self._inactive_sent = False
@@ -93,6 +104,21 @@ class ConnectionLifecycle(Connection):
 
     def _close_transport(self) -> None:
         """Close what carries this connection, once, after :meth:`close` marked it closed."""
+
+    def _may_abort(self) -> bool:
+        """Whether :meth:`abort` still has work to do (it runs at most once regardless).
+
+        By default not after :meth:`close` or a loss. A transport whose close lingers
+        (waiting for the peer's acknowledgement) lets abort cut it short.
+        """
+        return not (self._close_called or self._lost)
+
+    def _abort_transport(self) -> None:
+        """Drop what carries this connection now, after :meth:`abort` marked it closed."""
+
+    def _send_eof(self) -> None:
+        """Half-close what carries this connection, after :meth:`write_eof` flushed."""
+        raise NotImplementedError(f"{type(self).__name__} cannot half-close")
 
     # -- Connection ------------------------------------------------------------------------
 
@@ -155,16 +181,37 @@ class ConnectionLifecycle(Connection):
         if self._backlog_pending():
             self._loop.call_soon(self._deliver_backlog)
 
+    def write_eof(self) -> None:
+        if self._eof_sent or self._closing:
+            return
+        self.flush()
+        self._eof_sent = True
+        self._send_eof()
+
     def close(self) -> None:
         if self._close_called:
             return
         if not self._closing and not self._eof_sent:
             self._flush_before_close()
-        self._wbuf.take()
-        self._close_called = True
-        self._closing = True
-        self._wake_drainers()
+        self._mark_closed()
         self._close_transport()
+
+    def abort(self) -> None:
+        if self._aborted or not self._may_abort():
+            self._wbuf.take()
+            return
+        self._aborted = True
+        self._mark_closed()
+        self._abort_transport()
+
+    def extra(self, name: str, default: Any = None) -> Any:
+        if name == "scheme":
+            return self._scheme
+        if name == "peername":
+            return default if self._peername is None else self._peername
+        if name == "sockname":
+            return default if self._sockname is None else self._sockname
+        return default
 
     def is_write_paused(self) -> bool:
         return self._write_paused
@@ -180,6 +227,33 @@ class ConnectionLifecycle(Connection):
         await asyncio.shield(self._closed_waiter)
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    def _state_name(self) -> str:
+        """``open``, ``closing`` or ``lost``, for ``__repr__``."""
+        return "lost" if self._lost else "closing" if self._closing else "open"
+
+    def _writes_to_send(self) -> list[BufferLike] | None:
+        """Take the queued buffers for ``flush``: ``None`` when there is nothing to send
+        (nothing queued, or we are closing: writes after close are dropped).
+
+        Raises:
+            ClosedResourceError: bytes were written after :meth:`write_eof`.
+        """
+        if not self._wbuf._size:  # len() without the Python-level __len__ call
+            return None
+        chunks = self._wbuf.take()
+        if self._closing:
+            return None
+        if self._eof_sent:
+            raise ClosedResourceError("write after write_eof()")
+        return chunks
+
+    def _mark_closed(self) -> None:
+        """We close (or abort): drop queued bytes, mark closing, fail drain() waiters."""
+        self._wbuf.take()
+        self._close_called = True
+        self._closing = True
+        self._wake_drainers()
 
     def _peer_eof(self) -> None:
         """The peer's EOF: delivered now, or after the bytes before it once reading resumes."""

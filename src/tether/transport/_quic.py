@@ -22,7 +22,7 @@ Options, in the URL's query (``quic://host:port?idle_timeout=5&keepalive=1``) or
 from __future__ import annotations
 
 import asyncio
-from typing import cast, final
+from typing import final
 
 from aioquic.quic.connection import NetworkAddress
 
@@ -39,19 +39,16 @@ from ._quic_flow import FlowControlledQuic
 from ._quic_listener import QuicListener as QuicListener, ServerEndpoint
 from ._quic_stream import QuicStreamConnection
 from ._tcp import format_host_port
+from ._udp import UDPEndpoint, adopt, udp_socket
 
 # -- client --------------------------------------------------------------------------------
 
 
-class ClientEndpoint(asyncio.DatagramProtocol):
+class ClientEndpoint(UDPEndpoint):
     """The client's connected UDP socket: every datagram belongs to its one connection."""
 
     def __init__(self) -> None:
         self.conn: QuicStreamConnection | None = None
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: NetworkAddress) -> None:
         if self.conn is not None:
@@ -108,9 +105,10 @@ class QuicTransport(Transport):
         try:
             with map_connect_errors(address.url, timeout):
                 async with asyncio.timeout(timeout):
-                    transport, endpoint = await loop.create_datagram_endpoint(
-                        ClientEndpoint, remote_addr=(host, port)
-                    )
+                    sock = await udp_socket(host, port, connect=True)
+                    endpoint = await adopt(sock, ClientEndpoint)
+                    transport = endpoint.transport
+                    assert transport is not None  # connection_made runs before adopt returns
                     peer = transport.get_extra_info("peername")
                     quic = FlowControlledQuic(configuration=config, peer_bidi_streams=0)
                     conn = QuicStreamConnection(
@@ -136,8 +134,8 @@ class QuicTransport(Transport):
                 if conn.handshake is not None:
                     conn.handshake.cancel()
                 conn.abort()
-            elif endpoint is not None and endpoint.transport is not None:
-                endpoint.transport.close()
+            elif endpoint is not None:
+                endpoint.abandon()
             raise
         return conn
 
@@ -150,7 +148,6 @@ class QuicTransport(Transport):
             raise ConfigError(f"{address.url}: a QUIC listener needs ListenOptions.tls (cert)")
         settings = self.settings.with_query(address)
         config = quic_configuration(options.tls, settings, is_client=False)
-        loop = asyncio.get_running_loop()
         scheme = address.scheme
 
         def factory() -> ServerEndpoint:
@@ -164,10 +161,9 @@ class QuicTransport(Transport):
             )
 
         with map_listen_errors(address.url):
-            transport, endpoint = await loop.create_datagram_endpoint(
-                factory,
-                local_addr=(address.host or "0.0.0.0", address.port),
-                reuse_port=options.reuse_port or None,
+            sock = await udp_socket(
+                address.host, address.port, connect=False, reuse_port=options.reuse_port
             )
-        host, port = transport.get_extra_info("sockname")[:2]
+            endpoint = await adopt(sock, factory)
+        host, port = sock.getsockname()[:2]
         return QuicListener(endpoint, format_host_port(scheme, host, port))

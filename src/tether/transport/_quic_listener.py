@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import cast, final
+from typing import final
 
 from aioquic._buffer import Buffer
 from aioquic.quic import events
@@ -23,11 +23,12 @@ from ._base import Connection, Listener, OnConnection
 from ._quic_config import CID_LENGTH, QuicSettings
 from ._quic_flow import FlowControlledQuic
 from ._quic_stream import QuicStreamConnection
+from ._udp import UDPEndpoint
 
 logger = logging.getLogger("tether.transport")
 
 
-class ServerEndpoint(asyncio.DatagramProtocol):
+class ServerEndpoint(UDPEndpoint):
     """A listener's UDP socket: routes datagrams to connections by connection id.
 
     New connections start only from a full-size (>= 1200 bytes) Initial packet while
@@ -57,7 +58,6 @@ class ServerEndpoint(asyncio.DatagramProtocol):
         self._routes: dict[bytes, QuicStreamConnection] = {}
         self._cids: dict[QuicStreamConnection, set[bytes]] = {}
         self._handshake_timers: dict[QuicStreamConnection, asyncio.TimerHandle] = {}
-        self.transport: asyncio.DatagramTransport | None = None
         self.accepting = True
         self.dropped = 0
         self.closed = self._loop.create_future()
@@ -75,9 +75,6 @@ class ServerEndpoint(asyncio.DatagramProtocol):
         return len(self._handshake_timers)
 
     # -- asyncio ---------------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():

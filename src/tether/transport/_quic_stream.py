@@ -21,7 +21,7 @@ from aioquic.quic import events
 from aioquic.quic.connection import NetworkAddress, QuicConnectionState
 from aioquic.quic.packet import QuicErrorCode, QuicFrameType
 
-from .._exceptions import BrokenResourceError, ClosedResourceError, ConnectError
+from .._exceptions import BrokenResourceError, ConnectError
 from ..buffer import DEFAULT_READ_SIZE
 from ._base import OnConnection
 from ._lifecycle import ConnectionLifecycle
@@ -123,12 +123,10 @@ class QuicStreamConnection(ConnectionLifecycle):
         self._linger_timer: asyncio.TimerHandle | None = None
         self._transmit_scheduled = False
         self._closing_gracefully = False
-        self._aborted = False
         self._finished = False
 
     def __repr__(self) -> str:
-        state = "lost" if self._lost else "closing" if self._closing else "open"
-        return f"<QuicStreamConnection {self._scheme} {self._peername!r} {state}>"
+        return f"<QuicStreamConnection {self._scheme} {self._peername!r} {self._state_name()}>"
 
     # -- datagrams, timers and events ----------------------------------------------------
 
@@ -362,14 +360,9 @@ class QuicStreamConnection(ConnectionLifecycle):
     # -- Connection ------------------------------------------------------------------------
 
     def flush(self) -> None:
-        wbuf = self._wbuf
-        if not wbuf._size:
+        chunks = self._writes_to_send()
+        if chunks is None:
             return
-        chunks = wbuf.take()
-        if self._closing:
-            return  # dropped: the handler is (or will be) told the connection is inactive
-        if self._eof_sent:
-            raise ClosedResourceError("write after write_eof()")
         data = b"".join(chunks)
         if self._stream_open:
             self._quic.send_stream_data(self._stream_id, data)
@@ -378,38 +371,24 @@ class QuicStreamConnection(ConnectionLifecycle):
         self._update_write_pause()
         self._schedule_transmit()
 
-    def write_eof(self) -> None:
-        if self._eof_sent or self._closing:
-            return
-        self.flush()
-        self._eof_sent = True
+    def extra(self, name: str, default: Any = None) -> Any:
+        if name == "alpn_protocol":
+            return self._alpn or default
+        return super().extra(name, default)
+
+    # -- lifecycle hooks -------------------------------------------------------------------
+
+    def _send_eof(self) -> None:
         self._send_fin()
         self._schedule_transmit()
 
-    def abort(self) -> None:
-        if self._aborted:
-            return
-        self._aborted = True
-        self._close_called = True
-        self._closing = True
-        self._wbuf.take()
+    def _may_abort(self) -> bool:
+        return True  # also after close(): abort cuts its linger short
+
+    def _abort_transport(self) -> None:
         self._held.clear()
-        self._wake_drainers()
         if not self._finished:
             self._close_now(ABORTED, "aborted")
-
-    def extra(self, name: str, default: Any = None) -> Any:
-        if name == "scheme":
-            return self._scheme
-        if name == "peername":
-            return self._peername if self._peername is not None else default
-        if name == "sockname":
-            return self._sockname if self._sockname is not None else default
-        if name == "alpn_protocol":
-            return self._alpn or default
-        return default
-
-    # -- lifecycle hooks -------------------------------------------------------------------
 
     def _deliver_buffered(self) -> None:
         backlog = self._rx_backlog

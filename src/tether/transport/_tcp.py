@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import final
+import socket
+from typing import TYPE_CHECKING, final
 
 from .._config import ConnectOptions, ListenOptions, TLSConfig
 from .._exceptions import ConfigError
 from ._asyncio import SocketConnection, SocketListener, map_listen_errors, open_socket_connection
 from ._base import Address, Connection, Listener, OnConnection, Transport
-from ._sniff import optional_tls_context, sniffing_acceptor
 from ._tls import client_server_hostname, create_ssl_context
+
+if TYPE_CHECKING:
+    import ssl
 
 
 def format_host_port(scheme: str, host: str, port: int) -> str:
@@ -23,6 +26,51 @@ def format_host_port(scheme: str, host: str, port: int) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{scheme}://{host}:{port}"
+
+
+def _optional_tls_context(address: Address, options: ListenOptions) -> ssl.SSLContext | None:
+    # The sniffing acceptor (and the HTTP CONNECT parser it brings) loads only for
+    # ``?tls=...`` listeners.
+    from ._sniff import optional_tls_context
+
+    return optional_tls_context(address, options)
+
+
+def bind_numeric(host: str, port: int, *, reuse_port: bool = False) -> socket.socket | None:
+    """A socket bound to ``host:port`` when ``host`` is an IP literal, else ``None``.
+
+    Binds as ``loop.create_server`` would (``SO_REUSEADDR``, ``IPV6_V6ONLY`` for IPv6,
+    ``SO_REUSEPORT`` on request), but without its name resolution: uvloop resolves even a
+    literal through libuv's thread pool, which starts four threads (and their malloc
+    arenas) that a server listening on an address never needs. Host names and the empty
+    host (every interface) return ``None``: the loop resolves those.
+
+    Raises:
+        OSError: the bind failed (the socket is closed).
+    """
+    family = None
+    for candidate in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(candidate, host)
+        except (OSError, ValueError):
+            continue
+        family = candidate
+        break
+    if family is None:
+        return None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 @final
@@ -87,7 +135,11 @@ class TCPTransport(Transport):
             if options.tls is None:
                 raise ConfigError(f"{address.url}: a TLS listener needs ListenOptions.tls")
             ssl_ctx = create_ssl_context(options.tls, server_side=True)
-        elif (optional := optional_tls_context(address, options)) is not None:
+        elif address.param("tls") is not None and (
+            (optional := _optional_tls_context(address, options)) is not None
+        ):
+            from ._sniff import sniffing_acceptor
+
             on_connection = sniffing_acceptor(
                 on_connection,
                 scheme=scheme,
@@ -102,16 +154,27 @@ class TCPTransport(Transport):
         def factory() -> SocketConnection:
             return SocketConnection(scheme=scheme, on_connection=on_connection, nodelay=True)
 
+        handshake_timeout = options.tls_handshake_timeout if ssl_ctx else None
         with map_listen_errors(address.url):
-            server = await loop.create_server(
-                factory,
-                address.host or None,
-                address.port,
-                backlog=options.backlog,
-                reuse_port=options.reuse_port or None,
-                ssl=ssl_ctx,
-                ssl_handshake_timeout=options.tls_handshake_timeout if ssl_ctx else None,
-            )
+            sock = bind_numeric(address.host, address.port, reuse_port=options.reuse_port)
+            if sock is not None:
+                server = await loop.create_server(
+                    factory,
+                    sock=sock,
+                    backlog=options.backlog,
+                    ssl=ssl_ctx,
+                    ssl_handshake_timeout=handshake_timeout,
+                )
+            else:
+                server = await loop.create_server(
+                    factory,
+                    address.host or None,
+                    address.port,
+                    backlog=options.backlog,
+                    reuse_port=options.reuse_port or None,
+                    ssl=ssl_ctx,
+                    ssl_handshake_timeout=handshake_timeout,
+                )
         sockets = server.sockets
         host, port = sockets[0].getsockname()[:2] if sockets else (address.host, address.port)
         return SocketListener(server, format_host_port(scheme, host, port))

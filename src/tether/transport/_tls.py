@@ -21,11 +21,10 @@ import logging
 import os
 import ssl
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, cast, final
+from typing import TYPE_CHECKING, Any, cast, final
 
 from .._config import ConnectOptions, ListenOptions, TLSConfig
-from .._exceptions import ClosedResourceError, ConfigError, ConnectError
+from .._exceptions import ConfigError, ConnectError
 from ..buffer import DEFAULT_READ_SIZE
 from ._base import (
     Address,
@@ -36,6 +35,9 @@ from ._base import (
     Transport,
 )
 from ._lifecycle import ConnectionLifecycle, broken
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 logger = logging.getLogger("tether.transport")
 
@@ -380,13 +382,9 @@ class TLSConnection(ConnectionLifecycle):
         super().start(handler)
 
     def flush(self) -> None:
-        if not len(self._wbuf):
+        chunks = self._writes_to_send()
+        if chunks is None:
             return
-        chunks = self._wbuf.take()
-        if self._closing:
-            return
-        if self._eof_sent:
-            raise ClosedResourceError("write after write_eof()")
         write = self._ssl.write
         try:
             for chunk in chunks:
@@ -412,11 +410,7 @@ class TLSConnection(ConnectionLifecycle):
     def can_write_eof(self) -> bool:
         return True
 
-    def write_eof(self) -> None:
-        if self._eof_sent or self._closing:
-            return
-        self.flush()
-        self._eof_sent = True
+    def _send_eof(self) -> None:  # write_eof(), after the flush
         self._send_close_notify()
 
     def abort(self) -> None:

@@ -7,7 +7,7 @@ import h2.events
 import h2.settings
 import pytest
 
-from tether import LocalProtocolError, Status
+from tether import ErrorCode, LocalProtocolError, Status
 from tether.framing import (
     CallStarted,
     CodecConfig,
@@ -188,7 +188,12 @@ def test_cancellation_reaches_the_server() -> None:
     client.send(StreamReset(stream_id=1))
     _, at_server = exchange(client, server)
     assert at_server == [
-        StreamReset(stream_id=1, status=Status.CANCELLED, message="stream reset by peer (CANCEL)")
+        StreamReset(
+            stream_id=1,
+            status=Status.CANCELLED,
+            message="stream reset by peer (CANCEL)",
+            error_code=ErrorCode.CANCEL,
+        )
     ]
     with pytest.raises(LocalProtocolError):
         server.send(Message(stream_id=1, data=b"x"))

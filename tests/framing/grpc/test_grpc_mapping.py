@@ -266,3 +266,82 @@ def test_indexed_blocks_follow_the_dynamic_table() -> None:
     decoder.decode(encoder.encode([("x-b", "2")]))  # x-b now sits at index 62
     assert encoder.encode([("x-b", "2")]) == b"\xbe"
     assert decoder.decode(b"\xbe") == ((b"x-b", b"2"),)
+
+
+@pytest.mark.parametrize(
+    ("text", "coded"),
+    [
+        (b"www.example.com", "f1e3c2e5f23a6ba0ab90f4ff"),
+        (b"no-cache", "a8eb10649cbf"),
+        (b"custom-key", "25a849e95ba97d7f"),
+        (b"custom-value", "25a849e95bb8e8b4bf"),
+        (b"", ""),
+    ],
+)
+def test_huffman_matches_rfc_7541_examples(text: bytes, coded: str) -> None:
+    """Huffman coding reproduces RFC 7541 C.4's strings (EOS-padded)."""
+    assert _hpack.huffman_encode(text) == bytes.fromhex(coded)
+
+
+@hypothesis_settings(deadline=None)
+@given(st.binary(max_size=400))
+def test_string_literals_are_never_longer_than_raw(data: bytes) -> None:
+    """A string literal is Huffman-coded only when that is shorter, and hpack reads it back."""
+    literal = _hpack.encode_string(data)
+    assert len(literal) <= len(_hpack.encode_raw_string(data))
+    block = b"\x00" + _hpack.encode_string(b"x-k") + literal
+    assert hpack.Decoder().decode(block, raw=True) == [(b"x-k", data)]
+
+
+def test_constant_head_fields_are_huffman_coded() -> None:
+    """Our request head carries content-type and grpc-accept-encoding Huffman-coded: the
+    raw strings are not in the block, and h2's decoder still reads them."""
+    client = GrpcCodec(Role.CLIENT)
+    client.data_to_send()
+    client.send(CallStarted(stream_id=1, service="pkg.S", method="M", encoding="proto"))
+    (head,) = [f for f in parse_frames(client.data_to_send()) if f[0] == HEADERS]
+    block = head[3]
+    assert b"application/grpc" not in block
+    assert b"identity,deflate,gzip" not in block
+    fields = dict(hpack.Decoder().decode(block, raw=True))
+    assert fields[b"content-type"] == b"application/grpc"
+    assert fields[b"grpc-accept-encoding"] == b"identity,deflate,gzip"
+
+
+@hypothesis_settings(deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([b"x-user", b"user-agent", b"x-trace-id", b"authorization", b"a"]),
+            st.binary(max_size=300),
+        ),
+        max_size=10,
+    )
+)
+def test_metadata_blocks_decode_with_hpack_and_fast_path(
+    fields: list[tuple[bytes, bytes]],
+) -> None:
+    """Per-call metadata (Huffman names, raw values) decodes identically in hpack and in
+    our fast path, without touching the dynamic table."""
+    block = _hpack.encode_metadata(fields)
+    decoder = hpack.Decoder()
+    assert [tuple(f) for f in decoder.decode(block, raw=True)] == fields
+    assert len(decoder.header_table.dynamic_entries) == 0
+    assert list(_hpack.HeaderDecoder(1 << 20).decode(block)) == fields
+
+
+@hypothesis_settings(deadline=None)
+@given(st.binary(max_size=200), st.integers(0, 40))
+def test_fast_path_refuses_malformed_huffman_like_hpack(data: bytes, cut: int) -> None:
+    """A truncated or garbled Huffman literal is a COMPRESSION_ERROR (never a crash or a
+    wrong field), whichever decoder path sees it."""
+    block = b"\x00" + _hpack.encode_string(b"x-k") + _hpack.encode_string(data)
+    damaged = block[: max(len(block) - cut, 0)] if cut else block[:-1] + b"\x00"
+    try:
+        expected = [tuple(f) for f in hpack.Decoder().decode(damaged, raw=True)]
+    except hpack.HPACKError:
+        with pytest.raises(RemoteProtocolError) as info:
+            _hpack.HeaderDecoder(1 << 20).decode(damaged)
+        assert info.value.error_code is ErrorCode.COMPRESSION_ERROR
+    else:
+        assert list(_hpack.HeaderDecoder(1 << 20).decode(damaged)) == expected

@@ -10,7 +10,7 @@ import h2.settings
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from tether import Status
+from tether import ErrorCode, Status
 from tether.framing import (
     CallStarted,
     CodecConfig,
@@ -320,7 +320,10 @@ def test_resets_both_ways() -> None:
     s.theirs.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
     s.pump()
     assert s.our_events[-1] == StreamReset(
-        stream_id=sid, status=Status.CANCELLED, message="stream reset by peer (CANCEL)"
+        stream_id=sid,
+        status=Status.CANCELLED,
+        message="stream reset by peer (CANCEL)",
+        error_code=ErrorCode.CANCEL,
     )
 
     s = client_session()
@@ -333,7 +336,8 @@ def test_resets_both_ways() -> None:
 
 
 def test_refused_stream_maps_to_unavailable() -> None:
-    """h2 refusing our stream (REFUSED_STREAM) is an UNAVAILABLE StreamReset."""
+    """h2 refusing our stream (REFUSED_STREAM) is an UNAVAILABLE StreamReset carrying
+    that code."""
     s = client_session()
     sid = s.ours.next_stream_id()
     s.ours.send(CallStarted(stream_id=sid, service="s.S", method="M"))
@@ -342,6 +346,7 @@ def test_refused_stream_maps_to_unavailable() -> None:
     s.pump()
     (reset,) = s.ours_of(StreamReset)
     assert reset.status is Status.UNAVAILABLE
+    assert reset.error_code == ErrorCode.REFUSED_STREAM
 
 
 def test_http_error_without_grpc_status_is_mapped() -> None:

@@ -4,7 +4,8 @@ tether's own HTTP/2 implementation, specialised for gRPC (``h2`` is its referenc
 tests, not its runtime); header blocks are coded with the ``hpack`` package. Modules:
 
 * :mod:`._frames`: HTTP/2 frame layouts, constants, SETTINGS;
-* :mod:`._hpack`: stateless header block encoding, decoding with limits;
+* :mod:`._hpack`: header block encoding (stateless blocks, Huffman literals, the model
+  of the peer's dynamic table for indexed blocks), decoding with limits;
 * :mod:`._mapping`: gRPC conventions (timeouts, status text and mappings, content
   types, metadata, compression);
 * :mod:`._streams`: per-stream state, windows, send queue, receive credit;

@@ -50,7 +50,9 @@ class GrpcCalls(GrpcMessages):
 
     def _reset_event(self, sid: int, status: Status, code: int) -> StreamReset:
         name = ErrorCode.from_code(code).name
-        return StreamReset(stream_id=sid, status=status, message=f"stream reset by peer ({name})")
+        return StreamReset(
+            stream_id=sid, status=status, message=f"stream reset by peer ({name})", error_code=code
+        )
 
     def _on_header_block(
         self, sid: int, block: bytes, end_stream: bool, events: list[Event]
@@ -96,6 +98,7 @@ class GrpcCalls(GrpcMessages):
             return
         limit = self._local.max_concurrent_streams
         if limit is not None and self._remote_active >= limit:
+            self._count_reset()  # a client ignoring our limit is flooding us
             self._write(self._rst_frame(sid, ErrorCode.REFUSED_STREAM))
             return
         self._window_streams += 1

@@ -59,7 +59,14 @@ class GrpcCodec(GrpcSender):
     decoded list: an HPACK bomb fails the connection), max_message_size the largest
     message (also after decompression: RESOURCE_EXHAUSTED on that stream). A client
     resetting more than 192 running streams per 256 it opens fails the connection with
-    ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487).
+    ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487); so do PING, SETTINGS and
+    empty-frame floods beyond the :class:`GrpcOptions` limits. Our SETTINGS must be
+    acknowledged within ``GrpcOptions.settings_timeout`` (:attr:`handshake_timeout`;
+    the driver calls :meth:`check_handshake`), else GOAWAY SETTINGS_TIMEOUT.
+
+    Header blocks: constant fields are indexed in the peer's HPACK dynamic table once and
+    referenced afterwards, in blocks written at once only (a block queued behind DATA is
+    stateless); literals are Huffman-coded where shorter, per-call values excepted.
 
     Errors: after a :class:`~tether.RemoteProtocolError` the codec is dead: a GOAWAY
     with the error code is queued; receive methods, :meth:`send` and
@@ -78,5 +85,4 @@ class GrpcCodec(GrpcSender):
         super().__init__(role, config, options)
         self._requests: dict[HeaderList, Request | Refusal] = {}
         self._responses: dict[HeaderList, Response] = {}
-        self._request_heads: dict[tuple[str, str, str, str], tuple[bytes, bytes]] = {}
         self._response_heads: dict[bytes, bytes] = {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..._exceptions import ErrorCode, LocalProtocolError, RemoteProtocolError
+from ..._exceptions import ConfigError, ErrorCode, LocalProtocolError, RemoteProtocolError
 from ...buffer import ReadBuffer
 from .._base import CodecConfig, FrameCodec, Role
 from . import _frames as wire
@@ -23,7 +23,7 @@ from ._frames import (
     Settings,
     frame_header,
 )
-from ._hpack import HeaderDecoder
+from ._hpack import ENCODER_TABLE_SIZE, EncoderTable, HeaderDecoder
 from ._streams import CLOSED, H2Stream
 
 #: Receive window of the whole connection (credit is returned as frames are parsed; the
@@ -42,6 +42,10 @@ RESET_MEMORY = 256
 HEAD_CACHE_SIZE = 256
 DEFAULT_USER_AGENT = "tether-grpc/1"
 _pack_header = HEADER.pack
+#: The frame kinds the flood defence counts (indexes of GrpcCore._flood_counts).
+PING_FLOOD, SETTINGS_FLOOD, EMPTY_FLOOD = 0, 1, 2
+_FLOOD_NAMES = ("PING", "SETTINGS", "empty frame")
+_FLOOD_FRAMES = ("PINGs", "SETTINGS frames", "frames carrying nothing")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,12 +59,41 @@ class GrpcOptions:
         user_agent: the client's ``user-agent``.
         compression: ``grpc-encoding`` for the messages we send (``None``: identity).
             A call may choose its own with a ``grpc-encoding`` metadata entry.
+        settings_timeout: seconds the peer has to acknowledge our SETTINGS once the
+            connection is up; then GOAWAY SETTINGS_TIMEOUT and close (``None``: wait
+            forever).
+        ping_flood_limit: PINGs the peer may send while the connection makes no
+            progress (see below); one more is a flood.
+        settings_flood_limit: SETTINGS frames the peer may send without progress.
+        empty_frame_limit: frames carrying nothing the peer may send without progress:
+            empty DATA without END_STREAM, empty HEADERS / CONTINUATION fragments of an
+            unfinished header block, PRIORITY, frames of unknown types.
+        header_indexing: insert the constant fields of our header blocks (a method's
+            request head, the response head, ``grpc-status``) into the peer's HPACK
+            dynamic table once and send references afterwards (``False``: every block
+            stateless).
+
+    *Progress* is a new stream, DATA with a payload in either direction, or new
+    connection send credit; each resets the three counts. A peer above a limit gets
+    GOAWAY ENHANCE_YOUR_CALM naming the flood, and only its connection closes.
     """
 
     authority: str | None = None
     scheme: str = "http"
     user_agent: str = DEFAULT_USER_AGENT
     compression: str | None = None
+    settings_timeout: float | None = 10.0
+    ping_flood_limit: int = 1000
+    settings_flood_limit: int = 100
+    empty_frame_limit: int = 1000
+    header_indexing: bool = True
+
+    def __post_init__(self) -> None:
+        if self.settings_timeout is not None and self.settings_timeout <= 0:
+            raise ConfigError("settings_timeout must be positive (or None: no limit)")
+        for name in ("ping_flood_limit", "settings_flood_limit", "empty_frame_limit"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
 
 
 class GrpcCore(FrameCodec):
@@ -124,6 +157,24 @@ class GrpcCore(FrameCodec):
         self._reset_ids: dict[int, None] = {}
         #: Prefix for our next header block (a table size update), or empty.
         self._table_update = b""
+        #: Our model of the peer's HPACK dynamic table (indexed header fields), and the
+        #: blocks built from it that insert nothing (valid until the table changes):
+        #: request heads (pseudo-headers, the rest), response heads, OK trailers.
+        self._table = EncoderTable(ENCODER_TABLE_SIZE if opts.header_indexing else 0)
+        self._request_heads: dict[tuple[str, str, str, str], tuple[bytes, bytes]] = {}
+        self._indexed_response_heads: dict[bytes, bytes] = {}
+        self._indexed_trailers_ok = b""
+        self.handshake_timeout = opts.settings_timeout
+        self._settings_acked = False
+        #: Flood defence: frames of each kind (PING, SETTINGS, empty) received since the
+        #: connection last made progress, the limits, and the progress seen last.
+        self._flood_counts = [0, 0, 0]
+        self._flood_limits = (
+            opts.ping_flood_limit,
+            opts.settings_flood_limit,
+            opts.empty_frame_limit,
+        )
+        self._flood_mark = self._progress_mark()
         preface = wire.PREFACE if self._client else b""
         self._write(
             preface
@@ -228,6 +279,63 @@ class GrpcCore(FrameCodec):
         stream.owed = None
         if stream.pending is None:
             self._streams.pop(stream.id, None)
+
+    def _forget_indexed(self) -> None:
+        """The table changed (an insertion moves every index): drop the blocks built
+        from it."""
+        self._request_heads.clear()
+        self._indexed_response_heads.clear()
+        self._indexed_trailers_ok = b""
+
+    def _count_reset(self) -> None:
+        """Rapid-reset defence: too many client resets of running streams (or streams
+        refused for exceeding our MAX_CONCURRENT_STREAMS) per window of opened streams
+        is an attack (CVE-2023-44487, CVE-2019-9514), not cancellation."""
+        self._window_resets += 1
+        if self._window_resets > RESET_LIMIT:
+            raise RemoteProtocolError(
+                f"more than {RESET_LIMIT} streams reset or refused within {RESET_WINDOW} "
+                "new streams (rapid reset)",
+                error_code=ErrorCode.ENHANCE_YOUR_CALM,
+            )
+
+    def _progress_mark(self) -> tuple[int, int, int, int]:
+        """Changes whenever the connection makes progress: a stream opened (by either
+        side), DATA payload received, DATA sent or connection send credit granted."""
+        return (self._last_accepted, self._last_local, self._conn_unreturned, self._conn_send)
+
+    def _count_idle_frame(self, kind: int) -> None:
+        """Flood defence (PING, SETTINGS and empty-frame floods, CVE-2019-9512/9515/9518,
+        CVE-2024-27316): count a frame that makes no progress; too many in a row is an
+        attack. Only frames of those kinds pay for this check."""
+        counts = self._flood_counts
+        mark = self._progress_mark()
+        if mark != self._flood_mark:
+            self._flood_mark = mark
+            counts[0] = counts[1] = counts[2] = 0
+        counts[kind] += 1
+        limit = self._flood_limits[kind]
+        if counts[kind] > limit:
+            raise RemoteProtocolError(
+                f"{_FLOOD_NAMES[kind]} flood: more than {limit} {_FLOOD_FRAMES[kind]} "
+                "without any progress on the connection",
+                error_code=ErrorCode.ENHANCE_YOUR_CALM,
+            )
+
+    def check_handshake(self) -> None:
+        """Our SETTINGS must be acknowledged within ``GrpcOptions.settings_timeout``.
+
+        Raises:
+            RemoteProtocolError: SETTINGS_TIMEOUT; GOAWAY is queued, the codec is dead.
+        """
+        if self._settings_acked or self._dead is not None:
+            return
+        exc = RemoteProtocolError(
+            f"the peer did not acknowledge our SETTINGS within {self.handshake_timeout:g}s",
+            error_code=ErrorCode.SETTINGS_TIMEOUT,
+        )
+        self._die(exc)
+        raise exc
 
     def _die(self, exc: RemoteProtocolError) -> None:
         self._dead = exc

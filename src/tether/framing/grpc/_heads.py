@@ -11,7 +11,7 @@ from ..._exceptions import ErrorCode
 from ..._status import Status
 from ..._types import MetadataPairs
 from .._events import Headers
-from ._hpack import CACHEABLE_BLOCK, HeaderList, encode_block
+from ._hpack import CACHEABLE_BLOCK, HeaderList, encode_block, encode_field, encode_metadata
 from ._mapping import (
     decode_status_message,
     decode_timeout,
@@ -146,12 +146,15 @@ def parse_response(fields: HeaderList) -> Response:
 
 
 def trailer_block(status: Status, text: str, metadata: list[tuple[bytes, bytes]]) -> bytes:
-    """The HPACK block of gRPC trailers (without ``:status``)."""
-    fields = [(b"grpc-status", b"%d" % status)]
-    if text:
-        fields.append((b"grpc-message", encode_status_message(text)))
-    fields.extend(metadata)
-    return encode_block(fields)
+    """The stateless HPACK block of gRPC trailers (without ``:status``)."""
+    return encode_field(b"grpc-status", b"%d" % status) + trailer_tail(text, metadata)
+
+
+def trailer_tail(text: str, metadata: list[tuple[bytes, bytes]]) -> bytes:
+    """The part of a trailer block after ``grpc-status``: the status message (if any)
+    and the trailing metadata, stateless."""
+    block = encode_field(b"grpc-message", encode_status_message(text)) if text else b""
+    return block + encode_metadata(metadata) if metadata else block
 
 
 def response_head(content_type: bytes) -> bytes:

@@ -20,7 +20,13 @@ from .._events import ConnectionClosed, Event, GoAway, Ping, SettingsChanged, Wi
 from .._native_events import message
 from . import _frames as wire
 from ._calls import GrpcCalls
-from ._core import CONNECTION_CREDIT_BATCH, CONNECTION_WINDOW, RESET_LIMIT, RESET_WINDOW
+from ._core import (
+    CONNECTION_CREDIT_BATCH,
+    CONNECTION_WINDOW,
+    EMPTY_FLOOD,
+    PING_FLOOD,
+    SETTINGS_FLOOD,
+)
 from ._frames import (
     CONTINUATION,
     FLAG_ACK,
@@ -192,6 +198,8 @@ class GrpcReceiver(GrpcCalls):
                     stream.owe(length, n)  # credit waits for acknowledge_received
                     events.append(message(sid, data, False))
                     return
+        if not n and not flags & FLAG_END_STREAM:
+            self._count_idle_frame(EMPTY_FLOOD)
         padding = 0
         if flags & FLAG_PADDED:
             if not n:
@@ -244,6 +252,8 @@ class GrpcReceiver(GrpcCalls):
             self._on_header_block(sid, view[start:end].tobytes(), end_stream, events)
             return
         self._check_block_size(end - start)
+        if end == start:
+            self._count_idle_frame(EMPTY_FLOOD)
         self._cont_sid = sid
         self._cont_block = bytearray(view[start:end])
         self._cont_end = end_stream
@@ -256,6 +266,8 @@ class GrpcReceiver(GrpcCalls):
             _fail(f"unexpected CONTINUATION frame on stream {sid}")
         block = self._cont_block
         self._check_block_size(len(block) + end - start)
+        if end == start and not flags & FLAG_END_HEADERS:
+            self._count_idle_frame(EMPTY_FLOOD)
         block += view[start:end]
         if flags & FLAG_END_HEADERS:
             self._cont_sid = 0
@@ -276,6 +288,7 @@ class GrpcReceiver(GrpcCalls):
     ) -> None:
         if not sid:
             _fail("PRIORITY frame on stream 0")
+        self._count_idle_frame(EMPTY_FLOOD)
         if end - start != 5:
             _fail(
                 f"PRIORITY payload of {end - start} bytes (must be 5)", ErrorCode.FRAME_SIZE_ERROR
@@ -296,6 +309,7 @@ class GrpcReceiver(GrpcCalls):
         if stream is None:
             if self._is_idle(sid):
                 _fail(f"RST_STREAM frame on stream {sid}, which was never opened")
+            self._count_idle_frame(EMPTY_FLOOD)  # a stream long gone: nothing to do
             return
         code = _unpack_u32(view, start)[0]
         if stream.state is CLOSED:
@@ -314,7 +328,9 @@ class GrpcReceiver(GrpcCalls):
         if flags & FLAG_ACK:
             if end != start:
                 _fail("SETTINGS ACK with a payload", ErrorCode.FRAME_SIZE_ERROR)
+            self._settings_acked = True  # we send SETTINGS once, with the preface
             return
+        self._count_idle_frame(SETTINGS_FLOOD)
         old = self._peer
         new = self._peer = wire.parse_settings(view, start, end, old)
         self._write(wire.SETTINGS_ACK)
@@ -323,6 +339,8 @@ class GrpcReceiver(GrpcCalls):
             self._peer_list_limit = new.max_header_list_size
         if new.header_table_size < old.header_table_size:
             self._table_update = self._table_update_for(new.header_table_size)
+            self._table.resize(new.header_table_size)
+            self._forget_indexed()
         first = not self._settings_received
         self._settings_received = True
         self._handlers = self._READY_HANDLERS
@@ -358,6 +376,7 @@ class GrpcReceiver(GrpcCalls):
         payload = view[start:end].tobytes()
         ack = bool(flags & FLAG_ACK)
         if not ack:
+            self._count_idle_frame(PING_FLOOD)
             self._write(wire.ping_frame(payload, ack=True))
         events.append(Ping(payload=payload, ack=ack))
 
@@ -435,7 +454,9 @@ class GrpcReceiver(GrpcCalls):
     def _on_unknown(
         self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
-        """Frames of unknown types are ignored (RFC 9113 §4.1)."""
+        """Frames of unknown types are ignored (RFC 9113 §4.1), but count as carrying
+        nothing."""
+        self._count_idle_frame(EMPTY_FLOOD)
 
     def _inside_block(
         self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
@@ -478,14 +499,3 @@ class GrpcReceiver(GrpcCalls):
             last = self._last_local if self._client else self._last_remote
             return sid > last
         return True  # nobody opens even streams here (no push)
-
-    def _count_reset(self) -> None:
-        """Rapid-reset defence: too many client resets of running streams per window of
-        opened streams is an attack (CVE-2023-44487), not cancellation."""
-        self._window_resets += 1
-        if self._window_resets > RESET_LIMIT:
-            _fail(
-                f"more than {RESET_LIMIT} streams reset within {RESET_WINDOW} "
-                "new streams (rapid reset)",
-                ErrorCode.ENHANCE_YOUR_CALM,
-            )

@@ -31,8 +31,8 @@ from .._events import (
 from . import _frames as wire
 from ._core import DEFAULT_USER_AGENT, HEAD_CACHE_SIZE
 from ._frames import DATA, FLAG_END_HEADERS, FLAG_END_STREAM, HEADER, HEADERS, MESSAGE_PREFIX
-from ._heads import response_head, trailer_block
-from ._hpack import TIMEOUT_FIELD, encode_block, encode_field
+from ._heads import response_head, trailer_tail
+from ._hpack import TIMEOUT_FIELD, encode_field, encode_metadata
 from ._mapping import (
     ACCEPT_ENCODING,
     compress,
@@ -59,12 +59,14 @@ _pack_data_head: Final = struct.Struct(">BHBBLBL").pack
 #: A DATA payload shorter than this is written joined to its header (one copy into the
 #: output buffer); a longer one separately, so that the output keeps it by reference.
 _INLINE_MAX: Final = 4096
-_TRAILERS_OK: Final = trailer_block(Status.OK, "", [])
-_TRAILERS_OK_SIZE: Final = len(_TRAILERS_OK)
 _END_BLOCK: Final = FLAG_END_STREAM | FLAG_END_HEADERS
 _OK: Final = Status.OK
 _END_STREAM_DATA: Final = b"\x00\x00\x00" + bytes((DATA, FLAG_END_STREAM))
 _OVERRIDES: Final = frozenset({":authority", "grpc-encoding"})
+#: The ``grpc-encoding`` header field for each compression we can send.
+_ENCODING_FIELDS: Final = {
+    name: encode_field(b"grpc-encoding", name.encode("ascii")) for name in ("gzip", "deflate")
+}
 
 _Sender = Callable[["GrpcSender", Any], None]
 
@@ -72,7 +74,6 @@ _Sender = Callable[["GrpcSender", Any], None]
 class GrpcSender(GrpcReceiver):
     """Events in, frames out."""
 
-    _request_heads: dict[tuple[str, str, str, str], tuple[bytes, bytes]]
     _response_heads: dict[bytes, bytes]
 
     def send(self, event: Event) -> None:
@@ -125,11 +126,18 @@ class GrpcSender(GrpcReceiver):
         key = (event.service, event.method, event.encoding, authority or "")
         heads = self._request_heads
         head = heads.get(key)
+        mark = None
         if head is None:
-            head = self._request_head(event.service, event.method, event.encoding, authority)
-            if len(heads) >= HEAD_CACHE_SIZE:
-                heads.clear()
-            heads[key] = head
+            # Built at most twice per method and table state: once inserting its fields
+            # into the peer's table, then as references (kept until the table changes).
+            mark = self._table.mark()
+            head, reusable = self._request_head(
+                event.service, event.method, event.encoding, authority
+            )
+            if reusable:
+                if len(heads) >= HEAD_CACHE_SIZE:
+                    heads.clear()
+                heads[key] = head
         pseudo, rest = head
         block = pseudo
         if event.timeout is not None:
@@ -137,10 +145,13 @@ class GrpcSender(GrpcReceiver):
             block += TIMEOUT_FIELD + bytes((len(value),)) + value  # = encode_field(...)
         block += rest
         if compression:
-            block += encode_field(b"grpc-encoding", compression.encode("ascii"))
+            block += _ENCODING_FIELDS[compression]
         if metadata:
-            block += encode_block(headers_from_metadata(metadata))
-        self._write(self._header_frames(sid, block, event.end_stream))
+            block += encode_metadata(headers_from_metadata(metadata))
+        if mark is None:  # the common case: a head built earlier, nothing inserted now
+            self._write(self._header_frames(sid, block, event.end_stream))
+        else:
+            self._write(self._header_frames_or_rollback(sid, block, event.end_stream, mark))
         stream = H2Stream(
             sid,
             True,
@@ -156,10 +167,13 @@ class GrpcSender(GrpcReceiver):
 
     def _request_head(
         self, service: str, method: str, encoding: str, authority: str | None
-    ) -> tuple[bytes, bytes]:
-        """The pseudo-header block and the call-definition block of a request."""
+    ) -> tuple[tuple[bytes, bytes], bool]:
+        """The pseudo-header block and the call-definition block of a request (constant
+        fields indexed), and whether they may be reused (they inserted nothing)."""
         options = self.options
-        pseudo = encode_block(
+        table = self._table
+        generation = table.generation
+        pseudo = table.encode(
             [
                 (b":method", b"POST"),
                 (b":scheme", options.scheme.encode("ascii")),
@@ -167,7 +181,7 @@ class GrpcSender(GrpcReceiver):
                 (b":authority", (authority if authority is not None else service).encode()),
             ]
         )
-        rest = encode_block(
+        rest = table.encode(
             [
                 (b"content-type", content_type_for(encoding)),
                 (b"te", b"trailers"),
@@ -175,7 +189,25 @@ class GrpcSender(GrpcReceiver):
                 (b"grpc-accept-encoding", ACCEPT_ENCODING),
             ]
         )
-        return pseudo, rest
+        if table.generation == generation:
+            return (pseudo, rest), True
+        self._forget_indexed()
+        return (pseudo, rest), False
+
+    def _header_frames_or_rollback(
+        self, sid: int, block: bytes, end_stream: bool, mark: tuple[int, int, int] | None
+    ) -> bytes:
+        """:meth:`_header_frames`; if the block cannot be sent, the table insertions made
+        while building it (since ``mark``) are undone, as the peer never sees them."""
+        if mark is None:
+            return self._header_frames(sid, block, end_stream)
+        try:
+            return self._header_frames(sid, block, end_stream)
+        except LocalProtocolError:
+            if self._table.mark() != mark:
+                self._table.rollback(mark)
+                self._forget_indexed()
+            raise
 
     def _send_end_of_stream(self, event: EndOfStream) -> None:
         stream = self._live(event.stream_id, "END_STREAM")
@@ -192,17 +224,45 @@ class GrpcSender(GrpcReceiver):
     # -- server --------------------------------------------------------------------------
 
     def _response_head(self, stream: H2Stream) -> bytes:
+        """``:status 200`` + content type: indexed when it leaves at once (nothing is
+        queued on the stream), else stateless (it may leave after later blocks)."""
         content_type = stream.content_type or b"application/grpc"
-        heads = self._response_heads
-        head = heads.get(content_type)
-        if head is None:
-            head = heads[content_type] = response_head(content_type)
-        return head
+        if stream.pending is None:
+            head = self._indexed_response_heads.get(content_type)
+            if head is not None:
+                return head
+            table = self._table
+            generation = table.generation
+            head = table.encode([(b":status", b"200"), (b"content-type", content_type)])
+            if table.generation != generation:
+                self._forget_indexed()
+            elif len(self._indexed_response_heads) < HEAD_CACHE_SIZE:
+                self._indexed_response_heads[content_type] = head
+            return head
+        stateless = self._response_heads.get(content_type)
+        if stateless is None:
+            stateless = self._response_heads[content_type] = response_head(content_type)
+        return stateless
+
+    def _trailers_ok(self) -> bytes:
+        """``grpc-status: 0`` for a stream with nothing queued: one indexed byte once
+        the table holds it."""
+        block = self._indexed_trailers_ok
+        if not block:
+            table = self._table
+            generation = table.generation
+            block = table.encode([(b"grpc-status", b"0")])
+            if table.generation != generation:
+                self._forget_indexed()
+            else:
+                self._indexed_trailers_ok = block
+        return block
 
     def _send_headers(self, event: Headers) -> None:
         stream = self._live(event.stream_id, "HEADERS")
         if stream.local or stream.headers_done:
             raise LocalProtocolError(f"response HEADERS on stream {stream.id} already sent")
+        mark = self._table.mark()
         block = self._response_head(stream)
         metadata = event.metadata
         if metadata:
@@ -210,13 +270,14 @@ class GrpcSender(GrpcReceiver):
             metadata, _, compression = _split_overrides(metadata, None, compression)
             if compression and compression != "identity":
                 stream.send_compression = compression
-                block += encode_field(b"grpc-encoding", compression.encode("ascii"))
-            block += encode_block(headers_from_metadata(metadata))
+                block += _ENCODING_FIELDS[compression]
+            block += encode_metadata(headers_from_metadata(metadata))
         elif self.options.compression and self.options.compression != "identity":
             stream.send_compression = self.options.compression
-            block += encode_field(b"grpc-encoding", stream.send_compression.encode("ascii"))
+            block += _ENCODING_FIELDS[stream.send_compression]
+        frames = self._header_frames_or_rollback(stream.id, block, False, mark)
         stream.headers_done = True
-        self._emit(stream, self._header_frames(stream.id, block, False))
+        self._emit(stream, frames)
 
     def _send_trailers(self, event: Trailers) -> None:
         sid = event.stream_id
@@ -232,7 +293,8 @@ class GrpcSender(GrpcReceiver):
             and not self._table_update
         ):
             # The hot path: plain OK trailers after a complete request, nothing queued.
-            self._write(_pack_header(0, _TRAILERS_OK_SIZE, HEADERS, _END_BLOCK, sid) + _TRAILERS_OK)
+            block = self._indexed_trailers_ok or self._trailers_ok()
+            self._write(_pack_header(0, len(block), HEADERS, _END_BLOCK, sid) + block)
             stream.state = CLOSED
             self._remote_active -= 1
             del self._streams[sid]
@@ -245,14 +307,21 @@ class GrpcSender(GrpcReceiver):
     def _end_call(
         self, stream: H2Stream, status: Status, text: str, metadata: MetadataPairs
     ) -> None:
-        if not text and not metadata and status is Status.OK:
-            block = _TRAILERS_OK
+        mark = self._table.mark()
+        # Built in wire order: a block's references count the insertions before them.
+        block = b"" if stream.headers_done else self._response_head(stream)  # Trailers-Only
+        if stream.pending is not None:  # queued: stateless
+            block += encode_field(b"grpc-status", b"%d" % status)
+        elif status is Status.OK:
+            block += self._trailers_ok()
         else:
-            block = trailer_block(status, text, headers_from_metadata(metadata))
-        if not stream.headers_done:  # Trailers-Only
-            block = self._response_head(stream) + block
-            stream.headers_done = True
-        frames = self._header_frames(stream.id, block, True)
+            generation = self._table.generation
+            block += self._table.encode([(b"grpc-status", b"%d" % status)])
+            if self._table.generation != generation:
+                self._forget_indexed()
+        block += trailer_tail(text, headers_from_metadata(metadata))
+        frames = self._header_frames_or_rollback(stream.id, block, True, mark)
+        stream.headers_done = True
         if stream.state is OPEN:
             # The client has not finished sending: it may stop now.
             frames += self._rst_frame(stream.id, ErrorCode.NO_ERROR)
