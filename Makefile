@@ -54,4 +54,4 @@ bench: $(STAMP_BENCH)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
-	find src -name '*.so' -delete; rm -f src/tether/_compiled_sources.json
+	find src -name '*.so' -delete; rm -f src/tether/_compiled_sources.txt

@@ -14,7 +14,6 @@ modules. The same ``.py`` files are the pure-Python fallback, used when:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 from pathlib import Path
@@ -50,7 +49,7 @@ COMPILED = [
     "tether/_stub.py",
 ]
 #: Written next to the compiled package: the SHA-256 of each source it was built from.
-MANIFEST = "_compiled_sources.json"
+MANIFEST = "_compiled_sources.txt"
 _DIGESTS: dict[str, str] = {}
 
 
@@ -88,7 +87,17 @@ class OptionalBuildExt(build_ext):
             _remove_inplace_build()
             return
         package_dir = Path(self.get_ext_fullpath("tether.buffer")).parent
-        (package_dir / MANIFEST).write_text(json.dumps(_DIGESTS, indent=1) + "\n")
+        (package_dir / MANIFEST).write_text(_manifest_text(SRC / "tether", _DIGESTS))
+
+
+def _manifest_text(package: Path, digests: dict[str, str]) -> str:
+    """One line per compiled source: ``sha256 size mtime_ns relative-path`` (the format
+    ``tether/_compiled.py`` reads at import: a stat, not a hash, tells it nothing changed)."""
+    lines = []
+    for relative, digest in digests.items():
+        info = (package / relative).stat()
+        lines.append(f"{digest} {info.st_size} {info.st_mtime_ns} {relative}\n")
+    return "".join(lines)
 
 
 def _remove_inplace_build() -> None:

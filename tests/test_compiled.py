@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -48,9 +47,9 @@ def test_a_fresh_compiled_build_is_the_one_loaded() -> None:
     manifest = _compiled._MANIFEST
     pure_env = os.environ.get("TETHER_PURE_PYTHON", "") not in ("", "0")
     if (
-        manifest.exists()
+        os.path.exists(manifest)
         and not pure_env
-        and not _compiled.stale_sources(manifest.parent, manifest)
+        and not _compiled.stale_sources(os.path.dirname(manifest), manifest)
     ):
         assert tether.__compiled__
     else:
@@ -78,20 +77,32 @@ def test_stale_sources_names_edited_and_missing_files(tmp_path: Path) -> None:
     """A source whose digest changed, or that is gone, is reported as stale."""
     (tmp_path / "a.py").write_text("A = 1\n")
     (tmp_path / "b.py").write_text("B = 1\n")
-    digests = {
-        name: hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
-        for name in ("a.py", "b.py")
-    }
-    digests["gone.py"] = "0" * 64
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps(digests))
-    assert _compiled.stale_sources(tmp_path, manifest) == ["gone.py"]
+    lines = []
+    for name in ("a.py", "b.py"):
+        path = tmp_path / name
+        info = path.stat()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        lines.append(f"{digest} {info.st_size} {info.st_mtime_ns} {name}\n")
+    lines.append(f"{'0' * 64} 6 0 gone.py\n")
+    manifest = tmp_path / "manifest.txt"
+    manifest.write_text("".join(lines))
+    assert _compiled.stale_sources(str(tmp_path), str(manifest)) == ["gone.py"]
     (tmp_path / "b.py").write_text("B = 2\n")
-    assert _compiled.stale_sources(tmp_path, manifest) == ["b.py", "gone.py"]
+    assert _compiled.stale_sources(str(tmp_path), str(manifest)) == ["b.py", "gone.py"]
+
+
+def test_a_touched_but_unchanged_source_is_not_stale(tmp_path: Path) -> None:
+    """A source whose mtime changed but whose bytes did not is still fresh (its hash decides)."""
+    path = tmp_path / "a.py"
+    path.write_text("A = 1\n")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    manifest = tmp_path / "manifest.txt"
+    manifest.write_text(f"{digest} {path.stat().st_size} 1 a.py\n")
+    assert _compiled.stale_sources(str(tmp_path), str(manifest)) == []
 
 
 def test_unreadable_manifest_makes_the_build_stale(tmp_path: Path) -> None:
     """A missing or corrupt manifest never lets compiled modules load."""
-    assert _compiled.stale_sources(tmp_path, tmp_path / "missing.json") != []
-    (tmp_path / "bad.json").write_text("{not json")
-    assert _compiled.stale_sources(tmp_path, tmp_path / "bad.json") != []
+    assert _compiled.stale_sources(str(tmp_path), str(tmp_path / "missing.txt")) != []
+    (tmp_path / "bad.txt").write_text("not a manifest line")
+    assert _compiled.stale_sources(str(tmp_path), str(tmp_path / "bad.txt")) != []

@@ -24,9 +24,13 @@ def _modules_after(code: str) -> set[str]:
 
 
 def test_import_tether_loads_only_the_package_and_its_version() -> None:
-    """``import tether`` loads no tether submodule but _version and none of the heavy stacks."""
+    """``import tether`` loads no tether submodule but _version and the build chooser
+    (_compiled), and none of the heavy stacks."""
     modules = _modules_after("import tether")
-    assert {m for m in modules if m.startswith("tether.")} == {"tether._version"}
+    assert {m for m in modules if m.startswith("tether.")} == {
+        "tether._version",
+        "tether._compiled",
+    }
     assert not {m for m in modules if m.split(".")[0] in HEAVY or m in HEAVY}
 
 

@@ -1,7 +1,7 @@
 """Which build of tether's hot modules runs: mypyc-compiled C extensions or pure Python.
 
 The build (``setup.py``) compiles the per-call modules with mypyc when it can, and then
-writes ``_compiled_sources.json`` next to them: the SHA-256 of every source it compiled.
+writes ``_compiled_sources.txt`` next to them: the SHA-256 of every source it compiled.
 Importing this module (``tether/__init__.py`` does it first) runs :func:`choose_build`:
 
 * no manifest: nothing was compiled; the ``.py`` files load as usual;
@@ -16,26 +16,24 @@ Not thread-safe; it is meant for import time.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
-import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from types import ModuleType
 
-_PACKAGE = Path(__file__).parent
-_MANIFEST = _PACKAGE / "_compiled_sources.json"
+# os.path, not pathlib, and no json at import: this module runs at every ``import
+# tether``, and pathlib (which pulls in urllib) and json would add to every process.
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+_MANIFEST = os.path.join(_PACKAGE, "_compiled_sources.txt")
 _PROBE = "tether.framing._native"  # a compiled module, when the build compiled any
 
 _reason = ""
 _chosen = False  # the compiled build is fresh and not overridden
 
 
-class _SourceFinder(importlib.abc.MetaPathFinder):
+class _SourceFinder:
     """Finds ``tether.*`` modules as ``.py`` files only, skipping compiled extensions."""
 
     def find_spec(
@@ -51,20 +49,31 @@ class _SourceFinder(importlib.abc.MetaPathFinder):
         return None  # a package or a module not found here: the usual finders decide
 
 
-def stale_sources(package: Path, manifest: Path) -> list[str]:
-    """The sources (relative to ``package``) whose SHA-256 differs from ``manifest``'s.
+def stale_sources(package: str, manifest: str) -> list[str]:
+    """The sources (relative to ``package``) that changed since ``manifest`` was written.
 
-    ``manifest`` maps relative paths to hex digests; a missing source counts as changed,
-    and an unreadable manifest makes the whole build stale.
+    ``manifest`` has one line per source: ``sha256 size mtime_ns relative-path``. A source
+    whose size and mtime match is unchanged (one ``stat``, no hashing); otherwise its
+    SHA-256 decides. A missing source counts as changed, and an unreadable manifest makes
+    the whole build stale.
     """
     try:
-        digests: dict[str, str] = json.loads(manifest.read_text())
+        with open(manifest, encoding="utf-8") as file:
+            entries = [line.split(" ", 3) for line in file.read().splitlines() if line]
+        checked = [(d, int(size), int(mtime), rel) for d, size, mtime, rel in entries]
     except (OSError, ValueError):
         return ["(unreadable manifest)"]
     stale = []
-    for relative, digest in digests.items():
+    for digest, size, mtime_ns, relative in checked:
+        path = os.path.join(package, relative)
         try:
-            actual = hashlib.sha256((package / relative).read_bytes()).hexdigest()
+            info = os.stat(path)
+            if info.st_size == size and info.st_mtime_ns == mtime_ns:
+                continue
+            import hashlib  # only when a source looks touched
+
+            with open(path, "rb") as file:
+                actual = hashlib.sha256(file.read()).hexdigest()
         except OSError:
             actual = ""
         if actual != digest:
@@ -74,17 +83,14 @@ def stale_sources(package: Path, manifest: Path) -> list[str]:
 
 def _probe_built() -> bool:
     """Is there a compiled extension for the probe module (left by some earlier build)?"""
-    probe = _PACKAGE.joinpath(*_PROBE.split(".")[1:])
-    return any(
-        probe.with_name(probe.name + suffix).exists()
-        for suffix in importlib.machinery.EXTENSION_SUFFIXES
-    )
+    probe = os.path.join(_PACKAGE, *_PROBE.split(".")[1:])
+    return any(os.path.exists(probe + suffix) for suffix in importlib.machinery.EXTENSION_SUFFIXES)
 
 
 def choose_build() -> None:
     """Load the pure-Python modules instead of compiled ones when asked or when stale."""
     global _reason, _chosen
-    if not _MANIFEST.exists():
+    if not os.path.exists(_MANIFEST):
         _reason = "no compiled modules were built"
         if not _probe_built():
             return
