@@ -242,3 +242,12 @@ class Call(Generic[Req, Resp]):
         tb: TracebackType | None,
     ) -> None:
         self.cancel()
+
+
+class FinishedCall:
+    """Response metadata of a finished unary call (``unary(..., with_call=True)``)."""
+
+    def __init__(self, stream: RPCStream) -> None:
+        self.initial_metadata = Metadata.from_pairs(stream.headers or ())
+        self.trailing_metadata = Metadata.from_pairs(stream.trailers)
+        self.status = stream.status

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import metainfo as _metainfo
-from ._calls import Call, decode_reply, expire
+from ._calls import Call, FinishedCall, decode_reply, expire
 from ._client_protocols import (
     CALLER_KEYS,
     MAX_TRANSPARENT_RETRIES,
@@ -31,7 +31,7 @@ from ._exceptions import (
     ConnectError,
     StatusError,
 )
-from ._metadata import Metadata, MetadataLike, to_pairs
+from ._metadata import MetadataLike, to_pairs
 from ._service import Service, _resolve
 from ._status import Status
 from ._types import MetadataPairs
@@ -509,7 +509,7 @@ class Client:
             )
         reply = decode_reply(response_codec, messages[0])
         if with_call:
-            return reply, _FinishedCall(stream)
+            return reply, FinishedCall(stream)
         return reply
 
     def _stream_call(
@@ -597,12 +597,3 @@ class Client:
         """Round-trip time of a PING on a connection (connecting if needed)."""
         dispatcher = await self._acquire()
         return await dispatcher.ping()
-
-
-class _FinishedCall:
-    """Response metadata of a finished unary call."""
-
-    def __init__(self, stream: RPCStream) -> None:
-        self.initial_metadata = Metadata.from_pairs(stream.headers or ())
-        self.trailing_metadata = Metadata.from_pairs(stream.trailers)
-        self.status = stream.status

@@ -26,7 +26,7 @@ import contextlib
 import logging
 from typing import Any
 
-from .._exceptions import BrokenResourceError, ClosedResourceError
+from .._exceptions import BrokenResourceError, ClosedResourceError, TransportError
 from .._types import BufferLike
 from ..buffer import ReadBuffer, WriteBuffer
 from ._base import Connection, ConnectionHandler
@@ -118,7 +118,7 @@ class ConnectionLifecycle(Connection):
 
     def _send_eof(self) -> None:
         """Half-close what carries this connection, after :meth:`write_eof` flushed."""
-        raise NotImplementedError(f"{type(self).__name__} cannot half-close")
+        raise TransportError(f"{type(self).__name__} cannot half-close (can_write_eof() is False)")
 
     # -- Connection ------------------------------------------------------------------------
 
