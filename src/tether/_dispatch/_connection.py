@@ -310,13 +310,10 @@ class Dispatcher(ConnectionHandler):
             with contextlib.suppress(Exception):
                 stream.reset(Status.INTERNAL, f"the request could not be sent: {exc}")
             raise
-        if self._reading:
-            self._flush_scheduled = True  # the read callback flushes when it ends
-        elif idle:
+        if idle and not self._reading:
             self._flush()  # a lone call goes out now, not after a loop turn
-        elif not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
+        else:
+            self._schedule_flush()  # inside a read callback: flushed when it ends
         return stream
 
     def send_event(self, event: Event) -> None:
@@ -329,10 +326,7 @@ class Dispatcher(ConnectionHandler):
         if self.state is ConnectionState.DISCONNECTED:
             raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection closed")
         self.codec.send(event)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            if not self._reading:
-                self.loop.call_soon(self._flush)
+        self._schedule_flush()
 
     def send_reply(self, stream_id: int, data: bytes | None, metadata: MetadataPairs) -> None:
         """Server, unary: the one reply message (``None``: no message) and an OK status.
