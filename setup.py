@@ -37,6 +37,7 @@ COMPILED = [
     "tether/framing/_native_send.py",
     "tether/framing/_native_state.py",
     "tether/framing/_native_streams.py",
+    "tether/_dispatch/_base.py",
     "tether/_dispatch/_connection.py",
     "tether/_dispatch/_detect.py",
     "tether/_dispatch/_keepalive.py",

@@ -33,7 +33,7 @@ from .._exceptions import ConfigError, LocalProtocolError, StatusError
 from ..framing import Ping
 
 if TYPE_CHECKING:
-    from ._connection import Dispatcher
+    from ._base import DispatcherBase
 
 logger = logging.getLogger("tether.dispatch")
 
@@ -99,7 +99,7 @@ class Keepalive:
         "last_read",
     )
 
-    def __init__(self, dispatcher: Dispatcher, config: LivenessConfig) -> None:
+    def __init__(self, dispatcher: DispatcherBase, config: LivenessConfig) -> None:
         self._dispatcher = dispatcher
         self._config = config
         self._loop = dispatcher.loop
