@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from ._aiter import until_none
 from ._dispatch import RPCStream
@@ -13,6 +13,12 @@ from ._exceptions import StatusError
 from ._metadata import Metadata
 from ._status import Status
 from .encoding import DecodeError, PayloadCodec
+
+# Enum members bound once: attribute access on an Enum class goes through
+# EnumType.__getattr__'s slow path, once per use on the per-call path.
+_CANCELLED: Final = Status.CANCELLED
+_DEADLINE_EXCEEDED: Final = Status.DEADLINE_EXCEEDED
+_INTERNAL: Final = Status.INTERNAL
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -23,12 +29,12 @@ def decode_reply(codec: PayloadCodec[Resp], data: bytes) -> Resp:
     try:
         return codec.decode(data)
     except DecodeError as exc:
-        raise StatusError(Status.INTERNAL, f"could not decode the reply: {exc}") from exc
+        raise StatusError(_INTERNAL, f"could not decode the reply: {exc}") from exc
 
 
 def expire(stream: RPCStream, timeout: float) -> None:
     """Deadline timer: reset the stream (the server cancels its handler) and fail the call."""
-    stream.reset(Status.DEADLINE_EXCEEDED, f"deadline exceeded ({timeout:g}s)")
+    stream.reset(_DEADLINE_EXCEEDED, f"deadline exceeded ({timeout:g}s)")
 
 
 class Call(Generic[Req, Resp]):
@@ -90,9 +96,7 @@ class Call(Generic[Req, Resp]):
         if self._deadline is not None:  # a transparent retry: the time left
             timeout = self._deadline - asyncio.get_running_loop().time()
             if timeout <= 0:
-                raise StatusError(
-                    Status.DEADLINE_EXCEEDED, f"deadline exceeded ({self._timeout:g}s)"
-                )
+                raise StatusError(_DEADLINE_EXCEEDED, f"deadline exceeded ({self._timeout:g}s)")
         stream = await self._open(timeout)
         self._stream = stream
         if timeout is not None:
@@ -181,7 +185,7 @@ class Call(Generic[Req, Resp]):
         await self.done_writing()
         reply = await self.recv()
         if reply is None:
-            raise StatusError(Status.INTERNAL, "the server sent no reply message")
+            raise StatusError(_INTERNAL, "the server sent no reply message")
         stream = self._stream
         assert stream is not None
         await self._guard(stream.wait_done())
@@ -229,7 +233,7 @@ class Call(Generic[Req, Resp]):
         """Cancel the call: the server's handler is cancelled, waiters get CANCELLED."""
         stream = self._stream
         if stream is not None and not stream.finished:
-            stream.reset(Status.CANCELLED, "cancelled by the client")
+            stream.reset(_CANCELLED, "cancelled by the client")
 
     async def __aenter__(self) -> Call[Req, Resp]:
         await self._guard(self._ensure_stream())

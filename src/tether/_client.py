@@ -8,7 +8,7 @@ import functools
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from . import metainfo as _metainfo
 from ._calls import Call, FinishedCall, decode_reply, expire
@@ -39,6 +39,16 @@ from .encoding import PayloadCodec, codec_for_type
 from .framing import CodecConfig, FrameCodec, Role, get_framing
 from .transport import get_transport, parse_address
 
+# Enum members bound once: attribute access on an Enum class goes through
+# EnumType.__getattr__'s slow path, once per use on the per-call path.
+_CANCELLED: Final = Status.CANCELLED
+_CONN_CONNECTED: Final = ConnectionState.CONNECTED
+_CONN_CONNECTING: Final = ConnectionState.CONNECTING
+_CONN_DISCONNECTED: Final = ConnectionState.DISCONNECTED
+_DEADLINE_EXCEEDED: Final = Status.DEADLINE_EXCEEDED
+_INTERNAL: Final = Status.INTERNAL
+_UNAVAILABLE: Final = Status.UNAVAILABLE
+
 logger = logging.getLogger("tether.client")
 
 if TYPE_CHECKING:
@@ -59,7 +69,7 @@ def _codec_for_sample(tp: type[Any]) -> PayloadCodec[Any]:
 
 
 OnStateChange = Callable[[ConnectionState], None]
-_LIVE = (ConnectionState.CONNECTING, ConnectionState.CONNECTED)
+_LIVE = (_CONN_CONNECTING, _CONN_CONNECTED)
 
 
 def split_method(path: str) -> tuple[str, str]:
@@ -278,7 +288,7 @@ class Client:
         for waiter in waiters:  # capacity changed: every waiter looks again
             if not waiter.done():
                 waiter.set_result(None)
-        if state is ConnectionState.DISCONNECTED and dispatcher in self._dispatchers:
+        if state is _CONN_DISCONNECTED and dispatcher in self._dispatchers:
             self._dispatchers.remove(dispatcher)
         callback = self._on_state_change
         if callback is not None:
@@ -304,10 +314,10 @@ class Client:
                         try:
                             dispatcher = await self._connect()
                         except ConnectError as exc:
-                            raise StatusError(Status.UNAVAILABLE, str(exc)) from exc
+                            raise StatusError(_UNAVAILABLE, str(exc)) from exc
                         await dispatcher.wait_connected()
                 continue
-            connecting = [d for d in live if d.state is ConnectionState.CONNECTING]
+            connecting = [d for d in live if d.state is _CONN_CONNECTING]
             if connecting:
                 await connecting[0].wait_connected()
                 continue
@@ -328,7 +338,7 @@ class Client:
         dispatchers = list(self._dispatchers)
         for dispatcher in dispatchers:
             dispatcher.close_reason = "the client was closed"
-            dispatcher.fail_all(StatusError(Status.UNAVAILABLE, "the client was closed"))
+            dispatcher.fail_all(StatusError(_UNAVAILABLE, "the client was closed"))
             conn = dispatcher.connection
             if self._framing.name == "grpc" and conn is not None and not conn.can_write_eof():
                 # Every call has failed: gRPC has nothing left to deliver. A graceful TLS
@@ -475,7 +485,7 @@ class Client:
                 if waiter is not None:
                     await waiter
             except asyncio.CancelledError:
-                stream.reset(Status.CANCELLED, "cancelled by the client")
+                stream.reset(_CANCELLED, "cancelled by the client")
                 raise
             finally:
                 if timer is not None:
@@ -492,7 +502,7 @@ class Client:
             if timeout is not None:
                 timeout -= dispatcher.loop.time() - started
                 if timeout <= 0:
-                    raise StatusError(Status.DEADLINE_EXCEEDED, "deadline exceeded") from error
+                    raise StatusError(_DEADLINE_EXCEEDED, "deadline exceeded") from error
         trailers = stream.trailers if error is None else error.trailers
         if info is not None and info.backward is not None:
             _metainfo.received_backward(info, (stream.headers or ()) + trailers)
@@ -504,9 +514,7 @@ class Client:
             raise error
         messages = stream.take_messages()
         if len(messages) != 1:
-            raise StatusError(
-                Status.INTERNAL, f"a unary call got {len(messages)} reply messages, not 1"
-            )
+            raise StatusError(_INTERNAL, f"a unary call got {len(messages)} reply messages, not 1")
         reply = decode_reply(response_codec, messages[0])
         if with_call:
             return reply, FinishedCall(stream)

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from ._aiter import decoded_until_none
 from ._config import KeepaliveConfig, ListenOptions, TLSConfig
@@ -20,6 +20,19 @@ from ._status import Status
 from .encoding import DecodeError, EncodeError, PayloadCodec
 from .framing import CallStarted, CodecConfig, Framing, Role, get_framing
 from .transport import Connection, ConnectionHandler, Listener, get_transport, parse_address
+
+# Enum members bound once: attribute access on an Enum class goes through
+# EnumType.__getattr__'s slow path, once per use on the per-call path.
+_CANCELLED: Final = Status.CANCELLED
+_CONN_DISCONNECTED: Final = ConnectionState.DISCONNECTED
+_DEADLINE_EXCEEDED: Final = Status.DEADLINE_EXCEEDED
+_INTERNAL: Final = Status.INTERNAL
+_INVALID_ARGUMENT: Final = Status.INVALID_ARGUMENT
+_OK: Final = Status.OK
+_UNARY: Final = Cardinality.UNARY
+_UNAVAILABLE: Final = Status.UNAVAILABLE
+_UNIMPLEMENTED: Final = Status.UNIMPLEMENTED
+_UNKNOWN: Final = Status.UNKNOWN
 
 logger = logging.getLogger("tether.server")
 
@@ -254,7 +267,7 @@ class Server:
         conn.start(_TrackedHandler(self, conn, DetectingHandler(make_dispatcher, candidates)))
 
     def _state_changed(self, dispatcher: Dispatcher, state: ConnectionState) -> None:
-        if state is ConnectionState.DISCONNECTED:
+        if state is _CONN_DISCONNECTED:
             self._dispatchers.discard(dispatcher)
             self._kitex.discard(dispatcher)
         callback = self._on_connection_state
@@ -301,7 +314,7 @@ class Server:
             message = f"unknown method {call.method!r} of service {call.service!r}"
         else:
             message = f"unknown service {call.service!r}"
-        stream.send_trailers(Status.UNIMPLEMENTED, message, ())
+        stream.send_trailers(_UNIMPLEMENTED, message, ())
 
     def _on_call(self, stream: RPCStream, call: CallStarted) -> None:
         service = call.service
@@ -317,12 +330,12 @@ class Server:
                 self._unknown(stream, call)
                 return
         if self._closing:
-            stream.send_trailers(Status.UNAVAILABLE, "server is shutting down", ())
+            stream.send_trailers(_UNAVAILABLE, "server is shutting down", ())
             return
         # A "raw" call carries bytes the caller encoded itself: any method takes them.
         if encoding and encoding not in (spec.request_codec.name, "raw"):
             stream.send_trailers(
-                Status.INVALID_ARGUMENT,
+                _INVALID_ARGUMENT,
                 f"{call.service}/{call.method} takes {spec.request_codec.name!r} payloads, "
                 f"not {call.encoding!r}",
                 (),
@@ -346,9 +359,7 @@ class Server:
         if call.timeout is not None:
             active.timer = loop.call_later(call.timeout, active.expire)
         cardinality = spec.cardinality  # UNARY first: skips an enum property per call
-        if (
-            cardinality is not Cardinality.UNARY and cardinality.client_streaming
-        ) or stream.has_request():
+        if (cardinality is not _UNARY and cardinality.client_streaming) or stream.has_request():
             active.start()
         else:
             # Start once the request is here: the handler can then run to completion
@@ -433,7 +444,7 @@ class _ActiveCall:
             )
         except Exception:
             logger.exception("%s/%s: handler failed to start", self.ctx.service, self.ctx.method)
-            stream.send_trailers(Status.INTERNAL, "the handler failed to start", ())
+            stream.send_trailers(_INTERNAL, "the handler failed to start", ())
             return
         if task is not None:
             self.task = task
@@ -458,9 +469,7 @@ class _ActiveCall:
         if stream.finished:
             return
         self.ctx._cancelled = True
-        stream.send_trailers(
-            Status.DEADLINE_EXCEEDED, "deadline exceeded", self.ctx.trailer_pairs()
-        )
+        stream.send_trailers(_DEADLINE_EXCEEDED, "deadline exceeded", self.ctx.trailer_pairs())
         task = self.task
         if task is not None and not task.done():
             task.cancel()
@@ -489,7 +498,7 @@ async def _run_call(
     headers_sent = [False]
     try:
         cardinality = spec.cardinality
-        unary = cardinality is Cardinality.UNARY  # skips two property calls per call
+        unary = cardinality is _UNARY  # skips two property calls per call
         if not unary and cardinality.client_streaming:
             request: Any = _requests(stream, spec.request_codec)
         else:
@@ -497,7 +506,7 @@ async def _run_call(
             if data is None:
                 data = await stream.recv()
             if data is None:
-                raise StatusError(Status.INVALID_ARGUMENT, "the call carried no request message")
+                raise StatusError(_INVALID_ARGUMENT, "the call carried no request message")
             request = spec.request_codec.decode(data)
             data = None  # a large request is freed before the handler runs, not after
         args = (request, ctx) if spec.takes_context else (request,)
@@ -514,7 +523,7 @@ async def _run_call(
             _send_headers_once(stream, ctx, headers_sent)
             stream.send_reply(None if spec.oneway else payload, ctx.trailer_pairs())
             return
-        stream.send_trailers(Status.OK, "", ctx.trailer_pairs())
+        stream.send_trailers(_OK, "", ctx.trailer_pairs())
     except BizStatusError as exc:
         _send_headers_once(stream, ctx, headers_sent)
         trailers = ctx.trailer_pairs() + exc.to_pairs()
@@ -523,7 +532,7 @@ async def _run_call(
             # Kitex: a REPLY with an empty result, the error in the reply header.
             if not spec.oneway:
                 stream.send_nowait(empty)
-            stream.send_trailers(Status.OK, "", trailers)
+            stream.send_trailers(_OK, "", trailers)
         else:
             stream.send_trailers(exc.status, exc.message, trailers)
     except StatusError as exc:
@@ -531,22 +540,22 @@ async def _run_call(
         trailers = ctx.trailer_pairs() + tuple(exc.trailers)
         stream.send_trailers(exc.status, exc.message, trailers)
     except DecodeError as exc:
-        stream.send_trailers(Status.INVALID_ARGUMENT, f"could not decode the request: {exc}", ())
+        stream.send_trailers(_INVALID_ARGUMENT, f"could not decode the request: {exc}", ())
     except EncodeError as exc:
         logger.error("%s/%s: could not encode the reply: %s", ctx.service, ctx.method, exc)
-        stream.send_trailers(Status.INTERNAL, f"could not encode the reply: {exc}", ())
+        stream.send_trailers(_INTERNAL, f"could not encode the reply: {exc}", ())
     except asyncio.CancelledError:
         if not stream.finished:
-            stream.send_trailers(Status.CANCELLED, "the server cancelled the call", ())
+            stream.send_trailers(_CANCELLED, "the server cancelled the call", ())
         raise
     except Exception as exc:
         logger.exception("%s/%s failed", ctx.service, ctx.method)
         if not stream.finished:
             if stream.dispatcher in server._kitex:
                 # Kitex's text for a handler's error (a TApplicationException INTERNAL_ERROR).
-                stream.send_trailers(Status.INTERNAL, f"biz error: {exc}", ctx.trailer_pairs())
+                stream.send_trailers(_INTERNAL, f"biz error: {exc}", ctx.trailer_pairs())
             else:
-                stream.send_trailers(Status.UNKNOWN, f"{type(exc).__name__}: {exc}", ())
+                stream.send_trailers(_UNKNOWN, f"{type(exc).__name__}: {exc}", ())
     finally:
         _current.reset(token)
         # The last call in flight on its connection writes its reply now rather than

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ._calls import Call
 from ._client import _UNSET
@@ -12,6 +12,11 @@ from ._service import Cardinality, MethodSpec, Service
 
 if TYPE_CHECKING:
     from ._client import Client
+
+# Enum members bound once: attribute access on an Enum class goes through
+# EnumType.__getattr__'s slow path, once per use on the per-call path.
+_SERVER_STREAM: Final = Cardinality.SERVER_STREAM
+_UNARY: Final = Cardinality.UNARY
 
 
 class Stub:
@@ -40,7 +45,7 @@ class Stub:
 def _bind(client: Client, service: str, spec: MethodSpec) -> Callable[..., Any]:
     path = f"{service}/{spec.name}"
     rq, rs = spec.request_codec, spec.response_codec
-    if spec.cardinality is Cardinality.UNARY:
+    if spec.cardinality is _UNARY:
 
         async def unary(
             request: Any,
@@ -54,7 +59,7 @@ def _bind(client: Client, service: str, spec: MethodSpec) -> Callable[..., Any]:
             )
 
         return unary
-    if spec.cardinality is Cardinality.SERVER_STREAM:
+    if spec.cardinality is _SERVER_STREAM:
 
         def server_stream(
             request: Any, *, timeout: Any = _UNSET, metadata: MetadataLike = None

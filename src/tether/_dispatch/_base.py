@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from .._exceptions import (
     ErrorCode,
@@ -37,6 +37,14 @@ from ._stream import RPCStream
 
 if TYPE_CHECKING:
     from ._connection import Dispatcher
+
+# Enum members bound once: attribute access on an Enum class goes through
+# EnumType.__getattr__'s slow path, once per use on the per-call path.
+_CONN_CONNECTED: Final = ConnectionState.CONNECTED
+_CONN_CONNECTING: Final = ConnectionState.CONNECTING
+_CONN_DISCONNECTED: Final = ConnectionState.DISCONNECTED
+_CONN_IN_GOAWAY: Final = ConnectionInput.GOAWAY
+_UNAVAILABLE: Final = Status.UNAVAILABLE
 
 logger = logging.getLogger("tether.dispatch")
 
@@ -71,7 +79,7 @@ class DispatcherBase(ConnectionHandler):
         self.on_slot_free = on_slot_free
         self.loop = asyncio.get_running_loop()
         self.role_is_server = codec.role is Role.SERVER
-        self.state = ConnectionState.CONNECTING
+        self.state = _CONN_CONNECTING
         self.streams: dict[int, RPCStream] = {}
         self.connection: Connection | None = None
         #: The peer's address as the transport reports it (read once, when active).
@@ -105,17 +113,17 @@ class DispatcherBase(ConnectionHandler):
             StatusError: UNAVAILABLE if it was lost before becoming active.
         """
         await asyncio.shield(self._settled)
-        if self.state is ConnectionState.DISCONNECTED:
-            raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection lost")
+        if self.state is _CONN_DISCONNECTED:
+            raise StatusError(_UNAVAILABLE, self.close_reason or "connection lost")
 
     @property
     def is_usable(self) -> bool:
         """True while new streams may be opened."""
-        return self.state is ConnectionState.CONNECTED
+        return self.state is _CONN_CONNECTED
 
     def has_capacity(self) -> bool:
         """True when a new stream can be opened now (peer's concurrency limit respected)."""
-        if self.state is not ConnectionState.CONNECTED:
+        if self.state is not _CONN_CONNECTED:
             return False
         limit = self.codec.max_outbound_streams
         own = self.max_streams
@@ -140,19 +148,19 @@ class DispatcherBase(ConnectionHandler):
             StatusError: UNAVAILABLE when the connection is gone.
             LocalProtocolError: the codec refuses the event.
         """
-        if self.state is ConnectionState.DISCONNECTED:
-            raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection closed")
+        if self.state is _CONN_DISCONNECTED:
+            raise StatusError(_UNAVAILABLE, self.close_reason or "connection closed")
         self.codec.send(event)
         self._schedule_flush()
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is above its high-water mark."""
         conn = self.connection
-        if conn is not None and self.state is not ConnectionState.DISCONNECTED:
+        if conn is not None and self.state is not _CONN_DISCONNECTED:
             try:
                 await conn.drain()
             except TransportError as exc:
-                raise StatusError(Status.UNAVAILABLE, self.close_reason or str(exc)) from exc
+                raise StatusError(_UNAVAILABLE, self.close_reason or str(exc)) from exc
 
     def fail_all(self, error: StatusError) -> None:
         """Fail every pending stream with ``error`` (connection lost or unusable)."""
@@ -163,12 +171,12 @@ class DispatcherBase(ConnectionHandler):
 
     def go_away(self, reason: str = "", error_code: ErrorCode = ErrorCode.NO_ERROR) -> None:
         """Server: stop accepting new streams; streams already open may finish."""
-        if self.state is not ConnectionState.CONNECTED:
+        if self.state is not _CONN_CONNECTED:
             return
         self.send_event(
             GoAway(last_stream_id=self._last_peer_stream, error_code=error_code, reason=reason)
         )
-        self._transition(ConnectionInput.GOAWAY)
+        self._transition(_CONN_IN_GOAWAY)
 
     def retire(self, reason: str) -> None:
         """Server: end this connection gracefully because the peer was told not to reuse
@@ -180,7 +188,7 @@ class DispatcherBase(ConnectionHandler):
         sees EOF; one that sends :data:`MAX_DROPPED_CALLS` more is aborted). Idempotent;
         called by :meth:`_flush` after the codec's bytes left.
         """
-        if self._retiring or self.state is ConnectionState.DISCONNECTED:
+        if self._retiring or self.state is _CONN_DISCONNECTED:
             return
         self._retiring = True
         self.close_reason = self.close_reason or reason
@@ -204,9 +212,9 @@ class DispatcherBase(ConnectionHandler):
         """The peer stopped answering (failed heartbeat): no new streams, every pending
         one fails now with UNAVAILABLE, and the connection is aborted."""
         self.close_reason = reason
-        if self.state is ConnectionState.CONNECTED:
-            self._transition(ConnectionInput.GOAWAY)  # unusable before on_inactive arrives
-        self.fail_all(StatusError(Status.UNAVAILABLE, reason))
+        if self.state is _CONN_CONNECTED:
+            self._transition(_CONN_IN_GOAWAY)  # unusable before on_inactive arrives
+        self.fail_all(StatusError(_UNAVAILABLE, reason))
         self.abort()
 
     def close_idle(self, reason: str) -> None:
@@ -215,13 +223,13 @@ class DispatcherBase(ConnectionHandler):
         A server sends GOAWAY first; a client stops opening streams here (DRAINING), so
         its next call opens a new connection. Then both half-close (:meth:`shutdown`).
         """
-        if self.streams or self.state is not ConnectionState.CONNECTED:
+        if self.streams or self.state is not _CONN_CONNECTED:
             return
         self.close_reason = reason
         if self.role_is_server:
             self.go_away(reason)
         else:
-            self._transition(ConnectionInput.GOAWAY)
+            self._transition(_CONN_IN_GOAWAY)
         self.shutdown()
 
     async def ping(self) -> float:
@@ -345,5 +353,5 @@ class DispatcherBase(ConnectionHandler):
     def _fail_protocol(self, exc: ProtocolError) -> None:
         logger.warning("protocol error from %s: %s; closing the connection", self.peer, exc)
         self.close_reason = f"protocol error: {exc}"
-        self.fail_all(StatusError(Status.UNAVAILABLE, self.close_reason))
+        self.fail_all(StatusError(_UNAVAILABLE, self.close_reason))
         self.close()

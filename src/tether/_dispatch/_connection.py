@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from typing import Final
 
 from .._exceptions import (
     ErrorCode,
@@ -47,6 +48,20 @@ from ._base import (
 from ._keepalive import LivenessConfig
 from ._state import ConnectionInput, ConnectionState, StreamState
 from ._stream import RPCStream
+
+# Enum members bound once: attribute access on an Enum class goes through
+# EnumType.__getattr__'s slow path, once per use on the per-call path.
+_CONN_CONNECTED: Final = ConnectionState.CONNECTED
+_CONN_DISCONNECTED: Final = ConnectionState.DISCONNECTED
+_CONN_DRAINING: Final = ConnectionState.DRAINING
+_CONN_IN_ACTIVE: Final = ConnectionInput.ACTIVE
+_CONN_IN_GOAWAY: Final = ConnectionInput.GOAWAY
+_CONN_IN_LOST: Final = ConnectionInput.LOST
+_INTERNAL: Final = Status.INTERNAL
+_OK: Final = Status.OK
+_STREAM_HALF_CLOSED_LOCAL: Final = StreamState.HALF_CLOSED_LOCAL
+_UNAVAILABLE: Final = Status.UNAVAILABLE
+_UNIMPLEMENTED: Final = Status.UNIMPLEMENTED
 
 
 class Dispatcher(DispatcherBase):
@@ -94,7 +109,7 @@ class Dispatcher(DispatcherBase):
     def on_active(self, conn: Connection) -> None:
         self.connection = conn
         self.peer = conn.extra("peername")
-        self._transition(ConnectionInput.ACTIVE)
+        self._transition(_CONN_IN_ACTIVE)
         if self._keepalive is not None:
             self._keepalive.start()
         if self.codec.handshake_timeout is not None:
@@ -146,7 +161,7 @@ class Dispatcher(DispatcherBase):
             conn.close()
 
     def on_inactive(self, conn: Connection, exc: BaseException | None) -> None:
-        if self.state is ConnectionState.DISCONNECTED:
+        if self.state is _CONN_DISCONNECTED:
             return
         reason = self.close_reason or (f"connection lost: {exc}" if exc else "connection closed")
         self.close_reason = reason
@@ -155,11 +170,11 @@ class Dispatcher(DispatcherBase):
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
-        self._transition(ConnectionInput.LOST)
-        self.fail_all(StatusError(Status.UNAVAILABLE, reason))
+        self._transition(_CONN_IN_LOST)
+        self.fail_all(StatusError(_UNAVAILABLE, reason))
         for waiter in self._ping_waiters.values():
             if not waiter.done():
-                waiter.set_exception(StatusError(Status.UNAVAILABLE, reason))
+                waiter.set_exception(StatusError(_UNAVAILABLE, reason))
         self._ping_waiters.clear()
         if not self._closed.done():
             self._closed.set_result(None)
@@ -198,8 +213,8 @@ class Dispatcher(DispatcherBase):
         oneway: bool,
     ) -> RPCStream:
         """Queue a new call's CallStarted and return its (unregistered) stream."""
-        if self.state is not ConnectionState.CONNECTED:
-            raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection is draining")
+        if self.state is not _CONN_CONNECTED:
+            raise StatusError(_UNAVAILABLE, self.close_reason or "connection is draining")
         codec = self.codec
         stream_id = codec.next_stream_id()
         codec.send_call_started(
@@ -230,7 +245,7 @@ class Dispatcher(DispatcherBase):
         """
         stream = self._call_started(service, method, metadata, timeout, encoding, oneway)
         stream_id = stream.stream_id
-        stream.state = StreamState.HALF_CLOSED_LOCAL
+        stream.state = _STREAM_HALF_CLOSED_LOCAL
         streams = self.streams
         idle = not streams
         streams[stream_id] = stream
@@ -238,7 +253,7 @@ class Dispatcher(DispatcherBase):
             self.codec.send_message(stream_id, payload, True)
         except BaseException as exc:
             with contextlib.suppress(Exception):
-                stream.reset(Status.INTERNAL, f"the request could not be sent: {exc}")
+                stream.reset(_INTERNAL, f"the request could not be sent: {exc}")
             raise
         if idle and not self._reading:
             self._flush()  # a lone call goes out now, not after a loop turn
@@ -253,12 +268,12 @@ class Dispatcher(DispatcherBase):
             StatusError: UNAVAILABLE when the connection is gone.
             LocalProtocolError: the codec refuses the reply.
         """
-        if self.state is ConnectionState.DISCONNECTED:
-            raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection closed")
+        if self.state is _CONN_DISCONNECTED:
+            raise StatusError(_UNAVAILABLE, self.close_reason or "connection closed")
         codec = self.codec
         if data is not None:
             codec.send_message(stream_id, data, False)
-        codec.send_trailers(stream_id, Status.OK, "", metadata)
+        codec.send_trailers(stream_id, _OK, "", metadata)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             if not self._reading:
@@ -271,8 +286,8 @@ class Dispatcher(DispatcherBase):
             StatusError: UNAVAILABLE when the connection is gone.
             LocalProtocolError: the codec refuses the message.
         """
-        if self.state is ConnectionState.DISCONNECTED:
-            raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection closed")
+        if self.state is _CONN_DISCONNECTED:
+            raise StatusError(_UNAVAILABLE, self.close_reason or "connection closed")
         self.codec.send_message(stream_id, data, end_stream)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -288,8 +303,8 @@ class Dispatcher(DispatcherBase):
             StatusError: UNAVAILABLE when the connection is gone.
             LocalProtocolError: the codec refuses the trailers.
         """
-        if self.state is ConnectionState.DISCONNECTED:
-            raise StatusError(Status.UNAVAILABLE, self.close_reason or "connection closed")
+        if self.state is _CONN_DISCONNECTED:
+            raise StatusError(_UNAVAILABLE, self.close_reason or "connection closed")
         self.codec.send_trailers(stream_id, status, message, metadata)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -309,7 +324,7 @@ class Dispatcher(DispatcherBase):
 
     def acknowledge(self, stream_id: int, nbytes: int) -> None:
         """Return flow-control credit for a consumed message."""
-        if self.state is ConnectionState.DISCONNECTED:
+        if self.state is _CONN_DISCONNECTED:
             return
         self.codec.acknowledge_received(stream_id, nbytes)
         if not self._flush_scheduled and self.codec.has_data_to_send():
@@ -330,11 +345,7 @@ class Dispatcher(DispatcherBase):
         on_slot_free = self.on_slot_free
         if on_slot_free is not None:
             on_slot_free()
-        if (
-            not self.streams
-            and self.state is ConnectionState.DRAINING
-            and self.connection is not None
-        ):
+        if not self.streams and self.state is _CONN_DRAINING and self.connection is not None:
             if not self.role_is_server:
                 self.connection.close()
             elif self._retiring:
@@ -348,7 +359,7 @@ class Dispatcher(DispatcherBase):
             self.send_event(
                 StreamReset(
                     stream_id=event.stream_id,
-                    status=Status.UNIMPLEMENTED,
+                    status=_UNIMPLEMENTED,
                     message="this endpoint accepts no calls",
                 )
             )
@@ -406,12 +417,12 @@ class Dispatcher(DispatcherBase):
             )
         else:
             self.close_reason = f"peer is going away: {event.reason}" if event.reason else ""
-        if self.state is ConnectionState.CONNECTED:
-            self._transition(ConnectionInput.GOAWAY)
+        if self.state is _CONN_CONNECTED:
+            self._transition(_CONN_IN_GOAWAY)
         if not self.role_is_server:
             # Streams above last_stream_id were not processed (RFC 9113 §8.7): refused.
             refused = StreamResetError(
-                Status.UNAVAILABLE,
+                _UNAVAILABLE,
                 f"call not processed: server is going away ({event.reason})",
                 error_code=ErrorCode.REFUSED_STREAM,
             )
@@ -429,4 +440,4 @@ class Dispatcher(DispatcherBase):
 
     def _on_connection_closed(self, event: ConnectionClosed) -> None:
         self.close_reason = self.close_reason or "peer closed the connection"
-        self.fail_all(StatusError(Status.UNAVAILABLE, self.close_reason))
+        self.fail_all(StatusError(_UNAVAILABLE, self.close_reason))

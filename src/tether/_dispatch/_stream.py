@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from .._exceptions import StatusError, StreamResetError
 from .._status import Status
@@ -15,6 +15,16 @@ from ._state import StreamInput, StreamState, next_stream_state
 
 if TYPE_CHECKING:
     from ._connection import Dispatcher
+
+# Enum members bound once: attribute access on an Enum class goes through
+# EnumType.__getattr__'s slow path, once per use on the per-call path.
+_IN_RECV_END: Final = StreamInput.RECV_END
+_IN_SEND_END: Final = StreamInput.SEND_END
+_OK: Final = Status.OK
+_STREAM_CLOSED: Final = StreamState.CLOSED
+_STREAM_HALF_CLOSED_LOCAL: Final = StreamState.HALF_CLOSED_LOCAL
+_STREAM_HALF_CLOSED_REMOTE: Final = StreamState.HALF_CLOSED_REMOTE
+_STREAM_OPEN: Final = StreamState.OPEN
 
 
 class RPCStream:
@@ -53,7 +63,7 @@ class RPCStream:
     def __init__(self, dispatcher: Dispatcher, stream_id: int) -> None:
         self._dispatcher = dispatcher
         self.stream_id = stream_id
-        self.state = StreamState.OPEN
+        self.state = _STREAM_OPEN
         self._messages: deque[bytes] = deque()
         self._recv_waiter: asyncio.Future[None] | None = None
         self._send_waiter: asyncio.Future[None] | None = None
@@ -101,7 +111,7 @@ class RPCStream:
                 return self.recv_nowait()
             if self._error is not None:
                 raise self._error
-            if self.state in (StreamState.HALF_CLOSED_REMOTE, StreamState.CLOSED):
+            if self.state in (_STREAM_HALF_CLOSED_REMOTE, _STREAM_CLOSED):
                 return None
             waiter = self._recv_waiter = self._dispatcher.loop.create_future()
             try:
@@ -120,15 +130,15 @@ class RPCStream:
         data = self._messages.popleft()
         state = self.state
         # Credit matters only while the peer may still send.
-        if state is StreamState.OPEN or state is StreamState.HALF_CLOSED_LOCAL:
+        if state is _STREAM_OPEN or state is _STREAM_HALF_CLOSED_LOCAL:
             self._dispatcher.acknowledge(self.stream_id, len(data))
         return data
 
     def has_request(self) -> bool:
         """True once a message or the peer's end of stream has arrived."""
         return bool(self._messages) or self.state in (
-            StreamState.HALF_CLOSED_REMOTE,
-            StreamState.CLOSED,
+            _STREAM_HALF_CLOSED_REMOTE,
+            _STREAM_CLOSED,
         )
 
     def take_messages(self) -> list[bytes]:
@@ -190,16 +200,16 @@ class RPCStream:
         if self._error is not None:
             raise self._error
         if end:
-            self._advance(StreamInput.SEND_END)
-        elif self.state in (StreamState.HALF_CLOSED_LOCAL, StreamState.CLOSED):
-            next_stream_state(self.state, StreamInput.SEND_END)  # raises LocalProtocolError
+            self._advance(_IN_SEND_END)
+        elif self.state in (_STREAM_HALF_CLOSED_LOCAL, _STREAM_CLOSED):
+            next_stream_state(self.state, _IN_SEND_END)  # raises LocalProtocolError
         self._dispatcher.send_message(self.stream_id, data, end)
 
     def send_end(self) -> None:
         """Half-close our side without a message (client: no more requests)."""
         if self._error is not None:
             raise self._error
-        self._advance(StreamInput.SEND_END)
+        self._advance(_IN_SEND_END)
         self._dispatcher.send_event(EndOfStream(stream_id=self.stream_id))
 
     def send_headers(self, metadata: MetadataPairs) -> None:
@@ -223,7 +233,7 @@ class RPCStream:
         if self.status is not None or self._error is not None:
             return
         self._dispatcher.send_reply(self.stream_id, data, metadata)
-        self.status = Status.OK
+        self.status = _OK
         self._close()
 
     def reset(self, status: Status, message: str = "") -> None:
@@ -239,11 +249,11 @@ class RPCStream:
 
     def deliver(self, data: bytes, end: bool) -> None:
         """A message arrived."""
-        if self.state is StreamState.CLOSED:
+        if self.state is _STREAM_CLOSED:
             return
         self._messages.append(data)
         if end:
-            self.state = next_stream_state(self.state, StreamInput.RECV_END)
+            self.state = next_stream_state(self.state, _IN_RECV_END)
         waiter = self._recv_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -254,7 +264,7 @@ class RPCStream:
 
     def deliver_end(self) -> None:
         """The peer half-closed."""
-        self.state = next_stream_state(self.state, StreamInput.RECV_END)
+        self.state = next_stream_state(self.state, _IN_RECV_END)
         self._wake_recv()
         ready = self.on_ready
         if ready is not None:
@@ -272,11 +282,11 @@ class RPCStream:
         """The call ended with a status (client side)."""
         self.trailers = metadata
         self.status_message = message
-        if status is not Status.OK:
+        if status is not _OK:
             self._error = StatusError(status, message, trailers=metadata)
         self.status = status
-        if self.state is not StreamState.CLOSED:
-            self.state = next_stream_state(self.state, StreamInput.RECV_END)
+        if self.state is not _STREAM_CLOSED:
+            self.state = next_stream_state(self.state, _IN_RECV_END)
         self._close()
 
     def deliver_reset(self, status: Status, message: str, error_code: int | None = None) -> None:
@@ -309,7 +319,7 @@ class RPCStream:
             waiter.set_result(None)
 
     def _close(self) -> None:
-        self.state = StreamState.CLOSED
+        self.state = _STREAM_CLOSED
         # Every waiter is woken; inlined (this runs once per call on both sides).
         for waiter in (self._recv_waiter, self._send_waiter, self._done, self._headers_waiter):
             if waiter is not None and not waiter.done():
