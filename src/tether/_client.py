@@ -7,7 +7,7 @@ import dataclasses
 import functools
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from . import metainfo as _metainfo
@@ -395,7 +395,7 @@ class Client:
             )
         return request_codec, response_codec
 
-    async def unary(
+    def unary(
         self,
         method: str,
         request: Any,
@@ -405,16 +405,18 @@ class Client:
         timeout: Any = _UNSET,
         metadata: MetadataLike = None,
         with_call: bool = False,
-    ) -> Any:
-        """Call a unary method and return its reply.
+    ) -> Coroutine[Any, Any, Any]:
+        """Call a unary method: await the result for its reply.
 
         ``with_call=True`` returns ``(reply, call)`` so response metadata can be read.
+        (A plain method returning the call's coroutine: one coroutine per call, not two.)
 
         Raises:
-            StatusError: the call failed (its ``status`` says why).
+            StatusError: the call failed (its ``status`` says why), when awaited.
+            ConfigError: no payload codec fits ``request`` / ``response_type`` (at once).
         """
         request_codec, response_codec = self._codecs(request, request_type, response_type)
-        return await self._unary(
+        return self._unary(
             method, request, request_codec, response_codec, timeout, metadata, with_call
         )
 

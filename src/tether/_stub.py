@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Final
 
 from ._calls import Call
@@ -22,7 +22,7 @@ _UNARY: Final = Cardinality.UNARY
 class Stub:
     """Methods of a :class:`Service`, called through a :class:`Client`.
 
-    Unary methods are coroutines returning the reply; server-streaming methods return a
+    Unary methods return a coroutine to await for the reply; server-streaming methods return a
     :class:`Call` to iterate; client- and bidi-streaming methods return a :class:`Call`
     to ``send()`` on. Every method takes ``timeout=`` and ``metadata=``.
     """
@@ -30,13 +30,18 @@ class Stub:
     def __init__(self, client: Client, service: Service) -> None:
         self._client = client
         self._service = service
+        self._bound: dict[str, Callable[..., Any]] = {}
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
+        bound = self._bound.get(name)
+        if bound is not None:
+            return bound
         try:
             spec = self._service.methods[name]
         except KeyError:
             raise AttributeError(f"{self._service.name} has no method {name!r}") from None
-        return _bind(self._client, self._service.name, spec)
+        bound = self._bound[name] = _bind(self._client, self._service.name, spec)
+        return bound
 
     def __dir__(self) -> list[str]:
         return sorted(self._service.methods)
@@ -46,15 +51,15 @@ def _bind(client: Client, service: str, spec: MethodSpec) -> Callable[..., Any]:
     path = f"{service}/{spec.name}"
     rq, rs = spec.request_codec, spec.response_codec
     if spec.cardinality is _UNARY:
-
-        async def unary(
+        # A plain function returning the call's coroutine: one coroutine per call, not two.
+        def unary(
             request: Any,
             *,
             timeout: Any = _UNSET,
             metadata: MetadataLike = None,
             with_call: bool = False,
-        ) -> Any:
-            return await client._unary(
+        ) -> Coroutine[Any, Any, Any]:
+            return client._unary(
                 path, request, rq, rs, timeout, metadata, with_call, oneway=spec.oneway
             )
 
