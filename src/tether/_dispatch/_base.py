@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -101,6 +102,12 @@ class DispatcherBase(ConnectionHandler):
         self._keepalive = (
             Keepalive(self, keepalive) if keepalive is not None and keepalive.enabled else None
         )
+        #: Event type -> the subclass's handler (:meth:`on_read` routes through it).
+        self._handlers = self._event_handlers()
+
+    @abstractmethod
+    def _event_handlers(self) -> dict[type[Event], Callable[[Event], None]]:
+        """The handler of each codec event type."""
 
     def __repr__(self) -> str:
         role = "server" if self.role_is_server else "client"

@@ -27,7 +27,6 @@ from ..framing import (
     ConnectionClosed,
     EndOfStream,
     Event,
-    FrameCodec,
     GoAway,
     Headers,
     Message,
@@ -41,11 +40,8 @@ from ..transport import Connection
 from ._base import (
     MAX_DROPPED_CALLS as MAX_DROPPED_CALLS,
     DispatcherBase,
-    OnCall,
-    OnStateChange,
     logger,
 )
-from ._keepalive import LivenessConfig
 from ._state import ConnectionInput, ConnectionState, StreamState
 from ._stream import RPCStream
 
@@ -74,25 +70,8 @@ class Dispatcher(DispatcherBase):
     Must be created and used on the event loop that runs the connection.
     """
 
-    def __init__(
-        self,
-        codec: FrameCodec,
-        *,
-        on_call: OnCall | None = None,
-        on_state_change: OnStateChange | None = None,
-        keepalive: LivenessConfig | None = None,
-        max_streams: int | None = None,
-        on_slot_free: Callable[[], None] | None = None,
-    ) -> None:
-        super().__init__(
-            codec,
-            on_call=on_call,
-            on_state_change=on_state_change,
-            keepalive=keepalive,
-            max_streams=max_streams,
-            on_slot_free=on_slot_free,
-        )
-        self._handlers: dict[type[Event], Callable[[Event], None]] = {
+    def _event_handlers(self) -> dict[type[Event], Callable[[Event], None]]:
+        return {
             CallStarted: self._on_call_started,  # type: ignore[dict-item]
             Headers: self._on_headers,  # type: ignore[dict-item]
             Message: self._on_message,  # type: ignore[dict-item]
