@@ -34,7 +34,8 @@ EAGER = sys.version_info >= (3, 12)
 # Typed for the stand-in: the registry stores any object, asyncio's stubs say Task.
 _enter_task = cast(Callable[[asyncio.AbstractEventLoop, object], None], asyncio.tasks._enter_task)
 _leave_task = cast(Callable[[asyncio.AbstractEventLoop, object], None], asyncio.tasks._leave_task)
-_current_task = asyncio.current_task
+# The registry itself: asyncio.current_task() is a Python function reading it (3.11).
+_current_tasks = cast(dict[asyncio.AbstractEventLoop, object], asyncio.tasks._current_tasks)  # type: ignore[attr-defined]
 
 
 def start_eagerly(
@@ -46,7 +47,7 @@ def start_eagerly(
         return None if task.done() else task
     context = contextvars.copy_context()
     stand_in = _FirstStep(loop, coro)
-    outer = _current_task(loop)  # set when a transport delivers inside a task's step
+    outer = _current_tasks.get(loop)  # set when a transport delivers inside a task's step
     if outer is not None:
         _leave_task(loop, outer)
     _enter_task(loop, stand_in)
