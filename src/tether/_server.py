@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ._aiter import decoded_until_none
@@ -18,7 +18,7 @@ from ._exceptions import BizStatusError, ConfigError, StatusError
 from ._service import Cardinality, MethodSpec, Service
 from ._status import Status
 from .encoding import DecodeError, EncodeError, PayloadCodec
-from .framing import CallStarted, CodecConfig, Framing, Role, get_framing
+from .framing import CallStarted, CodecConfig, Framing, Role, check_protocol_options, get_framing
 from .transport import Connection, ConnectionHandler, Listener, get_transport, parse_address
 
 logger = logging.getLogger("tether.server")
@@ -67,6 +67,11 @@ class Server:
             ``timeout`` (default: off; :class:`~tether.KeepaliveConfig`).
         idle_timeout: close a connection with no call in flight for this many seconds
             (GOAWAY, then a graceful close).
+        protocol_options: per-framing options for this server's connections, by framing
+            name, each an instance of that framing's ``options_type`` (e.g.
+            ``{"grpc": GrpcOptions(ping_flood_limit=100)}``); other servers and clients
+            in the process keep their own. ConfigError for an unknown name or a wrong
+            options type.
     """
 
     def __init__(
@@ -79,6 +84,7 @@ class Server:
         on_connection_state: OnConnectionState | None = None,
         keepalive: KeepaliveConfig | None = None,
         idle_timeout: float | None = None,
+        protocol_options: Mapping[str, object] | None = None,
     ) -> None:
         self._services: dict[str, Service] = {}
         self._methods: dict[tuple[str, str], MethodSpec] = {}
@@ -94,6 +100,7 @@ class Server:
         self._grace = grace
         self._codec_config = codec_config or CodecConfig()
         self._protocols = list(protocols) if protocols is not None else None
+        self._protocol_options = check_protocol_options(protocol_options)
         self._on_connection_state = on_connection_state
         self._keepalive = LivenessConfig.of(keepalive, idle_timeout)
         self._listeners: list[Listener] = []
@@ -241,7 +248,9 @@ class Server:
 
         def make_dispatcher(framing: Framing) -> Dispatcher:
             dispatcher = Dispatcher(
-                framing.create(Role.SERVER, self._codec_config),
+                framing.new_codec(
+                    Role.SERVER, self._codec_config, self._protocol_options.get(framing.name)
+                ),
                 on_call=self._on_call,
                 on_state_change=self._state_changed,
                 keepalive=self._keepalive,

@@ -18,6 +18,7 @@ from typing import Any
 
 from .._exceptions import (
     ErrorCode,
+    LocalProtocolError,
     ProtocolError,
     RemoteProtocolError,
     StatusError,
@@ -33,6 +34,7 @@ from ..framing import (
     Event,
     FrameCodec,
     GoAway,
+    HandshakeCompleted,
     Headers,
     Message,
     Ping,
@@ -116,6 +118,7 @@ class Dispatcher(ConnectionHandler):
             GoAway: self._on_go_away,  # type: ignore[dict-item]
             Ping: self._on_ping,  # type: ignore[dict-item]
             ConnectionClosed: self._on_connection_closed,  # type: ignore[dict-item]
+            HandshakeCompleted: self._on_handshake_completed,  # type: ignore[dict-item]
         }
 
     def __repr__(self) -> str:
@@ -512,7 +515,10 @@ class Dispatcher(ConnectionHandler):
         self._ping_waiters[payload] = waiter
         started = self.loop.time()
         try:
-            self.send_event(Ping(payload=payload))
+            try:
+                self.send_event(Ping(payload=payload))
+            except LocalProtocolError as exc:  # the codec already failed the connection
+                raise StatusError(Status.UNAVAILABLE, self.close_reason or str(exc)) from exc
             await waiter
         finally:
             self._ping_waiters.pop(payload, None)
@@ -683,6 +689,13 @@ class Dispatcher(ConnectionHandler):
         stream = self.streams.get(event.stream_id)
         if stream is not None:
             stream.wake_sender()
+
+    def _on_handshake_completed(self, event: HandshakeCompleted) -> None:
+        """The peer finished its handshake: its deadline is disarmed, not left pending."""
+        timer = self._handshake_timer
+        if timer is not None:
+            timer.cancel()
+            self._handshake_timer = None
 
     def _on_settings(self, event: SettingsChanged) -> None:
         self._wake_slot_waiters()
