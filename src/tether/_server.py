@@ -66,7 +66,8 @@ class Server:
             drop the connection (its calls are cancelled) when nothing comes back within
             ``timeout`` (default: off; :class:`~tether.KeepaliveConfig`).
         idle_timeout: close a connection with no call in flight for this many seconds
-            (GOAWAY, then a graceful close).
+            (GOAWAY, then a graceful close); one whose first bytes have not shown its
+            protocol by then (it sent nothing, or stalls inside them) is aborted.
         protocol_options: per-framing options for this server's connections, by framing
             name, each an instance of that framing's ``options_type`` (e.g.
             ``{"grpc": GrpcOptions(ping_flood_limit=100)}``); other servers and clients
@@ -260,7 +261,8 @@ class Server:
                 self._kitex.add(dispatcher)
             return dispatcher
 
-        conn.start(_TrackedHandler(self, conn, DetectingHandler(make_dispatcher, candidates)))
+        detecting = DetectingHandler(make_dispatcher, candidates, self._keepalive.idle_timeout)
+        conn.start(_TrackedHandler(self, conn, detecting))
 
     def _state_changed(self, dispatcher: Dispatcher, state: ConnectionState) -> None:
         if state is ConnectionState.DISCONNECTED:
