@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -297,4 +299,50 @@ async def test_server_without_settings_is_a_connect_failure() -> None:
         server.close()
         for writer in writers:
             writer.close()
+        await server.wait_closed()
+
+
+async def test_server_resetting_the_connection_mid_call() -> None:
+    """A server that resets the TCP connection when a call arrives fails that call with
+    UNAVAILABLE stating the reset once (not "connection lost: connection lost: ..."),
+    and the next call is served on a new connection."""
+    accepted = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        first = accepted == 1
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        conn.initiate_connection()
+        writer.write(conn.data_to_send())
+        while data := await reader.read(65536):
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived) and first:
+                    sock = writer.get_extra_info("socket")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    writer.transport.abort()  # RST
+                    return
+                if isinstance(event, h2.events.StreamEnded):
+                    sid = event.stream_id
+                    conn.send_headers(
+                        sid, [(":status", "200"), ("content-type", "application/grpc")]
+                    )
+                    conn.send_data(sid, b"\x00\x00\x00\x00\x02ok")
+                    conn.send_headers(sid, [("grpc-status", "0")], end_stream=True)
+            writer.write(conn.data_to_send())
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with tether.Client(f"tcp://127.0.0.1:{port}", protocol="grpc") as client:
+            with pytest.raises(tether.StatusError) as info:
+                await client.unary("/a.B/C", b"x")
+            assert info.value.status is tether.Status.UNAVAILABLE
+            assert info.value.message.count("connection lost") == 1
+            assert "ConnectionResetError" in info.value.message
+            assert await client.unary("/a.B/C", b"x") == b"ok"
+            assert len(client._dispatchers) == 1
+    finally:
+        server.close()
         await server.wait_closed()

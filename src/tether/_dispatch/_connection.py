@@ -184,7 +184,11 @@ class Dispatcher(ConnectionHandler):
     def on_inactive(self, conn: Connection, exc: BaseException | None) -> None:
         if self.state is ConnectionState.DISCONNECTED:
             return
-        reason = self.close_reason or (f"connection lost: {exc}" if exc else "connection closed")
+        if isinstance(exc, TransportError):
+            lost = str(exc)  # the transport already says how ("connection lost: ...")
+        else:
+            lost = f"connection lost: {exc}" if exc else "connection closed"
+        reason = self.close_reason or lost
         self.close_reason = reason
         if self._keepalive is not None:
             self._keepalive.stop()
