@@ -34,8 +34,7 @@ from ._events import (
     WindowUpdated as WindowUpdated,
 )
 from ._native import NativeCodec as NativeCodec, create_native_codec, detect_native
-from .grpc import create_grpc_codec, detect_grpc
-from .grpc._options import GrpcOptions
+from .grpc import GrpcOptions, create_grpc_codec, detect_grpc
 
 __all__ = [
     "CallStarted",
