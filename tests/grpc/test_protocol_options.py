@@ -62,7 +62,8 @@ async def _ping(host_port: tuple[str, int], count: int) -> tuple[int, int | None
 async def test_two_servers_keep_their_own_flood_limits() -> None:
     """Two servers in one process, PING flood limits 5 and 50: six PINGs without progress
     get GOAWAY ENHANCE_YOUR_CALM from the first (after five ACKs), twenty are all
-    answered by the second, and the strict server still serves real calls."""
+    answered by the second, and the strict server still serves real calls, over gRPC and
+    over tether's native protocol."""
     strict = _echo_server(protocol_options={"grpc": GrpcOptions(ping_flood_limit=5)})
     lenient = _echo_server(protocol_options={"grpc": GrpcOptions(ping_flood_limit=50)})
     async with strict, lenient:
@@ -70,9 +71,10 @@ async def test_two_servers_keep_their_own_flood_limits() -> None:
         await lenient.start("tcp://127.0.0.1:0")
         assert await _ping(_host_port(strict), 6) == (5, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
         assert await _ping(_host_port(lenient), 20) == (20, None)
-        async with tether.Client(strict.addresses[0], protocol="grpc") as client:
-            reply = await tether.grpc.stub(client, echo_pb2, "Echo").Unary(EchoRequest(data=b"a"))
-            assert reply.data == b"a"
+        for protocol in ("grpc", "tether"):  # the options touch only the grpc framing
+            async with tether.Client(strict.addresses[0], protocol=protocol) as client:
+                stub = tether.grpc.stub(client, echo_pb2, "Echo")
+                assert (await stub.Unary(EchoRequest(data=b"a"))).data == b"a"
 
 
 class H2Peer:
