@@ -15,6 +15,7 @@ from ._calls import Call, FinishedCall, decode_reply, expire
 from ._client_protocols import (
     CALLER_KEYS,
     MAX_TRANSPARENT_RETRIES,
+    client_authority,
     default_authority as default_authority,
     not_processed as not_processed,
     retry_pause,
@@ -124,12 +125,17 @@ class Client:
             whose defaults a grpcio server accepts).
         idle_timeout: close a connection with no call in flight for this many seconds
             (the next call opens a new one).
-        authority: gRPC's ``:authority`` (default: the URL's ``host:port``; Kitex
-            servers expect the destination service name).
+        authority: gRPC's ``:authority`` (default: the ``authority`` of
+            ``protocol_options``, else the URL's ``host:port``; Kitex servers expect the
+            destination service name).
         caller: this client's own service name, sent as Kitex sends it: TTHeader's
             FromService (int key 3) on the Thrift-family protocols, ``source-service``
             over gRPC. Calls made inside a handler also send that handler's method
             (TTHeader FromMethod, int key 20; ``source-method`` over gRPC).
+        protocol_options: options for this client's codecs, an instance of the
+            protocol's ``options_type`` (``protocol="grpc"``:
+            :class:`~tether.framing.grpc.GrpcOptions`: user agent, compression, flood
+            limits, SETTINGS timeout ...); other clients and servers keep their own.
 
     Over TLS with ``protocol="grpc"``, ALPN ``h2`` is offered unless ``tls.alpn`` says
     otherwise, and ``:scheme`` is ``https``.
@@ -156,10 +162,14 @@ class Client:
         idle_timeout: float | None = None,
         authority: str | None = None,
         caller: str | None = None,
+        protocol_options: object = None,
     ) -> None:
         self._address = parse_address(url)
         self._transport = get_transport(self._address.scheme)
         self._framing = get_framing(protocol)
+        if protocol_options is not None:
+            self._framing.check_options(protocol_options)
+        self._protocol_options = protocol_options
         if self._transport.uses_tls:
             tls = with_alpn(tls, self._framing.name)
         self._options = ConnectOptions(tls=tls, connect_timeout=connect_timeout)
@@ -191,7 +201,7 @@ class Client:
         self._pool_size = pool_size
         self._on_state_change = on_state_change
         self._liveness = LivenessConfig.of(keepalive, idle_timeout)
-        self._authority = authority if authority is not None else default_authority(self._address)
+        self._authority = client_authority(authority, protocol_options, self._address)
         self._dispatchers: list[Dispatcher] = []
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._method_names: dict[str, tuple[str, str]] = {}
@@ -262,7 +272,7 @@ class Client:
             raise ClosedResourceError("the client was closed while connecting")
 
     def _create_codec(self) -> FrameCodec:
-        codec = self._framing.create(Role.CLIENT, self._codec_config)
+        codec = self._framing.new_codec(Role.CLIENT, self._codec_config, self._protocol_options)
         if self._framing.name == "grpc":
             from .framing.grpc import GrpcCodec
 

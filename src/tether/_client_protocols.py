@@ -7,6 +7,7 @@ import dataclasses
 
 from ._config import TLSConfig
 from ._exceptions import ErrorCode, StatusError, StreamResetError
+from .framing.grpc import GrpcOptions
 from .transport import Address
 
 #: ALPN offered over TLS when the caller's TLSConfig names none (gRPC needs ``h2``).
@@ -45,6 +46,16 @@ def default_authority(address: Address) -> str:
         return "localhost"
     host = f"[{address.host}]" if ":" in address.host else address.host
     return f"{host}:{address.port}"
+
+
+def client_authority(authority: str | None, options: object, address: Address) -> str:
+    """A client's gRPC ``:authority``: its ``authority=`` argument, else the
+    ``authority`` of its :class:`GrpcOptions`, else :func:`default_authority`."""
+    if authority is not None:
+        return authority
+    if isinstance(options, GrpcOptions) and options.authority is not None:
+        return options.authority
+    return default_authority(address)
 
 
 def with_alpn(tls: TLSConfig | None, protocol: str) -> TLSConfig | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from ._aiter import decoded_until_none
@@ -18,7 +18,7 @@ from ._exceptions import BizStatusError, ConfigError, StatusError
 from ._service import Cardinality, MethodSpec, Service
 from ._status import Status
 from .encoding import DecodeError, EncodeError, PayloadCodec
-from .framing import CallStarted, CodecConfig, Framing, Role, get_framing
+from .framing import CallStarted, CodecConfig, Framing, Role, check_protocol_options, get_framing
 from .transport import Connection, ConnectionHandler, Listener, get_transport, parse_address
 
 # Enum members bound once: attribute access on an Enum class goes through
@@ -79,7 +79,13 @@ class Server:
             drop the connection (its calls are cancelled) when nothing comes back within
             ``timeout`` (default: off; :class:`~tether.KeepaliveConfig`).
         idle_timeout: close a connection with no call in flight for this many seconds
-            (GOAWAY, then a graceful close).
+            (GOAWAY, then a graceful close); one whose first bytes have not shown its
+            protocol by then (it sent nothing, or stalls inside them) is aborted.
+        protocol_options: per-framing options for this server's connections, by framing
+            name, each an instance of that framing's ``options_type`` (e.g.
+            ``{"grpc": GrpcOptions(ping_flood_limit=100)}``); other servers and clients
+            in the process keep their own. ConfigError for an unknown name or a wrong
+            options type.
     """
 
     def __init__(
@@ -92,6 +98,7 @@ class Server:
         on_connection_state: OnConnectionState | None = None,
         keepalive: KeepaliveConfig | None = None,
         idle_timeout: float | None = None,
+        protocol_options: Mapping[str, object] | None = None,
     ) -> None:
         self._services: dict[str, Service] = {}
         self._methods: dict[tuple[str, str], MethodSpec] = {}
@@ -107,6 +114,7 @@ class Server:
         self._grace = grace
         self._codec_config = codec_config or CodecConfig()
         self._protocols = list(protocols) if protocols is not None else None
+        self._protocol_options = check_protocol_options(protocol_options)
         self._on_connection_state = on_connection_state
         self._keepalive = LivenessConfig.of(keepalive, idle_timeout)
         self._listeners: list[Listener] = []
@@ -254,7 +262,9 @@ class Server:
 
         def make_dispatcher(framing: Framing) -> Dispatcher:
             dispatcher = Dispatcher(
-                framing.create(Role.SERVER, self._codec_config),
+                framing.new_codec(
+                    Role.SERVER, self._codec_config, self._protocol_options.get(framing.name)
+                ),
                 on_call=self._on_call,
                 on_state_change=self._state_changed,
                 keepalive=self._keepalive,
@@ -264,7 +274,8 @@ class Server:
                 self._kitex.add(dispatcher)
             return dispatcher
 
-        conn.start(_TrackedHandler(self, conn, DetectingHandler(make_dispatcher, candidates)))
+        detecting = DetectingHandler(make_dispatcher, candidates, self._keepalive.idle_timeout)
+        conn.start(_TrackedHandler(self, conn, detecting))
 
     def _state_changed(self, dispatcher: Dispatcher, state: ConnectionState) -> None:
         if state is _CONN_DISCONNECTED:

@@ -101,3 +101,31 @@ async def test_bad_connections_do_not_leak(server: tether.Server) -> None:
     await asyncio.sleep(0.1)
     assert server.connection_count == 0
     assert len([t for t in asyncio.all_tasks() if not t.done()]) <= tasks_before
+
+
+@pytest.mark.parametrize(
+    "first_bytes",
+    [b"", PREFACE[:5], b"PRI * HTTP/2.0\r\n"],
+    ids=["silent", "partial-tether-preface", "partial-grpc-preface"],
+)
+async def test_idle_timeout_also_closes_connections_that_never_show_a_protocol(
+    service: tether.Service, first_bytes: bytes
+) -> None:
+    """With idle_timeout, a connection that sends nothing, or stalls inside the first
+    bytes protocol detection needs, is aborted (it has no call in flight either) while a
+    healthy client on the same server keeps working."""
+    async with tether.Server([service], idle_timeout=0.2) as server:
+        await server.start("tcp://127.0.0.1:0")
+        async with tether.Client(server.addresses[0]) as client:
+            assert await client.unary("test.Echo/Raw", b"ab") == b"ba"
+            reader, writer = await asyncio.open_connection("127.0.0.1", _port(server))
+            try:
+                writer.write(first_bytes)
+                try:  # the server closes it (a guard, not a timing: idle_timeout is 0.2 s)
+                    received = await asyncio.wait_for(reader.read(), 10)
+                except ConnectionResetError:
+                    received = b""
+                assert received == b""
+            finally:
+                writer.close()
+            assert await client.unary("test.Echo/Raw", b"cd") == b"dc"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import h2.config
 import h2.connection
@@ -15,9 +18,7 @@ import tether
 import tether.grpc
 from tether.demo import echo_pb2
 from tether.demo.echo_pb2 import EchoRequest
-from tether.framing import CodecConfig, Framing, Role
-from tether.framing._base import _FRAMINGS
-from tether.framing.grpc import GrpcCodec, GrpcOptions, detect_grpc
+from tether.framing.grpc import GrpcOptions
 
 from .echo_impl import Probe, TetherEcho
 
@@ -25,12 +26,13 @@ from .echo_impl import Probe, TetherEcho
 class Watched:
     """A tether gRPC server that reports when its connection count changes."""
 
-    def __init__(self) -> None:
+    def __init__(self, options: GrpcOptions | None = None) -> None:
         self.probe = Probe()
         self.changed = asyncio.Event()
         self.server = tether.Server(
             [tether.grpc.service_from_pb2(echo_pb2, "Echo", TetherEcho(self.probe))],
             on_connection_state=lambda d, s: self.changed.set(),
+            protocol_options={"grpc": options} if options is not None else None,
         )
 
     @property
@@ -44,15 +46,25 @@ class Watched:
             await self.changed.wait()
 
 
-@pytest.fixture
-async def watched() -> AsyncIterator[Watched]:
-    server = Watched()
+@asynccontextmanager
+async def _watched(options: GrpcOptions | None = None) -> AsyncIterator[Watched]:
+    server = Watched(options)
     await server.server.start("tcp://127.0.0.1:0")
     try:
         yield server
     finally:
         server.server.close()
         await server.server.wait_closed()
+
+
+@pytest.fixture
+async def watched() -> AsyncIterator[Watched]:
+    async with _watched() as server:
+        yield server
+
+
+#: A SETTINGS timeout short enough for a test (given per server or client).
+QUICK_SETTINGS = GrpcOptions(settings_timeout=0.2)
 
 
 async def _goaway_after(watched: Watched, attack: bytes) -> h2.events.ConnectionTerminated:
@@ -147,24 +159,15 @@ async def test_floods_are_cut_off(watched: Watched, kind: str) -> None:
         await watched.wait_connections(1)
 
 
-@pytest.fixture
-def quick_settings_timeout(monkeypatch: pytest.MonkeyPatch) -> float:
-    """The ``grpc`` framing re-registered with a 0.2 s SETTINGS timeout (as docs/grpc.md
-    shows), for this test only."""
-    timeout = 0.2
-
-    def create(role: Role, config: CodecConfig) -> GrpcCodec:
-        return GrpcCodec(role, config, GrpcOptions(settings_timeout=timeout))
-
-    framing = Framing(name="grpc", create=create, detect=detect_grpc, priority=5)
-    monkeypatch.setitem(_FRAMINGS, "grpc", framing)
-    return timeout
+async def test_server_drops_a_client_that_never_acknowledges_settings() -> None:
+    """A client that sends its preface but never acknowledges the SETTINGS of a server
+    with a short settings_timeout gets GOAWAY SETTINGS_TIMEOUT and a close; another
+    client is served meanwhile."""
+    async with _watched(QUICK_SETTINGS) as watched:
+        await _settings_timeout_closes_the_connection(watched)
 
 
-@pytest.mark.usefixtures("quick_settings_timeout")
-async def test_server_drops_a_client_that_never_acknowledges_settings(watched: Watched) -> None:
-    """A client that sends its preface but never acknowledges the server's SETTINGS gets
-    GOAWAY SETTINGS_TIMEOUT and a close; another client is served meanwhile."""
+async def _settings_timeout_closes_the_connection(watched: Watched) -> None:
     reader, writer = await asyncio.open_connection(*watched.host_port)
     try:
         writer.write(_PREFACE + _frame(4, 0, 0))
@@ -182,11 +185,10 @@ async def test_server_drops_a_client_that_never_acknowledges_settings(watched: W
     await watched.wait_connections(0)
 
 
-@pytest.mark.usefixtures("quick_settings_timeout")
 async def test_client_drops_a_server_that_never_acknowledges_settings() -> None:
-    """A server that sends SETTINGS but never acknowledges ours: the call fails with
-    UNAVAILABLE naming the timeout, the server gets GOAWAY SETTINGS_TIMEOUT, and the
-    client keeps no connection."""
+    """A server that sends SETTINGS but never acknowledges those of a client with a short
+    settings_timeout: the call fails with UNAVAILABLE naming the timeout, the server gets
+    GOAWAY SETTINGS_TIMEOUT, and the client keeps no connection."""
     received = bytearray()
     writers: list[asyncio.StreamWriter] = []
 
@@ -199,7 +201,9 @@ async def test_client_drops_a_server_that_never_acknowledges_settings() -> None:
     server = await asyncio.start_server(rude, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        async with tether.Client(f"tcp://127.0.0.1:{port}", protocol="grpc") as client:
+        async with tether.Client(
+            f"tcp://127.0.0.1:{port}", protocol="grpc", protocol_options=QUICK_SETTINGS
+        ) as client:
             with pytest.raises(tether.StatusError) as info:
                 await client.unary("/a.B/C", b"")
             assert info.value.status is tether.Status.UNAVAILABLE
@@ -295,4 +299,50 @@ async def test_server_without_settings_is_a_connect_failure() -> None:
         server.close()
         for writer in writers:
             writer.close()
+        await server.wait_closed()
+
+
+async def test_server_resetting_the_connection_mid_call() -> None:
+    """A server that resets the TCP connection when a call arrives fails that call with
+    UNAVAILABLE stating the reset once (not "connection lost: connection lost: ..."),
+    and the next call is served on a new connection."""
+    accepted = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        first = accepted == 1
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        conn.initiate_connection()
+        writer.write(conn.data_to_send())
+        while data := await reader.read(65536):
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived) and first:
+                    sock = writer.get_extra_info("socket")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    writer.transport.abort()  # RST
+                    return
+                if isinstance(event, h2.events.StreamEnded):
+                    sid = event.stream_id
+                    conn.send_headers(
+                        sid, [(":status", "200"), ("content-type", "application/grpc")]
+                    )
+                    conn.send_data(sid, b"\x00\x00\x00\x00\x02ok")
+                    conn.send_headers(sid, [("grpc-status", "0")], end_stream=True)
+            writer.write(conn.data_to_send())
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with tether.Client(f"tcp://127.0.0.1:{port}", protocol="grpc") as client:
+            with pytest.raises(tether.StatusError) as info:
+                await client.unary("/a.B/C", b"x")
+            assert info.value.status is tether.Status.UNAVAILABLE
+            assert info.value.message.count("connection lost") == 1
+            assert "ConnectionResetError" in info.value.message
+            assert await client.unary("/a.B/C", b"x") == b"ok"
+            assert len(client._dispatchers) == 1
+    finally:
+        server.close()
         await server.wait_closed()

@@ -6,7 +6,9 @@ import pytest
 
 import tether
 from tether._client import default_authority
-from tether.framing.grpc import GrpcCodec
+from tether.framing import CodecConfig, Framing, Role
+from tether.framing._base import _FRAMINGS
+from tether.framing.grpc import GrpcCodec, GrpcOptions, detect_grpc
 from tether.transport import parse_address
 
 
@@ -47,3 +49,18 @@ def test_grpc_over_tls_offers_h2() -> None:
     mine = tether.TLSConfig(alpn=("custom",))
     assert tether.Client("tls://127.0.0.1:1", protocol="grpc", tls=mine)._options.tls is mine
     assert tether.Client("tls://127.0.0.1:1")._options.tls is None
+
+
+def test_process_wide_registration_still_applies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A grpc framing registered again without options_type (the process-wide way) still
+    makes every client's codecs, with the client's authority and scheme filled in."""
+
+    def create(role: Role, config: CodecConfig) -> GrpcCodec:
+        return GrpcCodec(role, config, GrpcOptions(user_agent="everyone/1"))
+
+    framing = Framing(name="grpc", create=create, detect=detect_grpc, priority=5)
+    monkeypatch.setitem(_FRAMINGS, "grpc", framing)
+    codec = tether.Client("tls://127.0.0.1:9", protocol="grpc")._create_codec()
+    assert isinstance(codec, GrpcCodec)
+    assert codec.options.user_agent == "everyone/1"
+    assert (codec.options.authority, codec.options.scheme) == ("127.0.0.1:9", "https")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from .._exceptions import (
     ErrorCode,
+    LocalProtocolError,
     ProtocolError,
     StatusError,
     TransportError,
@@ -250,7 +251,10 @@ class DispatcherBase(ConnectionHandler):
         self._ping_waiters[payload] = waiter
         started = self.loop.time()
         try:
-            self.send_event(Ping(payload=payload))
+            try:
+                self.send_event(Ping(payload=payload))
+            except LocalProtocolError as exc:  # the codec already failed the connection
+                raise StatusError(_UNAVAILABLE, self.close_reason or str(exc)) from exc
             await waiter
         finally:
             self._ping_waiters.pop(payload, None)

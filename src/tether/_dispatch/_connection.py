@@ -19,6 +19,7 @@ from .._exceptions import (
     RemoteProtocolError,
     StatusError,
     StreamResetError,
+    TransportError,
 )
 from .._status import Status
 from .._types import MetadataPairs
@@ -28,6 +29,7 @@ from ..framing import (
     EndOfStream,
     Event,
     GoAway,
+    HandshakeCompleted,
     Headers,
     Message,
     Ping,
@@ -83,6 +85,7 @@ class Dispatcher(DispatcherBase):
             GoAway: self._on_go_away,  # type: ignore[dict-item]
             Ping: self._on_ping,  # type: ignore[dict-item]
             ConnectionClosed: self._on_connection_closed,  # type: ignore[dict-item]
+            HandshakeCompleted: self._on_handshake_completed,  # type: ignore[dict-item]
         }
 
     def on_active(self, conn: Connection) -> None:
@@ -142,7 +145,11 @@ class Dispatcher(DispatcherBase):
     def on_inactive(self, conn: Connection, exc: BaseException | None) -> None:
         if self.state is _CONN_DISCONNECTED:
             return
-        reason = self.close_reason or (f"connection lost: {exc}" if exc else "connection closed")
+        if isinstance(exc, TransportError):
+            lost = str(exc)  # the transport already says how ("connection lost: ...")
+        else:
+            lost = f"connection lost: {exc}" if exc else "connection closed"
+        reason = self.close_reason or lost
         self.close_reason = reason
         if self._keepalive is not None:
             self._keepalive.stop()
@@ -384,6 +391,13 @@ class Dispatcher(DispatcherBase):
         stream = self.streams.get(event.stream_id)
         if stream is not None:
             stream.wake_sender()
+
+    def _on_handshake_completed(self, event: HandshakeCompleted) -> None:
+        """The peer finished its handshake: its deadline is disarmed, not left pending."""
+        timer = self._handshake_timer
+        if timer is not None:
+            timer.cancel()
+            self._handshake_timer = None
 
     def _on_settings(self, event: SettingsChanged) -> None:
         self._wake_slot_waiters()

@@ -12,6 +12,7 @@ from ._base import (
     FrameCodec as FrameCodec,
     Framing as Framing,
     Role as Role,
+    check_protocol_options as check_protocol_options,
     detect_framing as detect_framing,
     get_framing as get_framing,
     register_framing as register_framing,
@@ -23,6 +24,7 @@ from ._events import (
     EndOfStream as EndOfStream,
     Event as Event,
     GoAway as GoAway,
+    HandshakeCompleted as HandshakeCompleted,
     Headers as Headers,
     Message as Message,
     Ping as Ping,
@@ -32,7 +34,7 @@ from ._events import (
     WindowUpdated as WindowUpdated,
 )
 from ._native import NativeCodec as NativeCodec, create_native_codec, detect_native
-from .grpc import create_grpc_codec, detect_grpc
+from .grpc import GrpcOptions, create_grpc_codec, detect_grpc
 
 __all__ = [
     "CallStarted",
@@ -44,6 +46,7 @@ __all__ = [
     "FrameCodec",
     "Framing",
     "GoAway",
+    "HandshakeCompleted",
     "Headers",
     "Message",
     "NativeCodec",
@@ -53,6 +56,7 @@ __all__ = [
     "StreamReset",
     "Trailers",
     "WindowUpdated",
+    "check_protocol_options",
     "detect_framing",
     "get_framing",
     "register_framing",
@@ -63,7 +67,16 @@ register_framing(
     Framing(name="tether", create=create_native_codec, detect=detect_native, priority=10)
 )
 
-register_framing(Framing(name="grpc", create=create_grpc_codec, detect=detect_grpc, priority=5))
+register_framing(
+    Framing(
+        name="grpc",
+        create=create_grpc_codec,
+        detect=detect_grpc,
+        priority=5,
+        options_type=GrpcOptions,
+        create_with_options=create_grpc_codec,
+    )
+)
 
 #: The Kitex-family framings of :mod:`tether.framing.thrift`, by detection priority (the
 #: same as their own ``FRAMINGS`` table, which a test pins). Registered as stand-ins that

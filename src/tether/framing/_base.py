@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from mypy_extensions import mypyc_attr
 
@@ -256,15 +257,61 @@ class Framing:
 
     Attributes:
         name: the ``--protocol`` / ``Client(protocol=...)`` name.
-        create: makes a codec for one connection in one role.
+        create: makes a codec for one connection in one role, with default options.
         detect: inspects a connection's first bytes (``None``: never auto-detected).
         priority: detection order; lower runs first (Kitex: gRPC preface, then the rest).
+        options_type: the class of this framing's per-server / per-client options
+            (``Server(protocol_options={name: ...})``, ``Client(protocol_options=...)``;
+            e.g. :class:`~tether.framing.grpc.GrpcOptions`); ``None``: it takes none.
+        create_with_options: makes a codec with an ``options_type`` instance; given
+            exactly when ``options_type`` is.
+
+    Raises:
+        ConfigError: only one of ``options_type`` and ``create_with_options`` is given.
     """
 
     name: str
     create: Callable[[Role, CodecConfig], FrameCodec]
     detect: Callable[[bytes], Detection] | None = None
     priority: int = 100
+    options_type: type[Any] | None = None
+    create_with_options: Callable[[Role, CodecConfig, Any], FrameCodec] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.options_type is None) != (self.create_with_options is None):
+            raise ConfigError(
+                f"framing {self.name!r}: options_type and create_with_options go together"
+            )
+
+    def check_options(self, options: object) -> None:
+        """Accept ``options`` for this framing, or say why not.
+
+        Raises:
+            ConfigError: the framing takes no options, or ``options`` is not an instance
+                of its ``options_type``.
+        """
+        expected = self.options_type
+        if expected is None:
+            raise ConfigError(f"protocol {self.name!r} takes no options")
+        if not isinstance(options, expected):
+            raise ConfigError(
+                f"protocol {self.name!r} takes {expected.__name__} options, "
+                f"not {type(options).__name__}"
+            )
+
+    def new_codec(self, role: Role, config: CodecConfig, options: object = None) -> FrameCodec:
+        """A codec for one connection: ``create(role, config)`` without ``options``, else
+        ``create_with_options(role, config, options)``.
+
+        Raises:
+            ConfigError: as :meth:`check_options`.
+        """
+        if options is None:
+            return self.create(role, config)
+        self.check_options(options)
+        create = self.create_with_options
+        assert create is not None  # check_options passed, so options_type is set
+        return create(role, config, options)
 
 
 _FRAMINGS: dict[str, Framing] = {}
@@ -292,6 +339,23 @@ def get_framing(name: str) -> Framing:
     except KeyError:
         known = ", ".join(sorted(_FRAMINGS))
         raise ConfigError(f"unknown protocol {name!r} (known: {known})") from None
+
+
+def check_protocol_options(options: Mapping[str, object] | None) -> dict[str, object]:
+    """Validate a framing name → options mapping (``Server(protocol_options=...)``).
+
+    Returns:
+        A copy, to look a framing's options up by its name when a connection starts.
+
+    Raises:
+        ConfigError: a name is not a registered framing, or its options are not of the
+            framing's ``options_type`` (or it takes none).
+    """
+    checked: dict[str, object] = {}
+    for name, value in (options or {}).items():
+        get_framing(name).check_options(value)
+        checked[name] = value
+    return checked
 
 
 def registered_framings() -> list[Framing]:

@@ -131,6 +131,13 @@ class SettingsChanged(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HandshakeCompleted(Event):
+    """Received only: the peer completed the handshake it owed us (HTTP/2: it
+    acknowledged our SETTINGS), so the codec's ``handshake_timeout`` no longer applies;
+    the driver disarms its deadline. Reported at most once per connection."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionClosed(Event):
     """Received only: the peer ended the byte stream (EOF) cleanly between frames."""
 

@@ -19,6 +19,7 @@ from ..framing import (
     EndOfStream,
     Event,
     FrameCodec,
+    HandshakeCompleted,
     Headers,
     Message,
     Ping,
@@ -31,7 +32,7 @@ from ..framing import (
 
 #: Events about the connection's bookkeeping rather than a call; :meth:`CodecPair.send`
 #: leaves them out of what it returns unless asked (see ``keep_bookkeeping``).
-BOOKKEEPING_EVENTS: Final = (WindowUpdated, SettingsChanged)
+BOOKKEEPING_EVENTS: Final = (WindowUpdated, SettingsChanged, HandshakeCompleted)
 
 _MAX_EXCHANGES: Final = 64
 

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING
 
 from .._base import CodecConfig, Detection, FrameCodec, Role
 from ._frames import PREFACE
+from ._options import GrpcOptions as GrpcOptions
 
 if TYPE_CHECKING:
     from ._codec import GrpcCodec as GrpcCodec
-    from ._core import GrpcOptions as GrpcOptions
 
 __all__ = ["GrpcCodec", "GrpcOptions", "create_grpc_codec", "detect_grpc"]
 
@@ -50,14 +50,17 @@ def detect_grpc(prefix: bytes) -> Detection:
     return Detection.NO_MATCH
 
 
-def create_grpc_codec(role: Role, config: CodecConfig) -> FrameCodec:
-    """The :class:`~tether.framing.Framing` factory for the ``grpc`` protocol."""
+def create_grpc_codec(
+    role: Role, config: CodecConfig, options: GrpcOptions | None = None
+) -> FrameCodec:
+    """The :class:`~tether.framing.Framing` factory for the ``grpc`` protocol (its
+    ``create`` and, with a server's or client's options, ``create_with_options``)."""
     from ._codec import GrpcCodec
 
-    return GrpcCodec(role, config)
+    return GrpcCodec(role, config, options)
 
 
-_LAZY = {"GrpcCodec": "._codec", "GrpcOptions": "._core"}
+_LAZY = {"GrpcCodec": "._codec"}
 
 
 def __getattr__(name: str) -> object:

@@ -6,9 +6,7 @@ flow-control queries of the :class:`~tether.framing.FrameCodec` contract.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from ..._exceptions import ConfigError, ErrorCode, LocalProtocolError, RemoteProtocolError
+from ..._exceptions import ErrorCode, LocalProtocolError, RemoteProtocolError
 from ...buffer import ReadBuffer
 from .._base import CodecConfig, FrameCodec, Role
 from . import _frames as wire
@@ -24,6 +22,7 @@ from ._frames import (
     frame_header,
 )
 from ._hpack import ENCODER_TABLE_SIZE, EncoderTable, HeaderDecoder
+from ._options import DEFAULT_USER_AGENT as DEFAULT_USER_AGENT, GrpcOptions as GrpcOptions
 from ._streams import CLOSED, H2Stream
 
 #: Receive window of the whole connection (credit is returned as frames are parsed; the
@@ -40,60 +39,11 @@ RESET_WINDOW = 256
 RESET_MEMORY = 256
 #: Most recent request/response heads kept encoded.
 HEAD_CACHE_SIZE = 256
-DEFAULT_USER_AGENT = "tether-grpc/1"
 _pack_header = HEADER.pack
 #: The frame kinds the flood defence counts (indexes of GrpcCore._flood_counts).
 PING_FLOOD, SETTINGS_FLOOD, EMPTY_FLOOD = 0, 1, 2
 _FLOOD_NAMES = ("PING", "SETTINGS", "empty frame")
 _FLOOD_FRAMES = ("PINGs", "SETTINGS frames", "frames carrying nothing")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GrpcOptions:
-    """Per-connection choices of the gRPC codec beyond :class:`CodecConfig`.
-
-    Attributes:
-        authority: the client's ``:authority`` (``None``: the called service's name,
-            as Kitex does). A call may override it with an ``:authority`` metadata entry.
-        scheme: the client's ``:scheme`` (``https`` over TLS).
-        user_agent: the client's ``user-agent``.
-        compression: ``grpc-encoding`` for the messages we send (``None``: identity).
-            A call may choose its own with a ``grpc-encoding`` metadata entry.
-        settings_timeout: seconds the peer has to acknowledge our SETTINGS once the
-            connection is up; then GOAWAY SETTINGS_TIMEOUT and close (``None``: wait
-            forever).
-        ping_flood_limit: PINGs the peer may send while the connection makes no
-            progress (see below); one more is a flood.
-        settings_flood_limit: SETTINGS frames the peer may send without progress.
-        empty_frame_limit: frames carrying nothing the peer may send without progress:
-            empty DATA without END_STREAM, empty HEADERS / CONTINUATION fragments of an
-            unfinished header block, PRIORITY, frames of unknown types.
-        header_indexing: insert the constant fields of our header blocks (a method's
-            request head, the response head, ``grpc-status``) into the peer's HPACK
-            dynamic table once and send references afterwards (``False``: every block
-            stateless).
-
-    *Progress* is a new stream, DATA with a payload in either direction, or new
-    connection send credit; each resets the three counts. A peer above a limit gets
-    GOAWAY ENHANCE_YOUR_CALM naming the flood, and only its connection closes.
-    """
-
-    authority: str | None = None
-    scheme: str = "http"
-    user_agent: str = DEFAULT_USER_AGENT
-    compression: str | None = None
-    settings_timeout: float | None = 10.0
-    ping_flood_limit: int = 1000
-    settings_flood_limit: int = 100
-    empty_frame_limit: int = 1000
-    header_indexing: bool = True
-
-    def __post_init__(self) -> None:
-        if self.settings_timeout is not None and self.settings_timeout <= 0:
-            raise ConfigError("settings_timeout must be positive (or None: no limit)")
-        for name in ("ping_flood_limit", "settings_flood_limit", "empty_frame_limit"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1")
 
 
 class GrpcCore(FrameCodec):
@@ -105,8 +55,6 @@ class GrpcCore(FrameCodec):
         super().__init__()
         cfg = config if config is not None else CodecConfig()
         opts = options if options is not None else GrpcOptions()
-        if opts.compression not in (None, "identity", "gzip", "deflate"):
-            raise LocalProtocolError(f"unsupported grpc-encoding {opts.compression!r}")
         self.role = role
         self.options = opts
         self._client = role is Role.CLIENT

@@ -16,7 +16,15 @@ from typing import ClassVar, Final, NoReturn
 
 from ..._exceptions import ErrorCode, RemoteProtocolError
 from ...buffer import ReadBuffer
-from .._events import ConnectionClosed, Event, GoAway, Ping, SettingsChanged, WindowUpdated
+from .._events import (
+    ConnectionClosed,
+    Event,
+    GoAway,
+    HandshakeCompleted,
+    Ping,
+    SettingsChanged,
+    WindowUpdated,
+)
 from .._native_events import message
 from . import _frames as wire
 from ._calls import GrpcCalls
@@ -328,7 +336,9 @@ class GrpcReceiver(GrpcCalls):
         if flags & FLAG_ACK:
             if end != start:
                 _fail("SETTINGS ACK with a payload", ErrorCode.FRAME_SIZE_ERROR)
-            self._settings_acked = True  # we send SETTINGS once, with the preface
+            if not self._settings_acked:  # we send SETTINGS once, with the preface
+                self._settings_acked = True
+                events.append(HandshakeCompleted())
             return
         self._count_idle_frame(SETTINGS_FLOOD)
         old = self._peer
