@@ -47,6 +47,7 @@ COMPILED = [
     "tether/_context.py",
     "tether/_server.py",
     "tether/_client.py",
+    "tether/_client_codecs.py",
     "tether/_stub.py",
 ]
 #: Written next to the compiled package: the SHA-256 of each source it was built from.

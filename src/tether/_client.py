@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from . import metainfo as _metainfo
 from ._calls import Call, FinishedCall, decode_reply, expire
+from ._client_codecs import payload_codecs, split_method
 from ._client_protocols import (
     CALLER_KEYS,
     MAX_TRANSPARENT_RETRIES,
@@ -33,10 +33,10 @@ from ._exceptions import (
     StatusError,
 )
 from ._metadata import MetadataLike, to_pairs
-from ._service import Service, _resolve
+from ._service import Service
 from ._status import Status
 from ._types import MetadataPairs
-from .encoding import PayloadCodec, codec_for_type
+from .encoding import PayloadCodec
 from .framing import CodecConfig, FrameCodec, Role, get_framing
 from .transport import get_transport, parse_address
 
@@ -62,27 +62,8 @@ _METHOD_CACHE_SIZE = 1024
 DEFAULT_POOL_SIZE = 10
 
 
-@functools.lru_cache(maxsize=256)
-def _codec_for_sample(tp: type[Any]) -> PayloadCodec[Any]:
-    """The codec for a request of type ``tp``: ``codec_for_type`` depends only on the
-    type, so the answer is cached (``NoneType`` gets the codec of ``None``)."""
-    return codec_for_type(None if tp is type(None) else tp)
-
-
 OnStateChange = Callable[[ConnectionState], None]
 _LIVE = (_CONN_CONNECTING, _CONN_CONNECTED)
-
-
-def split_method(path: str) -> tuple[str, str]:
-    """``"pkg.Service/Method"`` (or ``"/pkg.Service/Method"``) → ``("pkg.Service", "Method")``.
-
-    Raises:
-        ConfigError: the path has no ``/`` between service and method.
-    """
-    service, sep, method = path.lstrip("/").rpartition("/")
-    if not sep or not service or not method:
-        raise ConfigError(f"method path {path!r} must look like 'Service/Method'")
-    return service, method
 
 
 class Client:
@@ -386,25 +367,6 @@ class Client:
             raise ConfigError("timeout must be positive")
         return effective
 
-    @staticmethod
-    def _codecs(
-        request_sample: Any, request_type: Any, response_type: Any
-    ) -> tuple[PayloadCodec[Any], PayloadCodec[Any]]:
-        if request_type is not None:
-            request_codec = _resolve(request_type)
-        else:
-            sample_type: Any = type(request_sample)  # mypy: type[Any] is not "Hashable"
-            request_codec = _codec_for_sample(sample_type)
-        if response_type is not None:
-            response_codec = _resolve(response_type)
-        elif request_codec.name in ("raw", "msgpack"):
-            response_codec = request_codec
-        else:
-            raise ConfigError(
-                f"pass response_type= to decode {request_codec.name!r} replies (or use a stub)"
-            )
-        return request_codec, response_codec
-
     def unary(
         self,
         method: str,
@@ -425,7 +387,7 @@ class Client:
             StatusError: the call failed (its ``status`` says why), when awaited.
             ConfigError: no payload codec fits ``request`` / ``response_type`` (at once).
         """
-        request_codec, response_codec = self._codecs(request, request_type, response_type)
+        request_codec, response_codec = payload_codecs(request, request_type, response_type)
         return self._unary(
             method, request, request_codec, response_codec, timeout, metadata, with_call
         )
@@ -578,7 +540,7 @@ class Client:
         metadata: MetadataLike = None,
     ) -> Call[Any, Any]:
         """Call a server-streaming method; iterate the returned :class:`Call` for replies."""
-        rq, rs = self._codecs(request, request_type, response_type)
+        rq, rs = payload_codecs(request, request_type, response_type)
         return self._stream_call(method, rq, rs, timeout, metadata, (request,))
 
     def client_stream(
@@ -591,7 +553,7 @@ class Client:
         metadata: MetadataLike = None,
     ) -> Call[Any, Any]:
         """Call a client-streaming method: ``send()`` requests, then ``await call.response()``."""
-        rq, rs = self._codecs(None, request_type, response_type)
+        rq, rs = payload_codecs(None, request_type, response_type)
         return self._stream_call(method, rq, rs, timeout, metadata, None)
 
     def bidi_stream(
@@ -604,7 +566,7 @@ class Client:
         metadata: MetadataLike = None,
     ) -> Call[Any, Any]:
         """Call a bidi-streaming method: ``send()``, ``recv()`` / iterate, ``done_writing()``."""
-        rq, rs = self._codecs(None, request_type, response_type)
+        rq, rs = payload_codecs(None, request_type, response_type)
         return self._stream_call(method, rq, rs, timeout, metadata, None)
 
     def stub(self, service: Service) -> Stub:

@@ -21,7 +21,7 @@ from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
-from .._client import split_method
+from .._client_codecs import split_method
 from .._exceptions import ConfigError
 from .._service import Cardinality
 from ._errors import UsageError
