@@ -50,6 +50,30 @@ COMPILED = [
     "tether/_client_codecs.py",
     "tether/_stub.py",
 ]
+#: Compiled modules only a client loads: their own shared library, so a server process
+#: (whose RSS the benchmark reports) maps no client code, and a client none of the rest.
+CLIENT_ONLY = {
+    "tether/_calls.py",
+    "tether/_client.py",
+    "tether/_client_codecs.py",
+    "tether/_stub.py",
+}
+
+
+def _library(path: str) -> str:
+    """The shared library a compiled module goes into (``<name>__mypyc`` in ``src``).
+
+    One library per kind of process: native protocol core and server, client, and the
+    Thrift protocols (which a native-protocol server never imports). Calls across
+    libraries stay native calls (through mypyc's export tables).
+    """
+    if "/thrift/" in path or path.endswith("_thrift.py"):
+        return "tether_thrift"
+    if path in CLIENT_ONLY:
+        return "tether_client"
+    return "tether"
+
+
 #: Written next to the compiled package: the SHA-256 of each source it was built from.
 MANIFEST = "_compiled_sources.txt"
 _DIGESTS: dict[str, str] = {}
@@ -106,7 +130,7 @@ def _remove_inplace_build() -> None:
     """Delete what an earlier editable build left in ``src``: a module it compiled that is
     no longer compiled (or not compiled now) would still load from its stale ``.so``."""
     (SRC / "tether" / MANIFEST).unlink(missing_ok=True)
-    for built in [*SRC.glob("tether__mypyc.*.so"), *(SRC / "tether").rglob("*.so")]:
+    for built in [*SRC.glob("tether*__mypyc.*.so"), *(SRC / "tether").rglob("*.so")]:
         built.unlink()
 
 
@@ -116,6 +140,13 @@ def _builds_code() -> bool:
         command in sys.argv
         for command in ("build", "build_ext", "bdist_wheel", "editable_wheel", "install", "develop")
     )
+
+
+def _groups() -> list[tuple[list[str], str | None]]:
+    groups: dict[str, list[str]] = {}
+    for path in COMPILED:
+        groups.setdefault(_library(path), []).append(f"src/{path}")
+    return [(files, name) for name, files in groups.items()]
 
 
 def _extensions() -> list[object]:
@@ -148,7 +179,7 @@ def _extensions() -> list[object]:
                 ],
                 opt_level="3",
                 debug_level="0",
-                group_name="tether",
+                separate=_groups(),
             )
         )
     except (Exception, SystemExit) as exc:  # mypyc exits on a type error or unsupported code
