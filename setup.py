@@ -46,6 +46,7 @@ COMPILED = [
     "tether/_calls.py",
     "tether/_context.py",
     "tether/_server.py",
+    "tether/_server_call.py",
     "tether/_client.py",
     "tether/_client_codecs.py",
     "tether/_stub.py",

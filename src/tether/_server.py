@@ -5,19 +5,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Final
 
-from ._aiter import decoded_until_none
 from ._config import KeepaliveConfig, ListenOptions, TLSConfig
-from ._context import ServerContext, _current
+from ._context import ServerContext
 from ._dispatch import ConnectionState, DetectingHandler, Dispatcher, RPCStream
-from ._dispatch._eager import start_eagerly
 from ._dispatch._keepalive import LivenessConfig
-from ._exceptions import BizStatusError, ConfigError, StatusError
+from ._exceptions import ConfigError
+from ._server_call import ActiveCall
 from ._service import Cardinality, MethodSpec, Service
 from ._status import Status
-from .encoding import DecodeError, EncodeError, PayloadCodec
 from .framing import CallStarted, CodecConfig, Framing, Role, check_protocol_options, get_framing
 from .transport import Connection, ConnectionHandler, Listener, get_transport, parse_address
 
@@ -44,8 +42,6 @@ OnConnectionState = Callable[[Dispatcher, ConnectionState], None]
 KITEX_FRAMINGS = frozenset(
     {"buffered", "framed", "ttheader", "ttheader_framed", "kitex_protobuf", "theader"}
 )
-#: The empty result of each Kitex payload encoding (Thrift: a struct with only STOP).
-_EMPTY_RESULT = {"thrift": b"\x00", "proto": b""}
 #: ALPN a TLS listener accepts when its TLSConfig names none: ``h2`` for gRPC clients
 #: (grpcio insists on it), then tether's own. The protocol is still picked by sniffing.
 DEFAULT_ALPN = ("h2", "tether")
@@ -365,7 +361,7 @@ class Server:
             loop_time=loop.time,
             extra=conn.extra if conn is not None else None,
         )
-        active = _ActiveCall(self, spec, stream, ctx)
+        active = ActiveCall(spec, stream, ctx, self._tasks, dispatcher in self._kitex)
         stream.on_finish = active.finished
         if call.timeout is not None:
             active.timer = loop.call_later(call.timeout, active.expire)
@@ -426,149 +422,3 @@ class _TrackedHandler(ConnectionHandler):
     def on_inactive(self, conn: Connection, exc: BaseException | None) -> None:
         self._server._connection_gone(conn)
         self._wrapped.on_inactive(conn, exc)
-
-
-class _ActiveCall:
-    """One call being served: starts its handler eagerly, cancels it on reset or deadline."""
-
-    __slots__ = ("ctx", "server", "spec", "started", "stream", "task", "timer")
-
-    def __init__(
-        self, server: Server, spec: MethodSpec, stream: RPCStream, ctx: ServerContext
-    ) -> None:
-        self.server = server
-        self.spec = spec
-        self.stream = stream
-        self.ctx = ctx
-        self.task: asyncio.Task[None] | None = None
-        self.timer: asyncio.TimerHandle | None = None
-        self.started = False
-
-    def start(self) -> None:
-        if self.started or self.stream.finished:
-            return
-        self.started = True
-        stream = self.stream
-        try:
-            task = start_eagerly(
-                stream.dispatcher.loop, _run_call(self.server, self.spec, stream, self.ctx)
-            )
-        except Exception:
-            logger.exception("%s/%s: handler failed to start", self.ctx.service, self.ctx.method)
-            stream.send_trailers(_INTERNAL, "the handler failed to start", ())
-            return
-        if task is not None:
-            self.task = task
-            tasks = self.server._tasks
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
-    def finished(self, stream: RPCStream) -> None:
-        timer = self.timer
-        if timer is not None:
-            timer.cancel()
-        # A oneway caller expects nothing back and may hang up right after sending:
-        # its handler still runs on the request it sent.
-        if stream.error is not None and not self.spec.oneway:
-            self.ctx._cancelled = True
-            task = self.task
-            if task is not None and not task.done():
-                task.cancel()
-
-    def expire(self) -> None:
-        stream = self.stream
-        if stream.finished:
-            return
-        self.ctx._cancelled = True
-        stream.send_trailers(_DEADLINE_EXCEEDED, "deadline exceeded", self.ctx.trailer_pairs())
-        task = self.task
-        if task is not None and not task.done():
-            task.cancel()
-
-
-def _requests(stream: RPCStream, codec: PayloadCodec[Any]) -> AsyncIterator[Any]:
-    return decoded_until_none(stream.recv, codec.decode)
-
-
-def _send_headers_once(stream: RPCStream, ctx: ServerContext, sent: list[bool]) -> None:
-    if not sent[0]:
-        sent[0] = True
-        pairs = ctx.header_pairs()  # cheaper than bool(Metadata), which counts keys
-        if pairs:
-            stream.send_headers(pairs)
-
-
-async def _run_call(
-    server: Server, spec: MethodSpec, stream: RPCStream, ctx: ServerContext
-) -> None:
-    """Run one handler and turn its outcome into a status on the stream."""
-    token = _current.set(ctx)
-    handler = spec.handler
-    assert handler is not None
-    args: tuple[Any, ...]
-    headers_sent = [False]
-    try:
-        cardinality = spec.cardinality
-        unary = cardinality is _UNARY  # skips two property calls per call
-        if not unary and cardinality.client_streaming:
-            request: Any = _requests(stream, spec.request_codec)
-        else:
-            data = stream.recv_nowait()  # a unary request is normally here already
-            if data is None:
-                data = await stream.recv()
-            if data is None:
-                raise StatusError(_INVALID_ARGUMENT, "the call carried no request message")
-            request = spec.request_codec.decode(data)
-            data = None  # a large request is freed before the handler runs, not after
-        args = (request, ctx) if spec.takes_context else (request,)
-        encode = spec.response_codec.encode
-        if not unary and cardinality.server_streaming:
-            async for reply in handler(*args):
-                payload = encode(reply)
-                _send_headers_once(stream, ctx, headers_sent)
-                await stream.send(payload)
-            _send_headers_once(stream, ctx, headers_sent)  # no reply at all: still send them
-        else:
-            reply = await handler(*args)
-            payload = encode(reply)
-            _send_headers_once(stream, ctx, headers_sent)
-            stream.send_reply(None if spec.oneway else payload, ctx.trailer_pairs())
-            return
-        stream.send_trailers(_OK, "", ctx.trailer_pairs())
-    except BizStatusError as exc:
-        _send_headers_once(stream, ctx, headers_sent)
-        trailers = ctx.trailer_pairs() + exc.to_pairs()
-        empty = _EMPTY_RESULT.get(spec.response_codec.name)
-        if stream.dispatcher in server._kitex and empty is not None:
-            # Kitex: a REPLY with an empty result, the error in the reply header.
-            if not spec.oneway:
-                stream.send_nowait(empty)
-            stream.send_trailers(_OK, "", trailers)
-        else:
-            stream.send_trailers(exc.status, exc.message, trailers)
-    except StatusError as exc:
-        _send_headers_once(stream, ctx, headers_sent)
-        trailers = ctx.trailer_pairs() + tuple(exc.trailers)
-        stream.send_trailers(exc.status, exc.message, trailers)
-    except DecodeError as exc:
-        stream.send_trailers(_INVALID_ARGUMENT, f"could not decode the request: {exc}", ())
-    except EncodeError as exc:
-        logger.error("%s/%s: could not encode the reply: %s", ctx.service, ctx.method, exc)
-        stream.send_trailers(_INTERNAL, f"could not encode the reply: {exc}", ())
-    except asyncio.CancelledError:
-        if not stream.finished:
-            stream.send_trailers(_CANCELLED, "the server cancelled the call", ())
-        raise
-    except Exception as exc:
-        logger.exception("%s/%s failed", ctx.service, ctx.method)
-        if not stream.finished:
-            if stream.dispatcher in server._kitex:
-                # Kitex's text for a handler's error (a TApplicationException INTERNAL_ERROR).
-                stream.send_trailers(_INTERNAL, f"biz error: {exc}", ctx.trailer_pairs())
-            else:
-                stream.send_trailers(_UNKNOWN, f"{type(exc).__name__}: {exc}", ())
-    finally:
-        _current.reset(token)
-        # The last call in flight on its connection writes its reply now rather than
-        # after another loop turn; concurrent replies stay coalesced.
-        stream._dispatcher.flush_if_idle()

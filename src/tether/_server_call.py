@@ -1,0 +1,206 @@
+"""Serving one call: run its handler, turn the outcome into a status on its stream, and
+cancel the handler when the call is reset or its deadline passes.
+
+A handler starts eagerly (:mod:`._dispatch._eager`): its first step runs inside the read
+callback that delivered the request, so a handler that finishes without suspending (an
+echo, a lookup) costs no Task and no loop turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+from ._aiter import decoded_until_none
+from ._context import ServerContext, _current
+from ._dispatch import RPCStream
+from ._dispatch._eager import start_eagerly
+from ._exceptions import BizStatusError, StatusError
+from ._service import Cardinality, MethodSpec
+from ._status import Status
+from .encoding import DecodeError, EncodeError, PayloadCodec
+
+# Enum members bound once: attribute access on an Enum class goes through
+# EnumType.__getattr__'s slow path, once per use on the per-call path.
+_CANCELLED: Final = Status.CANCELLED
+_DEADLINE_EXCEEDED: Final = Status.DEADLINE_EXCEEDED
+_INTERNAL: Final = Status.INTERNAL
+_INVALID_ARGUMENT: Final = Status.INVALID_ARGUMENT
+_OK: Final = Status.OK
+_UNARY: Final = Cardinality.UNARY
+_UNKNOWN: Final = Status.UNKNOWN
+
+logger = logging.getLogger("tether.server")
+
+#: The empty result of each Kitex payload encoding (Thrift: a struct with only STOP).
+_EMPTY_RESULT = {"thrift": b"\x00", "proto": b""}
+
+
+class ActiveCall:
+    """One call being served: starts its handler eagerly, cancels it on reset or deadline.
+
+    ``tasks`` collects the Tasks of handlers that suspended (the server waits for them
+    when it drains); ``kitex`` says the call came over a Kitex framing, whose errors
+    follow Kitex's conventions.
+    """
+
+    __slots__ = ("ctx", "kitex", "spec", "started", "stream", "task", "tasks", "timer")
+
+    def __init__(
+        self,
+        spec: MethodSpec,
+        stream: RPCStream,
+        ctx: ServerContext,
+        tasks: set[asyncio.Task[Any]],
+        kitex: bool,
+    ) -> None:
+        self.spec = spec
+        self.stream = stream
+        self.ctx = ctx
+        self.tasks = tasks
+        self.kitex = kitex
+        self.task: asyncio.Task[Any] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.started = False
+
+    def start(self) -> None:
+        if self.started or self.stream.finished:
+            return
+        self.started = True
+        stream = self.stream
+        try:
+            task = start_eagerly(stream.dispatcher.loop, run_call(self))
+        except Exception:
+            logger.exception("%s/%s: handler failed to start", self.ctx.service, self.ctx.method)
+            stream.send_trailers(_INTERNAL, "the handler failed to start", ())
+            return
+        if task is not None:
+            self._track(task)
+
+    def finished(self, stream: RPCStream) -> None:
+        timer = self.timer
+        if timer is not None:
+            timer.cancel()
+        # A oneway caller expects nothing back and may hang up right after sending:
+        # its handler still runs on the request it sent.
+        if stream.error is not None and not self.spec.oneway:
+            self.ctx._cancelled = True
+            task = self.task
+            if task is not None and not task.done():
+                task.cancel()
+
+    def expire(self) -> None:
+        stream = self.stream
+        if stream.finished:
+            return
+        self.ctx._cancelled = True
+        stream.send_trailers(_DEADLINE_EXCEEDED, "deadline exceeded", self.ctx.trailer_pairs())
+        task = self.task
+        if task is not None and not task.done():
+            task.cancel()
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        tasks = self.tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+
+async def run_call(call: ActiveCall) -> None:
+    """Run one handler and turn its outcome into a status on the stream."""
+    stream = call.stream
+    spec = call.spec
+    ctx = call.ctx
+    token = _current.set(ctx)
+    handler = spec.handler
+    assert handler is not None
+    args: tuple[Any, ...]
+    headers_sent = [False]
+    try:
+        cardinality = spec.cardinality
+        unary = cardinality is _UNARY  # skips two property calls per call
+        if not unary and cardinality.client_streaming:
+            request: Any = _requests(stream, spec.request_codec)
+        else:
+            data = stream.recv_nowait()  # a unary request is normally here already
+            if data is None:
+                data = await stream.recv()
+            if data is None:
+                raise StatusError(_INVALID_ARGUMENT, "the call carried no request message")
+            request = spec.request_codec.decode(data)
+            data = None  # a large request is freed before the handler runs, not after
+        args = (request, ctx) if spec.takes_context else (request,)
+        encode = spec.response_codec.encode
+        if not unary and cardinality.server_streaming:
+            async for reply in handler(*args):
+                payload = encode(reply)
+                _send_headers_once(stream, ctx, headers_sent)
+                await stream.send(payload)
+            _send_headers_once(stream, ctx, headers_sent)  # no reply at all: still send them
+        else:
+            reply = await handler(*args)
+            payload = encode(reply)
+            _send_headers_once(stream, ctx, headers_sent)
+            stream.send_reply(None if spec.oneway else payload, ctx.trailer_pairs())
+            return
+        stream.send_trailers(_OK, "", ctx.trailer_pairs())
+    except asyncio.CancelledError:
+        if not stream.finished:
+            stream.send_trailers(_CANCELLED, "the server cancelled the call", ())
+        raise
+    except Exception as exc:
+        send_error(call, exc, headers_sent)
+    finally:
+        _current.reset(token)
+        # The last call in flight on its connection writes its reply now rather than
+        # after another loop turn; concurrent replies stay coalesced.
+        stream.dispatcher.flush_if_idle()
+
+
+def send_error(call: ActiveCall, exc: Exception, headers_sent: list[bool]) -> None:
+    """End ``call`` with the status its handler's (or codec's) exception ``exc`` means."""
+    stream = call.stream
+    spec = call.spec
+    ctx = call.ctx
+    if isinstance(exc, BizStatusError):
+        _send_headers_once(stream, ctx, headers_sent)
+        trailers = ctx.trailer_pairs() + exc.to_pairs()
+        empty = _EMPTY_RESULT.get(spec.response_codec.name)
+        if call.kitex and empty is not None:
+            # Kitex: a REPLY with an empty result, the error in the reply header.
+            if not spec.oneway:
+                stream.send_nowait(empty)
+            stream.send_trailers(_OK, "", trailers)
+        else:
+            stream.send_trailers(exc.status, exc.message, trailers)
+    elif isinstance(exc, StatusError):
+        _send_headers_once(stream, ctx, headers_sent)
+        trailers = ctx.trailer_pairs() + tuple(exc.trailers)
+        stream.send_trailers(exc.status, exc.message, trailers)
+    elif isinstance(exc, DecodeError):
+        stream.send_trailers(_INVALID_ARGUMENT, f"could not decode the request: {exc}", ())
+    elif isinstance(exc, EncodeError):
+        logger.error("%s/%s: could not encode the reply: %s", ctx.service, ctx.method, exc)
+        stream.send_trailers(_INTERNAL, f"could not encode the reply: {exc}", ())
+    else:
+        logger.error("%s/%s failed", ctx.service, ctx.method, exc_info=exc)
+        if not stream.finished:
+            if call.kitex:
+                # Kitex's text for a handler's error (a TApplicationException INTERNAL_ERROR).
+                stream.send_trailers(_INTERNAL, f"biz error: {exc}", ctx.trailer_pairs())
+            else:
+                stream.send_trailers(_UNKNOWN, f"{type(exc).__name__}: {exc}", ())
+
+
+def _requests(stream: RPCStream, codec: PayloadCodec[Any]) -> AsyncIterator[Any]:
+    return decoded_until_none(stream.recv, codec.decode)
+
+
+def _send_headers_once(stream: RPCStream, ctx: ServerContext, sent: list[bool]) -> None:
+    if not sent[0]:
+        sent[0] = True
+        pairs = ctx.header_pairs()  # cheaper than bool(Metadata), which counts keys
+        if pairs:
+            stream.send_headers(pairs)
