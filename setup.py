@@ -47,6 +47,17 @@ COMPILED = [
     "tether/_server.py",
     "tether/_client.py",
     "tether/_stub.py",
+    # The Thrift path (framing/thrift/, encoding/_thrift.py): see docs/thrift.md.
+    "tether/framing/thrift/_binary.py",
+    "tether/framing/thrift/_codec.py",
+    "tether/framing/thrift/_envelope.py",
+    "tether/framing/thrift/_exception.py",
+    "tether/framing/thrift/_header_meta.py",
+    "tether/framing/thrift/_meta.py",
+    "tether/framing/thrift/_outgoing.py",
+    "tether/framing/thrift/_theader.py",
+    "tether/framing/thrift/_ttheader.py",
+    "tether/encoding/_thrift.py",
 ]
 #: Written next to the compiled package: the SHA-256 of each source it was built from.
 MANIFEST = "_compiled_sources.txt"

@@ -114,7 +114,7 @@ def _build(
 ) -> TTHeader:
     """``TTHeader(...)`` with every field given, without the keyword-binding ``__init__``
     (a third of its cost; every received message makes one)."""
-    header: TTHeader = _new(TTHeader)
+    header = TTHeader.__new__(TTHeader)
     header.raw = raw
     header.flags = flags
     header.seq_id = seq_id
@@ -122,9 +122,6 @@ def _build(
     header.str_info = str_info
     header.int_info = int_info
     return header
-
-
-_new = object.__new__
 
 
 def decode_ttheader(view: memoryview, start: int, end: int) -> tuple[TTHeader, int]:
@@ -152,7 +149,7 @@ def decode_ttheader(view: memoryview, start: int, end: int) -> tuple[TTHeader, i
     body = bytes(view[pos:header_end]) if header_end - pos <= CACHEABLE_SIZE else b""
     cached = _DECODED.get(body) if body else None
     if cached is not None:  # same header bytes as a recent message: same fields
-        header: TTHeader = _new(TTHeader)  # _build, inlined: this runs for every message
+        header = TTHeader.__new__(TTHeader)  # _build, inlined: this runs for every message
         header.raw = body
         header.flags = flags
         header.seq_id = seq_id
