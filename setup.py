@@ -58,6 +58,7 @@ COMPILED = [
     "tether/framing/thrift/_theader.py",
     "tether/framing/thrift/_ttheader.py",
     "tether/encoding/_thrift.py",
+    "tether/thrift/_invoke.py",
 ]
 #: Written next to the compiled package: the SHA-256 of each source it was built from.
 MANIFEST = "_compiled_sources.txt"

@@ -75,7 +75,8 @@ class HeaderMeta:
             if cached is not None:
                 return cached
         request = RequestMeta(method=method, oneway=oneway, framed=framed)
-        fields = HeaderFields(header.int_info, header.str_info)  # type: ignore[arg-type]
+        # Copies: a received header's dicts may be shared with the decode cache.
+        fields = HeaderFields(dict(header.int_info), dict(header.str_info))
         for handler in self.handlers:
             handler.read_request(fields, request)
         result = (request.service, tuple(request.metadata), request.timeout)
@@ -92,7 +93,7 @@ class HeaderMeta:
             if cached is not None:
                 return list(cached)
         response = ResponseMeta(message_type=message_type)
-        fields = HeaderFields(header.int_info, header.str_info)  # type: ignore[arg-type]
+        fields = HeaderFields(dict(header.int_info), dict(header.str_info))
         for handler in self.handlers:
             handler.read_response(fields, response)
         if cacheable:

@@ -124,8 +124,14 @@ def _build(
     return header
 
 
-def decode_ttheader(view: memoryview, start: int, end: int) -> tuple[TTHeader, int]:
+def decode_ttheader(
+    view: memoryview, start: int, end: int, *, shared: bool = False
+) -> tuple[TTHeader, int]:
     """Parse the TTHeader frame ``view[start:end]`` (``start`` is its LENGTH field).
+
+    ``shared``: the header's ``str_info`` and ``int_info`` may be the dicts of the
+    decode cache (the same for every message with the same header bytes), so the caller
+    must not mutate them; saves two dict copies per message.
 
     Returns:
         The header and the offset where the payload starts.
@@ -154,8 +160,12 @@ def decode_ttheader(view: memoryview, start: int, end: int) -> tuple[TTHeader, i
         header.flags = flags
         header.seq_id = seq_id
         header.protocol_id = cached[0]
-        header.str_info = cached[1].copy()
-        header.int_info = cached[2].copy()
+        if shared:
+            header.str_info = cached[1]
+            header.int_info = cached[2]
+        else:
+            header.str_info = cached[1].copy()
+            header.int_info = cached[2].copy()
         return header, header_end
     protocol_id = view[pos]
     if protocol_id not in ACCEPTED_PROTOCOLS:
