@@ -104,26 +104,6 @@ class TTHeader:
         )
 
 
-def _build(
-    flags: int,
-    seq_id: int,
-    protocol_id: int,
-    str_info: dict[str, str],
-    int_info: dict[int, str],
-    raw: bytes,
-) -> TTHeader:
-    """``TTHeader(...)`` with every field given, without the keyword-binding ``__init__``
-    (a third of its cost; every received message makes one)."""
-    header = TTHeader.__new__(TTHeader)
-    header.raw = raw
-    header.flags = flags
-    header.seq_id = seq_id
-    header.protocol_id = protocol_id
-    header.str_info = str_info
-    header.int_info = int_info
-    return header
-
-
 def decode_ttheader(
     view: memoryview, start: int, end: int, *, shared: bool = False
 ) -> tuple[TTHeader, int]:
@@ -155,18 +135,15 @@ def decode_ttheader(
     body = bytes(view[pos:header_end]) if header_end - pos <= CACHEABLE_SIZE else b""
     cached = _DECODED.get(body) if body else None
     if cached is not None:  # same header bytes as a recent message: same fields
-        header = TTHeader.__new__(TTHeader)  # _build, inlined: this runs for every message
-        header.raw = body
-        header.flags = flags
-        header.seq_id = seq_id
-        header.protocol_id = cached[0]
-        if shared:
-            header.str_info = cached[1]
-            header.int_info = cached[2]
-        else:
-            header.str_info = cached[1].copy()
-            header.int_info = cached[2].copy()
-        return header, header_end
+        # Compiled, a keyword call of the class binds its arguments at build time.
+        return TTHeader(
+            flags=flags,
+            seq_id=seq_id,
+            protocol_id=cached[0],
+            str_info=cached[1] if shared else cached[1].copy(),
+            int_info=cached[2] if shared else cached[2].copy(),
+            raw=body,
+        ), header_end
     protocol_id = view[pos]
     if protocol_id not in ACCEPTED_PROTOCOLS:
         raise RemoteProtocolError(f"unsupported TTHeader protocol id {protocol_id:#04x}")
@@ -207,7 +184,15 @@ def decode_ttheader(
         if len(_DECODED) >= _CACHE_SIZE:
             _DECODED.clear()
         _DECODED[body] = (protocol_id, dict(str_info), dict(int_info))
-    return _build(flags, seq_id, protocol_id, str_info, int_info, body), header_end
+    header = TTHeader(
+        flags=flags,
+        seq_id=seq_id,
+        protocol_id=protocol_id,
+        str_info=str_info,
+        int_info=int_info,
+        raw=body,
+    )
+    return header, header_end
 
 
 def _read_string(view: memoryview, pos: int, limit: int) -> tuple[str, int]:
