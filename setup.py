@@ -50,6 +50,18 @@ COMPILED = [
     "tether/_client.py",
     "tether/_client_codecs.py",
     "tether/_stub.py",
+    # The Thrift path (framing/thrift/, encoding/_thrift.py): see docs/thrift.md.
+    "tether/framing/thrift/_binary.py",
+    "tether/framing/thrift/_codec.py",
+    "tether/framing/thrift/_envelope.py",
+    "tether/framing/thrift/_exception.py",
+    "tether/framing/thrift/_header_meta.py",
+    "tether/framing/thrift/_meta.py",
+    "tether/framing/thrift/_outgoing.py",
+    "tether/framing/thrift/_theader.py",
+    "tether/framing/thrift/_ttheader.py",
+    "tether/encoding/_thrift.py",
+    "tether/thrift/_invoke.py",
 ]
 #: Compiled modules only a client loads: their own shared library, so a server process
 #: (whose RSS the benchmark reports) maps no client code, and a client none of the rest.

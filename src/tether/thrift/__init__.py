@@ -30,7 +30,8 @@ from ..framing.thrift import (
 )
 from ._errors import ThriftApplicationError as ThriftApplicationError
 from ._load import load as load
-from ._service import ThriftStub as ThriftStub, thrift_service as thrift_service
+from ._service import thrift_service as thrift_service
+from ._stub import ThriftStub as ThriftStub
 
 __all__ = [
     "HeaderFields",

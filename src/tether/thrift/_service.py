@@ -1,4 +1,5 @@
-"""Adapters between thriftpy2 service definitions and tether services/stubs."""
+"""Serving a thriftpy2 service definition with tether, and the IDL helpers the client
+side shares (``_invoke.py``)."""
 
 from __future__ import annotations
 
@@ -6,35 +7,17 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from .._client import _UNSET, Client
-from .._exceptions import BizStatusError, ConfigError, StatusError
-from .._metadata import MetadataLike
+from .._exceptions import ConfigError
 from .._service import Cardinality, Service
-from .._status import Status
 from ..encoding import RawCodec, ThriftStructCodec
-from ._errors import ThriftApplicationError
-
-#: TApplicationException.MISSING_RESULT: a reply whose result struct has no value.
-MISSING_RESULT = 5
-#: Statuses a server sends for what Thrift reports as a TApplicationException.
-_APPLICATION_STATUSES = frozenset(
-    {Status.UNIMPLEMENTED, Status.INTERNAL, Status.UNKNOWN, Status.INVALID_ARGUMENT}
-)
 
 
-def _as_thrift_error(exc: StatusError) -> StatusError:
-    """A server-side failure as a Thrift application error; local outcomes (deadline,
-    cancellation, lost connection) and biz errors stay as they are."""
-    if isinstance(exc, BizStatusError | ThriftApplicationError):
-        return exc
-    if exc.status in _APPLICATION_STATUSES or any(
-        k == ":tapplication-type" for k, _ in exc.trailers
-    ):
-        return ThriftApplicationError.from_status_error(exc)
-    return exc
+def method_names(service_cls: Any) -> list[str]:
+    """The IDL method names of a thriftpy2 service class.
 
-
-def _method_names(service_cls: Any) -> list[str]:
+    Raises:
+        ConfigError: ``service_cls`` is not a thriftpy2 service.
+    """
     names = getattr(service_cls, "thrift_services", None)
     if names is None:
         raise ConfigError(f"{service_cls!r} is not a thriftpy2 service")
@@ -103,7 +86,7 @@ def thrift_service(service_cls: Any, handler: object, *, name: str | None = None
         ConfigError: ``service_cls`` is not a thriftpy2 service or a method is missing.
     """
     service = Service(name or service_cls.__name__)
-    for method in _method_names(service_cls):
+    for method in method_names(service_cls):
         impl = getattr(handler, method, None)
         if impl is None or not inspect.iscoroutinefunction(impl):
             raise ConfigError(f"handler has no coroutine method {method!r}")
@@ -165,102 +148,3 @@ def _make_handler(impl: Callable[..., Any], args_cls: Any, result_cls: Any) -> C
         return result
 
     return call
-
-
-class ThriftStub:
-    """Async methods named as in the IDL, calling ``service_cls`` through ``client``.
-
-    ``await stub.Method(arg1, arg2=...)`` returns the result's success value, raises the
-    declared exception the server returned, or returns ``None`` for void and oneway
-    methods (oneway calls do not wait for the server). Every method also takes
-    ``timeout=`` and ``metadata=``.
-
-    Errors: a server-side failure (unknown method, handler error, undecodable request)
-    raises :class:`~tether.ThriftApplicationError`, which is both a thriftpy2
-    ``TApplicationException`` (with the peer's ``type``, e.g. 1 or Kitex's 20 for an
-    unknown method, 6 for a handler error) and a :class:`~tether.StatusError`; a biz error
-    raises :class:`~tether.BizStatusError`; deadline, cancellation and connection loss
-    raise :class:`~tether.StatusError` (DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE).
-    """
-
-    def __init__(self, client: Client, service_cls: Any, *, name: str | None = None) -> None:
-        self._client = client
-        self._service_cls = service_cls
-        self._name = name or service_cls.__name__
-        self._methods = set(_method_names(service_cls))
-
-    def __getattr__(self, method: str) -> Callable[..., Any]:
-        if method not in self._methods:
-            raise AttributeError(f"{self._name} has no method {method!r}")
-        service_cls = self._service_cls
-        args_cls = getattr(service_cls, f"{method}_args")
-        arg_names = _arg_names(args_cls)
-        oneway = _is_oneway(service_cls, method)
-        result_cls: Any = None if oneway else getattr(service_cls, f"{method}_result")
-        request_codec = ThriftStructCodec(args_cls)
-        response_codec = RawCodec() if oneway else ThriftStructCodec(result_cls)
-        client = self._client
-        path = f"{self._name}/{method}"
-        known = frozenset(arg_names)
-        fields = None if oneway else _result_fields(result_cls)
-        positional = _takes_positionally(args_cls, arg_names)
-        count = len(arg_names)
-
-        async def invoke(
-            *args: Any, timeout: Any = _UNSET, metadata: MetadataLike = None, **kwargs: Any
-        ) -> Any:
-            if not kwargs and positional and len(args) <= count:
-                request = args_cls(*args)
-            else:
-                request = args_cls(**_arguments(args, kwargs))
-            try:
-                result = await client._unary(
-                    path,
-                    request,
-                    request_codec,
-                    response_codec,
-                    timeout,
-                    metadata,
-                    False,
-                    oneway=oneway,
-                )
-            except StatusError as exc:
-                converted = _as_thrift_error(exc)
-                if converted is exc:
-                    raise
-                raise converted from exc
-            return None if fields is None else _unpack(result, fields)
-
-        def _arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-            if kwargs:
-                values = dict(zip(arg_names, args, strict=False))
-                values.update(kwargs)
-                if not known.issuperset(values):
-                    unknown = sorted(set(values) - known)
-                    raise TypeError(f"{method}() got unexpected arguments {unknown}")
-            elif len(args) > len(arg_names):
-                raise TypeError(f"{method}() takes {len(arg_names)} arguments, got {len(args)}")
-            else:
-                values = dict(zip(arg_names, args, strict=False))
-            return values
-
-        # Cached on the instance: later ``stub.Method`` lookups skip __getattr__.
-        self.__dict__[method] = invoke
-        return invoke
-
-
-def _unpack(result: Any, fields: tuple[bool, dict[type[BaseException], str]]) -> Any:
-    has_success, exceptions = fields
-    for field in exceptions.values():
-        exc = getattr(result, field, None)
-        if exc is not None:
-            raise exc
-    if has_success:
-        value = result.success
-        if value is None:
-            # Also what a biz error looks like over Buffered/Framed, which carry no headers.
-            raise ThriftApplicationError(
-                Status.INTERNAL, "the server returned no result", type=MISSING_RESULT
-            )
-        return value
-    return None

@@ -17,6 +17,7 @@ from tether.framing.thrift import (
     ResponseMeta,
     ThriftCodec,
     Transport,
+    decode_ttheader,
     meta_handlers,
     read_envelope,
     register_meta_handler,
@@ -286,3 +287,47 @@ def test_cached_headers_equal_fresh_ones() -> None:
         assert final.metadata == (("b", "1"),)
     assert seen[0] == seen[1] == seen[2]
     assert ("k", "v") in seen[0][1]
+
+
+class Scribbler(MetaHandler):
+    """Mutates the received header fields it is handed (a handler may)."""
+
+    def read_request(self, header: HeaderFields, request: RequestMeta) -> None:
+        header.str_info["scribbled"] = "yes"
+        header.int_info.clear()
+
+
+def test_a_handler_mutating_received_fields_leaves_later_messages_intact() -> None:
+    """A user handler that mutates a received header's fields gets copies: the header
+    decode cache, shared by every message with the same header bytes, is unchanged."""
+    handlers = (KITEX, Scribbler())
+    client = ThriftCodec(Role.CLIENT, transport=Transport.TTHEADER)
+    server = ThriftCodec(Role.SERVER, handlers=handlers)
+    for _ in range(2):
+        sid = client.next_stream_id()
+        client.send(CallStarted(stream_id=sid, service="Echo", method="echo"))
+        client.send(Message(stream_id=sid, data=b"\x00", end_stream=True))
+        started = server.receive_data(client.data_to_send())[0]
+        assert isinstance(started, CallStarted)
+        assert ("isn", "Echo") in started.metadata
+        assert (":to-method", "echo") in started.metadata
+        assert ("scribbled", "yes") not in started.metadata
+
+
+def test_decoded_headers_are_copies_unless_shared() -> None:
+    """decode_ttheader hands out its own dicts (a caller may mutate them); shared=True
+    hands out the decode cache's, identical for the same header bytes."""
+    client = ThriftCodec(Role.CLIENT, transport=Transport.TTHEADER)
+    client.send(CallStarted(stream_id=1, service="Echo", method="echo"))
+    client.send(Message(stream_id=1, data=b"\x00", end_stream=True))
+    view = memoryview(client.data_to_send())
+    first, start = decode_ttheader(view, 0, len(view))
+    first.str_info["mutated"] = "yes"
+    again, _ = decode_ttheader(view, 0, len(view))
+    assert "mutated" not in again.str_info
+    assert again.str_info == {"isn": "Echo"}
+    shared_a, shared_start = decode_ttheader(view, 0, len(view), shared=True)
+    shared_b, _ = decode_ttheader(view, 0, len(view), shared=True)
+    assert shared_start == start
+    assert shared_a.str_info is shared_b.str_info
+    assert shared_a.str_info == again.str_info

@@ -30,7 +30,7 @@ afterwards (every later call raises); there is no goodbye frame in these protoco
 
 from __future__ import annotations
 
-from typing import Final, TypeVar
+from typing import Final
 
 from ..._exceptions import LocalProtocolError, RemoteProtocolError
 from ..._status import Status
@@ -49,87 +49,27 @@ from .._events import (
     Trailers,
 )
 from .._native_events import call_started, message, trailers
-from ._binary import FRAMED_HEAD, I32, MESSAGE_HEAD, PROTOBUF_V1, U32, VERSION_1, MessageType
+from ._binary import MessageType
 from ._envelope import PROTO, BufferedProgress, Envelope, Transport, read_envelope
-from ._exception import (
-    decode_application_exception,
-    decode_error_proto,
-    encode_application_exception,
-    encode_error_proto,
-    status_for_type,
-    type_for_status,
-)
-from ._meta import (
-    BUILTIN_META_HANDLER,
-    CONNECTION_RESET,
-    HeaderFields,
-    MetaHandler,
-    RequestMeta,
-    ResponseMeta,
-    meta_handlers,
-)
-from ._theader import THeader, encode_theader
-from ._ttheader import (
-    CACHEABLE_SIZE,
-    MAGIC as _TTHEADER_MAGIC,
-    PREFIX as _TTHEADER_PREFIX,
-    PROTOCOL_THRIFT_BINARY,
-    TTHeader,
-    encode_header_body,
-)
+from ._exception import decode_application_exception, decode_error_proto, status_for_type
+from ._header_meta import HeaderMeta
+from ._meta import CONNECTION_RESET, MetaHandler, meta_handlers
+from ._outgoing import ServerCall, write_reply, write_request
+from ._ttheader import TTHeader
 
 #: Recently cancelled seq ids remembered so their late replies can be dropped.
 MAX_CANCELLED: Final = 4096
 #: Server-side stream ids for a seq id already in flight start here (past any i32).
 _SYNTHETIC_BASE: Final = 1 << 32
 _MAX_SEQ_ID: Final = 2**31 - 1
-_BIZ_STATUS: Final = "biz-status"
 _APPLICATION_TYPE: Final = ":tapplication-type"
-_EMPTY_STRUCT: Final = b"\x00"
 # Enum members as module globals: ``MessageType.CALL`` costs ~0.1 us per lookup on
 # Python 3.11, and the per-message paths below make several.
 _CALL: Final = MessageType.CALL
 _ONEWAY: Final = MessageType.ONEWAY
 _REPLY: Final = MessageType.REPLY
 _EXCEPTION: Final = MessageType.EXCEPTION
-_BUFFERED: Final = Transport.BUFFERED
-_FRAMED: Final = Transport.FRAMED
-_TTHEADER: Final = Transport.TTHEADER
 _TTHEADER_FRAMED: Final = Transport.TTHEADER_FRAMED
-_THEADER: Final = Transport.THEADER
-
-
-# What the built-in MetaHandler alone makes of the same inputs never changes, and peers
-# repeat their headers call after call: these bounded caches skip the handler then.
-#: TTHeader bodies written, by everything the built-in handler reads.
-_REQUEST_HEADERS: dict[tuple[object, ...], bytes] = {}
-#: Reply header bodies, with whether they carry ``crrst``.
-_RESPONSE_HEADERS: dict[tuple[object, ...], tuple[bytes, bool]] = {}
-#: What was read from received header bodies, by their bytes.
-_READ_REQUESTS: dict[bytes, tuple[str, MetadataPairs, float | None]] = {}
-_READ_RESPONSES: dict[bytes, MetadataPairs] = {}
-_HEADER_CACHE_SIZE: Final = 256
-
-_K = TypeVar("_K")
-_V = TypeVar("_V")
-
-
-def _remember(cache: dict[_K, _V], key: _K, value: _V) -> None:
-    if len(cache) >= _HEADER_CACHE_SIZE:
-        cache.clear()
-    cache[key] = value
-
-
-class _ServerCall:
-    """What the server codec keeps about a received call until it replies."""
-
-    __slots__ = ("envelope", "metadata", "name", "payload")
-
-    def __init__(self, envelope: Envelope) -> None:
-        self.envelope = envelope
-        self.name = envelope.method.encode("utf-8")
-        self.metadata: list[tuple[str, MetadataValue]] = []
-        self.payload: bytes | None = None
 
 
 class ThriftCodec(FrameCodec):
@@ -171,8 +111,7 @@ class ThriftCodec(FrameCodec):
         self._max_frame = self._config.max_frame_size
         self._max_calls = self._config.max_concurrent_streams
         self._forced_encoding = encoding
-        self._handlers = meta_handlers() if handlers is None else handlers
-        self._cacheable = self._handlers == (BUILTIN_META_HANDLER,)
+        self._meta = HeaderMeta(meta_handlers() if handlers is None else handlers)
         self._dead: str | None = None
         self._progress = BufferedProgress()
         self._partial = False
@@ -184,7 +123,7 @@ class ThriftCodec(FrameCodec):
         self._cancelled: dict[int, None] = {}
         self._reset_reported = False
         # server state
-        self._calls: dict[int, _ServerCall] = {}
+        self._calls: dict[int, ServerCall] = {}
         self._next_synthetic = _SYNTHETIC_BASE
         self._going_away = False
         #: Server: a reply told the peer not to reuse this connection (``crrst``).
@@ -248,25 +187,26 @@ class ThriftCodec(FrameCodec):
         limit = self._max_calls
         if limit is not None and len(calls) >= limit:
             if message_type != _ONEWAY:  # a oneway call is dropped silently
-                refused = _ServerCall(envelope)
+                refused = ServerCall(envelope)
                 reason = f"call refused: too many concurrent calls (limit {limit})"
                 self._write_reply(refused, Status.UNAVAILABLE, reason, ())
             return
         if stream_id in calls:  # a peer reusing a seq id still in flight (e.g. always 0)
             stream_id = self._next_synthetic
             self._next_synthetic += 1
-        calls[stream_id] = _ServerCall(envelope)
+        calls[stream_id] = ServerCall(envelope)
         header = envelope.header
         if header is None:
             service = ""
             metadata: MetadataPairs = ()
             timeout = None
         elif isinstance(header, TTHeader):
-            raw = header.raw
-            cached = _READ_REQUESTS.get(raw) if raw and self._cacheable else None
-            if cached is None:
-                cached = self._read_request(envelope, header)
-            service, metadata, timeout = cached
+            service, metadata, timeout = self._meta.read_request(
+                envelope.method,
+                message_type == _ONEWAY,
+                envelope.transport is _TTHEADER_FRAMED,
+                header,
+            )
         else:
             service = header.headers.get("isn", "")
             metadata = tuple(header.headers.items())
@@ -300,11 +240,7 @@ class ThriftCodec(FrameCodec):
         if header is None:
             metadata = []
         elif isinstance(header, TTHeader):
-            raw = header.raw
-            known = _READ_RESPONSES.get(raw) if raw and self._cacheable else None
-            metadata = (
-                list(known) if known is not None else self._read_response(message_type, header)
-            )
+            metadata = self._meta.read_response(message_type, header)
             reset = CONNECTION_RESET in header.str_info and not self._reset_reported
         else:
             metadata = list(header.headers.items())
@@ -336,46 +272,6 @@ class ThriftCodec(FrameCodec):
                 reason="the server asked for a new connection (crrst)",
             )
         )
-
-    def _read_request(
-        self, envelope: Envelope, header: TTHeader
-    ) -> tuple[str, MetadataPairs, float | None]:
-        """``(service, metadata, timeout)`` the MetaHandlers read from a request header
-        (cached by header bytes when only the built-in handler runs)."""
-        cacheable = self._cacheable and header.raw
-        if cacheable:
-            cached = _READ_REQUESTS.get(header.raw)
-            if cached is not None:
-                return cached
-        request = RequestMeta(
-            method=envelope.method,
-            oneway=envelope.message_type == _ONEWAY,
-            framed=envelope.transport is _TTHEADER_FRAMED,
-        )
-        fields = HeaderFields(header.int_info, header.str_info)  # type: ignore[arg-type]
-        for handler in self._handlers:
-            handler.read_request(fields, request)
-        result = (request.service, tuple(request.metadata), request.timeout)
-        if cacheable:
-            _remember(_READ_REQUESTS, header.raw, result)
-        return result
-
-    def _read_response(
-        self, message_type: int, header: TTHeader
-    ) -> list[tuple[str, MetadataValue]]:
-        """The metadata the MetaHandlers read from a reply header (cached like requests)."""
-        cacheable = self._cacheable and header.raw
-        if cacheable:
-            cached = _READ_RESPONSES.get(header.raw)
-            if cached is not None:
-                return list(cached)
-        response = ResponseMeta(message_type=message_type)
-        fields = HeaderFields(header.int_info, header.str_info)  # type: ignore[arg-type]
-        for handler in self._handlers:
-            handler.read_response(fields, response)
-        if cacheable:
-            _remember(_READ_RESPONSES, header.raw, tuple(response.metadata))
-        return response.metadata
 
     # -- sending -------------------------------------------------------------------
 
@@ -524,173 +420,13 @@ class ThriftCodec(FrameCodec):
 
     def _write_request(self, call: CallStarted, payload: bytes) -> None:
         proto = self._forced_encoding == PROTO or call.encoding == PROTO
-        transport = self.transport
-        if proto and transport is _THEADER:
-            raise LocalProtocolError("Kitex Protobuf cannot travel in Apache THeader")
-        if proto and not transport.is_framed:
-            transport = _FRAMED if transport is _BUFFERED else _TTHEADER_FRAMED
-        name = call.method.encode("utf-8")
-        word = (PROTOBUF_V1 if proto else VERSION_1) | (_ONEWAY if call.oneway else _CALL)
-        if transport is _FRAMED:  # the common case, in one pack
-            size = 12 + len(name) + len(payload)
-            self._check_size(size)
-            head = FRAMED_HEAD.pack(size, word, len(name))
-            self._write(b"".join((head, name, I32.pack(call.stream_id))), payload)
-            return
-        head = b"".join((MESSAGE_HEAD.pack(word, len(name)), name, I32.pack(call.stream_id)))
-        if len(head) + len(payload) > self._max_frame:
-            self._check_size(len(head) + len(payload))
-        if transport is _THEADER:
-            headers = {k: v for k, v in call.metadata if k[:1] != ":"}
-            frame = encode_theader(THeader(seq_id=call.stream_id), headers, head + payload)
-            self._check_size(len(frame) - 4)
-            self._write(frame)
-            return
-        if transport is _TTHEADER or transport is _TTHEADER_FRAMED:
-            framed = transport is _TTHEADER_FRAMED
-            size = len(head) + len(payload) + (4 if framed else 0)
-            body = self._request_header(call, framed)
-            if 10 + len(body) + size > self._max_frame:
-                self._check_size(10 + len(body) + size)
-            prefix = _TTHEADER_PREFIX.pack(
-                10 + len(body) + size, _TTHEADER_MAGIC, 0, call.stream_id, len(body) >> 2
-            )
-            prefix += body
-            if framed:
-                prefix += U32.pack(size - 4)
-            self._write(prefix + head, payload)
-            return
-        self._write(head, payload)
+        write_request(self._out, call, payload, self.transport, proto, self._max_frame, self._meta)
 
     def _write_reply(
-        self, call: _ServerCall, status: Status, text: str, metadata: MetadataPairs
+        self, call: ServerCall, status: Status, text: str, metadata: MetadataPairs
     ) -> None:
-        envelope = call.envelope
-        proto = envelope.encoding is PROTO
-        all_metadata = call.metadata
-        all_metadata.extend(metadata)
-        body = call.payload
-        transport = envelope.transport
-        has_header = envelope.header is not None
-        message_type = _REPLY
-        if body is None:
-            if status is Status.OK or (
-                has_header and any(key == _BIZ_STATUS for key, _ in all_metadata)
-            ):
-                body = b"" if proto else _EMPTY_STRUCT
-            else:
-                message_type = _EXCEPTION
-                error_type = type_for_status(status)
-                body = (
-                    encode_error_proto(text, error_type)
-                    if proto
-                    else encode_application_exception(text, error_type)
-                )
-        word = (PROTOBUF_V1 if proto else VERSION_1) | message_type
-        name = call.name
-        if transport is _FRAMED:  # the common case, in one pack
-            head = FRAMED_HEAD.pack(12 + len(name) + len(body), word, len(name))
-            self._write(b"".join((head, name, I32.pack(envelope.seq_id))), body)
-            return
-        head = b"".join((MESSAGE_HEAD.pack(word, len(name)), name, I32.pack(envelope.seq_id)))
-        header = envelope.header
-        if isinstance(header, TTHeader):
-            framed = transport is _TTHEADER_FRAMED
-            size = len(head) + len(body) + (4 if framed else 0)
-            if self._going_away:
-                all_metadata.append((CONNECTION_RESET, "1"))
-            header_body, reset = self._response_header(
-                header.protocol_id, message_type, status, text, all_metadata
-            )
-            if reset:
-                self.reset_requested = True
-            prefix = _TTHEADER_PREFIX.pack(
-                10 + len(header_body) + size,
-                _TTHEADER_MAGIC,
-                header.flags,
-                envelope.seq_id,
-                len(header_body) >> 2,
-            )
-            prefix += header_body
-            if framed:
-                prefix += U32.pack(size - 4)
-            self._write(prefix + head, body)
-        elif isinstance(header, THeader):
-            headers = {k: v for k, v in all_metadata if k[:1] != ":"}
-            reply = THeader(
-                flags=header.flags,
-                seq_id=header.seq_id,
-                protocol_id=header.protocol_id,
-                transforms=header.transforms,
-            )
-            self._write(encode_theader(reply, headers, head + body))
-        else:
-            self._write(head, body)
-
-    def _request_header(self, call: CallStarted, framed: bool) -> bytes:
-        """The TTHeader body the MetaHandlers make for ``call`` (cached when only the
-        built-in handler runs: it depends on nothing but these fields)."""
-        key = None
-        if self._cacheable and type(call.metadata) is tuple:
-            key = (call.service, call.method, call.metadata, call.timeout, call.oneway, framed)
-            cached = _REQUEST_HEADERS.get(key)
-            if cached is not None:
-                return cached
-        request = RequestMeta(
-            method=call.method,
-            service=call.service,
-            timeout=call.timeout,
-            metadata=list(call.metadata),
-            oneway=call.oneway,
-            framed=framed,
-        )
-        fields = HeaderFields()
-        for handler in self._handlers:
-            handler.write_request(request, fields)
-        body = encode_header_body(PROTOCOL_THRIFT_BINARY, fields.str_info, fields.int_info)
-        if key is not None and len(body) <= CACHEABLE_SIZE:
-            _remember(_REQUEST_HEADERS, key, body)
-        return body
-
-    def _response_header(
-        self,
-        protocol_id: int,
-        message_type: int,
-        status: Status,
-        text: str,
-        metadata: list[tuple[str, MetadataValue]],
-    ) -> tuple[bytes, bool]:
-        """The TTHeader body the MetaHandlers make for a reply (cached like requests), and
-        whether it carries ``crrst``."""
-        key = None
-        if self._cacheable:
-            key = (protocol_id, message_type, status is Status.UNIMPLEMENTED, tuple(metadata))
-            cached = _RESPONSE_HEADERS.get(key)
-            if cached is not None:
-                return cached
-        response = ResponseMeta(
-            message_type=message_type, status=status, message=text, metadata=metadata
-        )
-        fields = HeaderFields()
-        for handler in self._handlers:
-            handler.write_response(response, fields)
-        body = encode_header_body(protocol_id, fields.str_info, fields.int_info)
-        result = (body, CONNECTION_RESET in fields.str_info)
-        if key is not None and len(body) <= CACHEABLE_SIZE:
-            _remember(_RESPONSE_HEADERS, key, result)
-        return result
-
-    def _check_size(self, size: int) -> None:
-        if size > self._max_frame:
-            raise LocalProtocolError(
-                f"message of {size} bytes exceeds the {self._max_frame}-byte limit"
-            )
-
-    def _write(self, head: bytes, payload: bytes = b"") -> None:
-        out = self._out
-        out.write_binary(head)
-        if payload:
-            out.write_binary(payload)
+        if write_reply(self._out, call, status, text, metadata, self._going_away, self._meta):
+            self.reset_requested = True
 
     # -- limits --------------------------------------------------------------------
 

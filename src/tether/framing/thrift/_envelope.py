@@ -59,7 +59,11 @@ class Transport(enum.Enum):
 
 
 class Envelope:
-    """One received message, parsed."""
+    """One received message, parsed.
+
+    A TTHeader ``header`` read by :func:`read_envelope` shares its ``str_info`` and
+    ``int_info`` dicts with the header decode cache: read them, never mutate them.
+    """
 
     __slots__ = ("encoding", "header", "message_type", "method", "payload", "seq_id", "transport")
 
@@ -210,7 +214,7 @@ def _ttheader(
     total = length + 4
     if size < total:
         return total, None
-    header, start = decode_ttheader(view, 0, total)
+    header, start = decode_ttheader(view, 0, total, shared=True)
     left = total - start
     if left >= 4 and U32.unpack_from(view, start)[0] & VERSION_MASK == VERSION_1:
         transport = Transport.TTHEADER

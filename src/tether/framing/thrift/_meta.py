@@ -36,6 +36,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
+from mypy_extensions import mypyc_attr
+
 from ..._status import Status
 from ..._types import MetadataValue
 
@@ -137,6 +139,7 @@ class ResponseMeta:
     metadata: list[tuple[str, MetadataValue]] = field(default_factory=list)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MetaHandler:
     """Reads and writes TTHeader key-values for one hook each; override what you need.
 
@@ -158,6 +161,7 @@ class MetaHandler:
         """Client: fill ``response`` from a received reply's ``header``."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class KitexTTHeaderHandler(MetaHandler):
     """Kitex's Client/ServerTTHeaderHandler plus its metainfo handlers (see the module)."""
 

@@ -104,31 +104,14 @@ class TTHeader:
         )
 
 
-def _build(
-    flags: int,
-    seq_id: int,
-    protocol_id: int,
-    str_info: dict[str, str],
-    int_info: dict[int, str],
-    raw: bytes,
-) -> TTHeader:
-    """``TTHeader(...)`` with every field given, without the keyword-binding ``__init__``
-    (a third of its cost; every received message makes one)."""
-    header: TTHeader = _new(TTHeader)
-    header.raw = raw
-    header.flags = flags
-    header.seq_id = seq_id
-    header.protocol_id = protocol_id
-    header.str_info = str_info
-    header.int_info = int_info
-    return header
-
-
-_new = object.__new__
-
-
-def decode_ttheader(view: memoryview, start: int, end: int) -> tuple[TTHeader, int]:
+def decode_ttheader(
+    view: memoryview, start: int, end: int, *, shared: bool = False
+) -> tuple[TTHeader, int]:
     """Parse the TTHeader frame ``view[start:end]`` (``start`` is its LENGTH field).
+
+    ``shared``: the header's ``str_info`` and ``int_info`` may be the dicts of the
+    decode cache (the same for every message with the same header bytes), so the caller
+    must not mutate them; saves two dict copies per message.
 
     Returns:
         The header and the offset where the payload starts.
@@ -152,14 +135,15 @@ def decode_ttheader(view: memoryview, start: int, end: int) -> tuple[TTHeader, i
     body = bytes(view[pos:header_end]) if header_end - pos <= CACHEABLE_SIZE else b""
     cached = _DECODED.get(body) if body else None
     if cached is not None:  # same header bytes as a recent message: same fields
-        header: TTHeader = _new(TTHeader)  # _build, inlined: this runs for every message
-        header.raw = body
-        header.flags = flags
-        header.seq_id = seq_id
-        header.protocol_id = cached[0]
-        header.str_info = cached[1].copy()
-        header.int_info = cached[2].copy()
-        return header, header_end
+        # Compiled, a keyword call of the class binds its arguments at build time.
+        return TTHeader(
+            flags=flags,
+            seq_id=seq_id,
+            protocol_id=cached[0],
+            str_info=cached[1] if shared else cached[1].copy(),
+            int_info=cached[2] if shared else cached[2].copy(),
+            raw=body,
+        ), header_end
     protocol_id = view[pos]
     if protocol_id not in ACCEPTED_PROTOCOLS:
         raise RemoteProtocolError(f"unsupported TTHeader protocol id {protocol_id:#04x}")
@@ -200,7 +184,15 @@ def decode_ttheader(view: memoryview, start: int, end: int) -> tuple[TTHeader, i
         if len(_DECODED) >= _CACHE_SIZE:
             _DECODED.clear()
         _DECODED[body] = (protocol_id, dict(str_info), dict(int_info))
-    return _build(flags, seq_id, protocol_id, str_info, int_info, body), header_end
+    header = TTHeader(
+        flags=flags,
+        seq_id=seq_id,
+        protocol_id=protocol_id,
+        str_info=str_info,
+        int_info=int_info,
+        raw=body,
+    )
+    return header, header_end
 
 
 def _read_string(view: memoryview, pos: int, limit: int) -> tuple[str, int]:
