@@ -11,11 +11,8 @@ from ..buffer import ReadBuffer
 from . import _native_frames as wire
 from ._base import CodecConfig, FrameCodec, Role
 from ._native_frames import HEADER, FrameType
-from ._native_state import StreamSide as Side, StreamState as State
+from ._native_state import ACCEPTOR, INITIATOR, ST_CLOSED, ST_IDLE
 from ._native_streams import StreamRecord
-
-_ACCEPTOR = Side.ACCEPTOR
-_CLOSED = State.CLOSED
 
 
 class NativeCore(FrameCodec):
@@ -67,17 +64,17 @@ class NativeCore(FrameCodec):
 
     # -- stream bookkeeping ----------------------------------------------------------
 
-    def _idle_or_closed(self, sid: int) -> tuple[Side, State]:
+    def _idle_or_closed(self, sid: int) -> tuple[int, int]:
         """Side and state of a stream we keep no record of: CLOSED if its id was used."""
         if sid & 1 == self._local_parity:
-            return Side.INITIATOR, State.CLOSED if 0 < sid <= self._last_local else State.IDLE
-        return Side.ACCEPTOR, State.CLOSED if 0 < sid <= self._last_remote else State.IDLE
+            return INITIATOR, ST_CLOSED if 0 < sid <= self._last_local else ST_IDLE
+        return ACCEPTOR, ST_CLOSED if 0 < sid <= self._last_remote else ST_IDLE
 
     def _close(self, stream: StreamRecord) -> None:
         """We (the acceptor) ended the call with END; the record stays while frames are
         still queued on it."""
         self._remote_active -= 1
-        stream.state = _CLOSED
+        stream.state = ST_CLOSED
         if stream.pending is None:
             del self._streams[stream.id]
         else:
@@ -85,16 +82,16 @@ class NativeCore(FrameCodec):
 
     def _discard(self, stream: StreamRecord) -> None:
         """The stream is over for good (reset, END received): drop everything queued."""
-        if stream.side is _ACCEPTOR and stream.state is not _CLOSED:
+        if stream.side == ACCEPTOR and stream.state != ST_CLOSED:
             self._remote_active -= 1
-        stream.state = _CLOSED
+        stream.state = ST_CLOSED
         if stream.pending is not None:
             stream.drop()
         self._streams.pop(stream.id, None)
 
     def _flush(self, stream: StreamRecord) -> None:
         """Release what the send window allows; forget a closed stream once drained."""
-        if stream.flush(self._write, self._chunk) and stream.state is _CLOSED:
+        if stream.flush(self._write, self._chunk) and stream.state == ST_CLOSED:
             self._streams.pop(stream.id, None)
 
     # -- streams and flow control (FrameCodec) ----------------------------------------

@@ -24,7 +24,6 @@ from typing import Final
 from .._types import BufferLike
 from ._credit import CreditLedger
 from ._native_frames import HEADER, WINDOW_UPDATE_FRAME, FrameType
-from ._native_state import StreamSide, StreamState
 
 _DATA: Final = int(FrameType.DATA)
 _WINDOW_UPDATE: Final = int(FrameType.WINDOW_UPDATE)
@@ -65,12 +64,13 @@ class StreamRecord(CreditLedger):
     def __init__(
         self,
         stream_id: int,
-        side: StreamSide,
-        state: StreamState,
+        side: int,
+        state: int,
         send_window: int,
         recv_window: int,
     ) -> None:
         self.id = stream_id
+        #: Our part and the stream's state: values of StreamSide and StreamState.
         self.side = side
         self.state = state
         #: Bytes we may still send before the peer returns credit.
