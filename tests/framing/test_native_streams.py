@@ -38,8 +38,10 @@ from tether.framing import (
     StreamReset,
     Trailers,
     WindowUpdated,
+    _native_state,
 )
 from tether.framing._native_state import (
+    FORBIDDEN,
     NEXT_STATE,
     PEER_MAY_SEND,
     TRANSITIONS,
@@ -48,6 +50,8 @@ from tether.framing._native_state import (
     StreamState,
     describe,
     next_state,
+    peer_may_send,
+    step,
 )
 
 C, S = Role.CLIENT, Role.SERVER
@@ -320,6 +324,37 @@ def test_dense_table_matches_the_transition_table(
     assert NEXT_STATE[side][state][input_] is TRANSITIONS.get((side, state, input_))
     assert next_state(side, state, input_) is TRANSITIONS.get((side, state, input_))
     assert str(state.name) in describe(side, state, input_)
+
+
+@given(
+    side=st.sampled_from(StreamSide),
+    state=st.sampled_from(StreamState),
+    input_=st.sampled_from(StreamInput),
+)
+def test_int_table_matches_the_transition_table(
+    side: StreamSide, state: StreamState, input_: StreamInput
+) -> None:
+    """step() on the members' int values gives TRANSITIONS' next state, FORBIDDEN where it
+    has none, and describe() reads the same for ints and members."""
+    expected = TRANSITIONS.get((side, state, input_))
+    assert step(int(side), int(state), int(input_)) == (
+        FORBIDDEN if expected is None else int(expected)
+    )
+    assert describe(int(side), int(state), int(input_)) == describe(side, state, input_)
+    assert peer_may_send(int(state)) is (state in PEER_MAY_SEND)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "enum"),
+    [("", StreamSide), ("ST_", StreamState), ("", StreamInput)],
+)
+def test_int_constants_are_the_enum_values(
+    prefix: str, enum: type[StreamSide | StreamState | StreamInput]
+) -> None:
+    """Every plain-int twin of an enum member (ST_OPEN, RECV_DATA, ACCEPTOR ...) has the
+    member's value."""
+    for member in enum:
+        assert getattr(_native_state, prefix + member.name) == member.value
 
 
 def test_table_shape() -> None:
