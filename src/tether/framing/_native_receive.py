@@ -1,14 +1,17 @@
 """The receiving half of the native protocol: preface, frame parsing and the frame
 handlers that turn frames into events (``docs/protocol.md`` is the specification).
 
-Frames are parsed straight out of the :class:`~tether.buffer.ReadBuffer`: one peek per
-call, ``struct.unpack_from`` on the view, and one handler method per frame type, chosen
-by an ``if`` chain (a direct call in the compiled build, with unboxed arguments).
+Frames are parsed out of one ``bytes`` copy of what the :class:`~tether.buffer.ReadBuffer`
+holds (at most :data:`COPY_MAX` bytes at a time): in the compiled build indexing and
+slicing ``bytes`` are native operations, so headers, names and small payloads are read
+without a Python call, and a small message's ``data`` is one slice of the copy. A frame
+larger than the copy has just its payload copied out of the buffer (once, as before), so
+large messages cost no extra copy. Each frame goes to the handler method of its type,
+chosen by an ``if`` chain (a direct call in the compiled build, with unboxed arguments).
 """
 
 from __future__ import annotations
 
-import struct
 from typing import Final, NoReturn
 
 from .._exceptions import ErrorCode, RemoteProtocolError
@@ -30,7 +33,14 @@ from ._events import (
     Trailers,
     WindowUpdated,
 )
-from ._native_frames import FLAG_END_MESSAGE, FLAG_END_STREAM, HEADER, HEADER_SIZE, FrameType
+from ._native_frames import (
+    FLAG_END_MESSAGE,
+    FLAG_END_STREAM,
+    HEADER_SIZE,
+    FrameType,
+    read_u16,
+    read_u32,
+)
 from ._native_send import NativeSender
 from ._native_state import (
     ACCEPTOR,
@@ -68,9 +78,9 @@ _ACCEPT_OPEN: Final = step(ACCEPTOR, ST_IDLE, RECV_OPEN)
 _ACCEPT_OPEN_END: Final = step(ACCEPTOR, ST_IDLE, RECV_OPEN_END)
 _STATUSES: Final = tuple(Status)  # index = wire code
 _UNKNOWN: Final = Status.UNKNOWN
-_SIMPLE_END: Final = struct.Struct(">HHH")  # status, message length 0, trailer count 0
-_NOT_SIMPLE: Final = (0, 1, 1)
 _MAX_STREAM_ID: Final = wire.MAX_STREAM_ID
+#: Most bytes copied out of the buffer in one piece for parsing (see the module doc).
+COPY_MAX: Final = 16 * 1024
 
 
 class NativeReceiver(NativeSender):
@@ -101,16 +111,20 @@ class NativeReceiver(NativeSender):
                 self._needed = HEADER_SIZE if avail else 0
                 return events
             view = buffer.peek(avail)
-            unpack = HEADER.unpack_from
             max_frame = self._local.max_frame_size
             pos = 0
-            # Typed once here, so the compiled build compares and passes them unboxed.
-            length: int
-            ftype: int
-            flags: int
-            sid: int
+            copy = b""  # holds view[base : base + len(copy)]
+            base = 0
             while avail - pos >= HEADER_SIZE:
-                length, ftype, flags, sid = unpack(view, pos)
+                at = pos - base
+                if at + HEADER_SIZE > len(copy):
+                    copy = view[pos : pos + min(avail - pos, COPY_MAX)].tobytes()
+                    base = pos
+                    at = 0
+                length = read_u32(copy, at)
+                ftype = copy[at + 4]
+                flags = copy[at + 5]
+                sid = read_u32(copy, at + 6)
                 if length > max_frame:
                     raise RemoteProtocolError(
                         f"frame of {length} bytes exceeds MAX_FRAME_SIZE ({max_frame})",
@@ -125,7 +139,11 @@ class NativeReceiver(NativeSender):
                     buffer.skip(pos)
                     buffer.reserve(HEADER_SIZE + length)
                     return events
-                self._on_frame(ftype, view, start, end, flags, sid, events)
+                if end - base <= len(copy):
+                    self._on_frame(ftype, copy, start - base, end - base, flags, sid, events)
+                else:  # larger than the copy: copy just this payload, straight from the buffer
+                    payload = view[start:end].tobytes()
+                    self._on_frame(ftype, payload, 0, length, flags, sid, events)
                 pos = end
             self._needed = HEADER_SIZE if avail > pos else 0
             buffer.skip(pos)
@@ -184,12 +202,13 @@ class NativeReceiver(NativeSender):
         code = dead.error_code if dead is not None else ErrorCode.INTERNAL_ERROR
         return RemoteProtocolError(f"the connection already failed: {dead}", error_code=code)
 
-    # -- frame handlers: (view, payload start, payload end, flags, stream id, events) --
+    # -- frame handlers: (buf, payload start, payload end, flags, stream id, events) --
+    # ``buf`` holds the payload at [start, end) and maybe other frames around it.
 
     def _on_frame(
         self,
         ftype: int,
-        view: memoryview,
+        buf: bytes,
         start: int,
         end: int,
         flags: int,
@@ -200,33 +219,33 @@ class NativeReceiver(NativeSender):
         if not self._settings_received:
             if ftype != _SETTINGS:
                 raise RemoteProtocolError("the first frame after the preface must be SETTINGS")
-            self._on_first_settings(view, start, end, flags, sid, events)
+            self._on_first_settings(buf, start, end, flags, sid, events)
         elif ftype == _DATA:
-            self._on_data(view, start, end, flags, sid, events)
+            self._on_data(buf, start, end, flags, sid, events)
         elif ftype == _OPEN:
-            self._on_open(view, start, end, flags, sid, events)
+            self._on_open(buf, start, end, flags, sid, events)
         elif ftype == _END:
-            self._on_end(view, start, end, flags, sid, events)
+            self._on_end(buf, start, end, flags, sid, events)
         elif ftype == _WINDOW_UPDATE:
-            self._on_window_update(view, start, end, flags, sid, events)
+            self._on_window_update(buf, start, end, flags, sid, events)
         elif ftype == _HEADERS:
-            self._on_headers(view, start, end, flags, sid, events)
+            self._on_headers(buf, start, end, flags, sid, events)
         elif ftype == _CANCEL:
-            self._on_cancel(view, start, end, flags, sid, events)
+            self._on_cancel(buf, start, end, flags, sid, events)
         elif ftype == _PING:
-            self._on_ping(view, start, end, flags, sid, events)
+            self._on_ping(buf, start, end, flags, sid, events)
         elif ftype == _SETTINGS:
             raise RemoteProtocolError("SETTINGS may be sent only once, right after the preface")
         else:
-            self._on_goaway(view, start, end, flags, sid, events)
+            self._on_goaway(buf, start, end, flags, sid, events)
 
     def _on_first_settings(
-        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
+        self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
         if sid:
             raise RemoteProtocolError(f"SETTINGS frame on stream {sid} (must be 0)")
         old = self._peer
-        new = self._peer = wire.parse_settings(view, start, end, old)
+        new = self._peer = wire.parse_settings(buf, start, end, old)
         self._chunk = min(self._chunk_size, new.max_frame_size)
         self._settings_received = True
         events.append(SettingsChanged(max_concurrent_streams=new.max_concurrent_streams))
@@ -240,7 +259,7 @@ class NativeReceiver(NativeSender):
             events.append(WindowUpdated(stream_id=0))
 
     def _on_open(
-        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
+        self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
         if sid & 1 == self._local_parity or not 0 < sid <= _MAX_STREAM_ID:
             parity = "even" if self._local_parity else "odd"
@@ -251,12 +270,12 @@ class NativeReceiver(NativeSender):
             raise RemoteProtocolError(
                 f"OPEN on stream {sid}: reused stream id (ids must increase, last {self._last_remote})"
             )
-        names, timeout, pos = wire.parse_open(view, start, end, flags, self._names)
-        if end - pos == 2 and not view[pos] and not view[pos + 1]:
+        names, timeout, pos = wire.parse_open(buf, start, end, flags, self._names)
+        if end - pos == 2 and not buf[pos] and not buf[pos + 1]:
             metadata: MetadataPairs = ()  # the common case: no metadata
         else:
             self._check_metadata_size(end - pos, "OPEN")
-            metadata = wire.decode_metadata(view, pos, end, "OPEN")
+            metadata = wire.decode_metadata(buf, pos, end, "OPEN")
         self._last_remote = sid
         if self._local_goaway is not None and sid > self._local_goaway:
             reason = "stream refused: the connection is draining (GOAWAY sent)"
@@ -289,17 +308,17 @@ class NativeReceiver(NativeSender):
         )
 
     def _on_headers(
-        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
+        self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
         stream = self._recv_target(sid, RECV_HEADERS)
         if stream is None or stream.state == ST_CLOSED:
             return
         self._check_metadata_size(end - start, "HEADERS")
-        metadata = wire.decode_metadata(view, start, end, "HEADERS")
+        metadata = wire.decode_metadata(buf, start, end, "HEADERS")
         events.append(Headers(stream_id=sid, metadata=metadata))
 
     def _on_data(
-        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
+        self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
         end_stream = flags & FLAG_END_STREAM
         inp = RECV_DATA_END if end_stream else RECV_DATA
@@ -327,14 +346,14 @@ class NativeReceiver(NativeSender):
                 if n > self._max_message:
                     self._message_too_large(stream, n, events)
                     return
-                data = view[start:end].tobytes() if n else b""
+                data = _payload(buf, start, end)
             else:
                 size = stream.recv_size + n
                 if size > self._max_message:
                     self._message_too_large(stream, size, events)
                     return
                 if n:
-                    parts.append(view[start:end].tobytes())
+                    parts.append(_payload(buf, start, end))
                 data = b"".join(parts)
                 stream.parts = None
                 stream.recv_size = 0
@@ -359,7 +378,7 @@ class NativeReceiver(NativeSender):
                 return
             if parts is None:
                 parts = stream.parts = []
-            parts.append(view[start:end].tobytes())
+            parts.append(_payload(buf, start, end))
             stream.recv_size = size
             # An unfinished message's chunks are credited back at once (unless a window
             # of delivered messages waits unread), so a message larger than the window
@@ -370,7 +389,7 @@ class NativeReceiver(NativeSender):
                 self._write(frame)
 
     def _on_end(
-        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
+        self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
         stream = self._streams.get(sid)
         if stream is None or step(stream.side, stream.state, RECV_END) == FORBIDDEN:
@@ -380,16 +399,15 @@ class NativeReceiver(NativeSender):
             return
         if stream.parts is not None:
             raise RemoteProtocolError(f"END on stream {sid} in the middle of a message")
-        status, length, count = (
-            _SIMPLE_END.unpack_from(view, start) if end - start == 6 else _NOT_SIMPLE
-        )
-        if not length and not count:  # the common case: no message, no trailers
+        if end - start == 6 and not read_u32(buf, start + 2):
+            # The common case: no message (length 0), no trailers (count 0).
+            status = read_u16(buf, start)
             message = ""
             metadata: MetadataPairs = ()
         else:
-            status, message, pos = wire.decode_status_text(view, start, end, "END")
+            status, message, pos = wire.decode_status_text(buf, start, end, "END")
             self._check_metadata_size(end - pos, "END")
-            metadata = wire.decode_metadata(view, pos, end, "END")
+            metadata = wire.decode_metadata(buf, pos, end, "END")
         self._discard(stream)
         events.append(
             Trailers(
@@ -401,10 +419,10 @@ class NativeReceiver(NativeSender):
         )
 
     def _on_cancel(
-        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
+        self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
         stream = self._recv_target(sid, RECV_CANCEL)
-        status, message, pos = wire.decode_status_text(view, start, end, "CANCEL")
+        status, message, pos = wire.decode_status_text(buf, start, end, "CANCEL")
         if pos != end:
             raise wire.malformed("CANCEL", f"{end - pos} bytes after the message")
         if stream is None:
@@ -417,7 +435,7 @@ class NativeReceiver(NativeSender):
             )
 
     def _on_window_update(
-        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
+        self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
         if not sid:
             raise RemoteProtocolError(
@@ -428,7 +446,7 @@ class NativeReceiver(NativeSender):
                 f"WINDOW_UPDATE payload of {end - start} bytes (must be 4)",
                 error_code=ErrorCode.FRAME_SIZE_ERROR,
             )
-        increment = wire.U32.unpack_from(view, start)[0]
+        increment = read_u32(buf, start)
         if not 0 < increment <= wire.MAX_WINDOW:
             raise RemoteProtocolError(f"WINDOW_UPDATE increment {increment} out of 1..2**31-1")
         stream = self._recv_target(sid, RECV_WINDOW_UPDATE)
@@ -445,7 +463,7 @@ class NativeReceiver(NativeSender):
         events.append(WindowUpdated(stream_id=sid))
 
     def _on_ping(
-        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
+        self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
         if sid:
             raise RemoteProtocolError(f"PING frame on stream {sid} (must be 0)")
@@ -454,18 +472,18 @@ class NativeReceiver(NativeSender):
                 f"PING payload of {end - start} bytes (must be 8)",
                 error_code=ErrorCode.FRAME_SIZE_ERROR,
             )
-        payload = view[start:end].tobytes()
+        payload = buf[start:end]
         ack = bool(flags & wire.FLAG_ACK)
         if not ack:
             self._write(wire.PING_FRAME.pack(8, FrameType.PING, wire.FLAG_ACK, 0, payload))
         events.append(Ping(payload=payload, ack=ack))
 
     def _on_goaway(
-        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
+        self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
         if sid:
             raise RemoteProtocolError(f"GOAWAY frame on stream {sid} (must be 0)")
-        last, code, reason = wire.parse_goaway(view, start, end)
+        last, code, reason = wire.parse_goaway(buf, start, end)
         if self._remote_goaway is None or last < self._remote_goaway:
             self._remote_goaway = last
         # The peer will never process our streams above ``last``: forget them.
@@ -518,3 +536,10 @@ class NativeReceiver(NativeSender):
         events.append(
             StreamReset(stream_id=stream.id, status=Status.RESOURCE_EXHAUSTED, message=reason)
         )
+
+
+def _payload(buf: bytes, start: int, end: int) -> bytes:
+    """``buf[start:end]``, without a copy when that is all of ``buf``."""
+    if start == 0 and end == len(buf):
+        return buf
+    return buf[start:end]
