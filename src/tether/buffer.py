@@ -13,12 +13,14 @@ raises ``ValueError``. Bytes from :meth:`ReadBuffer.read_binary` are copies and 
 
 from __future__ import annotations
 
+from typing import Final
+
 from mypy_extensions import mypyc_attr
 
 from ._types import BufferLike
 
 DEFAULT_READ_SIZE = 64 * 1024
-_COPY_THRESHOLD = 4096
+_COPY_THRESHOLD: Final = 4096
 
 #: Spare default-size arrays shared by every ReadBuffer in the process: an idle connection
 #: parks its empty array here (:meth:`ReadBuffer.trim`) and the next read takes one back,
@@ -306,17 +308,20 @@ class ReadBuffer:
 class WriteBuffer:
     """Outgoing bytes gathered for one flush (Hertz ``Writer`` without the I/O).
 
-    :meth:`write_binary` copies small writes into a shared ``bytearray`` and keeps large
-    ones by reference (zero-copy: do not mutate them until the buffer is taken).
-    :meth:`malloc` hands out a fresh region to fill in place. :meth:`write_buffers`
-    queues a batch of buffers by reference, whatever their size (no copy at all).
+    :meth:`write_binary` gathers small writes and joins them into one buffer when they
+    are taken (a ``bytes`` is kept as is until then, anything else is copied at once), and
+    keeps large ones by reference (zero-copy: do not mutate them until the buffer is
+    taken). :meth:`malloc` hands out a fresh region to fill in place.
+    :meth:`write_buffers` queues a batch of buffers by reference, whatever their size (no
+    copy at all).
     """
 
-    __slots__ = ("_chunks", "_cur", "_size")
+    __slots__ = ("_chunks", "_size", "_small")
 
     def __init__(self) -> None:
         self._chunks: list[BufferLike] = []
-        self._cur = bytearray()
+        #: Small writes since the last large one, joined into one chunk by :meth:`_seal`.
+        self._small: list[bytes] = []
         self._size = 0
 
     def __len__(self) -> int:
@@ -336,8 +341,10 @@ class WriteBuffer:
         if n >= _COPY_THRESHOLD:
             self._seal()
             self._chunks.append(data)
+        elif type(data) is bytes:
+            self._small.append(data)  # immutable: keeping it is as good as a copy
         else:
-            self._cur += data
+            self._small.append(bytes(data))
         self._size += n
         return n
 
@@ -348,8 +355,7 @@ class WriteBuffer:
         mutate them afterwards (a codec's :meth:`take` result is exactly that). Empty
         buffers are dropped. The list itself is not kept.
         """
-        if self._cur:
-            self._seal()
+        self._seal()
         n = 0
         append = self._chunks.append
         for chunk in chunks:
@@ -362,24 +368,23 @@ class WriteBuffer:
 
     def take(self) -> list[BufferLike]:
         """Everything queued, in order, as a list of buffers; the buffer is then empty."""
+        self._seal()
         chunks = self._chunks
-        if self._cur:
-            chunks.append(self._cur)
-            self._cur = bytearray()
         self._chunks = []
         self._size = 0
         return chunks
 
     def getvalue(self) -> bytes:
         """Everything queued, joined into one ``bytes``; the buffer is then empty."""
-        if not self._chunks:
-            data = bytes(self._cur)
-            self._cur.clear()
-            self._size = 0
-            return data
-        return b"".join(self.take())
+        chunks = self.take()
+        if len(chunks) == 1:
+            only = chunks[0]
+            return only if type(only) is bytes else bytes(only)
+        return b"".join(chunks)
 
     def _seal(self) -> None:
-        if self._cur:
-            self._chunks.append(self._cur)
-            self._cur = bytearray()
+        """Join the small writes gathered so far into one chunk."""
+        small = self._small
+        if small:
+            self._chunks.append(small[0] if len(small) == 1 else b"".join(small))
+            small.clear()

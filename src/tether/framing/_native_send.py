@@ -154,14 +154,20 @@ class NativeSender(NativeCore):
             raise LocalProtocolError(
                 f"stream id {sid} was already used (ids must increase, last {self._last_local})"
             )
-        key = (service, method, encoding)
-        heads = self._heads
-        head = heads.get(key)
-        if head is None:
-            head = wire.open_head(*key)
-            if len(heads) >= _HEAD_CACHE_SIZE:
-                heads.clear()
-            heads[key] = head
+        last = self._last_head
+        if service == last[0] and method == last[1] and encoding == last[2]:
+            head = last[3]  # the same call as the last one: no key tuple, no lookup
+        else:
+            key = (service, method, encoding)
+            heads = self._heads
+            cached = heads.get(key)
+            if cached is None:
+                cached = wire.open_head(*key)
+                if len(heads) >= _HEAD_CACHE_SIZE:
+                    heads.clear()
+                heads[key] = cached
+            head = cached
+            self._last_head = (service, method, encoding, head)
         encoded = wire.encode_metadata(metadata) if metadata else _EMPTY_METADATA
         flags = FLAG_END_STREAM if end_stream else 0
         if timeout is not None:
