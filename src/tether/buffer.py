@@ -19,31 +19,31 @@ from mypy_extensions import mypyc_attr
 
 from ._types import BufferLike
 
-DEFAULT_READ_SIZE = 64 * 1024
+DEFAULT_READ_SIZE: Final = 64 * 1024
 _COPY_THRESHOLD: Final = 4096
 
 #: Spare default-size arrays shared by every ReadBuffer in the process: an idle connection
 #: parks its empty array here (:meth:`ReadBuffer.trim`) and the next read takes one back,
 #: so thousands of idle connections hold no receive memory. Single-threaded use only
 #: (one event loop); a race would only cost an extra allocation, never share an array.
-_SPARE: list[bytearray] = []
+_SPARE: Final[list[bytearray]] = []
 #: At most this many (1 MiB): enough for the connections that read in one loop turn.
-_SPARE_LIMIT = 16
+_SPARE_LIMIT: Final = 16
 #: Larger arrays (grown to receive a big frame in place) parked the same way, so a
 #: connection that receives one large message after another reuses one array instead of
 #: faulting in fresh pages for each. At most this many bytes are parked in all: parked
 #: memory stays resident for the life of the process, so the budget is small (a 1 MiB
 #: frame's array and change); arrays for larger frames are simply freed.
-_SPARE_LARGE: list[bytearray] = []
-_SPARE_LARGE_BYTES = 2 * 1024 * 1024
+_SPARE_LARGE: Final[list[bytearray]] = []
+_SPARE_LARGE_BYTES: Final = 2 * 1024 * 1024
 
 
 #: The whole-array views of the arrays in ``_SPARE``, index for index.
-_SPARE_VIEWS: list[memoryview] = []
+_SPARE_VIEWS: Final[list[memoryview]] = []
 #: What a trimmed buffer holds: one shared empty array (never written: any write first
 #: replaces it through get_write_buffer).
-_EMPTY = bytearray()
-_EMPTY_VIEW = memoryview(_EMPTY)
+_EMPTY: Final = bytearray()
+_EMPTY_VIEW: Final = memoryview(_EMPTY)
 
 
 def _take_spare(size: int) -> bytearray:
@@ -82,8 +82,8 @@ def _park(buf: bytearray) -> None:
 class ReadBuffer:
     """A contiguous receive buffer: ``bytearray`` + read/write offsets.
 
-    Consumer side (codecs): :meth:`peek`, :meth:`skip`, :meth:`release`, ``len()``,
-    :meth:`read_byte`, :meth:`read_binary`. Producer side (transports):
+    Consumer side (codecs): :meth:`peek`, :meth:`copy`, :meth:`skip`, :meth:`release`,
+    ``len()``, :meth:`read_byte`, :meth:`read_binary`. Producer side (transports):
     :meth:`get_write_buffer` + :meth:`commit`, or :meth:`feed` for ready-made bytes.
     A codec that knows it needs ``n`` bytes for the next frame calls :meth:`reserve`,
     so the producer's next region is large enough to receive the whole frame in place.
@@ -140,6 +140,18 @@ class ReadBuffer:
         view = self._whole[start : start + n]
         self._views.append(view)
         return view
+
+    def copy(self, offset: int, n: int) -> bytes:
+        """A copy of the ``n`` bytes that start ``offset`` bytes past the read position,
+        without advancing. No view is handed out, so nothing waits for :meth:`release`.
+
+        Raises:
+            ValueError: fewer than ``offset + n`` bytes are buffered.
+        """
+        start = self._start + offset
+        if offset < 0 or n < 0 or start + n > self._end:
+            raise ValueError(f"copy({offset}, {n}) with {self._end - self._start} bytes buffered")
+        return self._whole[start : start + n].tobytes()
 
     def skip(self, n: int) -> None:
         """Discard the next ``n`` bytes.

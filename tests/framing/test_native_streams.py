@@ -237,6 +237,51 @@ def test_closed_streams_are_forgotten() -> None:
     assert "streams=0" in repr(pair.server)
 
 
+def test_late_frames_for_a_finished_stream_do_not_reach_the_stream_reusing_its_record() -> None:
+    """A finished stream's record is reused for the next stream; late frames and queries
+    for the old id still see a closed stream, and the new stream is untouched."""
+    pair = native_pair()
+    pair.send(C, [call(1), Message(stream_id=1, data=b"q", end_stream=True)])
+    pair.send(S, [Message(stream_id=1, data=b"a"), Trailers(stream_id=1)])
+    pair.client.send(call(3))
+    pair.client.send(Message(stream_id=3, data=b"y" * 10))
+    assert pair.client.pending_send(1) == 0
+    late = (
+        frame(DATA, END_MESSAGE, 1, b"late")
+        + frame(WINDOW_UPDATE, 0, 1, u32(100))
+        + frame(END, 0, 1, status_text(0) + metadata())
+    )
+    assert pair.client.receive_data(late) == []
+    assert pair.transfer(C) == [call(3), Message(stream_id=3, data=b"y" * 10)]
+    assert pair.send(S, Message(stream_id=3, data=b"z")) == [Message(stream_id=3, data=b"z")]
+    assert pair.send(S, Trailers(stream_id=3, status=Status.NOT_FOUND)) == [
+        Trailers(stream_id=3, status=Status.NOT_FOUND)
+    ]
+    assert "streams=0" in repr(pair.client)
+
+
+@given(endings=st.lists(st.sampled_from(["ok", "client-reset", "server-reset"]), max_size=8))
+def test_streams_ending_every_way_leave_no_record_behind(endings: list[str]) -> None:
+    """Calls ended by trailers or by either side's reset, one after the other (so records
+    are reused), each deliver exactly their own events and leave no record behind."""
+    pair = native_pair()
+    for i, ending in enumerate(endings):
+        sid = 2 * i + 1
+        sent = [call(sid), Message(stream_id=sid, data=bytes([i]) * i)]
+        assert pair.send(C, sent) == sent
+        if ending == "ok":
+            reply = [Message(stream_id=sid, data=b"r"), Trailers(stream_id=sid)]
+            assert pair.send(S, reply) == reply
+        elif ending == "client-reset":
+            assert pair.send(C, StreamReset(stream_id=sid)) == [StreamReset(stream_id=sid)]
+        else:
+            reset = StreamReset(stream_id=sid, status=Status.ABORTED)
+            assert pair.send(S, reset) == [reset]
+        assert pair.client.pending_send(sid) == 0
+    assert "streams=0" in repr(pair.client)
+    assert "streams=0" in repr(pair.server)
+
+
 # -- concurrency limits ------------------------------------------------------------------
 
 

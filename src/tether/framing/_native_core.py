@@ -6,6 +6,8 @@ id bookkeeping, GOAWAY and failure state, and the stream/flow-control queries of
 
 from __future__ import annotations
 
+from typing import Final
+
 from .._exceptions import LocalProtocolError, RemoteProtocolError
 from ..buffer import ReadBuffer
 from . import _native_frames as wire
@@ -13,6 +15,14 @@ from ._base import CodecConfig, FrameCodec, Role
 from ._native_frames import HEADER, FrameType
 from ._native_state import ACCEPTOR, INITIATOR, ST_CLOSED, ST_IDLE
 from ._native_streams import StreamRecord
+
+#: Records of finished streams, reopened for new streams by any codec of the process
+#: (saving an allocation and a deallocation per stream). Single-threaded use (one event
+#: loop), like the spare arrays of :mod:`tether.buffer`; a spare record holds no
+#: references to buffers or messages.
+_SPARE: Final[list[StreamRecord]] = []
+#: At most this many (a few tens of KiB).
+_SPARE_LIMIT: Final = 256
 
 
 class NativeCore(FrameCodec):
@@ -30,6 +40,9 @@ class NativeCore(FrameCodec):
         self._last_remote = 0  # highest id the peer opened (accepted or refused)
         self._last_accepted = 0  # highest id the peer opened that we accepted
         self._streams: dict[int, StreamRecord] = {}
+        #: The record last looked up or opened (``None`` once forgotten): a call's frames
+        #: mostly come in a row, and this saves a dict lookup with a boxed id.
+        self._recent: StreamRecord | None = None
         self._remote_active = 0  # peer-opened streams not yet closed
         self._local = wire.Settings(
             cfg.max_frame_size,
@@ -66,6 +79,48 @@ class NativeCore(FrameCodec):
 
     # -- stream bookkeeping ----------------------------------------------------------
 
+    def _stream(self, sid: int) -> StreamRecord | None:
+        """The record of live stream ``sid`` (``None``: no record, idle or closed)."""
+        recent = self._recent
+        if recent is not None and recent.id == sid:
+            return recent
+        stream = self._streams.get(sid)
+        if stream is not None:
+            self._recent = stream
+        return stream
+
+    def _open_record(self, sid: int, side: int, state: int) -> StreamRecord:
+        """Record a stream that starts now, with the current initial windows."""
+        send_window = self._peer.initial_window
+        recv_window = self._local.initial_window
+        if _SPARE:
+            stream = _SPARE.pop()
+            stream.reopen(sid, side, state, send_window, recv_window)
+        else:
+            stream = StreamRecord(sid, side, state, send_window, recv_window)
+        self._streams[sid] = stream
+        self._recent = stream
+        return stream
+
+    def _forget(self, stream: StreamRecord) -> None:
+        """Drop the record of a stream that is over; it may be reopened for a later one,
+        so the caller must not use it afterwards."""
+        sid = stream.id
+        if not sid:
+            return  # forgotten already (0 is never a stream id)
+        del self._streams[sid]
+        stream.id = 0
+        if self._recent is stream:
+            self._recent = None
+        if len(_SPARE) < _SPARE_LIMIT:
+            stream.drop()  # let go of queued and half-received data
+            _SPARE.append(stream)
+
+    def _forget_all(self) -> None:
+        """Drop every record (the connection failed)."""
+        self._streams.clear()
+        self._recent = None
+
     def _idle_or_closed(self, sid: int) -> tuple[int, int]:
         """Side and state of a stream we keep no record of: CLOSED if its id was used."""
         if sid & 1 == self._local_parity:
@@ -78,7 +133,7 @@ class NativeCore(FrameCodec):
         self._remote_active -= 1
         stream.state = ST_CLOSED
         if stream.pending is None:
-            del self._streams[stream.id]
+            self._forget(stream)
         else:
             stream.parts = stream.owed = None
 
@@ -89,12 +144,12 @@ class NativeCore(FrameCodec):
         stream.state = ST_CLOSED
         if stream.pending is not None:
             stream.drop()
-        self._streams.pop(stream.id, None)
+        self._forget(stream)
 
     def _flush(self, stream: StreamRecord) -> None:
         """Release what the send window allows; forget a closed stream once drained."""
         if stream.flush(self._write, self._chunk) and stream.state == ST_CLOSED:
-            self._streams.pop(stream.id, None)
+            self._forget(stream)
 
     # -- streams and flow control (FrameCodec) ----------------------------------------
 
@@ -123,7 +178,7 @@ class NativeCore(FrameCodec):
         chunk is returned (batched, see :mod:`._native_streams`). A stream that is
         unknown, closed or half-closed by the peer, and a dead codec, make this a no-op.
         """
-        stream = self._streams.get(stream_id)
+        stream = self._stream(stream_id)
         if stream is None or stream.owed is None:
             return
         stream.unreturned += stream.acknowledge(nbytes)
@@ -133,7 +188,7 @@ class NativeCore(FrameCodec):
 
     def pending_send(self, stream_id: int) -> int:
         """DATA payload bytes of ``stream_id`` queued here, waiting for the peer's credit."""
-        stream = self._streams.get(stream_id)
+        stream = self._stream(stream_id)
         return stream.pending_bytes if stream is not None else 0
 
     @property

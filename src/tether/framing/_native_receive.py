@@ -2,7 +2,8 @@
 handlers that turn frames into events (``docs/protocol.md`` is the specification).
 
 Frames are parsed out of one ``bytes`` copy of what the :class:`~tether.buffer.ReadBuffer`
-holds (at most :data:`COPY_MAX` bytes at a time): in the compiled build indexing and
+holds (:meth:`~tether.buffer.ReadBuffer.copy`, at most :data:`COPY_MAX` bytes at a time;
+no view is kept): in the compiled build indexing and
 slicing ``bytes`` are native operations, so headers, names and small payloads are read
 without a Python call, and a small message's ``data`` is one slice of the copy. A frame
 larger than the copy has just its payload copied out of the buffer (once, as before), so
@@ -93,7 +94,8 @@ class NativeReceiver(NativeSender):
 
         An incomplete frame stays in ``buffer``; once its header is known the codec calls
         ``buffer.reserve(10 + length)`` so the transport can read the rest in place.
-        The caller releases the peeked views (``buffer.release()``) afterwards.
+        The codec copies what it parses and keeps no view of the buffer; the caller may
+        still call ``buffer.release()`` afterwards, as for any codec.
 
         Raises:
             RemoteProtocolError: the peer broke the protocol. A GOAWAY is queued, the codec
@@ -110,15 +112,14 @@ class NativeReceiver(NativeSender):
             if avail < HEADER_SIZE:
                 self._needed = HEADER_SIZE if avail else 0
                 return events
-            view = buffer.peek(avail)
             max_frame = self._local.max_frame_size
             pos = 0
-            copy = b""  # holds view[base : base + len(copy)]
+            copy = b""  # the buffered bytes [base, base + len(copy))
             base = 0
             while avail - pos >= HEADER_SIZE:
                 at = pos - base
                 if at + HEADER_SIZE > len(copy):
-                    copy = view[pos : pos + min(avail - pos, COPY_MAX)].tobytes()
+                    copy = buffer.copy(pos, min(avail - pos, COPY_MAX))
                     base = pos
                     at = 0
                 length = read_u32(copy, at)
@@ -142,7 +143,7 @@ class NativeReceiver(NativeSender):
                 if end - base <= len(copy):
                     self._on_frame(ftype, copy, start - base, end - base, flags, sid, events)
                 else:  # larger than the copy: copy just this payload, straight from the buffer
-                    payload = view[start:end].tobytes()
+                    payload = buffer.copy(start, length)
                     self._on_frame(ftype, payload, 0, length, flags, sid, events)
                 pos = end
             self._needed = HEADER_SIZE if avail > pos else 0
@@ -177,7 +178,7 @@ class NativeReceiver(NativeSender):
         avail = len(buffer)
         if not avail:
             return False
-        head = bytes(buffer.peek(min(avail, wire.PREFACE_SIZE)))
+        head = buffer.copy(0, min(avail, wire.PREFACE_SIZE))
         n = min(len(head), len(wire.MAGIC))
         if head[:n] != wire.MAGIC[:n]:
             raise RemoteProtocolError(f"not a tether connection: bad preface {head.hex(' ')}")
@@ -194,7 +195,7 @@ class NativeReceiver(NativeSender):
 
     def _die(self, exc: RemoteProtocolError) -> None:
         self._dead = exc
-        self._streams.clear()
+        self._forget_all()
         self._write(wire.goaway_frame(self._last_accepted, exc.error_code, str(exc)))
 
     def _dead_error(self) -> RemoteProtocolError:
@@ -288,9 +289,7 @@ class NativeReceiver(NativeSender):
             return
         end_stream = bool(flags & FLAG_END_STREAM)
         state = _ACCEPT_OPEN_END if end_stream else _ACCEPT_OPEN
-        self._streams[sid] = StreamRecord(
-            sid, ACCEPTOR, state, self._peer.initial_window, self._local.initial_window
-        )
+        self._open_record(sid, ACCEPTOR, state)
         self._remote_active += 1
         self._last_accepted = sid
         service, method, encoding = names
@@ -322,7 +321,7 @@ class NativeReceiver(NativeSender):
     ) -> None:
         end_stream = flags & FLAG_END_STREAM
         inp = RECV_DATA_END if end_stream else RECV_DATA
-        stream = self._streams.get(sid)
+        stream = self._stream(sid)
         if stream is None:
             self._recv_target(sid, inp)  # raises unless the stream was used and is closed
             return
@@ -391,7 +390,7 @@ class NativeReceiver(NativeSender):
     def _on_end(
         self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
-        stream = self._streams.get(sid)
+        stream = self._stream(sid)
         if stream is None or step(stream.side, stream.state, RECV_END) == FORBIDDEN:
             self._recv_target(sid, RECV_END)  # raises unless the stream was used and is closed
             return
@@ -503,7 +502,7 @@ class NativeReceiver(NativeSender):
         Raises:
             RemoteProtocolError: the stream was never opened, or the table forbids ``inp``.
         """
-        stream = self._streams.get(sid)
+        stream = self._stream(sid)
         if stream is not None:
             side, state = stream.side, stream.state
         else:
@@ -530,12 +529,11 @@ class NativeReceiver(NativeSender):
             )
 
     def _message_too_large(self, stream: StreamRecord, size: int, events: list[Event]) -> None:
+        sid = stream.id
         reason = f"message of {size}+ bytes exceeds max_message_size ({self._max_message})"
-        self._write(wire.cancel_frame(stream.id, Status.RESOURCE_EXHAUSTED, reason))
+        self._write(wire.cancel_frame(sid, Status.RESOURCE_EXHAUSTED, reason))
         self._discard(stream)
-        events.append(
-            StreamReset(stream_id=stream.id, status=Status.RESOURCE_EXHAUSTED, message=reason)
-        )
+        events.append(StreamReset(stream_id=sid, status=Status.RESOURCE_EXHAUSTED, message=reason))
 
 
 def _payload(buf: bytes, start: int, end: int) -> bytes:

@@ -88,7 +88,7 @@ class NativeSender(NativeCore):
         Raises:
             LocalProtocolError: the stream is not live or the table forbids ``inp``.
         """
-        stream = self._streams.get(sid)
+        stream = self._stream(sid)
         if stream is None:
             side, state = self._idle_or_closed(sid)
             raise LocalProtocolError(f"stream {sid}: {describe(side, state, inp)}")
@@ -178,9 +178,7 @@ class NativeSender(NativeCore):
             self._check_outgoing(encoded, length, "OPEN")
         self._out.write_binary(_pack_header(length, _OPEN, flags, sid) + head + encoded)
         state = _OPENED_END if end_stream else _OPENED
-        self._streams[sid] = StreamRecord(
-            sid, INITIATOR, state, self._peer.initial_window, self._local.initial_window
-        )
+        self._open_record(sid, INITIATOR, state)
         self._last_local = sid
         if sid >= self._next_local:
             self._next_local = sid + 2
@@ -201,7 +199,7 @@ class NativeSender(NativeCore):
             raise LocalProtocolError(f"cannot send: the connection failed ({self._dead})")
         sid = stream_id
         inp = SEND_DATA_END if end_stream else SEND_DATA
-        stream = self._streams.get(sid)
+        stream = self._stream(sid)
         new = FORBIDDEN if stream is None else step(stream.side, stream.state, inp)
         if stream is None or new == FORBIDDEN:
             stream, new = self._target(sid, inp)  # raises
@@ -236,7 +234,7 @@ class NativeSender(NativeCore):
         if self._dead is not None:
             raise LocalProtocolError(f"cannot send: the connection failed ({self._dead})")
         sid = stream_id
-        stream = self._streams.get(sid)
+        stream = self._stream(sid)
         if stream is None or step(stream.side, stream.state, SEND_END) == FORBIDDEN:
             stream, _ = self._target(sid, SEND_END)  # raises
         if not message and not metadata:
@@ -252,7 +250,7 @@ class NativeSender(NativeCore):
 
     def _send_stream_reset(self, event: StreamReset) -> None:
         sid = event.stream_id
-        stream = self._streams.get(sid)
+        stream = self._stream(sid)
         if stream is None:
             side, state = self._idle_or_closed(sid)
             if step(side, state, SEND_CANCEL) == FORBIDDEN:

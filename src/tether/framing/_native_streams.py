@@ -45,7 +45,7 @@ class StreamRecord(CreditLedger):
     """Everything the codec tracks for one live stream.
 
     A record exists from OPEN until the stream is closed *and* its send queue is empty;
-    then the codec forgets it.
+    then the codec forgets it, and may :meth:`reopen` it for a later stream.
     """
 
     __slots__ = (
@@ -93,6 +93,18 @@ class StreamRecord(CreditLedger):
         self.pending: deque[PendingMessage | bytes] | None = None
         #: DATA payload bytes in ``pending``.
         self.pending_bytes = 0
+
+    def reopen(
+        self,
+        stream_id: int,
+        side: int,
+        state: int,
+        send_window: int,
+        recv_window: int,
+    ) -> None:
+        """Make this forgotten record the record of a new stream, exactly as if it had
+        just been built (reusing it saves an allocation and a deallocation per stream)."""
+        StreamRecord.__init__(self, stream_id, side, state, send_window, recv_window)
 
     # -- sending ---------------------------------------------------------------------
 
