@@ -23,7 +23,7 @@ def test_trim_parks_the_array_and_the_next_reader_reuses_it() -> None:
     parked = first._buf
     first.trim()
     assert first.capacity == 0
-    assert buffer._SPARE[-1] is parked
+    assert buffer._SPARE.arrays[buffer._SPARE.count - 1] is parked
     fill(second, b"x")
     assert second._buf is parked
 

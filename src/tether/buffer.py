@@ -22,12 +22,8 @@ from ._types import BufferLike
 DEFAULT_READ_SIZE: Final = 64 * 1024
 _COPY_THRESHOLD: Final = 4096
 
-#: Spare default-size arrays shared by every ReadBuffer in the process: an idle connection
-#: parks its empty array here (:meth:`ReadBuffer.trim`) and the next read takes one back,
-#: so thousands of idle connections hold no receive memory. Single-threaded use only
-#: (one event loop); a race would only cost an extra allocation, never share an array.
-_SPARE: Final[list[bytearray]] = []
-#: At most this many (1 MiB): enough for the connections that read in one loop turn.
+#: At most this many default-size arrays are parked (1 MiB): enough for the connections
+#: that read in one loop turn.
 _SPARE_LIMIT: Final = 16
 #: Larger arrays (grown to receive a big frame in place) parked the same way, so a
 #: connection that receives one large message after another reuses one array instead of
@@ -38,20 +34,58 @@ _SPARE_LARGE: Final[list[bytearray]] = []
 _SPARE_LARGE_BYTES: Final = 2 * 1024 * 1024
 
 
-#: The whole-array views of the arrays in ``_SPARE``, index for index.
-_SPARE_VIEWS: Final[list[memoryview]] = []
 #: What a trimmed buffer holds: one shared empty array (never written: any write first
 #: replaces it through get_write_buffer).
 _EMPTY: Final = bytearray()
 _EMPTY_VIEW: Final = memoryview(_EMPTY)
 
 
+class _Spares:
+    """Parked default-size arrays, each with its whole-array view, as a stack.
+
+    The stack lives in two lists of fixed length (``count`` entries used; the rest hold
+    the empty array): a list that empties and refills would free and reallocate its
+    storage on every read, which is what parking once per read would do.
+    """
+
+    __slots__ = ("arrays", "count", "views")
+
+    def __init__(self, limit: int) -> None:
+        self.arrays: list[bytearray] = [_EMPTY] * limit
+        self.views: list[memoryview] = [_EMPTY_VIEW] * limit
+        self.count = 0
+
+    def push(self, buf: bytearray, view: memoryview) -> None:
+        """Park ``buf`` (with ``view``, all of it) unless the stack is full."""
+        count = self.count
+        if count < len(self.arrays):
+            self.arrays[count] = buf
+            self.views[count] = view
+            self.count = count + 1
+
+    def pop(self) -> tuple[bytearray, memoryview]:
+        """Take the last array parked and its view (the caller checks ``count`` first)."""
+        count = self.count - 1
+        self.count = count
+        buf = self.arrays[count]
+        view = self.views[count]
+        self.arrays[count] = _EMPTY
+        self.views[count] = _EMPTY_VIEW
+        return buf, view
+
+
+#: Spare default-size arrays shared by every ReadBuffer in the process: an idle connection
+#: parks its empty array here (:meth:`ReadBuffer.trim`) and the next read takes one back,
+#: so thousands of idle connections hold no receive memory. Single-threaded use only
+#: (one event loop); a race would only cost an extra allocation, never share an array.
+_SPARE: Final = _Spares(_SPARE_LIMIT)
+
+
 def _take_spare(size: int) -> bytearray:
     """An array of at least ``size`` bytes: a parked one when one fits, else a new one."""
     if size == DEFAULT_READ_SIZE:
-        if _SPARE:
-            _SPARE_VIEWS.pop()
-            return _SPARE.pop()
+        if _SPARE.count:
+            return _SPARE.pop()[0]
         return bytearray(size)
     if size > DEFAULT_READ_SIZE and _SPARE_LARGE:
         best = -1
@@ -67,9 +101,7 @@ def _park(buf: bytearray) -> None:
     """Keep an emptied array for reuse, within the limits above."""
     size = len(buf)
     if size == DEFAULT_READ_SIZE:
-        if len(_SPARE) < _SPARE_LIMIT:
-            _SPARE.append(buf)
-            _SPARE_VIEWS.append(memoryview(buf))
+        _SPARE.push(buf, memoryview(buf))
     elif size > DEFAULT_READ_SIZE:
         parked = sum(len(b) for b in _SPARE_LARGE)
         while _SPARE_LARGE and parked + size > _SPARE_LARGE_BYTES:
@@ -216,11 +248,9 @@ class ReadBuffer:
             if not isinstance(buf, bytearray):
                 pass  # lent memory (transport/_shm_lend.py) is not ours to park
             elif len(buf) == DEFAULT_READ_SIZE:
-                # Inline _park(), keeping the array's whole-view with it: taking it back
-                # (recv_buffer) then costs no memoryview either. Both run once per read.
-                if len(_SPARE) < _SPARE_LIMIT:
-                    _SPARE.append(buf)
-                    _SPARE_VIEWS.append(self._whole)
+                # Park it with its whole-view: taking it back (recv_buffer) then costs no
+                # memoryview either. Both run once per read.
+                _SPARE.push(buf, self._whole)
             else:
                 _park(buf)
             self._buf = _EMPTY
@@ -285,11 +315,16 @@ class ReadBuffer:
         region = self._region
         if region is not None and self._end == self._region_end and not self._reserve:
             return region
-        if not self._buf and _SPARE and not self._reserve and self._read_size == DEFAULT_READ_SIZE:
+        if (
+            not self._buf
+            and _SPARE.count
+            and not self._reserve
+            and self._read_size == DEFAULT_READ_SIZE
+        ):
             # A trimmed buffer takes a parked default-size array back (the per-read path
             # of a connection that consumes everything it reads).
-            self._buf = _SPARE.pop()
-            region = self._whole = _SPARE_VIEWS.pop()
+            self._buf, region = _SPARE.pop()
+            self._whole = region
             self._region = region
             self._region_end = 0
             return region
@@ -369,11 +404,11 @@ class WriteBuffer:
         """
         self._seal()
         n = 0
-        append = self._chunks.append
+        queued = self._chunks
         for chunk in chunks:
             size = len(chunk)
             if size:
-                append(chunk)
+                queued.append(chunk)
                 n += size
         self._size += n
         return n
@@ -399,4 +434,4 @@ class WriteBuffer:
         small = self._small
         if small:
             self._chunks.append(small[0] if len(small) == 1 else b"".join(small))
-            small.clear()
+            self._small = []  # not clear(): that would free the storage the next appends regrow

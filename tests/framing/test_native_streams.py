@@ -53,6 +53,7 @@ from tether.framing._native_state import (
     peer_may_send,
     step,
 )
+from tether.framing._native_streams import SpareRecords, StreamRecord
 
 C, S = Role.CLIENT, Role.SERVER
 
@@ -499,3 +500,18 @@ def test_an_expired_deadline_travels_as_zero() -> None:
     """A negative timeout (the deadline already passed) arrives as 0.0 seconds."""
     pair = native_pair()
     assert pair.send(C, call(1, timeout=-3.0)) == [call(1, timeout=0.0)]
+
+
+def test_spare_records_are_a_bounded_stack() -> None:
+    """The spare-record stack hands back the last record kept, keeps at most its limit,
+    and holds no reference to a record once it is taken."""
+    spares = SpareRecords(2)
+    records = [StreamRecord(sid, 0, 1, 10, 10) for sid in (1, 3, 5)]
+    assert spares.pop() is None
+    for record in records:
+        spares.push(record)
+    assert spares.count == 2
+    assert spares.pop() is records[1]
+    assert spares.records == [records[0], None]
+    assert spares.pop() is records[0]
+    assert spares.pop() is None

@@ -14,15 +14,13 @@ from . import _native_frames as wire
 from ._base import CodecConfig, FrameCodec, Role
 from ._native_frames import HEADER, FrameType
 from ._native_state import ACCEPTOR, INITIATOR, ST_CLOSED, ST_IDLE
-from ._native_streams import StreamRecord
+from ._native_streams import SpareRecords, StreamRecord
 
 #: Records of finished streams, reopened for new streams by any codec of the process
 #: (saving an allocation and a deallocation per stream). Single-threaded use (one event
 #: loop), like the spare arrays of :mod:`tether.buffer`; a spare record holds no
 #: references to buffers or messages.
-_SPARE: Final[list[StreamRecord]] = []
-#: At most this many (a few tens of KiB).
-_SPARE_LIMIT: Final = 256
+_SPARE: Final = SpareRecords(256)  # at most a few tens of KiB
 
 
 class NativeCore(FrameCodec):
@@ -93,8 +91,8 @@ class NativeCore(FrameCodec):
         """Record a stream that starts now, with the current initial windows."""
         send_window = self._peer.initial_window
         recv_window = self._local.initial_window
-        if _SPARE:
-            stream = _SPARE.pop()
+        stream = _SPARE.pop()
+        if stream is not None:
             stream.reopen(sid, side, state, send_window, recv_window)
         else:
             stream = StreamRecord(sid, side, state, send_window, recv_window)
@@ -112,9 +110,8 @@ class NativeCore(FrameCodec):
         stream.id = 0
         if self._recent is stream:
             self._recent = None
-        if len(_SPARE) < _SPARE_LIMIT:
-            stream.drop()  # let go of queued and half-received data
-            _SPARE.append(stream)
+        stream.drop()  # let go of queued and half-received data
+        _SPARE.push(stream)
 
     def _forget_all(self) -> None:
         """Drop every record (the connection failed)."""

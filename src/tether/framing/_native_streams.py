@@ -182,3 +182,36 @@ class StreamRecord(CreditLedger):
             self.unreturned = 0
             return WINDOW_UPDATE_FRAME.pack(4, _WINDOW_UPDATE, 0, self.id, unreturned)
         return None
+
+
+class SpareRecords:
+    """Records of finished streams kept for reuse (at most ``limit``), as a stack.
+
+    The stack lives in a list of fixed length (``count`` entries used, the rest
+    ``None``): a list that empties and refills would free and reallocate its storage
+    every time, which is what one stream after another would do.
+    """
+
+    __slots__ = ("count", "records")
+
+    def __init__(self, limit: int) -> None:
+        self.records: list[StreamRecord | None] = [None] * limit
+        self.count = 0
+
+    def push(self, record: StreamRecord) -> None:
+        """Keep ``record`` for reuse unless the stack is full."""
+        count = self.count
+        if count < len(self.records):
+            self.records[count] = record
+            self.count = count + 1
+
+    def pop(self) -> StreamRecord | None:
+        """The last record kept, or ``None`` when there is none."""
+        count = self.count
+        if not count:
+            return None
+        count -= 1
+        self.count = count
+        record = self.records[count]
+        self.records[count] = None
+        return record
