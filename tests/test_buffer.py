@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tether import buffer
 from tether.buffer import DEFAULT_READ_SIZE, ReadBuffer
 
@@ -21,7 +23,7 @@ def test_trim_parks_the_array_and_the_next_reader_reuses_it() -> None:
     parked = first._buf
     first.trim()
     assert first.capacity == 0
-    assert buffer._SPARE[-1] is parked
+    assert buffer._SPARE.arrays[buffer._SPARE.count - 1] is parked
     fill(second, b"x")
     assert second._buf is parked
 
@@ -89,3 +91,25 @@ def test_without_a_reserve_a_short_room_still_grows_to_the_read_size() -> None:
     assert len(region) >= DEFAULT_READ_SIZE
     assert bytes(rb.peek(DEFAULT_READ_SIZE - 10)) == b"a" * (DEFAULT_READ_SIZE - 10)
     rb.release()
+
+
+def test_copy_reads_at_an_offset_without_advancing_or_lending_a_view() -> None:
+    """copy(offset, n) returns those bytes as an independent bytes object, leaves the read
+    position alone, hands out no view, and refuses to read past what is buffered."""
+    rb = ReadBuffer()
+    fill(rb, b"0123456789")
+    rb.skip(2)
+    copied = rb.copy(3, 4)
+    assert copied == b"5678"
+    assert type(copied) is bytes
+    assert len(rb) == 8
+    assert rb._views == []
+    assert rb.copy(0, 8) == b"23456789"
+    assert rb.copy(8, 0) == b""
+    for offset, n in [(0, 9), (5, 4), (-1, 1), (0, -1)]:
+        with pytest.raises(ValueError, match="copy"):
+            rb.copy(offset, n)
+    rb.skip(8)
+    rb.release()
+    fill(rb, b"ab")
+    assert copied == b"5678"  # unaffected by the array being reused

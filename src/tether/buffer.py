@@ -13,43 +13,79 @@ raises ``ValueError``. Bytes from :meth:`ReadBuffer.read_binary` are copies and 
 
 from __future__ import annotations
 
+from typing import Final
+
 from mypy_extensions import mypyc_attr
 
 from ._types import BufferLike
 
-DEFAULT_READ_SIZE = 64 * 1024
-_COPY_THRESHOLD = 4096
+DEFAULT_READ_SIZE: Final = 64 * 1024
+_COPY_THRESHOLD: Final = 4096
 
-#: Spare default-size arrays shared by every ReadBuffer in the process: an idle connection
-#: parks its empty array here (:meth:`ReadBuffer.trim`) and the next read takes one back,
-#: so thousands of idle connections hold no receive memory. Single-threaded use only
-#: (one event loop); a race would only cost an extra allocation, never share an array.
-_SPARE: list[bytearray] = []
-#: At most this many (1 MiB): enough for the connections that read in one loop turn.
-_SPARE_LIMIT = 16
+#: At most this many default-size arrays are parked (1 MiB): enough for the connections
+#: that read in one loop turn.
+_SPARE_LIMIT: Final = 16
 #: Larger arrays (grown to receive a big frame in place) parked the same way, so a
 #: connection that receives one large message after another reuses one array instead of
 #: faulting in fresh pages for each. At most this many bytes are parked in all: parked
 #: memory stays resident for the life of the process, so the budget is small (a 1 MiB
 #: frame's array and change); arrays for larger frames are simply freed.
-_SPARE_LARGE: list[bytearray] = []
-_SPARE_LARGE_BYTES = 2 * 1024 * 1024
+_SPARE_LARGE: Final[list[bytearray]] = []
+_SPARE_LARGE_BYTES: Final = 2 * 1024 * 1024
 
 
-#: The whole-array views of the arrays in ``_SPARE``, index for index.
-_SPARE_VIEWS: list[memoryview] = []
 #: What a trimmed buffer holds: one shared empty array (never written: any write first
 #: replaces it through get_write_buffer).
-_EMPTY = bytearray()
-_EMPTY_VIEW = memoryview(_EMPTY)
+_EMPTY: Final = bytearray()
+_EMPTY_VIEW: Final = memoryview(_EMPTY)
+
+
+class _Spares:
+    """Parked default-size arrays, each with its whole-array view, as a stack.
+
+    The stack lives in two lists of fixed length (``count`` entries used; the rest hold
+    the empty array): a list that empties and refills would free and reallocate its
+    storage on every read, which is what parking once per read would do.
+    """
+
+    __slots__ = ("arrays", "count", "views")
+
+    def __init__(self, limit: int) -> None:
+        self.arrays: list[bytearray] = [_EMPTY] * limit
+        self.views: list[memoryview] = [_EMPTY_VIEW] * limit
+        self.count = 0
+
+    def push(self, buf: bytearray, view: memoryview) -> None:
+        """Park ``buf`` (with ``view``, all of it) unless the stack is full."""
+        count = self.count
+        if count < len(self.arrays):
+            self.arrays[count] = buf
+            self.views[count] = view
+            self.count = count + 1
+
+    def pop(self) -> tuple[bytearray, memoryview]:
+        """Take the last array parked and its view (the caller checks ``count`` first)."""
+        count = self.count - 1
+        self.count = count
+        buf = self.arrays[count]
+        view = self.views[count]
+        self.arrays[count] = _EMPTY
+        self.views[count] = _EMPTY_VIEW
+        return buf, view
+
+
+#: Spare default-size arrays shared by every ReadBuffer in the process: an idle connection
+#: parks its empty array here (:meth:`ReadBuffer.trim`) and the next read takes one back,
+#: so thousands of idle connections hold no receive memory. Single-threaded use only
+#: (one event loop); a race would only cost an extra allocation, never share an array.
+_SPARE: Final = _Spares(_SPARE_LIMIT)
 
 
 def _take_spare(size: int) -> bytearray:
     """An array of at least ``size`` bytes: a parked one when one fits, else a new one."""
     if size == DEFAULT_READ_SIZE:
-        if _SPARE:
-            _SPARE_VIEWS.pop()
-            return _SPARE.pop()
+        if _SPARE.count:
+            return _SPARE.pop()[0]
         return bytearray(size)
     if size > DEFAULT_READ_SIZE and _SPARE_LARGE:
         best = -1
@@ -65,9 +101,7 @@ def _park(buf: bytearray) -> None:
     """Keep an emptied array for reuse, within the limits above."""
     size = len(buf)
     if size == DEFAULT_READ_SIZE:
-        if len(_SPARE) < _SPARE_LIMIT:
-            _SPARE.append(buf)
-            _SPARE_VIEWS.append(memoryview(buf))
+        _SPARE.push(buf, memoryview(buf))
     elif size > DEFAULT_READ_SIZE:
         parked = sum(len(b) for b in _SPARE_LARGE)
         while _SPARE_LARGE and parked + size > _SPARE_LARGE_BYTES:
@@ -80,8 +114,8 @@ def _park(buf: bytearray) -> None:
 class ReadBuffer:
     """A contiguous receive buffer: ``bytearray`` + read/write offsets.
 
-    Consumer side (codecs): :meth:`peek`, :meth:`skip`, :meth:`release`, ``len()``,
-    :meth:`read_byte`, :meth:`read_binary`. Producer side (transports):
+    Consumer side (codecs): :meth:`peek`, :meth:`copy`, :meth:`skip`, :meth:`release`,
+    ``len()``, :meth:`read_byte`, :meth:`read_binary`. Producer side (transports):
     :meth:`get_write_buffer` + :meth:`commit`, or :meth:`feed` for ready-made bytes.
     A codec that knows it needs ``n`` bytes for the next frame calls :meth:`reserve`,
     so the producer's next region is large enough to receive the whole frame in place.
@@ -138,6 +172,18 @@ class ReadBuffer:
         view = self._whole[start : start + n]
         self._views.append(view)
         return view
+
+    def copy(self, offset: int, n: int) -> bytes:
+        """A copy of the ``n`` bytes that start ``offset`` bytes past the read position,
+        without advancing. No view is handed out, so nothing waits for :meth:`release`.
+
+        Raises:
+            ValueError: fewer than ``offset + n`` bytes are buffered.
+        """
+        start = self._start + offset
+        if offset < 0 or n < 0 or start + n > self._end:
+            raise ValueError(f"copy({offset}, {n}) with {self._end - self._start} bytes buffered")
+        return self._whole[start : start + n].tobytes()
 
     def skip(self, n: int) -> None:
         """Discard the next ``n`` bytes.
@@ -202,11 +248,9 @@ class ReadBuffer:
             if not isinstance(buf, bytearray):
                 pass  # lent memory (transport/_shm_lend.py) is not ours to park
             elif len(buf) == DEFAULT_READ_SIZE:
-                # Inline _park(), keeping the array's whole-view with it: taking it back
-                # (recv_buffer) then costs no memoryview either. Both run once per read.
-                if len(_SPARE) < _SPARE_LIMIT:
-                    _SPARE.append(buf)
-                    _SPARE_VIEWS.append(self._whole)
+                # Park it with its whole-view: taking it back (recv_buffer) then costs no
+                # memoryview either. Both run once per read.
+                _SPARE.push(buf, self._whole)
             else:
                 _park(buf)
             self._buf = _EMPTY
@@ -271,11 +315,16 @@ class ReadBuffer:
         region = self._region
         if region is not None and self._end == self._region_end and not self._reserve:
             return region
-        if not self._buf and _SPARE and not self._reserve and self._read_size == DEFAULT_READ_SIZE:
+        if (
+            not self._buf
+            and _SPARE.count
+            and not self._reserve
+            and self._read_size == DEFAULT_READ_SIZE
+        ):
             # A trimmed buffer takes a parked default-size array back (the per-read path
             # of a connection that consumes everything it reads).
-            self._buf = _SPARE.pop()
-            region = self._whole = _SPARE_VIEWS.pop()
+            self._buf, region = _SPARE.pop()
+            self._whole = region
             self._region = region
             self._region_end = 0
             return region
@@ -306,17 +355,20 @@ class ReadBuffer:
 class WriteBuffer:
     """Outgoing bytes gathered for one flush (Hertz ``Writer`` without the I/O).
 
-    :meth:`write_binary` copies small writes into a shared ``bytearray`` and keeps large
-    ones by reference (zero-copy: do not mutate them until the buffer is taken).
-    :meth:`malloc` hands out a fresh region to fill in place. :meth:`write_buffers`
-    queues a batch of buffers by reference, whatever their size (no copy at all).
+    :meth:`write_binary` gathers small writes and joins them into one buffer when they
+    are taken (a ``bytes`` is kept as is until then, anything else is copied at once), and
+    keeps large ones by reference (zero-copy: do not mutate them until the buffer is
+    taken). :meth:`malloc` hands out a fresh region to fill in place.
+    :meth:`write_buffers` queues a batch of buffers by reference, whatever their size (no
+    copy at all).
     """
 
-    __slots__ = ("_chunks", "_cur", "_size")
+    __slots__ = ("_chunks", "_size", "_small")
 
     def __init__(self) -> None:
         self._chunks: list[BufferLike] = []
-        self._cur = bytearray()
+        #: Small writes since the last large one, joined into one chunk by :meth:`_seal`.
+        self._small: list[bytes] = []
         self._size = 0
 
     def __len__(self) -> int:
@@ -336,8 +388,10 @@ class WriteBuffer:
         if n >= _COPY_THRESHOLD:
             self._seal()
             self._chunks.append(data)
+        elif type(data) is bytes:
+            self._small.append(data)  # immutable: keeping it is as good as a copy
         else:
-            self._cur += data
+            self._small.append(bytes(data))
         self._size += n
         return n
 
@@ -348,38 +402,36 @@ class WriteBuffer:
         mutate them afterwards (a codec's :meth:`take` result is exactly that). Empty
         buffers are dropped. The list itself is not kept.
         """
-        if self._cur:
-            self._seal()
+        self._seal()
         n = 0
-        append = self._chunks.append
+        queued = self._chunks
         for chunk in chunks:
             size = len(chunk)
             if size:
-                append(chunk)
+                queued.append(chunk)
                 n += size
         self._size += n
         return n
 
     def take(self) -> list[BufferLike]:
         """Everything queued, in order, as a list of buffers; the buffer is then empty."""
+        self._seal()
         chunks = self._chunks
-        if self._cur:
-            chunks.append(self._cur)
-            self._cur = bytearray()
         self._chunks = []
         self._size = 0
         return chunks
 
     def getvalue(self) -> bytes:
         """Everything queued, joined into one ``bytes``; the buffer is then empty."""
-        if not self._chunks:
-            data = bytes(self._cur)
-            self._cur.clear()
-            self._size = 0
-            return data
-        return b"".join(self.take())
+        chunks = self.take()
+        if len(chunks) == 1:
+            only = chunks[0]
+            return only if type(only) is bytes else bytes(only)
+        return b"".join(chunks)
 
     def _seal(self) -> None:
-        if self._cur:
-            self._chunks.append(self._cur)
-            self._cur = bytearray()
+        """Join the small writes gathered so far into one chunk."""
+        small = self._small
+        if small:
+            self._chunks.append(small[0] if len(small) == 1 else b"".join(small))
+            self._small = []  # not clear(): that would free the storage the next appends regrow

@@ -38,8 +38,10 @@ from tether.framing import (
     StreamReset,
     Trailers,
     WindowUpdated,
+    _native_state,
 )
 from tether.framing._native_state import (
+    FORBIDDEN,
     NEXT_STATE,
     PEER_MAY_SEND,
     TRANSITIONS,
@@ -48,7 +50,10 @@ from tether.framing._native_state import (
     StreamState,
     describe,
     next_state,
+    peer_may_send,
+    step,
 )
+from tether.framing._native_streams import SpareRecords, StreamRecord
 
 C, S = Role.CLIENT, Role.SERVER
 
@@ -233,6 +238,51 @@ def test_closed_streams_are_forgotten() -> None:
     assert "streams=0" in repr(pair.server)
 
 
+def test_late_frames_for_a_finished_stream_do_not_reach_the_stream_reusing_its_record() -> None:
+    """A finished stream's record is reused for the next stream; late frames and queries
+    for the old id still see a closed stream, and the new stream is untouched."""
+    pair = native_pair()
+    pair.send(C, [call(1), Message(stream_id=1, data=b"q", end_stream=True)])
+    pair.send(S, [Message(stream_id=1, data=b"a"), Trailers(stream_id=1)])
+    pair.client.send(call(3))
+    pair.client.send(Message(stream_id=3, data=b"y" * 10))
+    assert pair.client.pending_send(1) == 0
+    late = (
+        frame(DATA, END_MESSAGE, 1, b"late")
+        + frame(WINDOW_UPDATE, 0, 1, u32(100))
+        + frame(END, 0, 1, status_text(0) + metadata())
+    )
+    assert pair.client.receive_data(late) == []
+    assert pair.transfer(C) == [call(3), Message(stream_id=3, data=b"y" * 10)]
+    assert pair.send(S, Message(stream_id=3, data=b"z")) == [Message(stream_id=3, data=b"z")]
+    assert pair.send(S, Trailers(stream_id=3, status=Status.NOT_FOUND)) == [
+        Trailers(stream_id=3, status=Status.NOT_FOUND)
+    ]
+    assert "streams=0" in repr(pair.client)
+
+
+@given(endings=st.lists(st.sampled_from(["ok", "client-reset", "server-reset"]), max_size=8))
+def test_streams_ending_every_way_leave_no_record_behind(endings: list[str]) -> None:
+    """Calls ended by trailers or by either side's reset, one after the other (so records
+    are reused), each deliver exactly their own events and leave no record behind."""
+    pair = native_pair()
+    for i, ending in enumerate(endings):
+        sid = 2 * i + 1
+        sent = [call(sid), Message(stream_id=sid, data=bytes([i]) * i)]
+        assert pair.send(C, sent) == sent
+        if ending == "ok":
+            reply = [Message(stream_id=sid, data=b"r"), Trailers(stream_id=sid)]
+            assert pair.send(S, reply) == reply
+        elif ending == "client-reset":
+            assert pair.send(C, StreamReset(stream_id=sid)) == [StreamReset(stream_id=sid)]
+        else:
+            reset = StreamReset(stream_id=sid, status=Status.ABORTED)
+            assert pair.send(S, reset) == [reset]
+        assert pair.client.pending_send(sid) == 0
+    assert "streams=0" in repr(pair.client)
+    assert "streams=0" in repr(pair.server)
+
+
 # -- concurrency limits ------------------------------------------------------------------
 
 
@@ -320,6 +370,37 @@ def test_dense_table_matches_the_transition_table(
     assert NEXT_STATE[side][state][input_] is TRANSITIONS.get((side, state, input_))
     assert next_state(side, state, input_) is TRANSITIONS.get((side, state, input_))
     assert str(state.name) in describe(side, state, input_)
+
+
+@given(
+    side=st.sampled_from(StreamSide),
+    state=st.sampled_from(StreamState),
+    input_=st.sampled_from(StreamInput),
+)
+def test_int_table_matches_the_transition_table(
+    side: StreamSide, state: StreamState, input_: StreamInput
+) -> None:
+    """step() on the members' int values gives TRANSITIONS' next state, FORBIDDEN where it
+    has none, and describe() reads the same for ints and members."""
+    expected = TRANSITIONS.get((side, state, input_))
+    assert step(int(side), int(state), int(input_)) == (
+        FORBIDDEN if expected is None else int(expected)
+    )
+    assert describe(int(side), int(state), int(input_)) == describe(side, state, input_)
+    assert peer_may_send(int(state)) is (state in PEER_MAY_SEND)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "enum"),
+    [("", StreamSide), ("ST_", StreamState), ("", StreamInput)],
+)
+def test_int_constants_are_the_enum_values(
+    prefix: str, enum: type[StreamSide | StreamState | StreamInput]
+) -> None:
+    """Every plain-int twin of an enum member (ST_OPEN, RECV_DATA, ACCEPTOR ...) has the
+    member's value."""
+    for member in enum:
+        assert getattr(_native_state, prefix + member.name) == member.value
 
 
 def test_table_shape() -> None:
@@ -419,3 +500,18 @@ def test_an_expired_deadline_travels_as_zero() -> None:
     """A negative timeout (the deadline already passed) arrives as 0.0 seconds."""
     pair = native_pair()
     assert pair.send(C, call(1, timeout=-3.0)) == [call(1, timeout=0.0)]
+
+
+def test_spare_records_are_a_bounded_stack() -> None:
+    """The spare-record stack hands back the last record kept, keeps at most its limit,
+    and holds no reference to a record once it is taken."""
+    spares = SpareRecords(2)
+    records = [StreamRecord(sid, 0, 1, 10, 10) for sid in (1, 3, 5)]
+    assert spares.pop() is None
+    for record in records:
+        spares.push(record)
+    assert spares.count == 2
+    assert spares.pop() is records[1]
+    assert spares.records == [records[0], None]
+    assert spares.pop() is records[0]
+    assert spares.pop() is None

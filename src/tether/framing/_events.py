@@ -3,11 +3,24 @@
 The same classes serve both directions (h11's habit), so a codec round trip is one
 assert: ``peer.receive_data(codec.send(e) ...) == [e]``. Events are frozen, slotted,
 keyword-only value objects; every stream event carries ``stream_id`` first.
+
+The events a codec makes for every call (:class:`CallStarted`, :class:`Message`,
+:class:`EndOfStream`, :class:`Trailers`, :class:`StreamReset`) spell out their
+``__init__`` instead of letting ``dataclasses`` generate it. It is the same constructor
+(keyword-only, same names, defaults and order; tests/framing/test_events.py pins that it
+matches the fields), and it assigns through ``object.__setattr__`` exactly like the
+generated one. The point is the compiled build: mypyc compiles a hand-written
+``__init__`` natively and turns each ``object.__setattr__(self, "name", value)`` into a
+direct slot store, so compiled code builds these events with one C call instead of
+running the interpreted, keyword-binding ``__init__`` of ``dataclasses``. Such a
+compiled class runs ``__init__`` from ``__new__``, so these classes also define
+:meth:`Event.__reduce__` to pickle and copy by keywords.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from .._exceptions import ErrorCode
 from .._status import Status
@@ -17,6 +30,16 @@ from .._types import MetadataPairs
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
     """Base class of every codec event."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle and copy by keywords: ``type(self)(**fields)``."""
+        values = {field.name: getattr(self, field.name) for field in fields(self)}
+        return _rebuild, (type(self), values)
+
+
+def _rebuild(cls: type[Event], values: dict[str, Any]) -> Event:
+    """The unpickler of :meth:`Event.__reduce__`."""
+    return cls(**values)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,6 +62,27 @@ class CallStarted(Event):
     end_stream: bool = False
     oneway: bool = False
 
+    def __init__(
+        self,
+        *,
+        stream_id: int,
+        service: str,
+        method: str,
+        metadata: MetadataPairs = (),
+        timeout: float | None = None,
+        encoding: str = "",
+        end_stream: bool = False,
+        oneway: bool = False,
+    ) -> None:
+        object.__setattr__(self, "stream_id", stream_id)
+        object.__setattr__(self, "service", service)
+        object.__setattr__(self, "method", method)
+        object.__setattr__(self, "metadata", metadata)
+        object.__setattr__(self, "timeout", timeout)
+        object.__setattr__(self, "encoding", encoding)
+        object.__setattr__(self, "end_stream", end_stream)
+        object.__setattr__(self, "oneway", oneway)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Headers(Event):
@@ -59,12 +103,20 @@ class Message(Event):
     data: bytes
     end_stream: bool = False
 
+    def __init__(self, *, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        object.__setattr__(self, "stream_id", stream_id)
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "end_stream", end_stream)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EndOfStream(Event):
     """The sender half-closes its side without a message (a client finishing a stream)."""
 
     stream_id: int
+
+    def __init__(self, *, stream_id: int) -> None:
+        object.__setattr__(self, "stream_id", stream_id)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,6 +127,19 @@ class Trailers(Event):
     status: Status = Status.OK
     message: str = ""
     metadata: MetadataPairs = ()
+
+    def __init__(
+        self,
+        *,
+        stream_id: int,
+        status: Status = Status.OK,
+        message: str = "",
+        metadata: MetadataPairs = (),
+    ) -> None:
+        object.__setattr__(self, "stream_id", stream_id)
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "message", message)
+        object.__setattr__(self, "metadata", metadata)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,6 +155,19 @@ class StreamReset(Event):
     status: Status = Status.CANCELLED
     message: str = ""
     error_code: int | None = None
+
+    def __init__(
+        self,
+        *,
+        stream_id: int,
+        status: Status = Status.CANCELLED,
+        message: str = "",
+        error_code: int | None = None,
+    ) -> None:
+        object.__setattr__(self, "stream_id", stream_id)
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "message", message)
+        object.__setattr__(self, "error_code", error_code)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -68,9 +68,9 @@ class NativeCodec(NativeReceiver):
     and :meth:`next_stream_id` raise; :meth:`data_to_send` still returns the GOAWAY,
     queries still answer and :meth:`acknowledge_received` is a no-op.
 
-    Buffers: :meth:`receive_from` peeks at the buffer and leaves releasing the views to
-    the caller (``buffer.release()``, as :meth:`receive_data` does); events never
-    reference the buffer's memory. Large outgoing messages are queued by reference: do
+    Buffers: :meth:`receive_from` copies what it parses out of the buffer and keeps no
+    view of it (the caller may still ``buffer.release()``, as :meth:`receive_data` does);
+    events never reference the buffer's memory. Large outgoing messages are queued by reference: do
     not mutate ``Message.data`` until it has been flushed.
 
     Concurrency: not thread-safe; one dispatcher drives it. Nothing to cancel.

@@ -6,16 +6,21 @@ id bookkeeping, GOAWAY and failure state, and the stream/flow-control queries of
 
 from __future__ import annotations
 
+from typing import Final
+
 from .._exceptions import LocalProtocolError, RemoteProtocolError
 from ..buffer import ReadBuffer
 from . import _native_frames as wire
 from ._base import CodecConfig, FrameCodec, Role
 from ._native_frames import HEADER, FrameType
-from ._native_state import StreamSide as Side, StreamState as State
-from ._native_streams import StreamRecord
+from ._native_state import ACCEPTOR, INITIATOR, ST_CLOSED, ST_IDLE
+from ._native_streams import SpareRecords, StreamRecord
 
-_ACCEPTOR = Side.ACCEPTOR
-_CLOSED = State.CLOSED
+#: Records of finished streams, reopened for new streams by any codec of the process
+#: (saving an allocation and a deallocation per stream). Single-threaded use (one event
+#: loop), like the spare arrays of :mod:`tether.buffer`; a spare record holds no
+#: references to buffers or messages.
+_SPARE: Final = SpareRecords(256)  # at most a few tens of KiB
 
 
 class NativeCore(FrameCodec):
@@ -33,6 +38,9 @@ class NativeCore(FrameCodec):
         self._last_remote = 0  # highest id the peer opened (accepted or refused)
         self._last_accepted = 0  # highest id the peer opened that we accepted
         self._streams: dict[int, StreamRecord] = {}
+        #: The record last looked up or opened (``None`` once forgotten): a call's frames
+        #: mostly come in a row, and this saves a dict lookup with a boxed id.
+        self._recent: StreamRecord | None = None
         self._remote_active = 0  # peer-opened streams not yet closed
         self._local = wire.Settings(
             cfg.max_frame_size,
@@ -53,6 +61,8 @@ class NativeCore(FrameCodec):
         self._needed = 0
         #: Encoded service/method/encoding fields of recent OPENs, both ways (bounded).
         self._heads: dict[tuple[str, str, str], bytes] = {}
+        #: The last OPEN we sent: (service, method, encoding, encoded head).
+        self._last_head: tuple[str, str, str, bytes] = ("", "", "", wire.open_head("", "", ""))
         self._names: dict[bytes, tuple[str, str, str]] = {}
         settings = wire.settings_payload(self._local)
         self._write(wire.PREFACE + HEADER.pack(len(settings), FrameType.SETTINGS, 0, 0) + settings)
@@ -67,35 +77,76 @@ class NativeCore(FrameCodec):
 
     # -- stream bookkeeping ----------------------------------------------------------
 
-    def _idle_or_closed(self, sid: int) -> tuple[Side, State]:
+    def _stream(self, sid: int) -> StreamRecord | None:
+        """The record of live stream ``sid`` (``None``: no record, idle or closed)."""
+        recent = self._recent
+        if recent is not None and recent.id == sid:
+            return recent
+        stream = self._streams.get(sid)
+        if stream is not None:
+            self._recent = stream
+        return stream
+
+    def _open_record(self, sid: int, side: int, state: int) -> StreamRecord:
+        """Record a stream that starts now, with the current initial windows."""
+        send_window = self._peer.initial_window
+        recv_window = self._local.initial_window
+        stream = _SPARE.pop()
+        if stream is not None:
+            stream.reopen(sid, side, state, send_window, recv_window)
+        else:
+            stream = StreamRecord(sid, side, state, send_window, recv_window)
+        self._streams[sid] = stream
+        self._recent = stream
+        return stream
+
+    def _forget(self, stream: StreamRecord) -> None:
+        """Drop the record of a stream that is over; it may be reopened for a later one,
+        so the caller must not use it afterwards."""
+        sid = stream.id
+        if not sid:
+            return  # forgotten already (0 is never a stream id)
+        del self._streams[sid]
+        stream.id = 0
+        if self._recent is stream:
+            self._recent = None
+        stream.drop()  # let go of queued and half-received data
+        _SPARE.push(stream)
+
+    def _forget_all(self) -> None:
+        """Drop every record (the connection failed)."""
+        self._streams.clear()
+        self._recent = None
+
+    def _idle_or_closed(self, sid: int) -> tuple[int, int]:
         """Side and state of a stream we keep no record of: CLOSED if its id was used."""
         if sid & 1 == self._local_parity:
-            return Side.INITIATOR, State.CLOSED if 0 < sid <= self._last_local else State.IDLE
-        return Side.ACCEPTOR, State.CLOSED if 0 < sid <= self._last_remote else State.IDLE
+            return INITIATOR, ST_CLOSED if 0 < sid <= self._last_local else ST_IDLE
+        return ACCEPTOR, ST_CLOSED if 0 < sid <= self._last_remote else ST_IDLE
 
     def _close(self, stream: StreamRecord) -> None:
         """We (the acceptor) ended the call with END; the record stays while frames are
         still queued on it."""
         self._remote_active -= 1
-        stream.state = _CLOSED
+        stream.state = ST_CLOSED
         if stream.pending is None:
-            del self._streams[stream.id]
+            self._forget(stream)
         else:
             stream.parts = stream.owed = None
 
     def _discard(self, stream: StreamRecord) -> None:
         """The stream is over for good (reset, END received): drop everything queued."""
-        if stream.side is _ACCEPTOR and stream.state is not _CLOSED:
+        if stream.side == ACCEPTOR and stream.state != ST_CLOSED:
             self._remote_active -= 1
-        stream.state = _CLOSED
+        stream.state = ST_CLOSED
         if stream.pending is not None:
             stream.drop()
-        self._streams.pop(stream.id, None)
+        self._forget(stream)
 
     def _flush(self, stream: StreamRecord) -> None:
         """Release what the send window allows; forget a closed stream once drained."""
-        if stream.flush(self._write, self._chunk) and stream.state is _CLOSED:
-            self._streams.pop(stream.id, None)
+        if stream.flush(self._write, self._chunk) and stream.state == ST_CLOSED:
+            self._forget(stream)
 
     # -- streams and flow control (FrameCodec) ----------------------------------------
 
@@ -124,7 +175,7 @@ class NativeCore(FrameCodec):
         chunk is returned (batched, see :mod:`._native_streams`). A stream that is
         unknown, closed or half-closed by the peer, and a dead codec, make this a no-op.
         """
-        stream = self._streams.get(stream_id)
+        stream = self._stream(stream_id)
         if stream is None or stream.owed is None:
             return
         stream.unreturned += stream.acknowledge(nbytes)
@@ -134,7 +185,7 @@ class NativeCore(FrameCodec):
 
     def pending_send(self, stream_id: int) -> int:
         """DATA payload bytes of ``stream_id`` queued here, waiting for the peer's credit."""
-        stream = self._streams.get(stream_id)
+        stream = self._stream(stream_id)
         return stream.pending_bytes if stream is not None else 0
 
     @property

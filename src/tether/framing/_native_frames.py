@@ -3,8 +3,15 @@
 Everything here is pure: precompiled :class:`struct.Struct` objects, the protocol's
 numbers, encoders that return ready-to-send bytes (raising
 :class:`~tether.LocalProtocolError` for values the wire cannot carry) and decoders that
-read a frame payload out of a ``memoryview`` (raising :class:`~tether.RemoteProtocolError`
-for malformed input). No state, no I/O. All integers are big-endian.
+read a frame payload out of a ``bytes`` copy of the received data (raising
+:class:`~tether.RemoteProtocolError` for malformed input). No state, no I/O. All integers
+are big-endian.
+
+The decoders read integers byte by byte (:func:`read_u16` ...) rather than with
+``struct``: in the compiled build indexing ``bytes`` is a native operation, where a
+``struct`` call is a Python call that boxes its results. A decoder reads only inside the
+``[start, end)`` it is given (the copy may hold further frames) and checks every length
+against ``end`` before reading.
 """
 
 from __future__ import annotations
@@ -239,25 +246,40 @@ def goaway_frame(last_stream_id: int, error_code: int, reason: str) -> bytes:
 # -- decoding ------------------------------------------------------------------------
 
 
+def read_u16(data: bytes, at: int) -> int:
+    """The big-endian u16 at ``data[at]`` (IndexError past the end of ``data``)."""
+    return data[at] << 8 | data[at + 1]
+
+
+def read_u32(data: bytes, at: int) -> int:
+    """The big-endian u32 at ``data[at]``."""
+    return data[at] << 24 | data[at + 1] << 16 | data[at + 2] << 8 | data[at + 3]
+
+
+def read_u64(data: bytes, at: int) -> int:
+    """The big-endian u64 at ``data[at]``."""
+    return read_u32(data, at) << 32 | read_u32(data, at + 4)
+
+
 def malformed(frame: str, detail: str) -> RemoteProtocolError:
     """The error for a payload that does not match its frame type's layout."""
     return RemoteProtocolError(f"malformed {frame} frame: {detail}")
 
 
-def decode_utf8(view: memoryview, start: int, end: int, what: str) -> str:
-    """Decode ``view[start:end]`` as UTF-8.
+def decode_utf8(data: bytes, start: int, end: int, what: str) -> str:
+    """Decode ``data[start:end]`` as UTF-8.
 
     Raises:
         RemoteProtocolError: the bytes are not valid UTF-8.
     """
     try:
-        return str(view[start:end], "utf-8")
+        return data[start:end].decode("utf-8")
     except UnicodeDecodeError:
         raise RemoteProtocolError(f"invalid UTF-8 in {what}") from None
 
 
-def decode_metadata(view: memoryview, pos: int, end: int, frame: str) -> MetadataPairs:
-    """Decode the metadata block that fills ``view[pos:end]`` exactly.
+def decode_metadata(data: bytes, pos: int, end: int, frame: str) -> MetadataPairs:
+    """Decode the metadata block that fills ``data[pos:end]`` exactly.
 
     Raises:
         RemoteProtocolError: the block is truncated, has trailing bytes, a non-ASCII key
@@ -265,7 +287,7 @@ def decode_metadata(view: memoryview, pos: int, end: int, frame: str) -> Metadat
     """
     if end - pos < 2:
         raise malformed(frame, "metadata block is truncated")
-    count = U16.unpack_from(view, pos)[0]
+    count = read_u16(data, pos)
     pos += 2
     if not count:
         if pos != end:
@@ -273,26 +295,24 @@ def decode_metadata(view: memoryview, pos: int, end: int, frame: str) -> Metadat
         return ()
     pairs: list[tuple[str, str | bytes]] = []
     append = pairs.append
-    unpack16 = U16.unpack_from
-    unpack32 = U32.unpack_from
     try:
         for _ in range(count):
             if end - pos < 2:
                 raise malformed(frame, "metadata block is truncated")
-            klen = unpack16(view, pos)[0]
+            klen = read_u16(data, pos)
             pos += 2
             if end - pos < klen + 4:
                 raise malformed(frame, "metadata block is truncated")
-            key = str(view[pos : pos + klen], "ascii")
+            key = data[pos : pos + klen].decode("ascii")
             pos += klen
-            vlen = unpack32(view, pos)[0]
+            vlen = read_u32(data, pos)
             pos += 4
             if end - pos < vlen:
                 raise malformed(frame, "metadata block is truncated")
             if key.endswith("-bin"):
-                append((key, view[pos : pos + vlen].tobytes()))
+                append((key, data[pos : pos + vlen]))
             else:
-                append((key, str(view[pos : pos + vlen], "utf-8")))
+                append((key, data[pos : pos + vlen].decode("utf-8")))
             pos += vlen
     except UnicodeDecodeError as exc:
         what = "key" if exc.encoding == "ascii" else "value"
@@ -304,7 +324,7 @@ def decode_metadata(view: memoryview, pos: int, end: int, frame: str) -> Metadat
     return tuple(pairs)
 
 
-def decode_status_text(view: memoryview, start: int, end: int, frame: str) -> tuple[int, str, int]:
+def decode_status_text(data: bytes, start: int, end: int, frame: str) -> tuple[int, str, int]:
     """Decode ``u16 status | u16 length | message`` at ``start``.
 
     Returns:
@@ -315,16 +335,17 @@ def decode_status_text(view: memoryview, start: int, end: int, frame: str) -> tu
     """
     if end - start < 4:
         raise malformed(frame, "status is truncated")
-    status, length = STATUS_TEXT.unpack_from(view, start)
+    status = read_u16(data, start)
+    length = read_u16(data, start + 2)
     pos = start + 4
     if end - pos < length:
         raise malformed(frame, "message is truncated")
-    message = decode_utf8(view, pos, pos + length, f"{frame} message") if length else ""
+    message = decode_utf8(data, pos, pos + length, f"{frame} message") if length else ""
     return status, message, pos + length
 
 
-def parse_settings(view: memoryview, start: int, end: int, current: Settings) -> Settings:
-    """Apply the SETTINGS payload ``view[start:end]`` to ``current``.
+def parse_settings(data: bytes, start: int, end: int, current: Settings) -> Settings:
+    """Apply the SETTINGS payload ``data[start:end]`` to ``current``.
 
     Unknown ids are ignored; a repeated id takes its last value.
 
@@ -343,7 +364,8 @@ def parse_settings(view: memoryview, start: int, end: int, current: Settings) ->
     streams = current.max_concurrent_streams
     metadata = current.max_metadata_size
     for pos in range(start, end, SETTING.size):
-        ident, value = SETTING.unpack_from(view, pos)
+        ident = read_u16(data, pos)
+        value = read_u32(data, pos + 2)
         if ident == SettingId.MAX_FRAME_SIZE:
             if not MIN_MAX_FRAME_SIZE <= value <= MAX_FRAME_SIZE_LIMIT:
                 raise RemoteProtocolError(f"bad settings: MAX_FRAME_SIZE {value} out of range")
@@ -398,7 +420,7 @@ NAMES_CACHE_SIZE: Final = 256
 
 
 def parse_open(
-    view: memoryview,
+    data: bytes,
     start: int,
     end: int,
     flags: int,
@@ -418,23 +440,23 @@ def parse_open(
     """
     if end - start < 2:
         raise malformed("OPEN", "service is truncated")
-    method_at = start + 4 + U16.unpack_from(view, start)[0]
+    method_at = start + 4 + read_u16(data, start)
     if end < method_at:
         raise malformed("OPEN", "service is truncated")
-    encoding_at = method_at + 1 + U16.unpack_from(view, method_at - 2)[0]
+    encoding_at = method_at + 1 + read_u16(data, method_at - 2)
     if end < encoding_at:
         raise malformed("OPEN", "method is truncated")
-    pos = encoding_at + view[encoding_at - 1]
+    pos = encoding_at + data[encoding_at - 1]
     if end < pos:
         raise malformed("OPEN", "encoding is truncated")
-    raw = view[start:pos].tobytes()
+    raw = data[start:pos]
     decoded = names.get(raw)
     if decoded is None:
         try:
             decoded = (
-                str(view[start + 2 : method_at - 2], "utf-8"),
-                str(view[method_at : encoding_at - 1], "utf-8"),
-                str(view[encoding_at:pos], "ascii"),
+                data[start + 2 : method_at - 2].decode("utf-8"),
+                data[method_at : encoding_at - 1].decode("utf-8"),
+                data[encoding_at:pos].decode("ascii"),
             )
         except UnicodeDecodeError:
             raise RemoteProtocolError(
@@ -447,12 +469,12 @@ def parse_open(
     if flags & FLAG_HAS_DEADLINE:
         if end - pos < 8:
             raise malformed("OPEN", "deadline is truncated")
-        timeout = U64.unpack_from(view, pos)[0] / 1_000_000
+        timeout = read_u64(data, pos) / 1_000_000
         pos += 8
     return decoded, timeout, pos
 
 
-def parse_goaway(view: memoryview, start: int, end: int) -> tuple[int, int, str]:
+def parse_goaway(data: bytes, start: int, end: int) -> tuple[int, int, str]:
     """Decode a GOAWAY payload into ``(last stream id, error code, reason)``.
 
     Raises:
@@ -464,11 +486,13 @@ def parse_goaway(view: memoryview, start: int, end: int) -> tuple[int, int, str]
             f"GOAWAY payload of {end - start} bytes (at least 10)",
             error_code=ErrorCode.FRAME_SIZE_ERROR,
         )
-    last, code, length = GOAWAY_FIXED.unpack_from(view, start)
+    last = read_u32(data, start)
+    code = read_u32(data, start + 4)
+    length = read_u16(data, start + 8)
     pos = start + GOAWAY_FIXED.size
     if end - pos != length:
         raise malformed("GOAWAY", "reason length does not match the payload")
-    return last, code, decode_utf8(view, pos, end, "GOAWAY reason")
+    return last, code, decode_utf8(data, pos, end, "GOAWAY reason")
 
 
 def cancel_frame(stream_id: int, status: int, message: str) -> bytes:

@@ -1,14 +1,18 @@
 """The receiving half of the native protocol: preface, frame parsing and the frame
 handlers that turn frames into events (``docs/protocol.md`` is the specification).
 
-Frames are parsed straight out of the :class:`~tether.buffer.ReadBuffer`: one peek per
-call, ``struct.unpack_from`` on the view, and a table of handlers indexed by frame type.
+Frames are parsed out of one ``bytes`` copy of what the :class:`~tether.buffer.ReadBuffer`
+holds (:meth:`~tether.buffer.ReadBuffer.copy`, at most :data:`COPY_MAX` bytes at a time;
+no view is kept): in the compiled build indexing and
+slicing ``bytes`` are native operations, so headers, names and small payloads are read
+without a Python call, and a small message's ``data`` is one slice of the copy. A frame
+larger than the copy has just its payload copied out of the buffer (once, as before), so
+large messages cost no extra copy. Each frame goes to the handler method of its type,
+chosen by an ``if`` chain (a direct call in the compiled build, with unboxed arguments).
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Callable
 from typing import Final, NoReturn
 
 from .._exceptions import ErrorCode, RemoteProtocolError
@@ -16,62 +20,72 @@ from .._status import Status
 from .._types import MetadataPairs
 from ..buffer import ReadBuffer
 from . import _native_frames as wire
-from ._base import CodecConfig, Role
 from ._events import (
+    CallStarted,
     ConnectionClosed,
     EndOfStream,
     Event,
     GoAway,
     Headers,
+    Message,
     Ping,
     SettingsChanged,
     StreamReset,
+    Trailers,
     WindowUpdated,
 )
-from ._native_events import (
-    call_started as _call_started,
-    message as _message,
-    trailers as _trailers,
+from ._native_frames import (
+    FLAG_END_MESSAGE,
+    FLAG_END_STREAM,
+    HEADER_SIZE,
+    FrameType,
+    read_u16,
+    read_u32,
 )
-from ._native_frames import FLAG_END_MESSAGE, FLAG_END_STREAM, HEADER, HEADER_SIZE, FrameType
 from ._native_send import NativeSender
 from ._native_state import (
-    NEXT_STATE,
-    PEER_MAY_SEND,
-    TRANSITIONS,
-    StreamInput as In,
-    StreamSide as Side,
-    StreamState as State,
+    ACCEPTOR,
+    FORBIDDEN,
+    INITIATOR,
+    RECV_CANCEL,
+    RECV_DATA,
+    RECV_DATA_END,
+    RECV_END,
+    RECV_HEADERS,
+    RECV_OPEN,
+    RECV_OPEN_END,
+    RECV_WINDOW_UPDATE,
+    ST_CLOSED,
+    ST_HALF_CLOSED_REMOTE,
+    ST_IDLE,
     describe,
     frame_of,
+    peer_may_send,
+    step,
 )
 from ._native_streams import StreamRecord
 
 _LAST_TYPE: Final = int(max(FrameType))
-# Enum members and tables bound once: class attribute access on an Enum is slow.
-_ACCEPTOR: Final = Side.ACCEPTOR
-_CLOSED: Final = State.CLOSED
-_RECV_DATA: Final = In.RECV_DATA
-_RECV_DATA_END: Final = In.RECV_DATA_END
-_RECV_END: Final = In.RECV_END
-_ACCEPT_OPEN: Final = TRANSITIONS[(Side.ACCEPTOR, State.IDLE, In.RECV_OPEN)]
-_ACCEPT_OPEN_END: Final = TRANSITIONS[(Side.ACCEPTOR, State.IDLE, In.RECV_OPEN_END)]
+# Frame types as plain ints (compared natively in the compiled build).
+_SETTINGS: Final = 0
+_OPEN: Final = 1
+_HEADERS: Final = 2
+_DATA: Final = 3
+_END: Final = 4
+_CANCEL: Final = 5
+_WINDOW_UPDATE: Final = 6
+_PING: Final = 7
+_ACCEPT_OPEN: Final = step(ACCEPTOR, ST_IDLE, RECV_OPEN)
+_ACCEPT_OPEN_END: Final = step(ACCEPTOR, ST_IDLE, RECV_OPEN_END)
 _STATUSES: Final = tuple(Status)  # index = wire code
 _UNKNOWN: Final = Status.UNKNOWN
-_SIMPLE_END: Final = struct.Struct(">HHH")  # status, message length 0, trailer count 0
-_NOT_SIMPLE: Final = (0, 1, 1)
 _MAX_STREAM_ID: Final = wire.MAX_STREAM_ID
-
-_Handler = Callable[["NativeReceiver", memoryview, int, int, int, int, list[Event]], None]
+#: Most bytes copied out of the buffer in one piece for parsing (see the module doc).
+COPY_MAX: Final = 16 * 1024
 
 
 class NativeReceiver(NativeSender):
     """Bytes in, events out (and the automatic replies: PING ACK, WINDOW_UPDATE, CANCEL)."""
-
-    def __init__(self, role: Role, config: CodecConfig | None = None) -> None:
-        super().__init__(role, config)
-        #: Swapped for the READY table once the peer's SETTINGS arrive.
-        self._handlers = _HANDSHAKE_HANDLERS
 
     # -- receiving -----------------------------------------------------------------
 
@@ -80,7 +94,8 @@ class NativeReceiver(NativeSender):
 
         An incomplete frame stays in ``buffer``; once its header is known the codec calls
         ``buffer.reserve(10 + length)`` so the transport can read the rest in place.
-        The caller releases the peeked views (``buffer.release()``) afterwards.
+        The codec copies what it parses and keeps no view of the buffer; the caller may
+        still call ``buffer.release()`` afterwards, as for any codec.
 
         Raises:
             RemoteProtocolError: the peer broke the protocol. A GOAWAY is queued, the codec
@@ -97,12 +112,20 @@ class NativeReceiver(NativeSender):
             if avail < HEADER_SIZE:
                 self._needed = HEADER_SIZE if avail else 0
                 return events
-            view = buffer.peek(avail)
-            unpack = HEADER.unpack_from
             max_frame = self._local.max_frame_size
             pos = 0
+            copy = b""  # the buffered bytes [base, base + len(copy))
+            base = 0
             while avail - pos >= HEADER_SIZE:
-                length, ftype, flags, sid = unpack(view, pos)
+                at = pos - base
+                if at + HEADER_SIZE > len(copy):
+                    copy = buffer.copy(pos, min(avail - pos, COPY_MAX))
+                    base = pos
+                    at = 0
+                length = read_u32(copy, at)
+                ftype = copy[at + 4]
+                flags = copy[at + 5]
+                sid = read_u32(copy, at + 6)
                 if length > max_frame:
                     raise RemoteProtocolError(
                         f"frame of {length} bytes exceeds MAX_FRAME_SIZE ({max_frame})",
@@ -117,7 +140,11 @@ class NativeReceiver(NativeSender):
                     buffer.skip(pos)
                     buffer.reserve(HEADER_SIZE + length)
                     return events
-                self._handlers[ftype](self, view, start, end, flags, sid, events)
+                if end - base <= len(copy):
+                    self._on_frame(ftype, copy, start - base, end - base, flags, sid, events)
+                else:  # larger than the copy: copy just this payload, straight from the buffer
+                    payload = buffer.copy(start, length)
+                    self._on_frame(ftype, payload, 0, length, flags, sid, events)
                 pos = end
             self._needed = HEADER_SIZE if avail > pos else 0
             buffer.skip(pos)
@@ -151,7 +178,7 @@ class NativeReceiver(NativeSender):
         avail = len(buffer)
         if not avail:
             return False
-        head = bytes(buffer.peek(min(avail, wire.PREFACE_SIZE)))
+        head = buffer.copy(0, min(avail, wire.PREFACE_SIZE))
         n = min(len(head), len(wire.MAGIC))
         if head[:n] != wire.MAGIC[:n]:
             raise RemoteProtocolError(f"not a tether connection: bad preface {head.hex(' ')}")
@@ -168,7 +195,7 @@ class NativeReceiver(NativeSender):
 
     def _die(self, exc: RemoteProtocolError) -> None:
         self._dead = exc
-        self._streams.clear()
+        self._forget_all()
         self._write(wire.goaway_frame(self._last_accepted, exc.error_code, str(exc)))
 
     def _dead_error(self) -> RemoteProtocolError:
@@ -176,17 +203,51 @@ class NativeReceiver(NativeSender):
         code = dead.error_code if dead is not None else ErrorCode.INTERNAL_ERROR
         return RemoteProtocolError(f"the connection already failed: {dead}", error_code=code)
 
-    # -- frame handlers: (view, payload start, payload end, flags, stream id, events) --
+    # -- frame handlers: (buf, payload start, payload end, flags, stream id, events) --
+    # ``buf`` holds the payload at [start, end) and maybe other frames around it.
+
+    def _on_frame(
+        self,
+        ftype: int,
+        buf: bytes,
+        start: int,
+        end: int,
+        flags: int,
+        sid: int,
+        events: list[Event],
+    ) -> None:
+        """Hand one frame to the handler of its type (the common types first)."""
+        if not self._settings_received:
+            if ftype != _SETTINGS:
+                raise RemoteProtocolError("the first frame after the preface must be SETTINGS")
+            self._on_first_settings(buf, start, end, flags, sid, events)
+        elif ftype == _DATA:
+            self._on_data(buf, start, end, flags, sid, events)
+        elif ftype == _OPEN:
+            self._on_open(buf, start, end, flags, sid, events)
+        elif ftype == _END:
+            self._on_end(buf, start, end, flags, sid, events)
+        elif ftype == _WINDOW_UPDATE:
+            self._on_window_update(buf, start, end, flags, sid, events)
+        elif ftype == _HEADERS:
+            self._on_headers(buf, start, end, flags, sid, events)
+        elif ftype == _CANCEL:
+            self._on_cancel(buf, start, end, flags, sid, events)
+        elif ftype == _PING:
+            self._on_ping(buf, start, end, flags, sid, events)
+        elif ftype == _SETTINGS:
+            raise RemoteProtocolError("SETTINGS may be sent only once, right after the preface")
+        else:
+            self._on_goaway(buf, start, end, flags, sid, events)
 
     def _on_first_settings(
-        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
+        self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
         if sid:
             raise RemoteProtocolError(f"SETTINGS frame on stream {sid} (must be 0)")
         old = self._peer
-        new = self._peer = wire.parse_settings(view, start, end, old)
+        new = self._peer = wire.parse_settings(buf, start, end, old)
         self._chunk = min(self._chunk_size, new.max_frame_size)
-        self._handlers = _READY_HANDLERS
         self._settings_received = True
         events.append(SettingsChanged(max_concurrent_streams=new.max_concurrent_streams))
         # Windows only grow: SETTINGS come first, so no stream has had a WINDOW_UPDATE
@@ -198,18 +259,8 @@ class NativeReceiver(NativeSender):
                 self._flush(stream)
             events.append(WindowUpdated(stream_id=0))
 
-    def _on_settings_again(
-        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
-    ) -> None:
-        raise RemoteProtocolError("SETTINGS may be sent only once, right after the preface")
-
-    def _on_before_settings(
-        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
-    ) -> None:
-        raise RemoteProtocolError("the first frame after the preface must be SETTINGS")
-
     def _on_open(
-        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
+        self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
         if sid & 1 == self._local_parity or not 0 < sid <= _MAX_STREAM_ID:
             parity = "even" if self._local_parity else "odd"
@@ -220,12 +271,12 @@ class NativeReceiver(NativeSender):
             raise RemoteProtocolError(
                 f"OPEN on stream {sid}: reused stream id (ids must increase, last {self._last_remote})"
             )
-        names, timeout, pos = wire.parse_open(view, start, end, flags, self._names)
-        if end - pos == 2 and not view[pos] and not view[pos + 1]:
+        names, timeout, pos = wire.parse_open(buf, start, end, flags, self._names)
+        if end - pos == 2 and not buf[pos] and not buf[pos + 1]:
             metadata: MetadataPairs = ()  # the common case: no metadata
         else:
             self._check_metadata_size(end - pos, "OPEN")
-            metadata = wire.decode_metadata(view, pos, end, "OPEN")
+            metadata = wire.decode_metadata(buf, pos, end, "OPEN")
         self._last_remote = sid
         if self._local_goaway is not None and sid > self._local_goaway:
             reason = "stream refused: the connection is draining (GOAWAY sent)"
@@ -238,39 +289,47 @@ class NativeReceiver(NativeSender):
             return
         end_stream = bool(flags & FLAG_END_STREAM)
         state = _ACCEPT_OPEN_END if end_stream else _ACCEPT_OPEN
-        self._streams[sid] = StreamRecord(
-            sid, _ACCEPTOR, state, self._peer.initial_window, self._local.initial_window
-        )
+        self._open_record(sid, ACCEPTOR, state)
         self._remote_active += 1
         self._last_accepted = sid
+        service, method, encoding = names
         events.append(
-            _call_started(sid, names[0], names[1], metadata, timeout, names[2], end_stream, False)
+            CallStarted(
+                stream_id=sid,
+                service=service,
+                method=method,
+                metadata=metadata,
+                timeout=timeout,
+                encoding=encoding,
+                end_stream=end_stream,
+                oneway=False,
+            )
         )
 
     def _on_headers(
-        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
+        self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
-        stream = self._recv_target(sid, In.RECV_HEADERS)
-        if stream is None or stream.state is _CLOSED:
+        stream = self._recv_target(sid, RECV_HEADERS)
+        if stream is None or stream.state == ST_CLOSED:
             return
         self._check_metadata_size(end - start, "HEADERS")
-        metadata = wire.decode_metadata(view, start, end, "HEADERS")
+        metadata = wire.decode_metadata(buf, start, end, "HEADERS")
         events.append(Headers(stream_id=sid, metadata=metadata))
 
     def _on_data(
-        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
+        self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
         end_stream = flags & FLAG_END_STREAM
-        inp = _RECV_DATA_END if end_stream else _RECV_DATA
-        stream = self._streams.get(sid)
+        inp = RECV_DATA_END if end_stream else RECV_DATA
+        stream = self._stream(sid)
         if stream is None:
             self._recv_target(sid, inp)  # raises unless the stream was used and is closed
             return
         state = stream.state
-        new = NEXT_STATE[stream.side][state][inp]
-        if new is None:
+        new = step(stream.side, state, inp)
+        if new == FORBIDDEN:
             self._reject(sid, stream.side, state, inp)
-        if state is _CLOSED:
+        if state == ST_CLOSED:
             return  # we ended the call; our END is still queued behind DATA
         n = end - start
         if n > stream.recv_window:
@@ -286,24 +345,24 @@ class NativeReceiver(NativeSender):
                 if n > self._max_message:
                     self._message_too_large(stream, n, events)
                     return
-                data = view[start:end].tobytes() if n else b""
+                data = _payload(buf, start, end)
             else:
                 size = stream.recv_size + n
                 if size > self._max_message:
                     self._message_too_large(stream, size, events)
                     return
                 if n:
-                    parts.append(view[start:end].tobytes())
+                    parts.append(_payload(buf, start, end))
                 data = b"".join(parts)
                 stream.parts = None
                 stream.recv_size = 0
             stream.state = new
-            if new not in PEER_MAY_SEND:
+            if not peer_may_send(new):
                 stream.owed = None  # the peer sends nothing more: no credit to return
                 stream.unacked = 0
             elif data:
                 stream.owe(len(data), n)
-            events.append(_message(sid, data, end_stream != 0))
+            events.append(Message(stream_id=sid, data=data, end_stream=end_stream != 0))
         elif end_stream:
             if n or parts is not None:
                 raise RemoteProtocolError(f"stream {sid} half-closed in the middle of a message")
@@ -318,7 +377,7 @@ class NativeReceiver(NativeSender):
                 return
             if parts is None:
                 parts = stream.parts = []
-            parts.append(view[start:end].tobytes())
+            parts.append(_payload(buf, start, end))
             stream.recv_size = size
             # An unfinished message's chunks are credited back at once (unless a window
             # of delivered messages waits unread), so a message larger than the window
@@ -329,46 +388,45 @@ class NativeReceiver(NativeSender):
                 self._write(frame)
 
     def _on_end(
-        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
+        self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
-        stream = self._streams.get(sid)
-        if stream is None or NEXT_STATE[stream.side][stream.state][_RECV_END] is None:
-            self._recv_target(sid, _RECV_END)  # raises unless the stream was used and is closed
+        stream = self._stream(sid)
+        if stream is None or step(stream.side, stream.state, RECV_END) == FORBIDDEN:
+            self._recv_target(sid, RECV_END)  # raises unless the stream was used and is closed
             return
-        if stream.state is _CLOSED:
+        if stream.state == ST_CLOSED:
             return
         if stream.parts is not None:
             raise RemoteProtocolError(f"END on stream {sid} in the middle of a message")
-        status, length, count = (
-            _SIMPLE_END.unpack_from(view, start) if end - start == 6 else _NOT_SIMPLE
-        )
-        if not length and not count:  # the common case: no message, no trailers
+        if end - start == 6 and not read_u32(buf, start + 2):
+            # The common case: no message (length 0), no trailers (count 0).
+            status = read_u16(buf, start)
             message = ""
             metadata: MetadataPairs = ()
         else:
-            status, message, pos = wire.decode_status_text(view, start, end, "END")
+            status, message, pos = wire.decode_status_text(buf, start, end, "END")
             self._check_metadata_size(end - pos, "END")
-            metadata = wire.decode_metadata(view, pos, end, "END")
+            metadata = wire.decode_metadata(buf, pos, end, "END")
         self._discard(stream)
         events.append(
-            _trailers(
-                sid,
-                _STATUSES[status] if status < len(_STATUSES) else _UNKNOWN,
-                message,
-                metadata,
+            Trailers(
+                stream_id=sid,
+                status=_STATUSES[status] if status < len(_STATUSES) else _UNKNOWN,
+                message=message,
+                metadata=metadata,
             )
         )
 
     def _on_cancel(
-        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
+        self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
-        stream = self._recv_target(sid, In.RECV_CANCEL)
-        status, message, pos = wire.decode_status_text(view, start, end, "CANCEL")
+        stream = self._recv_target(sid, RECV_CANCEL)
+        status, message, pos = wire.decode_status_text(buf, start, end, "CANCEL")
         if pos != end:
             raise wire.malformed("CANCEL", f"{end - pos} bytes after the message")
         if stream is None:
             return
-        was_closed = stream.state is _CLOSED
+        was_closed = stream.state == ST_CLOSED
         self._discard(stream)
         if not was_closed:
             events.append(
@@ -376,7 +434,7 @@ class NativeReceiver(NativeSender):
             )
 
     def _on_window_update(
-        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
+        self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
         if not sid:
             raise RemoteProtocolError(
@@ -387,10 +445,10 @@ class NativeReceiver(NativeSender):
                 f"WINDOW_UPDATE payload of {end - start} bytes (must be 4)",
                 error_code=ErrorCode.FRAME_SIZE_ERROR,
             )
-        increment = wire.U32.unpack_from(view, start)[0]
+        increment = read_u32(buf, start)
         if not 0 < increment <= wire.MAX_WINDOW:
             raise RemoteProtocolError(f"WINDOW_UPDATE increment {increment} out of 1..2**31-1")
-        stream = self._recv_target(sid, In.RECV_WINDOW_UPDATE)
+        stream = self._recv_target(sid, RECV_WINDOW_UPDATE)
         if stream is None:
             return
         window = stream.send_window + increment
@@ -404,7 +462,7 @@ class NativeReceiver(NativeSender):
         events.append(WindowUpdated(stream_id=sid))
 
     def _on_ping(
-        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
+        self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
         if sid:
             raise RemoteProtocolError(f"PING frame on stream {sid} (must be 0)")
@@ -413,55 +471,53 @@ class NativeReceiver(NativeSender):
                 f"PING payload of {end - start} bytes (must be 8)",
                 error_code=ErrorCode.FRAME_SIZE_ERROR,
             )
-        payload = view[start:end].tobytes()
+        payload = buf[start:end]
         ack = bool(flags & wire.FLAG_ACK)
         if not ack:
             self._write(wire.PING_FRAME.pack(8, FrameType.PING, wire.FLAG_ACK, 0, payload))
         events.append(Ping(payload=payload, ack=ack))
 
     def _on_goaway(
-        self, view: memoryview, start: int, end: int, flags: int, sid: int, events: list[Event]
+        self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
     ) -> None:
         if sid:
             raise RemoteProtocolError(f"GOAWAY frame on stream {sid} (must be 0)")
-        last, code, reason = wire.parse_goaway(view, start, end)
+        last, code, reason = wire.parse_goaway(buf, start, end)
         if self._remote_goaway is None or last < self._remote_goaway:
             self._remote_goaway = last
         # The peer will never process our streams above ``last``: forget them.
         for stream in list(self._streams.values()):
-            if stream.side is Side.INITIATOR and stream.id > last:
+            if stream.side == INITIATOR and stream.id > last:
                 self._discard(stream)
         events.append(
             GoAway(last_stream_id=last, error_code=ErrorCode.from_code(code), reason=reason)
         )
 
-    _handlers: tuple[_Handler, ...]
-
     # -- helpers ---------------------------------------------------------------------
 
-    def _recv_target(self, sid: int, inp: In) -> StreamRecord | None:
+    def _recv_target(self, sid: int, inp: int) -> StreamRecord | None:
         """The live stream a received frame is for; ``None`` when the stream was used and
-        is now closed (the frame is then ignored).
+        is now closed (the frame is then ignored). ``inp`` is a StreamInput value.
 
         Raises:
             RemoteProtocolError: the stream was never opened, or the table forbids ``inp``.
         """
-        stream = self._streams.get(sid)
+        stream = self._stream(sid)
         if stream is not None:
             side, state = stream.side, stream.state
         else:
             side, state = self._idle_or_closed(sid)
-        if NEXT_STATE[side][state][inp] is None:
+        if step(side, state, inp) == FORBIDDEN:
             self._reject(sid, side, state, inp)
         return stream
 
     @staticmethod
-    def _reject(sid: int, side: Side, state: State, inp: In) -> NoReturn:
-        if state is State.IDLE:
+    def _reject(sid: int, side: int, state: int, inp: int) -> NoReturn:
+        if state == ST_IDLE:
             raise RemoteProtocolError(
                 f"{frame_of(inp)} frame on stream {sid}, which was never opened"
             )
-        closed = state is State.HALF_CLOSED_REMOTE and (inp is _RECV_DATA or inp is _RECV_DATA_END)
+        closed = state == ST_HALF_CLOSED_REMOTE and inp in (RECV_DATA, RECV_DATA_END)
         code = ErrorCode.STREAM_CLOSED if closed else ErrorCode.PROTOCOL_ERROR
         raise RemoteProtocolError(f"stream {sid}: {describe(side, state, inp)}", error_code=code)
 
@@ -473,27 +529,15 @@ class NativeReceiver(NativeSender):
             )
 
     def _message_too_large(self, stream: StreamRecord, size: int, events: list[Event]) -> None:
+        sid = stream.id
         reason = f"message of {size}+ bytes exceeds max_message_size ({self._max_message})"
-        self._write(wire.cancel_frame(stream.id, Status.RESOURCE_EXHAUSTED, reason))
+        self._write(wire.cancel_frame(sid, Status.RESOURCE_EXHAUSTED, reason))
         self._discard(stream)
-        events.append(
-            StreamReset(stream_id=stream.id, status=Status.RESOURCE_EXHAUSTED, message=reason)
-        )
+        events.append(StreamReset(stream_id=sid, status=Status.RESOURCE_EXHAUSTED, message=reason))
 
 
-# Built after the class: a compiled (mypyc) class body cannot refer to its own methods.
-_HANDSHAKE_HANDLERS: Final[tuple[_Handler, ...]] = (
-    NativeReceiver._on_first_settings,
-    *(NativeReceiver._on_before_settings,) * _LAST_TYPE,
-)
-_READY_HANDLERS: Final[tuple[_Handler, ...]] = (
-    NativeReceiver._on_settings_again,  # SETTINGS
-    NativeReceiver._on_open,  # OPEN
-    NativeReceiver._on_headers,  # HEADERS
-    NativeReceiver._on_data,  # DATA
-    NativeReceiver._on_end,  # END
-    NativeReceiver._on_cancel,  # CANCEL
-    NativeReceiver._on_window_update,  # WINDOW_UPDATE
-    NativeReceiver._on_ping,  # PING
-    NativeReceiver._on_goaway,  # GOAWAY
-)
+def _payload(buf: bytes, start: int, end: int) -> bytes:
+    """``buf[start:end]``, without a copy when that is all of ``buf``."""
+    if start == 0 and end == len(buf):
+        return buf
+    return buf[start:end]

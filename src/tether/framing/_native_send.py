@@ -28,24 +28,25 @@ from ._events import (
 from ._native_core import NativeCore
 from ._native_frames import FLAG_END_MESSAGE, FLAG_END_STREAM, HEADER, FrameType
 from ._native_state import (
-    NEXT_STATE,
-    TRANSITIONS,
-    StreamInput as In,
-    StreamSide as Side,
-    StreamState as State,
+    FORBIDDEN,
+    INITIATOR,
+    SEND_CANCEL,
+    SEND_DATA,
+    SEND_DATA_END,
+    SEND_END,
+    SEND_HEADERS,
+    SEND_OPEN,
+    SEND_OPEN_END,
+    ST_IDLE,
     describe,
+    step,
 )
 from ._native_streams import StreamRecord
 
 _DATA: Final = int(FrameType.DATA)
 _HEAD_CACHE_SIZE: Final = 256
-# Enum members bound once: class attribute access on an Enum is slow.
-_INITIATOR: Final = Side.INITIATOR
-_SEND_DATA: Final = In.SEND_DATA
-_SEND_DATA_END: Final = In.SEND_DATA_END
-_SEND_END: Final = In.SEND_END
-_OPENED: Final = TRANSITIONS[(Side.INITIATOR, State.IDLE, In.SEND_OPEN)]
-_OPENED_END: Final = TRANSITIONS[(Side.INITIATOR, State.IDLE, In.SEND_OPEN_END)]
+_OPENED: Final = step(INITIATOR, ST_IDLE, SEND_OPEN)
+_OPENED_END: Final = step(INITIATOR, ST_IDLE, SEND_OPEN_END)
 _EMPTY_METADATA: Final = wire.EMPTY_METADATA
 _OPEN: Final = int(FrameType.OPEN)
 _END: Final = int(FrameType.END)
@@ -81,18 +82,18 @@ class NativeSender(NativeCore):
             raise LocalProtocolError(f"{type(event).__name__} events are never sent")
         sender(self, event)
 
-    def _target(self, sid: int, inp: In) -> tuple[StreamRecord, State]:
-        """The live stream ``inp`` is for, and its state afterwards.
+    def _target(self, sid: int, inp: int) -> tuple[StreamRecord, int]:
+        """The live stream ``inp`` (a StreamInput value) is for, and its state afterwards.
 
         Raises:
             LocalProtocolError: the stream is not live or the table forbids ``inp``.
         """
-        stream = self._streams.get(sid)
+        stream = self._stream(sid)
         if stream is None:
             side, state = self._idle_or_closed(sid)
             raise LocalProtocolError(f"stream {sid}: {describe(side, state, inp)}")
-        new = NEXT_STATE[stream.side][stream.state][inp]
-        if new is None:
+        new = step(stream.side, stream.state, inp)
+        if new == FORBIDDEN:
             raise LocalProtocolError(f"stream {sid}: {describe(stream.side, stream.state, inp)}")
         return stream, new
 
@@ -111,10 +112,11 @@ class NativeSender(NativeCore):
 
     def _emit(self, stream: StreamRecord, frame: bytes) -> None:
         """Write a frame that takes no credit, behind any DATA still queued on the stream."""
-        if stream.pending is None:
-            self._write(frame)
+        pending = stream.pending
+        if pending is None:
+            self._out.write_binary(frame)
         else:
-            stream.pending.append(frame)
+            pending.append(frame)
 
     def _send_call_started(self, event: CallStarted) -> None:
         self.send_call_started(
@@ -152,14 +154,20 @@ class NativeSender(NativeCore):
             raise LocalProtocolError(
                 f"stream id {sid} was already used (ids must increase, last {self._last_local})"
             )
-        key = (service, method, encoding)
-        heads = self._heads
-        head = heads.get(key)
-        if head is None:
-            head = wire.open_head(*key)
-            if len(heads) >= _HEAD_CACHE_SIZE:
-                heads.clear()
-            heads[key] = head
+        last = self._last_head
+        if service == last[0] and method == last[1] and encoding == last[2]:
+            head = last[3]  # the same call as the last one: no key tuple, no lookup
+        else:
+            key = (service, method, encoding)
+            heads = self._heads
+            cached = heads.get(key)
+            if cached is None:
+                cached = wire.open_head(*key)
+                if len(heads) >= _HEAD_CACHE_SIZE:
+                    heads.clear()
+                heads[key] = cached
+            head = cached
+            self._last_head = (service, method, encoding, head)
         encoded = wire.encode_metadata(metadata) if metadata else _EMPTY_METADATA
         flags = FLAG_END_STREAM if end_stream else 0
         if timeout is not None:
@@ -168,17 +176,15 @@ class NativeSender(NativeCore):
         length = len(head) + len(encoded)
         if length > self._peer.max_frame_size or len(encoded) > 2:
             self._check_outgoing(encoded, length, "OPEN")
-        self._write(HEADER.pack(length, _OPEN, flags, sid) + head + encoded)
+        self._out.write_binary(_pack_header(length, _OPEN, flags, sid) + head + encoded)
         state = _OPENED_END if end_stream else _OPENED
-        self._streams[sid] = StreamRecord(
-            sid, _INITIATOR, state, self._peer.initial_window, self._local.initial_window
-        )
+        self._open_record(sid, INITIATOR, state)
         self._last_local = sid
         if sid >= self._next_local:
             self._next_local = sid + 2
 
     def _send_headers(self, event: Headers) -> None:
-        stream, new = self._target(event.stream_id, In.SEND_HEADERS)
+        stream, new = self._target(event.stream_id, SEND_HEADERS)
         metadata = wire.encode_metadata(event.metadata)
         self._check_outgoing(metadata, len(metadata), "HEADERS")
         self._emit(stream, HEADER.pack(len(metadata), FrameType.HEADERS, 0, stream.id) + metadata)
@@ -192,10 +198,10 @@ class NativeSender(NativeCore):
         if self._dead is not None:
             raise LocalProtocolError(f"cannot send: the connection failed ({self._dead})")
         sid = stream_id
-        inp = _SEND_DATA_END if end_stream else _SEND_DATA
-        stream = self._streams.get(sid)
-        new = None if stream is None else NEXT_STATE[stream.side][stream.state][inp]
-        if stream is None or new is None:
+        inp = SEND_DATA_END if end_stream else SEND_DATA
+        stream = self._stream(sid)
+        new = FORBIDDEN if stream is None else step(stream.side, stream.state, inp)
+        if stream is None or new == FORBIDDEN:
             stream, new = self._target(sid, inp)  # raises
         stream.state = new
         flags = _END_MESSAGE_AND_STREAM if end_stream else _END_MESSAGE
@@ -203,17 +209,18 @@ class NativeSender(NativeCore):
         if stream.pending is None and n <= self._chunk and n <= stream.send_window:
             # The hot path: the whole message is one DATA frame that fits the window.
             stream.send_window -= n
+            out = self._out
             if n < _INLINE_MAX:
-                self._write(_pack_header(n, _DATA, flags, sid) + data)  # one small write
+                out.write_binary(_pack_header(n, _DATA, flags, sid) + data)  # one small write
             else:
-                self._write(_pack_header(n, _DATA, flags, sid))
-                self._write(data)  # kept by reference, not copied
+                out.write_binary(_pack_header(n, _DATA, flags, sid))
+                out.write_binary(data)  # kept by reference, not copied
             return
         stream.queue(data, flags)
         self._flush(stream)
 
     def _send_end_of_stream(self, event: EndOfStream) -> None:
-        stream, new = self._target(event.stream_id, In.SEND_DATA_END)
+        stream, new = self._target(event.stream_id, SEND_DATA_END)
         self._emit(stream, HEADER.pack(0, _DATA, FLAG_END_STREAM, stream.id))
         stream.state = new
 
@@ -227,9 +234,9 @@ class NativeSender(NativeCore):
         if self._dead is not None:
             raise LocalProtocolError(f"cannot send: the connection failed ({self._dead})")
         sid = stream_id
-        stream = self._streams.get(sid)
-        if stream is None or NEXT_STATE[stream.side][stream.state][_SEND_END] is None:
-            stream, _ = self._target(sid, _SEND_END)  # raises
+        stream = self._stream(sid)
+        if stream is None or step(stream.side, stream.state, SEND_END) == FORBIDDEN:
+            stream, _ = self._target(sid, SEND_END)  # raises
         if not message and not metadata:
             frame = _pack_simple_end(6, _END, 0, sid, status, 0, 0)
         else:
@@ -243,11 +250,11 @@ class NativeSender(NativeCore):
 
     def _send_stream_reset(self, event: StreamReset) -> None:
         sid = event.stream_id
-        stream = self._streams.get(sid)
+        stream = self._stream(sid)
         if stream is None:
             side, state = self._idle_or_closed(sid)
-            if (side, state, In.SEND_CANCEL) not in TRANSITIONS:
-                raise LocalProtocolError(f"stream {sid}: {describe(side, state, In.SEND_CANCEL)}")
+            if step(side, state, SEND_CANCEL) == FORBIDDEN:
+                raise LocalProtocolError(f"stream {sid}: {describe(side, state, SEND_CANCEL)}")
             return  # already closed: a reset racing the end of the call
         self._write(wire.cancel_frame(sid, event.status, event.message))
         self._discard(stream)

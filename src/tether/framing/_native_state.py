@@ -15,7 +15,11 @@ legitimately send on a stream it has not yet learnt is closed (a race with a CAN
 END): the codec accepts and ignores them. ``(CLOSED, SEND_CANCEL)`` is a no-op, because
 resetting a call that has just finished is a race, not a bug.
 
-The enums are ``IntEnum`` only so that hashing a table key stays in C on the hot path.
+The codec's hot path does not touch the enums: a stream record keeps its side and state
+as plain ints (the members' values, named below as ``INITIATOR``, ``ST_OPEN``,
+``RECV_DATA`` ...) and looks transitions up with :func:`step` in :data:`STEP`, the same
+table flattened into a tuple of ints. In the compiled build an int compares, indexes and
+is stored natively, where an Enum member is a Python object every time.
 """
 
 from __future__ import annotations
@@ -151,17 +155,76 @@ def next_state(side: StreamSide, state: StreamState, input_: StreamInput) -> Str
     return TRANSITIONS.get((side, state, input_))
 
 
-def frame_of(input_: StreamInput) -> str:
+# -- the same data as plain ints, for the hot path ------------------------------------
+# (tests/framing/test_native_streams.py pins each constant to its enum member)
+
+INITIATOR: Final = 0
+ACCEPTOR: Final = 1
+ST_IDLE: Final = 0
+ST_OPEN: Final = 1
+ST_HALF_CLOSED_LOCAL: Final = 2
+ST_HALF_CLOSED_REMOTE: Final = 3
+ST_CLOSED: Final = 4
+SEND_OPEN: Final = 0
+SEND_OPEN_END: Final = 1
+SEND_HEADERS: Final = 2
+SEND_DATA: Final = 3
+SEND_DATA_END: Final = 4
+SEND_END: Final = 5
+SEND_CANCEL: Final = 6
+RECV_OPEN: Final = 7
+RECV_OPEN_END: Final = 8
+RECV_HEADERS: Final = 9
+RECV_DATA: Final = 10
+RECV_DATA_END: Final = 11
+RECV_END: Final = 12
+RECV_CANCEL: Final = 13
+RECV_WINDOW_UPDATE: Final = 14
+#: What :func:`step` returns for an input the table forbids.
+FORBIDDEN: Final = -1
+
+_STATE_COUNT: Final = len(StreamState)
+_INPUT_COUNT: Final = len(StreamInput)
+
+
+#: :data:`TRANSITIONS` flattened: entry ``(side * 5 + state) * 15 + input`` is the next
+#: state's value, or :data:`FORBIDDEN`.
+def _flat() -> tuple[int, ...]:
+    entries = []
+    for side in StreamSide:
+        for state in StreamState:
+            for input_ in StreamInput:
+                new = TRANSITIONS.get((side, state, input_))
+                entries.append(FORBIDDEN if new is None else int(new))
+    return tuple(entries)
+
+
+STEP: Final = _flat()
+
+
+def step(side: int, state: int, input_: int) -> int:
+    """The state after ``input_`` (values of the enums), or :data:`FORBIDDEN`."""
+    return STEP[(side * _STATE_COUNT + state) * _INPUT_COUNT + input_]
+
+
+def peer_may_send(state: int) -> bool:
+    """May the peer still send DATA in ``state`` (so returning credit is useful)?"""
+    return state in (ST_OPEN, ST_HALF_CLOSED_LOCAL)
+
+
+def frame_of(input_: int) -> str:
     """The frame type an input is about (``RECV_DATA_END`` → ``DATA``)."""
-    frame = input_.name.partition("_")[2]
+    frame = StreamInput(input_).name.partition("_")[2]
     return frame if frame == "END" else frame.removesuffix("_END")
 
 
-def describe(side: StreamSide, state: StreamState, input_: StreamInput) -> str:
-    """A human-readable reason why ``input_`` is not allowed (for error messages)."""
-    verb = "sending" if input_.name.startswith("SEND") else "receiving"
+def describe(side: int, state: int, input_: int) -> str:
+    """A human-readable reason why ``input_`` is not allowed (for error messages); the
+    arguments are the enums or their values."""
+    name = StreamInput(input_).name
+    verb = "sending" if name.startswith("SEND") else "receiving"
     frame = frame_of(input_)
-    if input_.name.endswith("_END") and frame != "END":
+    if name.endswith("_END") and frame != "END":
         frame += " with END_STREAM"
-    part = "we opened" if side is StreamSide.INITIATOR else "the peer opened"
-    return f"{verb} {frame} is not allowed on a stream {part} in state {state.name}"
+    part = "we opened" if side == INITIATOR else "the peer opened"
+    return f"{verb} {frame} is not allowed on a stream {part} in state {StreamState(state).name}"

@@ -24,7 +24,6 @@ from typing import Final
 from .._types import BufferLike
 from ._credit import CreditLedger
 from ._native_frames import HEADER, WINDOW_UPDATE_FRAME, FrameType
-from ._native_state import StreamSide, StreamState
 
 _DATA: Final = int(FrameType.DATA)
 _WINDOW_UPDATE: Final = int(FrameType.WINDOW_UPDATE)
@@ -46,7 +45,7 @@ class StreamRecord(CreditLedger):
     """Everything the codec tracks for one live stream.
 
     A record exists from OPEN until the stream is closed *and* its send queue is empty;
-    then the codec forgets it.
+    then the codec forgets it, and may :meth:`reopen` it for a later stream.
     """
 
     __slots__ = (
@@ -65,12 +64,13 @@ class StreamRecord(CreditLedger):
     def __init__(
         self,
         stream_id: int,
-        side: StreamSide,
-        state: StreamState,
+        side: int,
+        state: int,
         send_window: int,
         recv_window: int,
     ) -> None:
         self.id = stream_id
+        #: Our part and the stream's state: values of StreamSide and StreamState.
         self.side = side
         self.state = state
         #: Bytes we may still send before the peer returns credit.
@@ -93,6 +93,18 @@ class StreamRecord(CreditLedger):
         self.pending: deque[PendingMessage | bytes] | None = None
         #: DATA payload bytes in ``pending``.
         self.pending_bytes = 0
+
+    def reopen(
+        self,
+        stream_id: int,
+        side: int,
+        state: int,
+        send_window: int,
+        recv_window: int,
+    ) -> None:
+        """Make this forgotten record the record of a new stream, exactly as if it had
+        just been built (reusing it saves an allocation and a deallocation per stream)."""
+        StreamRecord.__init__(self, stream_id, side, state, send_window, recv_window)
 
     # -- sending ---------------------------------------------------------------------
 
@@ -170,3 +182,36 @@ class StreamRecord(CreditLedger):
             self.unreturned = 0
             return WINDOW_UPDATE_FRAME.pack(4, _WINDOW_UPDATE, 0, self.id, unreturned)
         return None
+
+
+class SpareRecords:
+    """Records of finished streams kept for reuse (at most ``limit``), as a stack.
+
+    The stack lives in a list of fixed length (``count`` entries used, the rest
+    ``None``): a list that empties and refills would free and reallocate its storage
+    every time, which is what one stream after another would do.
+    """
+
+    __slots__ = ("count", "records")
+
+    def __init__(self, limit: int) -> None:
+        self.records: list[StreamRecord | None] = [None] * limit
+        self.count = 0
+
+    def push(self, record: StreamRecord) -> None:
+        """Keep ``record`` for reuse unless the stack is full."""
+        count = self.count
+        if count < len(self.records):
+            self.records[count] = record
+            self.count = count + 1
+
+    def pop(self) -> StreamRecord | None:
+        """The last record kept, or ``None`` when there is none."""
+        count = self.count
+        if not count:
+            return None
+        count -= 1
+        self.count = count
+        record = self.records[count]
+        self.records[count] = None
+        return record
