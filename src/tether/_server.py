@@ -13,8 +13,8 @@ from ._context import ServerContext
 from ._dispatch import ConnectionState, DetectingHandler, Dispatcher, RPCStream
 from ._dispatch._keepalive import LivenessConfig
 from ._exceptions import ConfigError
-from ._server_call import ActiveCall
-from ._service import Cardinality, MethodSpec, Service
+from ._server_call import ActiveCall, MethodPlan
+from ._service import Service
 from ._status import Status
 from .framing import CallStarted, CodecConfig, Framing, Role, check_protocol_options, get_framing
 from .transport import Connection, ConnectionHandler, Listener, get_transport, parse_address
@@ -27,7 +27,6 @@ _DEADLINE_EXCEEDED: Final = Status.DEADLINE_EXCEEDED
 _INTERNAL: Final = Status.INTERNAL
 _INVALID_ARGUMENT: Final = Status.INVALID_ARGUMENT
 _OK: Final = Status.OK
-_UNARY: Final = Cardinality.UNARY
 _UNAVAILABLE: Final = Status.UNAVAILABLE
 _UNIMPLEMENTED: Final = Status.UNIMPLEMENTED
 _UNKNOWN: Final = Status.UNKNOWN
@@ -97,10 +96,10 @@ class Server:
         protocol_options: Mapping[str, object] | None = None,
     ) -> None:
         self._services: dict[str, Service] = {}
-        self._methods: dict[tuple[str, str], MethodSpec] = {}
+        self._methods: dict[tuple[str, str], MethodPlan] = {}
         # For calls that name no service (Buffered/Framed Thrift) or name it the way Kitex
         # does (``isn`` = the IDL service name, without namespace, any case).
-        self._by_method: dict[str, list[tuple[str, MethodSpec]]] = {}
+        self._by_method: dict[str, list[tuple[str, MethodPlan]]] = {}
         self._aliases: dict[str, list[str]] = {}
         self._kitex: set[Dispatcher] = set()
         for service in services:
@@ -134,8 +133,9 @@ class Server:
                 raise ConfigError(f"{service.name}/{name} has no handler")
         self._services[service.name] = service
         for name, spec in service.methods.items():
-            self._methods[(service.name, name)] = spec
-            self._by_method.setdefault(name, []).append((service.name, spec))
+            plan = MethodPlan(spec)
+            self._methods[(service.name, name)] = plan
+            self._by_method.setdefault(name, []).append((service.name, plan))
         lowered = service.name.lower()
         for alias in {lowered, lowered.rpartition(".")[2]}:
             self._aliases.setdefault(alias, []).append(service.name)
@@ -286,7 +286,7 @@ class Server:
 
     # -- calls ---------------------------------------------------------------------
 
-    def _resolve(self, call: CallStarted) -> tuple[str, MethodSpec | None]:
+    def _resolve(self, call: CallStarted) -> tuple[str, MethodPlan | None]:
         """Find the method a call names loosely: by method name alone when no service is
         named (restricted to methods taking the call's encoding; a name served by several
         services is ambiguous), else by the service name without namespace or case (Kitex's
@@ -297,11 +297,11 @@ class Server:
                 call.service.lower().rpartition(".")[2], []
             )
             found = [(n, self._methods.get((n, method))) for n in names]
-            candidates = [(n, spec) for n, spec in found if spec is not None]
+            candidates = [(n, plan) for n, plan in found if plan is not None]
         else:
             candidates = self._by_method.get(method, [])
         if call.encoding and len(candidates) > 1:
-            candidates = [c for c in candidates if c[1].request_codec.name == call.encoding]
+            candidates = [c for c in candidates if c[1].encoding == call.encoding]
         if len(candidates) == 1:
             return candidates[0]
         return call.service, None
@@ -325,25 +325,25 @@ class Server:
 
     def _on_call(self, stream: RPCStream, call: CallStarted) -> None:
         service = call.service
-        spec = self._methods.get((service, call.method))
+        plan = self._methods.get((service, call.method))
         encoding = call.encoding
-        if spec is None or (encoding and encoding != spec.request_codec.name):
+        if plan is None or (encoding and encoding != plan.encoding):
             # Not an exact hit, or an exact hit for another payload encoding (Kitex's bare
             # isn "Echo" names both a Thrift "Echo" and a protobuf "tether.demo.Echo").
             resolved, found = self._resolve(call)
             if found is not None:
-                service, spec = resolved, found
-            elif spec is None:
+                service, plan = resolved, found
+            elif plan is None:
                 self._unknown(stream, call)
                 return
         if self._closing:
             stream.send_trailers(_UNAVAILABLE, "server is shutting down", ())
             return
         # A "raw" call carries bytes the caller encoded itself: any method takes them.
-        if encoding and encoding not in (spec.request_codec.name, "raw"):
+        if encoding and encoding not in (plan.encoding, "raw"):
             stream.send_trailers(
                 _INVALID_ARGUMENT,
-                f"{call.service}/{call.method} takes {spec.request_codec.name!r} payloads, "
+                f"{call.service}/{call.method} takes {plan.encoding!r} payloads, "
                 f"not {call.encoding!r}",
                 (),
             )
@@ -361,12 +361,11 @@ class Server:
             loop_time=loop.time,
             extra=conn.extra if conn is not None else None,
         )
-        active = ActiveCall(spec, stream, ctx, self._tasks, dispatcher in self._kitex)
+        active = ActiveCall(plan, stream, ctx, self._tasks, dispatcher in self._kitex)
         stream.on_finish = active.finished
         if call.timeout is not None:
             active.timer = loop.call_later(call.timeout, active.expire)
-        cardinality = spec.cardinality  # UNARY first: skips an enum property per call
-        if (cardinality is not _UNARY and cardinality.client_streaming) or stream.has_request():
+        if plan.client_streaming or stream.has_request():
             active.start()
         else:
             # Start once the request is here: the handler can then run to completion

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Any, Final
 
 from ._aiter import decoded_until_none
@@ -20,7 +20,7 @@ from ._dispatch._eager import start_eagerly
 from ._exceptions import BizStatusError, StatusError
 from ._service import Cardinality, MethodSpec
 from ._status import Status
-from .encoding import DecodeError, EncodeError, PayloadCodec
+from .encoding import DecodeError, EncodeError
 
 # Enum members bound once: attribute access on an Enum class goes through
 # EnumType.__getattr__'s slow path, once per use on the per-call path.
@@ -38,6 +38,45 @@ logger = logging.getLogger("tether.server")
 _EMPTY_RESULT = {"thrift": b"\x00", "proto": b""}
 
 
+class MethodPlan:
+    """A served method with what serving a call needs read once from its spec.
+
+    :class:`MethodSpec` is an interpreted dataclass: reading its fields from compiled code
+    goes through generic attribute lookup, seven times per call. The server keeps one plan
+    per method and the per-call path reads these native slots instead.
+    """
+
+    __slots__ = (
+        "client_streaming",
+        "decode",
+        "encode",
+        "encoding",
+        "handler",
+        "oneway",
+        "server_streaming",
+        "spec",
+        "takes_context",
+        "unary",
+    )
+
+    def __init__(self, spec: MethodSpec) -> None:
+        handler = spec.handler
+        if handler is None:
+            raise ValueError(f"{spec.name} has no handler")
+        self.spec = spec
+        self.handler: Callable[..., Any] = handler
+        self.decode: Callable[[Any], Any] = spec.request_codec.decode
+        self.encode: Callable[[Any], Any] = spec.response_codec.encode
+        #: The payload encoding requests must use (``CallStarted.encoding``).
+        self.encoding = spec.request_codec.name
+        cardinality = spec.cardinality
+        self.unary = cardinality is _UNARY
+        self.client_streaming = cardinality.client_streaming
+        self.server_streaming = cardinality.server_streaming
+        self.takes_context = spec.takes_context
+        self.oneway = spec.oneway
+
+
 class ActiveCall:
     """One call being served: starts its handler eagerly, cancels it on reset or deadline.
 
@@ -46,17 +85,17 @@ class ActiveCall:
     follow Kitex's conventions.
     """
 
-    __slots__ = ("ctx", "kitex", "spec", "started", "stream", "task", "tasks", "timer")
+    __slots__ = ("ctx", "kitex", "plan", "started", "stream", "task", "tasks", "timer")
 
     def __init__(
         self,
-        spec: MethodSpec,
+        plan: MethodPlan,
         stream: RPCStream,
         ctx: ServerContext,
         tasks: set[asyncio.Task[Any]],
         kitex: bool,
     ) -> None:
-        self.spec = spec
+        self.plan = plan
         self.stream = stream
         self.ctx = ctx
         self.tasks = tasks
@@ -85,7 +124,7 @@ class ActiveCall:
             timer.cancel()
         # A oneway caller expects nothing back and may hang up right after sending:
         # its handler still runs on the request it sent.
-        if stream.error is not None and not self.spec.oneway:
+        if stream.error is not None and not self.plan.oneway:
             self.ctx._cancelled = True
             task = self.task
             if task is not None and not task.done():
@@ -111,29 +150,29 @@ class ActiveCall:
 async def run_call(call: ActiveCall) -> None:
     """Run one handler and turn its outcome into a status on the stream."""
     stream = call.stream
-    spec = call.spec
+    plan = call.plan
     ctx = call.ctx
-    token = _current.set(ctx)
-    handler = spec.handler
-    assert handler is not None
+    # The handler runs in a context of its own (a copy made when it starts, see
+    # _dispatch/_eager.py), so the variable needs no reset afterwards.
+    _current.set(ctx)
+    handler = plan.handler
     args: tuple[Any, ...]
     headers_sent = [False]
     try:
-        cardinality = spec.cardinality
-        unary = cardinality is _UNARY  # skips two property calls per call
-        if not unary and cardinality.client_streaming:
-            request: Any = _requests(stream, spec.request_codec)
+        unary = plan.unary
+        if not unary and plan.client_streaming:
+            request: Any = decoded_until_none(stream.recv, plan.decode)
         else:
             data = stream.recv_nowait()  # a unary request is normally here already
             if data is None:
                 data = await stream.recv()
             if data is None:
                 raise StatusError(_INVALID_ARGUMENT, "the call carried no request message")
-            request = spec.request_codec.decode(data)
+            request = plan.decode(data)
             data = None  # a large request is freed before the handler runs, not after
-        args = (request, ctx) if spec.takes_context else (request,)
-        encode = spec.response_codec.encode
-        if not unary and cardinality.server_streaming:
+        args = (request, ctx) if plan.takes_context else (request,)
+        encode = plan.encode
+        if not unary and plan.server_streaming:
             async for reply in handler(*args):
                 payload = encode(reply)
                 _send_headers_once(stream, ctx, headers_sent)
@@ -143,7 +182,7 @@ async def run_call(call: ActiveCall) -> None:
             reply = await handler(*args)
             payload = encode(reply)
             _send_headers_once(stream, ctx, headers_sent)
-            stream.send_reply(None if spec.oneway else payload, ctx.trailer_pairs())
+            stream.send_reply(None if plan.oneway else payload, ctx.trailer_pairs())
             return
         stream.send_trailers(_OK, "", ctx.trailer_pairs())
     except asyncio.CancelledError:
@@ -153,7 +192,6 @@ async def run_call(call: ActiveCall) -> None:
     except Exception as exc:
         send_error(call, exc, headers_sent)
     finally:
-        _current.reset(token)
         # The last call in flight on its connection writes its reply now rather than
         # after another loop turn; concurrent replies stay coalesced.
         stream.dispatcher.flush_if_idle()
@@ -162,7 +200,7 @@ async def run_call(call: ActiveCall) -> None:
 def send_error(call: ActiveCall, exc: Exception, headers_sent: list[bool]) -> None:
     """End ``call`` with the status its handler's (or codec's) exception ``exc`` means."""
     stream = call.stream
-    spec = call.spec
+    spec = call.plan.spec
     ctx = call.ctx
     if isinstance(exc, BizStatusError):
         _send_headers_once(stream, ctx, headers_sent)
@@ -192,10 +230,6 @@ def send_error(call: ActiveCall, exc: Exception, headers_sent: list[bool]) -> No
                 stream.send_trailers(_INTERNAL, f"biz error: {exc}", ctx.trailer_pairs())
             else:
                 stream.send_trailers(_UNKNOWN, f"{type(exc).__name__}: {exc}", ())
-
-
-def _requests(stream: RPCStream, codec: PayloadCodec[Any]) -> AsyncIterator[Any]:
-    return decoded_until_none(stream.recv, codec.decode)
 
 
 def _send_headers_once(stream: RPCStream, ctx: ServerContext, sent: list[bool]) -> None:
