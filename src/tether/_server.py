@@ -76,6 +76,10 @@ class Server:
         idle_timeout: close a connection with no call in flight for this many seconds
             (GOAWAY, then a graceful close); one whose first bytes have not shown its
             protocol by then (it sent nothing, or stalls inside them) is aborted.
+        detect_timeout: seconds a new connection gets to show its protocol (to send the
+            first bytes detection needs) before it is aborted, with the reason logged
+            (default 120, as grpc-go's ConnectionTimeout; ``None``: no limit). A
+            shorter ``idle_timeout`` applies to such connections too.
         protocol_options: per-framing options for this server's connections, by framing
             name, each an instance of that framing's ``options_type`` (e.g.
             ``{"grpc": GrpcOptions(ping_flood_limit=100)}``); other servers and clients
@@ -93,6 +97,7 @@ class Server:
         on_connection_state: OnConnectionState | None = None,
         keepalive: KeepaliveConfig | None = None,
         idle_timeout: float | None = None,
+        detect_timeout: float | None = 120.0,
         protocol_options: Mapping[str, object] | None = None,
     ) -> None:
         self._services: dict[str, Service] = {}
@@ -112,6 +117,14 @@ class Server:
         self._protocol_options = check_protocol_options(protocol_options)
         self._on_connection_state = on_connection_state
         self._keepalive = LivenessConfig.of(keepalive, idle_timeout)
+        if detect_timeout is not None and not detect_timeout > 0:
+            raise ConfigError("detect_timeout must be positive (or None for no limit)")
+        idle = self._keepalive.idle_timeout
+        self._detect_timeout = (
+            idle
+            if detect_timeout is None or (idle is not None and idle < detect_timeout)
+            else detect_timeout
+        )
         self._listeners: list[Listener] = []
         self._dispatchers: set[Dispatcher] = set()
         self._connections: set[Connection] = set()
@@ -270,7 +283,7 @@ class Server:
                 self._kitex.add(dispatcher)
             return dispatcher
 
-        detecting = DetectingHandler(make_dispatcher, candidates, self._keepalive.idle_timeout)
+        detecting = DetectingHandler(make_dispatcher, candidates, self._detect_timeout)
         conn.start(_TrackedHandler(self, conn, detecting))
 
     def _state_changed(self, dispatcher: Dispatcher, state: ConnectionState) -> None:

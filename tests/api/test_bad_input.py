@@ -129,3 +129,34 @@ async def test_idle_timeout_also_closes_connections_that_never_show_a_protocol(
             finally:
                 writer.close()
             assert await client.unary("test.Echo/Raw", b"cd") == b"dc"
+
+
+async def test_detect_timeout_aborts_a_silent_connection_without_idle_timeout(
+    service: tether.Service,
+) -> None:
+    """With only ``detect_timeout`` set (no idle_timeout), a connection that never sends a
+    byte is aborted, while a client that showed its protocol keeps its connection past
+    that time and its calls keep working."""
+    async with tether.Server([service], detect_timeout=0.2) as server:
+        await server.start("tcp://127.0.0.1:0")
+        async with tether.Client(server.addresses[0]) as client:
+            assert await client.unary("test.Echo/Raw", b"ab") == b"ba"
+            reader, writer = await asyncio.open_connection("127.0.0.1", _port(server))
+            try:
+                try:  # the server closes it (a guard, not a timing: the limit is 0.2 s)
+                    received = await asyncio.wait_for(reader.read(), 10)
+                except ConnectionResetError:
+                    received = b""
+                assert received == b""
+            finally:
+                writer.close()
+            dispatchers = list(client._dispatchers)
+            assert await client.unary("test.Echo/Raw", b"cd") == b"dc"
+            assert list(client._dispatchers) == dispatchers, "the healthy connection was replaced"
+
+
+def test_detect_timeout_must_be_positive() -> None:
+    """A zero or negative ``detect_timeout`` is a ConfigError (``None`` means no limit)."""
+    with pytest.raises(tether.ConfigError, match="detect_timeout"):
+        tether.Server(detect_timeout=0)
+    tether.Server(detect_timeout=None)
