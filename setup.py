@@ -62,6 +62,8 @@ COMPILED = [
     "tether/framing/thrift/_ttheader.py",
     "tether/encoding/_thrift.py",
     "tether/thrift/_invoke.py",
+    # shm://'s ring (its per-message index arithmetic and copies; see docs/transports.md).
+    "tether/transport/_shm_ring.py",
 ]
 #: Compiled modules only a client loads: their own shared library, so a server process
 #: (whose RSS the benchmark reports) maps no client code, and a client none of the rest.
