@@ -103,6 +103,21 @@ async def test_bad_connections_do_not_leak(server: tether.Server) -> None:
     assert len([t for t in asyncio.all_tasks() if not t.done()]) <= tasks_before
 
 
+async def _sent_then_closed_by_server(server: tether.Server, first_bytes: bytes) -> None:
+    """Connect, send ``first_bytes`` and assert the server closes the connection with
+    nothing said (waiting at most 10 s: a guard, not a timing)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", _port(server))
+    try:
+        writer.write(first_bytes)
+        try:
+            received = await asyncio.wait_for(reader.read(), 10)
+        except ConnectionResetError:
+            received = b""
+        assert received == b""
+    finally:
+        writer.close()
+
+
 @pytest.mark.parametrize(
     "first_bytes",
     [b"", PREFACE[:5], b"PRI * HTTP/2.0\r\n"],
@@ -118,16 +133,7 @@ async def test_idle_timeout_also_closes_connections_that_never_show_a_protocol(
         await server.start("tcp://127.0.0.1:0")
         async with tether.Client(server.addresses[0]) as client:
             assert await client.unary("test.Echo/Raw", b"ab") == b"ba"
-            reader, writer = await asyncio.open_connection("127.0.0.1", _port(server))
-            try:
-                writer.write(first_bytes)
-                try:  # the server closes it (a guard, not a timing: idle_timeout is 0.2 s)
-                    received = await asyncio.wait_for(reader.read(), 10)
-                except ConnectionResetError:
-                    received = b""
-                assert received == b""
-            finally:
-                writer.close()
+            await _sent_then_closed_by_server(server, first_bytes)
             assert await client.unary("test.Echo/Raw", b"cd") == b"dc"
 
 
@@ -141,15 +147,7 @@ async def test_detect_timeout_aborts_a_silent_connection_without_idle_timeout(
         await server.start("tcp://127.0.0.1:0")
         async with tether.Client(server.addresses[0]) as client:
             assert await client.unary("test.Echo/Raw", b"ab") == b"ba"
-            reader, writer = await asyncio.open_connection("127.0.0.1", _port(server))
-            try:
-                try:  # the server closes it (a guard, not a timing: the limit is 0.2 s)
-                    received = await asyncio.wait_for(reader.read(), 10)
-                except ConnectionResetError:
-                    received = b""
-                assert received == b""
-            finally:
-                writer.close()
+            await _sent_then_closed_by_server(server, b"")
             dispatchers = list(client._dispatchers)
             assert await client.unary("test.Echo/Raw", b"cd") == b"dc"
             assert list(client._dispatchers) == dispatchers, "the healthy connection was replaced"
