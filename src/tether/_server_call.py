@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 from ._aiter import decoded_until_none
@@ -132,7 +132,7 @@ async def run_call(call: ActiveCall) -> None:
             request = spec.request_codec.decode(data)
             data = None  # a large request is freed before the handler runs, not after
         args = (request, ctx) if spec.takes_context else (request,)
-        encode = spec.response_codec.encode
+        encode = spec.response_codec.encode_payload
         if not unary and cardinality.server_streaming:
             async for reply in handler(*args):
                 payload = encode(reply)
@@ -195,7 +195,8 @@ def send_error(call: ActiveCall, exc: Exception, headers_sent: list[bool]) -> No
 
 
 def _requests(stream: RPCStream, codec: PayloadCodec[Any]) -> AsyncIterator[Any]:
-    return decoded_until_none(stream.recv, codec.decode)
+    decode: Callable[[Any], Any] = codec.decode  # a received message is a BufferLike
+    return decoded_until_none(stream.recv, decode)
 
 
 def _send_headers_once(stream: RPCStream, ctx: ServerContext, sent: list[bool]) -> None:

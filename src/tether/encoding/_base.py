@@ -5,6 +5,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Generic, TypeVar
 
+from .._types import BufferLike
+from ..buffer import Payload
+
 T = TypeVar("T")
 
 
@@ -25,9 +28,24 @@ class PayloadCodec(ABC, Generic[T]):
     def encode(self, message: T) -> bytes:
         """Serialise ``message``."""
 
+    def encode_payload(self, message: T) -> Payload:
+        """:meth:`encode` for sending: the same bytes, possibly as a
+        :class:`~tether.buffer.BufferList` that travels without being joined (what the
+        client and server send). This default returns :meth:`encode`'s ``bytes``.
+
+        Raises:
+            EncodeError: as :meth:`encode`.
+        """
+        return self.encode(message)
+
     @abstractmethod
-    def decode(self, data: bytes) -> T:
-        """Parse ``data``."""
+    def decode(self, data: BufferLike) -> T:
+        """Parse ``data``.
+
+        ``data`` may be a ``memoryview`` of a received frame (a large payload is lent
+        without a copy, see ``docs/thrift.md``): a decoder must copy what it keeps and
+        must not keep the view itself in the message it returns.
+        """
 
 
 class DecodeError(ValueError):
