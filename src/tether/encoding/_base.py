@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .._types import BufferLike
 from ..buffer import Payload
@@ -24,6 +24,12 @@ class PayloadCodec(ABC, Generic[T]):
 
     name: str
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "encode_payload" not in cls.__dict__ and "encode" in cls.__dict__:
+            # Same contract, no extra call per message: the per-call path calls this.
+            cls.encode_payload = cls.encode  # type: ignore[method-assign]
+
     @abstractmethod
     def encode(self, message: T) -> bytes:
         """Serialise ``message``."""
@@ -31,7 +37,8 @@ class PayloadCodec(ABC, Generic[T]):
     def encode_payload(self, message: T) -> Payload:
         """:meth:`encode` for sending: the same bytes, possibly as a
         :class:`~tether.buffer.BufferList` that travels without being joined (what the
-        client and server send). This default returns :meth:`encode`'s ``bytes``.
+        client and server send). By default it *is* :meth:`encode` (a subclass that
+        defines ``encode`` but not this gets its ``encode`` here too).
 
         Raises:
             EncodeError: as :meth:`encode`.
