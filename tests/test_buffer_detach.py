@@ -170,3 +170,21 @@ def test_payload_bytes_joins_only_a_buffer_list() -> None:
     assert payload_bytes(data) is data
     assert payload_bytes(BufferList((b"a", b"b"))) == b"ab"
     assert repr(BufferList((b"a", b"bc"))) == "BufferList(2 buffers, 3 bytes)"
+
+
+def test_a_loan_never_restores_an_array_given_up_to_a_view() -> None:
+    """A shm reader whose own array was detached, then lent ring bytes (and trimmed
+    meanwhile), continues in a fresh array: the lent view keeps its bytes."""
+    rb = LendingReadBuffer(DEFAULT_READ_SIZE)
+    receive_frame(rb, b"a" * FRAME)
+    view = rb.detach(0, FRAME)
+    rb.skip(FRAME)
+    rb.release()
+    ring = memoryview(bytearray(b"ring"))
+    rb.lend(ring)
+    rb.skip(4)
+    rb.trim()
+    rb.take_back()
+    receive_frame(rb, b"b" * FRAME)
+    assert view == b"a" * FRAME
+    assert rb._buf is not view.obj
