@@ -32,6 +32,7 @@ def test_a_large_array_is_reused_for_the_next_large_frame() -> None:
     """After a frame larger than the read size, the grown array is parked and the next
     large frame is received into it instead of a freshly allocated one."""
     buffer._SPARE_LARGE.clear()
+    buffer._LENT_LARGE.clear()
     rb = ReadBuffer()
     big = 3 * DEFAULT_READ_SIZE
     rb.reserve(big)
@@ -53,6 +54,7 @@ def test_a_large_array_is_reused_for_the_next_large_frame() -> None:
 def test_parked_large_arrays_stay_within_their_byte_limit() -> None:
     """Parking more large arrays than the limit allows drops the oldest ones."""
     buffer._SPARE_LARGE.clear()
+    buffer._LENT_LARGE.clear()
     size = buffer._SPARE_LARGE_BYTES // 3
     arrays = [bytearray(size) for _ in range(5)]
     for array in arrays:
@@ -60,12 +62,14 @@ def test_parked_large_arrays_stay_within_their_byte_limit() -> None:
     assert sum(map(len, buffer._SPARE_LARGE)) <= buffer._SPARE_LARGE_BYTES
     assert buffer._SPARE_LARGE[-1] is arrays[-1]
     buffer._SPARE_LARGE.clear()
+    buffer._LENT_LARGE.clear()
 
 
 def test_the_end_of_a_reserved_frame_is_read_in_place_without_growing() -> None:
     """When less than the read size of a reserved frame is missing and it fits in the
     room left, the region is that room: the array (holding the frame so far) is kept."""
     buffer._SPARE_LARGE.clear()
+    buffer._LENT_LARGE.clear()
     rb = ReadBuffer()
     frame = 3 * DEFAULT_READ_SIZE
     rb.reserve(frame)

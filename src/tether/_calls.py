@@ -12,6 +12,7 @@ from ._dispatch import RPCStream
 from ._exceptions import StatusError
 from ._metadata import Metadata
 from ._status import Status
+from ._types import BufferLike
 from .encoding import DecodeError, PayloadCodec
 
 # Enum members bound once: attribute access on an Enum class goes through
@@ -24,7 +25,7 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
-def decode_reply(codec: PayloadCodec[Resp], data: bytes) -> Resp:
+def decode_reply(codec: PayloadCodec[Resp], data: BufferLike) -> Resp:
     """Decode a reply; a bad reply is the server's fault: INTERNAL."""
     try:
         return codec.decode(data)
@@ -108,7 +109,7 @@ class Call(Generic[Req, Resp]):
         if self._initial is not None:
             (request,) = self._initial
             self._initial = None
-            stream.send_nowait(self._request_codec.encode(request), end=True)
+            stream.send_nowait(self._request_codec.encode_payload(request), end=True)
             self._writing_done = True
         return stream
 
@@ -127,7 +128,7 @@ class Call(Generic[Req, Resp]):
     async def send(self, message: Req) -> None:
         """Send one request message (waits for flow-control credit)."""
         stream = await self._guard(self._ensure_stream())
-        await self._guard(stream.send(self._request_codec.encode(message)))
+        await self._guard(stream.send(self._request_codec.encode_payload(message)))
 
     async def done_writing(self) -> None:
         """Tell the server no more requests will come."""

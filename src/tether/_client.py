@@ -410,7 +410,7 @@ class Client:
                 self._method_names.clear()
             self._method_names[method] = names
         service, name = names
-        payload = request_codec.encode(request)
+        payload = request_codec.encode_payload(request)
         timeout = self._effective_timeout(timeout)
         pairs = self._metadata if metadata is None else self._call_metadata(metadata)
         if self._from_method_key is not None:

@@ -66,7 +66,7 @@ class MethodPlan:
         self.spec = spec
         self.handler: Callable[..., Any] = handler
         self.decode: Callable[[Any], Any] = spec.request_codec.decode
-        self.encode: Callable[[Any], Any] = spec.response_codec.encode
+        self.encode: Callable[[Any], Any] = spec.response_codec.encode_payload
         #: The payload encoding requests must use (``CallStarted.encoding``).
         self.encoding = spec.request_codec.name
         cardinality = spec.cardinality

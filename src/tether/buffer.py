@@ -9,6 +9,13 @@ flushes with one (vectored) write.
 Lifetime rule (netpoll's): a ``memoryview`` returned by :meth:`ReadBuffer.peek` stays
 valid until the next :meth:`ReadBuffer.release`; after that it is released and using it
 raises ``ValueError``. Bytes from :meth:`ReadBuffer.read_binary` are copies and live on.
+A view from :meth:`ReadBuffer.detach` lives on too, without a copy: the buffer gives its
+array up to the view (it never writes into it again) and continues in a fresh one.
+
+Large payloads cross without copies in both directions: going out, a :class:`BufferList`
+(e.g. a struct's header bytes, a big field's own ``bytes`` object, its trailer) is queued
+by :class:`WriteBuffer` piece by piece, never joined; coming in, a codec lends a whole
+large frame's payload as a detached view (see ``docs/thrift.md``, "Large payloads").
 """
 
 from __future__ import annotations
@@ -32,12 +39,59 @@ _SPARE_LIMIT: Final = 16
 #: frame's array and change); arrays for larger frames are simply freed.
 _SPARE_LARGE: Final[list[bytearray]] = []
 _SPARE_LARGE_BYTES: Final = 2 * 1024 * 1024
+#: Large arrays given up to views (:meth:`ReadBuffer.detach`), oldest first: one is
+#: taken back for a new frame once no view of it is left (:func:`_unexported`), so a
+#: connection receiving one large frame after another reuses the same memory instead of
+#: faulting in fresh pages per frame. Bounded like the parked ones; an array dropped
+#: from here just lives as long as its views.
+_LENT_LARGE: Final[list[bytearray]] = []
+_LENT_LARGE_BYTES: Final = 4 * 1024 * 1024
 
 
 #: What a trimmed buffer holds: one shared empty array (never written: any write first
 #: replaces it through get_write_buffer).
 _EMPTY: Final = bytearray()
 _EMPTY_VIEW: Final = memoryview(_EMPTY)
+
+
+class BufferList:
+    """One payload made of several buffers, sent back to back without being joined.
+
+    What an encoder returns for a large message (a Thrift struct whose big ``binary``
+    field is handed on as its own object, between the bytes before and after it), so the
+    only copy of the big buffer is the kernel's. ``len()`` is the total number of bytes;
+    ``bytes()`` joins them (one copy: for consumers that need one buffer).
+
+    The buffers are kept by reference: the caller must not mutate them until they are
+    sent (the same rule as :meth:`WriteBuffer.write_buffers`). Immutable.
+    """
+
+    __slots__ = ("chunks", "nbytes")
+
+    def __init__(self, chunks: tuple[BufferLike, ...]) -> None:
+        self.chunks: Final = chunks
+        self.nbytes: Final = sum(len(chunk) for chunk in chunks)
+
+    def __len__(self) -> int:
+        return self.nbytes
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.chunks)
+
+    def __repr__(self) -> str:
+        return f"BufferList({len(self.chunks)} buffers, {self.nbytes} bytes)"
+
+
+#: What a codec's ``send_message`` and an encoder's ``encode_payload`` may carry: one
+#: buffer, or a :class:`BufferList` written without a join.
+Payload = bytes | bytearray | memoryview | BufferList
+
+
+def payload_bytes(data: Payload) -> BufferLike:
+    """``data`` as one buffer: a :class:`BufferList` joined (one copy), anything else as is."""
+    if isinstance(data, BufferList):
+        return b"".join(data.chunks)
+    return data
 
 
 class _Spares:
@@ -94,7 +148,43 @@ def _take_spare(size: int) -> bytearray:
                 best = i
         if best >= 0:
             return _SPARE_LARGE.pop(best)
+    if size > DEFAULT_READ_SIZE and _LENT_LARGE:
+        for i, lent in enumerate(_LENT_LARGE):
+            if len(lent) >= size and len(lent) <= 2 * size and _unexported(lent):
+                del _LENT_LARGE[i]
+                return lent
     return bytearray(size)
+
+
+def _unexported(buf: bytearray) -> bool:
+    """Whether no view of ``buf`` is left (so nobody can see its bytes any more).
+
+    A bytearray cannot be resized while a view of it exists: shrinking it by one byte
+    raises BufferError then. Otherwise the byte is put back (no reallocation either
+    way: a shrink this small keeps the allocation). Exact: only views keep an export.
+    """
+    try:
+        del buf[-1]
+    except BufferError:
+        return False
+    buf.append(0)
+    return True
+
+
+def _remember_lent(buf: bytearray) -> None:
+    """Keep a large array given up to views, to take back once they are gone."""
+    if len(buf) <= DEFAULT_READ_SIZE:
+        return
+    lent = _LENT_LARGE
+    total = len(buf)
+    for other in lent:
+        if other is buf:
+            return
+        total += len(other)
+    while lent and total > _LENT_LARGE_BYTES:
+        total -= len(lent.pop(0))  # the oldest goes first (it lives on with its views)
+    if len(buf) <= _LENT_LARGE_BYTES:
+        lent.append(buf)
 
 
 def _park(buf: bytearray) -> None:
@@ -125,6 +215,7 @@ class ReadBuffer:
 
     __slots__ = (
         "_buf",
+        "_detached",
         "_end",
         "_read_size",
         "_region",
@@ -150,6 +241,8 @@ class ReadBuffer:
         # The last region handed out by recv_buffer(), and the _end it starts at.
         self._region: memoryview | None = None
         self._region_end = 0
+        # The array was given up to a view (detach()): never written or parked again.
+        self._detached = False
 
     # -- consumer side ---------------------------------------------------------------
 
@@ -184,6 +277,34 @@ class ReadBuffer:
         if offset < 0 or n < 0 or start + n > self._end:
             raise ValueError(f"copy({offset}, {n}) with {self._end - self._start} bytes buffered")
         return self._whole[start : start + n].tobytes()
+
+    def detach(self, offset: int, n: int) -> memoryview:
+        """A read-only view of the ``n`` bytes that start ``offset`` bytes past the read
+        position, valid for as long as it (or a slice of it) is referenced, without a copy.
+
+        Does not advance. The buffer gives its current array up to the view: it never
+        writes into that array again, nor parks it for reuse, so the view can never see
+        other bytes; the next write region is a fresh array (any unread bytes are copied
+        there). For a whole large frame received in place (see :meth:`reserve`), that is
+        the frame handed to its consumer with no copy at all. A large array is taken
+        back for a later frame only once no view of it (nor any slice of one) is left;
+        until then it lives as long as they do. Lent foreign memory (``transport/_shm_lend.py``)
+        cannot be given up: there the result is a copy, as a ``memoryview``.
+
+        Raises:
+            ValueError: fewer than ``offset + n`` bytes are buffered.
+        """
+        start = self._start + offset
+        if offset < 0 or n < 0 or start + n > self._end:
+            raise ValueError(f"detach({offset}, {n}) with {self._end - self._start} bytes buffered")
+        buf = self._buf
+        if not isinstance(buf, bytearray):
+            return memoryview(self._whole[start : start + n].tobytes())  # read-only too
+        if not self._detached:
+            _remember_lent(buf)
+        self._detached = True
+        self._region = None
+        return self._whole[start : start + n].toreadonly()
 
     def skip(self, n: int) -> None:
         """Discard the next ``n`` bytes.
@@ -245,7 +366,9 @@ class ReadBuffer:
         """
         if self._start == self._end and not self._views and self._buf:
             buf = self._buf
-            if not isinstance(buf, bytearray):
+            if self._detached:
+                self._detached = False  # given up to a view: dropped, not parked
+            elif not isinstance(buf, bytearray):
                 pass  # lent memory (transport/_shm_lend.py) is not ours to park
             elif len(buf) == DEFAULT_READ_SIZE:
                 # Park it with its whole-view: taking it back (recv_buffer) then costs no
@@ -282,10 +405,28 @@ class ReadBuffer:
         elif sizehint > want:
             want = sizehint
         room = len(self._buf) - end
-        if room >= want:  # the common case: room after the unread bytes
+        detached = self._detached
+        if room >= want and not detached:  # the common case: room after the unread bytes
             return self._whole[end:]
         unread = end - self._start
-        if self._start and not self._views and len(self._buf) - unread >= want:
+        if detached:
+            # The array belongs to a view now (detach()): continue in a fresh one. Our
+            # own whole-array view goes first, so only the lent views hold the old array
+            # (the spare taken below may then be an earlier lent array, free again).
+            self._detached = False
+            old = self._whole
+            tail = old[self._start : end].tobytes() if unread else b""
+            self._buf = _EMPTY
+            self._whole = _EMPTY_VIEW
+            self._region = None
+            self._views.clear()  # views of the old array keep it alive and stay valid
+            old.release()
+            new = _take_spare(unread + want)
+            if unread:
+                new[:unread] = tail
+            self._buf = new
+            self._whole = memoryview(new)
+        elif self._start and not self._views and len(self._buf) - unread >= want:
             # Move the unread tail to the front; same size, so no reallocation.
             self._buf[:unread] = self._buf[self._start : end]  # a copy: the ranges overlap
         elif 0 < missing <= room and sizehint <= missing:
@@ -382,12 +523,19 @@ class WriteBuffer:
         self._size += n
         return memoryview(region)
 
-    def write_binary(self, data: BufferLike) -> int:
-        """Queue ``data`` and return its length."""
+    def write_binary(self, data: BufferLike | BufferList) -> int:
+        """Queue ``data`` and return its length (a :class:`BufferList`: every buffer in it,
+        by reference when large, never joined)."""
         n = len(data)
         if n >= _COPY_THRESHOLD:
             self._seal()
-            self._chunks.append(data)
+            if isinstance(data, BufferList):
+                queued = self._chunks
+                for chunk in data.chunks:
+                    if len(chunk):
+                        queued.append(chunk)
+            else:
+                self._chunks.append(data)
         elif type(data) is bytes:
             self._small.append(data)  # immutable: keeping it is as good as a copy
         else:

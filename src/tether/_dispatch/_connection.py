@@ -23,6 +23,7 @@ from .._exceptions import (
 )
 from .._status import Status
 from .._types import MetadataPairs
+from ..buffer import Payload
 from ..framing import (
     CallStarted,
     ConnectionClosed,
@@ -212,7 +213,7 @@ class Dispatcher(DispatcherBase):
         self,
         service: str,
         method: str,
-        payload: bytes,
+        payload: Payload,
         *,
         metadata: MetadataPairs = (),
         timeout: float | None = None,
@@ -247,7 +248,7 @@ class Dispatcher(DispatcherBase):
             self._schedule_flush()  # inside a read callback: flushed when it ends
         return stream
 
-    def send_reply(self, stream_id: int, data: bytes | None, metadata: MetadataPairs) -> None:
+    def send_reply(self, stream_id: int, data: Payload | None, metadata: MetadataPairs) -> None:
         """Server, unary: the one reply message (``None``: no message) and an OK status.
 
         Raises:
@@ -265,7 +266,7 @@ class Dispatcher(DispatcherBase):
             if not self._reading:
                 self.loop.call_soon(self._flush)
 
-    def send_message(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+    def send_message(self, stream_id: int, data: Payload, end_stream: bool) -> None:
         """``send_event(Message(...))`` without building the event (the per-call hot path).
 
         Raises:

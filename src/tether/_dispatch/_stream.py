@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Final
 
 from .._exceptions import StatusError, StreamResetError
 from .._status import Status
-from .._types import MetadataPairs
+from .._types import BufferLike, MetadataPairs
+from ..buffer import Payload
 from ..framing import EndOfStream, Headers, StreamReset
 from ._state import StreamInput, StreamState, next_stream_state
 
@@ -64,7 +65,7 @@ class RPCStream:
         self._dispatcher = dispatcher
         self.stream_id = stream_id
         self.state = _STREAM_OPEN
-        self._messages: deque[bytes] = deque()
+        self._messages: deque[BufferLike] = deque()
         self._recv_waiter: asyncio.Future[None] | None = None
         self._send_waiter: asyncio.Future[None] | None = None
         self._headers_waiter: asyncio.Future[None] | None = None
@@ -100,8 +101,9 @@ class RPCStream:
 
     # -- receiving (API side) ------------------------------------------------------
 
-    async def recv(self) -> bytes | None:
-        """The next message, or ``None`` after the peer's end of stream.
+    async def recv(self) -> BufferLike | None:
+        """The next message, or ``None`` after the peer's end of stream. A large one may be
+        a ``memoryview`` of the frame it arrived in, lent for good (never reused).
 
         Raises:
             StatusError: the stream was reset, timed out or its connection was lost.
@@ -119,7 +121,7 @@ class RPCStream:
             finally:
                 self._recv_waiter = None
 
-    def recv_nowait(self) -> bytes | None:
+    def recv_nowait(self) -> BufferLike | None:
         """The next queued message, or ``None`` when none is queued (never waits or raises).
 
         ``None`` says nothing about the stream's end or failure: :meth:`recv` tells those.
@@ -141,7 +143,7 @@ class RPCStream:
             _STREAM_CLOSED,
         )
 
-    def take_messages(self) -> list[bytes]:
+    def take_messages(self) -> list[BufferLike]:
         """Every message received so far (no flow-control acknowledgement: the call is over)."""
         messages = list(self._messages)
         self._messages.clear()
@@ -178,7 +180,7 @@ class RPCStream:
 
     # -- sending (API side) --------------------------------------------------------
 
-    async def send(self, data: bytes, *, end: bool = False) -> None:
+    async def send(self, data: Payload, *, end: bool = False) -> None:
         """Wait for credit, then queue one message (``end``: half-close after it).
 
         Raises:
@@ -195,7 +197,7 @@ class RPCStream:
         self.send_nowait(data, end=end)
         await dispatcher.drain()
 
-    def send_nowait(self, data: bytes, *, end: bool = False) -> None:
+    def send_nowait(self, data: Payload, *, end: bool = False) -> None:
         """Queue one message without waiting for credit (the codec holds what does not fit)."""
         if self._error is not None:
             raise self._error
@@ -225,7 +227,7 @@ class RPCStream:
         self.status_message = message
         self._close()
 
-    def send_reply(self, data: bytes | None, metadata: MetadataPairs) -> None:
+    def send_reply(self, data: Payload | None, metadata: MetadataPairs) -> None:
         """Server, unary: send the reply (``None``: none) and end the call with OK.
 
         Does nothing if the call already has an outcome (its deadline passed, say).
@@ -247,7 +249,7 @@ class RPCStream:
 
     # -- driven by the dispatcher --------------------------------------------------
 
-    def deliver(self, data: bytes, end: bool) -> None:
+    def deliver(self, data: BufferLike, end: bool) -> None:
         """A message arrived."""
         if self.state is _STREAM_CLOSED:
             return

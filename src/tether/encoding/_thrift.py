@@ -29,11 +29,12 @@ from __future__ import annotations
 import io
 import struct
 import threading
-from typing import Any, Generic, TypeVar, final
+from typing import Any, Final, Generic, TypeVar, final
 
 from thriftpy2.protocol import binary as _binary
 
 from .._types import BufferLike
+from ..buffer import BufferList, Payload
 from ._base import DecodeError, EncodeError, PayloadCodec
 from ._thrift_types import (
     BINARY as _BINARY,
@@ -93,6 +94,10 @@ _FLAT = True
 #: One field of a flat struct: (wire type, attribute name, unpack_from or None for a
 #: string, width, whether a string is decoded as UTF-8).
 _FlatField = tuple[int, str, Any, int, bool]
+
+#: A string or binary field value of at least this many bytes is sent by reference (see
+#: :meth:`ThriftStructCodec.encode_payload`): joining it would copy it once more.
+BY_REFERENCE: Final = 64 * 1024
 
 #: A cached encode buffer that grew past this many bytes is dropped after use.
 _KEEP_BUFFER_BELOW = 256 * 1024
@@ -353,6 +358,42 @@ def _read_flat(buf: bytes, plan: dict[int, _FlatField], obj: Any) -> int:
             pos += width
 
 
+def _read_flat_view(buf: memoryview, plan: dict[int, _FlatField], obj: Any) -> int:
+    """:func:`_read_flat` over a received frame's view (a large payload, lent without a
+    copy): each string or binary field is copied out of the view once, and nothing keeps
+    the view. Returns -1, having set nothing the caller keeps, for anything but known
+    fields of their IDL type (unknown fields, mismatched types): the caller then decodes
+    a ``bytes`` copy the usual way, with every check and error of that path.
+    Raises IndexError / struct.error (truncated) or UnicodeDecodeError, as _read_flat.
+    """
+    unpack_i16, unpack_i32 = _I16_BE.unpack_from, _I32_BE.unpack_from
+    size = len(buf)
+    pos = 0
+    while True:
+        ftype = buf[pos]
+        if ftype == _STOP:
+            return pos + 1
+        entry = plan.get(unpack_i16(buf, pos + 1)[0])
+        pos += 3
+        if entry is None or entry[0] != ftype:
+            return -1
+        _, name, unpack, width, text = entry
+        if unpack is None:
+            length: int = unpack_i32(buf, pos)[0]
+            if length < 0:
+                return -1
+            start = pos + 4
+            pos = start + length
+            if pos > size:
+                return pos
+            value = buf[start:pos]
+            setattr(obj, name, str(value, "utf-8") if text else bytes(value))
+            value.release()
+        else:
+            setattr(obj, name, unpack(buf, pos)[0])
+            pos += width
+
+
 #: How a flat struct's fixed-width fields are written: (exact value type, pack).
 _SCALAR_WRITERS: dict[int, tuple[type, Any]] = {
     _BOOL: (bool, struct.Struct(">?").pack),
@@ -380,11 +421,16 @@ def _flat_writers(fields: dict[int, tuple[Any, ...]]) -> tuple[_FlatWriter, ...]
     return tuple(writers)
 
 
-def _write_flat(obj: Any, writers: tuple[_FlatWriter, ...]) -> bytes | None:
+def _write_flat(obj: Any, writers: tuple[_FlatWriter, ...], by_reference: bool) -> Payload | None:
     """``obj`` written as thriftpy2 would, or ``None`` when a value is not of its field's
-    exact type or does not fit it (the caller then lets thriftpy2 write or refuse it)."""
+    exact type or does not fit it (the caller then lets thriftpy2 write or refuse it).
+
+    ``by_reference``: a ``bytes`` value of at least :data:`BY_REFERENCE` bytes is not
+    copied: the result is then a :class:`~tether.buffer.BufferList` that holds that very
+    object between the joined bytes around it."""
     parts: list[bytes] = []
     append = parts.append
+    large = False
     for name, head, kind, pack in writers:
         value = getattr(obj, name, None)
         if value is None:
@@ -400,6 +446,8 @@ def _write_flat(obj: Any, writers: tuple[_FlatWriter, ...]) -> bytes | None:
             append(head)
             append(pack(len(value)))
             append(value)
+            if len(value) >= BY_REFERENCE:
+                large = True
         elif type(value) is kind:
             try:
                 data = pack(value)
@@ -410,7 +458,26 @@ def _write_flat(obj: Any, writers: tuple[_FlatWriter, ...]) -> bytes | None:
         else:
             return None
     append(b"\x00")
+    if large and by_reference:
+        return _by_reference(parts)
     return b"".join(parts)
+
+
+def _by_reference(parts: list[bytes]) -> BufferList:
+    """``parts`` as a BufferList: each large part as is, the runs between them joined."""
+    chunks: list[BufferLike] = []
+    run: list[bytes] = []
+    for part in parts:
+        if len(part) >= BY_REFERENCE:
+            if run:
+                chunks.append(b"".join(run))
+                run = []
+            chunks.append(part)
+        else:
+            run.append(part)
+    if run:
+        chunks.append(b"".join(run))
+    return BufferList(tuple(chunks))
 
 
 # -- readers and writers -----------------------------------------------------------------
@@ -550,13 +617,31 @@ class ThriftStructCodec(PayloadCodec[S], Generic[S]):
             )
         writers = self._flat_writers
         if writers is not None:
-            data = _write_flat(message, writers)
+            data = _write_flat(message, writers, False)
             if data is not None:
+                assert type(data) is bytes
                 return data
         try:
             return self._write(message)
         except Exception as exc:
             raise EncodeError(f"cannot encode {self.struct_class.__name__}: {exc!r}") from exc
+
+    def encode_payload(self, message: S) -> Payload:
+        """:meth:`encode`, except that a flat struct holding a ``bytes`` value of at least
+        64 KiB (:data:`BY_REFERENCE`) comes back as a :class:`~tether.buffer.BufferList`:
+        ``[bytes before the value, the value object itself, bytes after it]``, never
+        joined, so the value's only copy is the kernel's. The caller must not mutate
+        anything in ``message`` until it is sent (``bytes`` cannot be mutated anyway).
+
+        Raises:
+            EncodeError: as :meth:`encode`.
+        """
+        writers = self._flat_writers
+        if writers is not None and isinstance(message, self.struct_class):
+            data = _write_flat(message, writers, True)
+            if data is not None:
+                return data
+        return self.encode(message)
 
     def decode(self, data: BufferLike) -> S:
         """Parse ``data`` as exactly one struct.
@@ -567,7 +652,11 @@ class ThriftStructCodec(PayloadCodec[S], Generic[S]):
                 field holds invalid UTF-8.
         """
         if type(data) is not bytes:
-            data = bytes(data)
+            view = memoryview(data)
+            lent = self._decode_view(view)
+            if lent is not None:
+                return lent
+            data = view.tobytes()
         flat = self._flat
         message: S | None = None
         try:
@@ -595,6 +684,25 @@ class ThriftStructCodec(PayloadCodec[S], Generic[S]):
         except Exception as exc:
             raise DecodeError(f"invalid {self._name} payload: {exc!r}") from exc
         return message
+
+    def _decode_view(self, view: memoryview) -> S | None:
+        """A flat struct read straight from ``view`` (a lent frame: its string and binary
+        fields are the only copies made), else ``None``: :meth:`decode` then decodes a
+        copy."""
+        flat = self._flat
+        if flat is not None and view.ndim == 1 and view.format == "B":
+            message = self.struct_class()
+            try:
+                end = _read_flat_view(view, flat, message)
+            except (IndexError, struct.error):
+                raise DecodeError(f"truncated {self._name} payload ({len(view)} bytes)") from None
+            except UnicodeDecodeError as exc:
+                raise DecodeError(f"invalid {self._name} payload: {exc!r}") from exc
+            if end == len(view):
+                return message
+            if end > len(view):
+                raise DecodeError(f"truncated {self._name} payload ({len(view)} bytes)")
+        return None
 
     def __repr__(self) -> str:
         return f"ThriftStructCodec({self.struct_class.__qualname__})"

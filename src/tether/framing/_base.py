@@ -18,7 +18,7 @@ from mypy_extensions import mypyc_attr
 from .._exceptions import ConfigError, RemoteProtocolError
 from .._status import Status
 from .._types import BufferLike, MetadataPairs
-from ..buffer import ReadBuffer, WriteBuffer
+from ..buffer import Payload, ReadBuffer, WriteBuffer, payload_bytes
 from ._events import CallStarted, Event, Message, Trailers
 
 
@@ -171,15 +171,18 @@ class FrameCodec(ABC):
             )
         )
 
-    def send_message(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+    def send_message(self, stream_id: int, data: Payload, end_stream: bool) -> None:
         """``send(Message(stream_id=..., data=..., end_stream=...))``, the per-call hot path.
 
         A codec may override it to skip building the event; the contract is the same.
+        ``data`` may be a :class:`~tether.buffer.BufferList` (a large payload in pieces):
+        this default joins it; a codec that overrides this writes the pieces as they are
+        (see ``WriteBuffer.write_binary``).
 
         Raises:
             LocalProtocolError: as :meth:`send`.
         """
-        self.send(Message(stream_id=stream_id, data=data, end_stream=end_stream))
+        self.send(Message(stream_id=stream_id, data=payload_bytes(data), end_stream=end_stream))
 
     def send_trailers(
         self, stream_id: int, status: Status, message: str, metadata: MetadataPairs

@@ -24,7 +24,7 @@ from typing import Any
 
 from .._exceptions import ErrorCode
 from .._status import Status
-from .._types import MetadataPairs
+from .._types import BufferLike, MetadataPairs
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,14 +96,17 @@ class Headers(Event):
 class Message(Event):
     """One whole payload message; the codec chunks and reassembles it.
 
-    ``end_stream`` half-closes the sender's side after this message.
+    ``end_stream`` half-closes the sender's side after this message. A received large
+    payload may be a ``memoryview`` of the frame it arrived in, lent for good (see
+    :meth:`tether.buffer.ReadBuffer.detach`): it stays valid while referenced, and no
+    later frame is ever written into it.
     """
 
     stream_id: int
-    data: bytes
+    data: BufferLike
     end_stream: bool = False
 
-    def __init__(self, *, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+    def __init__(self, *, stream_id: int, data: BufferLike, end_stream: bool = False) -> None:
         object.__setattr__(self, "stream_id", stream_id)
         object.__setattr__(self, "data", data)
         object.__setattr__(self, "end_stream", end_stream)

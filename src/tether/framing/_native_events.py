@@ -9,7 +9,7 @@ codec calls the constructors itself.
 from __future__ import annotations
 
 from .._status import Status
-from .._types import MetadataPairs
+from .._types import BufferLike, MetadataPairs
 from ._events import CallStarted, Message, Trailers
 
 
@@ -36,7 +36,7 @@ def call_started(
     )
 
 
-def message(stream_id: int, data: bytes, end_stream: bool) -> Message:
+def message(stream_id: int, data: BufferLike, end_stream: bool) -> Message:
     """``Message(stream_id=..., data=..., end_stream=...)``."""
     return Message(stream_id=stream_id, data=data, end_stream=end_stream)
 

@@ -13,6 +13,7 @@ from typing import Any, Final
 from .._exceptions import LocalProtocolError
 from .._status import Status
 from .._types import MetadataPairs
+from ..buffer import BufferList, Payload, payload_bytes
 from . import _native_frames as wire
 from ._events import (
     CallStarted,
@@ -193,10 +194,15 @@ class NativeSender(NativeCore):
     def _send_message(self, event: Message) -> None:
         self.send_message(event.stream_id, event.data, event.end_stream)
 
-    def send_message(self, stream_id: int, data: bytes, end_stream: bool) -> None:
-        """``send(Message(...))`` without building the event (the per-call hot path)."""
+    def send_message(self, stream_id: int, data: Payload, end_stream: bool) -> None:
+        """``send(Message(...))`` without building the event (the per-call hot path).
+
+        A :class:`~tether.buffer.BufferList` is joined first (DATA frames cut one buffer).
+        """
         if self._dead is not None:
             raise LocalProtocolError(f"cannot send: the connection failed ({self._dead})")
+        if isinstance(data, BufferList):
+            data = payload_bytes(data)
         sid = stream_id
         inp = SEND_DATA_END if end_stream else SEND_DATA
         stream = self._stream(sid)

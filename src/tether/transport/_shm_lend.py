@@ -16,7 +16,7 @@ behind them is handed back to the peer right after.
 
 from __future__ import annotations
 
-from ..buffer import ReadBuffer
+from ..buffer import _EMPTY, _EMPTY_VIEW, ReadBuffer
 
 
 class LendingReadBuffer(ReadBuffer):
@@ -36,6 +36,12 @@ class LendingReadBuffer(ReadBuffer):
         """Make ``view`` (bytes owned by someone else) the readable bytes, without copying."""
         if not self.can_lend():
             raise RuntimeError("lend() needs an empty reader with no views outstanding")
+        if self._detached:
+            # Our (empty) array was given up to a view (detach()): it must never come
+            # back as our storage, so the loan ends with a fresh one instead.
+            self._detached = False
+            self._buf = _EMPTY
+            self._whole = _EMPTY_VIEW
         self._own = (self._buf, self._whole)
         self._buf = view  # as good as the bytearray for every consumer-side method
         self._whole = view

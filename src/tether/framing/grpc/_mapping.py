@@ -13,7 +13,7 @@ from typing import Final
 
 from ..._exceptions import ErrorCode, LocalProtocolError
 from ..._status import Status
-from ..._types import MetadataPairs, MetadataValue
+from ..._types import BufferLike, MetadataPairs, MetadataValue
 
 CONTENT_TYPE_PREFIX: Final = b"application/grpc"
 #: ``grpc-encoding`` values this codec can compress and decompress.
@@ -249,7 +249,7 @@ def headers_from_metadata(metadata: MetadataPairs) -> list[tuple[bytes, bytes]]:
 _WBITS: Final = {"gzip": 31, "deflate": 15}
 
 
-def compress(data: bytes, encoding: str) -> bytes:
+def compress(data: BufferLike, encoding: str) -> bytes:
     """``data`` compressed with a ``grpc-encoding`` (``gzip``: RFC 1952; ``deflate``: zlib)."""
     compressor = zlib.compressobj(wbits=_WBITS[encoding])
     return compressor.compress(data) + compressor.flush()

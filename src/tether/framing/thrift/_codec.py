@@ -35,7 +35,7 @@ from typing import Final
 from ..._exceptions import LocalProtocolError, RemoteProtocolError
 from ..._status import Status
 from ..._types import MetadataPairs, MetadataValue
-from ...buffer import ReadBuffer
+from ...buffer import Payload, ReadBuffer
 from .._base import CodecConfig, FrameCodec, Role
 from .._events import (
     CallStarted,
@@ -156,6 +156,13 @@ class ThriftCodec(FrameCodec):
                     needed = used
                     break
                 offset += used
+                payload = envelope.payload
+                if isinstance(payload, memoryview):
+                    # A large payload (it ends the message): lent as a view of its frame,
+                    # which the buffer gives up (never reused), instead of copied out.
+                    n = len(payload)
+                    payload.release()
+                    envelope.payload = buffer.detach(offset - n, n)
                 on_envelope(envelope, events)
         except RemoteProtocolError as exc:
             self._dead = str(exc)
@@ -254,10 +261,12 @@ class ThriftCodec(FrameCodec):
             raise RemoteProtocolError(
                 f"a server sent a {MessageType(message_type).name} message ({envelope.method!r})"
             )
+        payload = envelope.payload
+        data = payload.tobytes() if isinstance(payload, memoryview) else payload
         if envelope.encoding is PROTO:
-            error_type, text = decode_error_proto(envelope.payload)
+            error_type, text = decode_error_proto(data)
         else:
-            error_type, text = decode_application_exception(envelope.payload)
+            error_type, text = decode_application_exception(data)
         metadata.append((_APPLICATION_TYPE, str(error_type)))
         events.append(trailers(seq_id, status_for_type(error_type), text, tuple(metadata)))
         if reset:
@@ -307,7 +316,7 @@ class ThriftCodec(FrameCodec):
             )
         )
 
-    def send_message(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+    def send_message(self, stream_id: int, data: Payload, end_stream: bool) -> None:
         if self._dead is not None:
             raise LocalProtocolError(f"connection already failed: {self._dead}")
         if self.role is Role.CLIENT:
@@ -332,7 +341,7 @@ class ThriftCodec(FrameCodec):
         else:
             self._send_server(event)
 
-    def _send_request(self, stream_id: int, data: bytes) -> None:
+    def _send_request(self, stream_id: int, data: Payload) -> None:
         call = self._starting.pop(stream_id, None)
         if call is None:
             raise LocalProtocolError(
@@ -401,7 +410,7 @@ class ThriftCodec(FrameCodec):
                 call.payload = None
                 self._write_reply(call, event.status, event.message, ())
 
-    def _set_reply(self, stream_id: int, data: bytes) -> None:
+    def _set_reply(self, stream_id: int, data: Payload) -> None:
         call = self._calls.get(stream_id)
         if call is None:
             raise LocalProtocolError(f"Message for stream {stream_id}: no such call")
@@ -418,7 +427,7 @@ class ThriftCodec(FrameCodec):
 
     # -- encoding ------------------------------------------------------------------
 
-    def _write_request(self, call: CallStarted, payload: bytes) -> None:
+    def _write_request(self, call: CallStarted, payload: Payload) -> None:
         proto = self._forced_encoding == PROTO or call.encoding == PROTO
         write_request(self._out, call, payload, self.transport, proto, self._max_frame, self._meta)
 

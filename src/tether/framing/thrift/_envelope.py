@@ -38,6 +38,9 @@ from ._ttheader import FLAG_STREAMING, MAGIC_WORD, TTHeader, decode_ttheader
 _WORDS: Final = MESSAGE_HEAD  # two big-endian 32-bit words (the second signed is fine)
 _THEADER_MAGIC_HIGH: Final = 0x0FFF
 _MESH_MAGIC: Final = 0xFFAF0000
+#: A payload of at least this many bytes is returned as a view of the received bytes
+#: (the codec then lends it, see :meth:`tether.buffer.ReadBuffer.detach`), not copied.
+LEND_AT: Final = 64 * 1024
 
 THRIFT: Final = "thrift"
 PROTO: Final = "proto"
@@ -63,6 +66,9 @@ class Envelope:
 
     A TTHeader ``header`` read by :func:`read_envelope` shares its ``str_info`` and
     ``int_info`` dicts with the header decode cache: read them, never mutate them.
+    ``payload`` is ``bytes``, or for a payload of :data:`LEND_AT` bytes or more (except in
+    Apache THeader) a ``memoryview`` of the bytes parsed, which ends where the message
+    ends; it is only valid as long as they are (the codec replaces it with a lent view).
     """
 
     __slots__ = ("encoding", "header", "message_type", "method", "payload", "seq_id", "transport")
@@ -75,7 +81,7 @@ class Envelope:
         message_type: int,
         method: str,
         seq_id: int,
-        payload: bytes,
+        payload: bytes | memoryview,
     ) -> None:
         self.transport = transport
         self.header = header
@@ -169,7 +175,7 @@ def _framed(
         message_type,
         method,
         seq_id,
-        bytes(view[start:total]),
+        _payload(view, start, total),
     )
     return total, envelope
 
@@ -199,7 +205,7 @@ def _buffered(
         progress.walker = None
     encoding, message_type, method, seq_id, start = _message(view, 0, end, VERSION_1)
     envelope = Envelope(
-        Transport.BUFFERED, None, encoding, message_type, method, seq_id, bytes(view[start:end])
+        Transport.BUFFERED, None, encoding, message_type, method, seq_id, _payload(view, start, end)
     )
     return end, envelope
 
@@ -235,7 +241,7 @@ def _ttheader(
     else:
         raise RemoteProtocolError(f"TTHeader payload of {left} bytes holds no message")
     envelope = Envelope(
-        transport, header, encoding, message_type, method, seq_id, bytes(view[body:total])
+        transport, header, encoding, message_type, method, seq_id, _payload(view, body, total)
     )
     return total, envelope
 
@@ -256,6 +262,13 @@ def _theader(
         Transport.THEADER, header, encoding, message_type, method, seq_id, payload[body:]
     )
     return total, envelope
+
+
+def _payload(view: memoryview, start: int, end: int) -> bytes | memoryview:
+    """The payload at ``view[start:end]``: a copy, or a view when it is large."""
+    if end - start < LEND_AT:
+        return bytes(view[start:end])
+    return view[start:end]
 
 
 def _message(view: memoryview, pos: int, end: int, version: int) -> tuple[str, int, str, int, int]:

@@ -2,6 +2,10 @@
 a codec's :class:`~tether.buffer.WriteBuffer` as header pieces plus the payload, which
 is queued by reference (never joined with its header).
 
+A payload may be a :class:`~tether.buffer.BufferList` (a struct whose big field is its
+own buffer): its pieces are queued as they are, so a 1 MiB field is never copied here.
+Apache THeader joins it (its body is one buffer, possibly transformed).
+
 Request: the call's method, seq id and payload in the client's transport (Kitex Protobuf
 needs a length, so Buffered becomes Framed and TTHeader TTHeaderFramed). Reply: the
 request's transport and header kind; no payload and a non-OK status (unless a
@@ -16,7 +20,7 @@ from typing import Final
 from ..._exceptions import LocalProtocolError
 from ..._status import Status
 from ..._types import MetadataPairs, MetadataValue
-from ...buffer import WriteBuffer
+from ...buffer import Payload, WriteBuffer, payload_bytes
 from .._events import CallStarted
 from ._binary import FRAMED_HEAD, I32, MESSAGE_HEAD, PROTOBUF_V1, U32, VERSION_1, MessageType
 from ._envelope import PROTO, Envelope, Transport
@@ -51,8 +55,8 @@ class ServerCall:
         self.name = envelope.method.encode("utf-8")
         #: Reply metadata gathered so far (Headers, then Trailers).
         self.metadata: list[tuple[str, MetadataValue]] = []
-        #: The reply message, once the server sent it.
-        self.payload: bytes | None = None
+        #: The reply message, once the server sent it (a BufferList: by reference).
+        self.payload: Payload | None = None
 
 
 def check_size(size: int, max_frame: int) -> None:
@@ -61,16 +65,16 @@ def check_size(size: int, max_frame: int) -> None:
         raise LocalProtocolError(f"message of {size} bytes exceeds the {max_frame}-byte limit")
 
 
-def _write(out: WriteBuffer, head: bytes, payload: bytes = b"") -> None:
+def _write(out: WriteBuffer, head: bytes, payload: Payload = b"") -> None:
     out.write_binary(head)
-    if payload:
-        out.write_binary(payload)
+    if len(payload):
+        out.write_binary(payload)  # large ones (a BufferList's pieces) by reference
 
 
 def write_request(
     out: WriteBuffer,
     call: CallStarted,
-    payload: bytes,
+    payload: Payload,
     transport: Transport,
     proto: bool,
     max_frame: int,
@@ -101,7 +105,9 @@ def write_request(
         check_size(len(head) + len(payload), max_frame)
     if transport is _THEADER:
         headers = {k: v for k, v in call.metadata if k[:1] != ":"}
-        frame = encode_theader(THeader(seq_id=call.stream_id), headers, head + payload)
+        frame = encode_theader(
+            THeader(seq_id=call.stream_id), headers, head + payload_bytes(payload)
+        )
         check_size(len(frame) - 4, max_frame)
         _write(out, frame)
         return
@@ -193,7 +199,7 @@ def write_reply(
             protocol_id=header.protocol_id,
             transforms=header.transforms,
         )
-        _write(out, encode_theader(reply, headers, head + body))
+        _write(out, encode_theader(reply, headers, head + payload_bytes(body)))
         return False
     _write(out, head, body)
     return False
