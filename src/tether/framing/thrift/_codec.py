@@ -49,19 +49,30 @@ from .._events import (
     Trailers,
 )
 from .._native_events import call_started, message, trailers
-from ._binary import MessageType
-from ._envelope import PROTO, BufferedProgress, Envelope, Transport, read_envelope
+from ._binary import PROTOBUF_V1, VERSION_1, VERSION_MASK, MessageType
+from ._envelope import (
+    PROTO,
+    BufferedProgress,
+    Envelope,
+    Transport,
+    parse_framed,
+    parse_ttheader,
+    read_envelope,
+    read_u32,
+)
 from ._exception import decode_application_exception, decode_error_proto, status_for_type
 from ._header_meta import HeaderMeta
 from ._meta import CONNECTION_RESET, MetaHandler, meta_handlers
 from ._outgoing import ServerCall, write_reply, write_request
-from ._ttheader import TTHeader
+from ._ttheader import FLAG_STREAMING, MAGIC_WORD, TTHeader
 
 #: Recently cancelled seq ids remembered so their late replies can be dropped.
 MAX_CANCELLED: Final = 4096
 #: Server-side stream ids for a seq id already in flight start here (past any i32).
 _SYNTHETIC_BASE: Final = 1 << 32
 _MAX_SEQ_ID: Final = 2**31 - 1
+#: Most bytes copied out of the receive buffer at a time (see receive_from).
+COPY_MAX: Final = 16 * 1024
 _APPLICATION_TYPE: Final = ":tapplication-type"
 # Enum members as module globals: ``MessageType.CALL`` costs ~0.1 us per lookup on
 # Python 3.11, and the per-message paths below make several.
@@ -105,6 +116,7 @@ class ThriftCodec(FrameCodec):
     ) -> None:
         super().__init__()
         self.role = role
+        self._server = role is Role.SERVER
         self.transport = transport
         self.multiplexed = transport is not Transport.BUFFERED
         self._config = config or CodecConfig()
@@ -140,23 +152,10 @@ class ThriftCodec(FrameCodec):
             self._partial = False
             self._needed = 0
             return events
-        max_frame = self._max_frame
-        on_envelope = self._on_request if self.role is Role.SERVER else self._on_reply
-        progress = self._progress
-        # Every complete message is parsed from one view; the buffer advances once.
-        view = buffer.peek(size)
-        offset = 0
-        needed = 0
         try:
-            while offset < size:
-                used, envelope = read_envelope(
-                    view[offset:] if offset else view, size - offset, max_frame, progress
-                )
-                if envelope is None:
-                    needed = used
-                    break
-                offset += used
-                on_envelope(envelope, events)
+            offset, needed = self._receive_copied(buffer, size, events)
+            if offset < size and not needed:
+                offset, needed = self._receive_viewed(buffer, offset, size, events)
         except RemoteProtocolError as exc:
             self._dead = str(exc)
             raise
@@ -167,6 +166,84 @@ class ThriftCodec(FrameCodec):
         if needed:
             buffer.reserve(needed)
         return events
+
+    def _receive_copied(
+        self, buffer: ReadBuffer, size: int, events: list[Event]
+    ) -> tuple[int, int]:
+        """Framed and TTHeader messages, parsed from ``bytes`` copies of the buffer (at
+        most :data:`COPY_MAX` bytes at a time; a larger message's payload is copied on
+        its own). Stops at the first message of another format, or an incomplete one.
+
+        Returns ``(bytes consumed, bytes the incomplete message needs or 0)``.
+        """
+        max_frame = self._max_frame
+        server = self._server
+        pos = 0
+        copy = b""  # the buffered bytes [base, base + len(copy))
+        base = 0
+        while size - pos >= 8:
+            at = pos - base
+            if at + 8 > len(copy):
+                copy = buffer.copy(pos, min(size - pos, COPY_MAX))
+                base = pos
+                at = 0
+            length = read_u32(copy, at)
+            high = read_u32(copy, at + 4) & VERSION_MASK
+            if high in (VERSION_1, PROTOBUF_V1):
+                ttheader = False
+            elif high == MAGIC_WORD and length & VERSION_MASK != VERSION_1:
+                if copy[at + 7] & FLAG_STREAMING:
+                    raise RemoteProtocolError("TTHeader Streaming (flag 0x0002) is not supported")
+                ttheader = True
+            else:
+                break  # Buffered, THeader or unknown: the general parser
+            if length > max_frame:
+                raise RemoteProtocolError(
+                    f"frame of {length} bytes exceeds the {max_frame}-byte limit (max_frame_size)"
+                )
+            total = length + 4
+            if total > size - pos:
+                return pos, total
+            if at + total > len(copy) and total <= COPY_MAX:
+                copy = buffer.copy(pos, min(size - pos, COPY_MAX))
+                base = pos
+                at = 0
+            if at + total <= len(copy):
+                if ttheader:
+                    envelope = parse_ttheader(copy, at, at + total)[0]
+                else:
+                    envelope = parse_framed(copy, at, at + total, high)[0]
+            else:
+                envelope = _parse_large(buffer, pos, total, high, ttheader)
+            pos += total
+            if server:
+                self._on_request(envelope, events)
+            else:
+                self._on_reply(envelope, events)
+        return pos, 0
+
+    def _receive_viewed(
+        self, buffer: ReadBuffer, offset: int, size: int, events: list[Event]
+    ) -> tuple[int, int]:
+        """Any format, parsed from a view of the buffer by :func:`read_envelope`."""
+        max_frame = self._max_frame
+        progress = self._progress
+        # Every complete message is parsed from one view; the buffer advances once.
+        view = buffer.peek(size)
+        needed = 0
+        while offset < size:
+            used, envelope = read_envelope(
+                view[offset:] if offset else view, size - offset, max_frame, progress
+            )
+            if envelope is None:
+                needed = used
+                break
+            offset += used
+            if self._server:
+                self._on_request(envelope, events)
+            else:
+                self._on_reply(envelope, events)
+        return offset, needed
 
     def receive_eof(self) -> list[Event]:
         if self._dead is not None:
@@ -432,3 +509,23 @@ class ThriftCodec(FrameCodec):
 
     def bytes_needed(self) -> int:
         return self._needed
+
+
+def _parse_large(
+    buffer: ReadBuffer, pos: int, total: int, version: int, ttheader: bool
+) -> Envelope:
+    """The message of ``total`` (> COPY_MAX) bytes at ``pos``: its head parsed from a
+    copy of its first bytes, its payload copied on its own (one copy of the payload)."""
+    head = buffer.copy(pos, COPY_MAX)
+    try:
+        if ttheader:
+            envelope, body = parse_ttheader(head, 0, total)
+        else:
+            envelope, body = parse_framed(head, 0, total, version)
+    except IndexError:  # a head larger than the copy (huge header or method name)
+        whole = buffer.copy(pos, total)
+        if ttheader:
+            return parse_ttheader(whole, 0, total)[0]
+        return parse_framed(whole, 0, total, version)[0]
+    envelope.payload = buffer.copy(pos + body, total - body)
+    return envelope
