@@ -61,6 +61,7 @@ COMPILED = [
     "tether/framing/thrift/_theader.py",
     "tether/framing/thrift/_ttheader.py",
     "tether/encoding/_thrift.py",
+    "tether/thrift/_codecs.py",
     "tether/thrift/_invoke.py",
 ]
 #: Compiled modules only a client loads: their own shared library, so a server process

@@ -71,7 +71,8 @@ MAX_CANCELLED: Final = 4096
 #: Server-side stream ids for a seq id already in flight start here (past any i32).
 _SYNTHETIC_BASE: Final = 1 << 32
 _MAX_SEQ_ID: Final = 2**31 - 1
-#: Most bytes copied out of the receive buffer at a time (see receive_from).
+#: Most bytes copied out of the receive buffer at a time (see receive_from); larger
+#: messages are parsed from a view of it.
 COPY_MAX: Final = 16 * 1024
 _APPLICATION_TYPE: Final = ":tapplication-type"
 # Enum members as module globals: ``MessageType.CALL`` costs ~0.1 us per lookup on
@@ -170,9 +171,9 @@ class ThriftCodec(FrameCodec):
     def _receive_copied(
         self, buffer: ReadBuffer, size: int, events: list[Event]
     ) -> tuple[int, int]:
-        """Framed and TTHeader messages, parsed from ``bytes`` copies of the buffer (at
-        most :data:`COPY_MAX` bytes at a time; a larger message's payload is copied on
-        its own). Stops at the first message of another format, or an incomplete one.
+        """Framed and TTHeader messages of at most :data:`COPY_MAX` bytes, parsed from
+        ``bytes`` copies of the buffer (``COPY_MAX`` bytes at a time). Stops at the first
+        message of another format, a larger one, or an incomplete one.
 
         Returns ``(bytes consumed, bytes the incomplete message needs or 0)``.
         """
@@ -204,17 +205,16 @@ class ThriftCodec(FrameCodec):
             total = length + 4
             if total > size - pos:
                 return pos, total
-            if at + total > len(copy) and total <= COPY_MAX:
+            if total > COPY_MAX:
+                break  # a large message: the general parser copies its payload once
+            if at + total > len(copy):
                 copy = buffer.copy(pos, min(size - pos, COPY_MAX))
                 base = pos
                 at = 0
-            if at + total <= len(copy):
-                if ttheader:
-                    envelope = parse_ttheader(copy, at, at + total)[0]
-                else:
-                    envelope = parse_framed(copy, at, at + total, high)[0]
+            if ttheader:
+                envelope = parse_ttheader(copy, at, at + total)[0]
             else:
-                envelope = _parse_large(buffer, pos, total, high, ttheader)
+                envelope = parse_framed(copy, at, at + total, high)[0]
             pos += total
             if server:
                 self._on_request(envelope, events)
@@ -509,23 +509,3 @@ class ThriftCodec(FrameCodec):
 
     def bytes_needed(self) -> int:
         return self._needed
-
-
-def _parse_large(
-    buffer: ReadBuffer, pos: int, total: int, version: int, ttheader: bool
-) -> Envelope:
-    """The message of ``total`` (> COPY_MAX) bytes at ``pos``: its head parsed from a
-    copy of its first bytes, its payload copied on its own (one copy of the payload)."""
-    head = buffer.copy(pos, COPY_MAX)
-    try:
-        if ttheader:
-            envelope, body = parse_ttheader(head, 0, total)
-        else:
-            envelope, body = parse_framed(head, 0, total, version)
-    except IndexError:  # a head larger than the copy (huge header or method name)
-        whole = buffer.copy(pos, total)
-        if ttheader:
-            return parse_ttheader(whole, 0, total)[0]
-        return parse_framed(whole, 0, total, version)[0]
-    envelope.payload = buffer.copy(pos + body, total - body)
-    return envelope

@@ -37,6 +37,9 @@ from ._ttheader import FLAG_STREAMING, MAGIC_WORD, TTHeader, decode_ttheader_byt
 _WORDS: Final = MESSAGE_HEAD  # two big-endian 32-bit words (the second signed is fine)
 _THEADER_MAGIC_HIGH: Final = 0x0FFF
 _MESH_MAGIC: Final = 0xFFAF0000
+#: A message's head (everything before its payload) is parsed from a copy of at most
+#: this many bytes of it, unless the head is longer.
+HEAD_COPY: Final = 16 * 1024
 
 THRIFT: Final = "thrift"
 PROTO: Final = "proto"
@@ -180,8 +183,7 @@ def _framed(
     total = length + 4
     if size < total:
         return total, None
-    envelope = parse_framed(bytes(view[:total]), 0, total, version)[0]
-    return total, envelope
+    return total, _from_view(view, total, False, version)
 
 
 def _buffered(
@@ -223,8 +225,28 @@ def _ttheader(
     total = length + 4
     if size < total:
         return total, None
-    envelope = parse_ttheader(bytes(view[:total]), 0, total)[0]
-    return total, envelope
+    return total, _from_view(view, total, True, VERSION_1)
+
+
+def _from_view(view: memoryview, total: int, ttheader: bool, version: int) -> Envelope:
+    """The Framed or TTHeader message ``view[:total]``, its head parsed from a copy of at
+    most :data:`HEAD_COPY` bytes (all of it if the head is longer), its payload then
+    copied on its own: one copy of a large payload."""
+    head = bytes(view[: min(total, HEAD_COPY)])
+    try:
+        envelope, body = _parse(head, total, ttheader, version)
+    except IndexError:  # a head longer than the copy (huge header or method name)
+        head = bytes(view[:total])
+        envelope, body = _parse(head, total, ttheader, version)
+    if total > len(head):
+        envelope.payload = bytes(view[body:total])
+    return envelope
+
+
+def _parse(head: bytes, total: int, ttheader: bool, version: int) -> tuple[Envelope, int]:
+    if ttheader:
+        return parse_ttheader(head, 0, total)
+    return parse_framed(head, 0, total, version)
 
 
 def _theader(
