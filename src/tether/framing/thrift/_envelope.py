@@ -281,7 +281,7 @@ def _streaming() -> NoReturn:
 # its end raises IndexError, and the caller then copies the whole message.
 
 #: Method names decoded recently, by their bytes (peers repeat theirs).
-_NAMES: dict[bytes, str] = {}
+_NAMES: Final[dict[bytes, str]] = {}
 _NAMES_SIZE: Final = 256
 
 

@@ -18,7 +18,7 @@ from ..._status import Status
 from ..._types import MetadataPairs, MetadataValue
 from ...buffer import WriteBuffer
 from .._events import CallStarted
-from ._binary import FRAMED_HEAD, I32, MESSAGE_HEAD, PROTOBUF_V1, U32, VERSION_1, MessageType
+from ._binary import FRAMED_HEAD, I32, MESSAGE_HEAD, PROTOBUF_V1, U32, VERSION_1
 from ._envelope import PROTO, Envelope, Transport
 from ._exception import encode_application_exception, encode_error_proto, type_for_status
 from ._header_meta import HeaderMeta
@@ -28,17 +28,27 @@ from ._ttheader import MAGIC as _TTHEADER_MAGIC, PREFIX as _TTHEADER_PREFIX, TTH
 
 _BIZ_STATUS: Final = "biz-status"
 _EMPTY_STRUCT: Final = b"\x00"
-# Enum members as module globals: ``MessageType.CALL`` costs ~0.1 us per lookup on
-# Python 3.11, and the per-message paths below make several.
-_CALL: Final = MessageType.CALL
-_ONEWAY: Final = MessageType.ONEWAY
-_REPLY: Final = MessageType.REPLY
-_EXCEPTION: Final = MessageType.EXCEPTION
+# Enum members as plain module constants: compiled, ``MessageType.CALL`` or
+# ``Status.OK`` is a Python attribute lookup (~700 instructions through
+# ``EnumType.__getattr__``), and comparing an IntEnum member with an int a generic call.
+_CALL: Final = 1  # MessageType.CALL
+_REPLY: Final = 2  # MessageType.REPLY
+_EXCEPTION: Final = 3  # MessageType.EXCEPTION
+_ONEWAY: Final = 4  # MessageType.ONEWAY
+_OK: Final = Status.OK
+_UNAVAILABLE: Final = Status.UNAVAILABLE
 _BUFFERED: Final = Transport.BUFFERED
 _FRAMED: Final = Transport.FRAMED
 _TTHEADER: Final = Transport.TTHEADER
 _TTHEADER_FRAMED: Final = Transport.TTHEADER_FRAMED
 _THEADER: Final = Transport.THEADER
+# Bound ``pack`` functions as module constants: compiled, calling one is a direct call,
+# where ``STRUCT.pack(...)`` looks the method up first.
+_pack_framed_head: Final = FRAMED_HEAD.pack
+_pack_message_head: Final = MESSAGE_HEAD.pack
+_pack_i32: Final = I32.pack
+_pack_u32: Final = U32.pack
+_pack_ttheader_prefix: Final = _TTHEADER_PREFIX.pack
 
 
 class ServerCall:
@@ -48,7 +58,7 @@ class ServerCall:
 
     def __init__(self, envelope: Envelope) -> None:
         self.envelope = envelope
-        self.name = envelope.method.encode("utf-8")
+        self.name = envelope.name or envelope.method.encode("utf-8")
         #: Reply metadata gathered so far (Headers, then Trailers).
         self.metadata: list[tuple[str, MetadataValue]] = []
         #: The reply message, once the server sent it.
@@ -93,10 +103,10 @@ def write_request(
     if transport is _FRAMED:  # the common case, in one pack
         size = 12 + len(name) + len(payload)
         check_size(size, max_frame)
-        head = FRAMED_HEAD.pack(size, word, len(name))
-        _write(out, b"".join((head, name, I32.pack(call.stream_id))), payload)
+        head = _pack_framed_head(size, word, len(name))
+        _write(out, b"".join((head, name, _pack_i32(call.stream_id))), payload)
         return
-    head = b"".join((MESSAGE_HEAD.pack(word, len(name)), name, I32.pack(call.stream_id)))
+    head = b"".join((_pack_message_head(word, len(name)), name, _pack_i32(call.stream_id)))
     if len(head) + len(payload) > max_frame:
         check_size(len(head) + len(payload), max_frame)
     if transport is _THEADER:
@@ -111,13 +121,11 @@ def write_request(
         body = meta.request_body(call, framed)
         if 10 + len(body) + size > max_frame:
             check_size(10 + len(body) + size, max_frame)
-        prefix = _TTHEADER_PREFIX.pack(
+        prefix = _pack_ttheader_prefix(
             10 + len(body) + size, _TTHEADER_MAGIC, 0, call.stream_id, len(body) >> 2
         )
-        prefix += body
-        if framed:
-            prefix += U32.pack(size - 4)
-        _write(out, prefix + head, payload)
+        pieces = [prefix, body, _pack_u32(size - 4), head] if framed else [prefix, body, head]
+        _write(out, b"".join(pieces), payload)
         return
     _write(out, head, payload)
 
@@ -145,9 +153,7 @@ def write_reply(
     has_header = envelope.header is not None
     message_type = _REPLY
     if body is None:
-        if status is Status.OK or (
-            has_header and any(key == _BIZ_STATUS for key, _ in all_metadata)
-        ):
+        if status is _OK or (has_header and any(key == _BIZ_STATUS for key, _ in all_metadata)):
             body = b"" if proto else _EMPTY_STRUCT
         else:
             message_type = _EXCEPTION
@@ -160,10 +166,10 @@ def write_reply(
     word = (PROTOBUF_V1 if proto else VERSION_1) | message_type
     name = call.name
     if transport is _FRAMED:  # the common case, in one pack
-        head = FRAMED_HEAD.pack(12 + len(name) + len(body), word, len(name))
-        _write(out, b"".join((head, name, I32.pack(envelope.seq_id))), body)
+        head = _pack_framed_head(12 + len(name) + len(body), word, len(name))
+        _write(out, b"".join((head, name, _pack_i32(envelope.seq_id))), body)
         return False
-    head = b"".join((MESSAGE_HEAD.pack(word, len(name)), name, I32.pack(envelope.seq_id)))
+    head = b"".join((_pack_message_head(word, len(name)), name, _pack_i32(envelope.seq_id)))
     header = envelope.header
     if isinstance(header, TTHeader):
         framed = transport is _TTHEADER_FRAMED
@@ -173,17 +179,18 @@ def write_reply(
         header_body, reset = meta.response_body(
             header.protocol_id, message_type, status, text, all_metadata
         )
-        prefix = _TTHEADER_PREFIX.pack(
+        prefix = _pack_ttheader_prefix(
             10 + len(header_body) + size,
             _TTHEADER_MAGIC,
             header.flags,
             envelope.seq_id,
             len(header_body) >> 2,
         )
-        prefix += header_body
         if framed:
-            prefix += U32.pack(size - 4)
-        _write(out, prefix + head, body)
+            pieces = [prefix, header_body, _pack_u32(size - 4), head]
+        else:
+            pieces = [prefix, header_body, head]
+        _write(out, b"".join(pieces), body)
         return reset
     if isinstance(header, THeader):
         headers = {k: v for k, v in all_metadata if k[:1] != ":"}

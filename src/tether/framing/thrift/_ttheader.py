@@ -59,7 +59,7 @@ ACCEPTED_PROTOCOLS: Final = frozenset(
 PREFIX: Final = struct.Struct(">IHHiH")
 _PREFIX: Final = PREFIX
 #: Recently decoded header bodies (peers repeat theirs call after call); cleared when full.
-_DECODED: dict[bytes, tuple[int, dict[str, str], dict[int, str]]] = {}
+_DECODED: Final[dict[bytes, tuple[int, dict[str, str], dict[int, str]]]] = {}
 _CACHE_SIZE: Final = 256
 #: Only header bodies up to this size are cached (Kitex's are ~200 bytes), which bounds
 #: the caches' memory whatever a peer sends.
