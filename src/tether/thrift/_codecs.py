@@ -236,6 +236,8 @@ class ResultCodec(PayloadCodec[Any]):
             return b"\x00"
         field = self._success
         if field is not None:
+            if type(message) is bytes and field.layout is None:  # the common binary result
+                return b"".join((field.head, _I32_BE.pack(len(message)), message, b"\x00"))
             data = _write((message,), [field])
             if data is not None:
                 return data

@@ -307,8 +307,11 @@ class ThriftCodec(FrameCodec):
 
     def _on_reply(self, envelope: Envelope, events: list[Event]) -> None:
         seq_id = envelope.seq_id
-        call = self._pending.pop(seq_id, None)
-        if call is None:
+        pending = self._pending
+        call = pending.get(seq_id)  # get + del: compiled, both direct calls (pop is not)
+        if call is not None:
+            del pending[seq_id]
+        else:
             if seq_id in self._cancelled:
                 del self._cancelled[seq_id]
                 return
@@ -413,8 +416,11 @@ class ThriftCodec(FrameCodec):
             self._send_server(event)
 
     def _send_request(self, stream_id: int, data: bytes) -> None:
-        call = self._starting.pop(stream_id, None)
-        if call is None:
+        starting = self._starting
+        call = starting.get(stream_id)
+        if call is not None:
+            del starting[stream_id]
+        else:
             raise LocalProtocolError(
                 f"Message for stream {stream_id}: no call waiting for its request"
             )
@@ -490,8 +496,11 @@ class ThriftCodec(FrameCodec):
         call.payload = data
 
     def _end_call(self, stream_id: int, status: Status, text: str, metadata: MetadataPairs) -> None:
-        call = self._calls.pop(stream_id, None)
-        if call is None:
+        calls = self._calls
+        call = calls.get(stream_id)
+        if call is not None:
+            del calls[stream_id]
+        else:
             raise LocalProtocolError(f"Trailers for stream {stream_id}: no such call")
         if call.envelope.message_type != _ONEWAY:
             self._write_reply(call, status, text, metadata)
