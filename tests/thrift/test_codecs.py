@@ -166,3 +166,18 @@ def test_result_wrong_type_and_bad_bytes_raise() -> None:
         codec.decode(b"\x0a\x00\x00\x00")
     with pytest.raises(DecodeError):
         codec.decode(b"\x00\x00")
+
+
+def test_large_values_and_views_take_the_struct_codec_path_with_the_same_result() -> None:
+    """A value of 64 KiB or more, and a payload given as a view, go through the struct
+    codec (its large-payload path) and give the same bytes and values."""
+    big = bytes(range(256)) * 400
+    result = ResultCodec(KINDS.echo_result)
+    data = result.encode(big)
+    assert data == ThriftStructCodec(KINDS.echo_result).encode(KINDS.echo_result(success=big))
+    assert result.decode(memoryview(data)) == big
+    args = ArgsCodec(KINDS.flat_args)
+    values = (1, big, None, None, None, None, None, None)
+    encoded = args.encode(values)
+    assert encoded == _struct_bytes(values)
+    assert args.decode(memoryview(encoded))["data"] == big

@@ -36,6 +36,11 @@ from ..encoding._thrift_types import (
     STRING,
 )
 
+#: A string or binary value this large (or a received payload that is not ``bytes``, such
+#: as a view of a large frame) is left to ThriftStructCodec, which owns the large-payload
+#: path (by reference on the way out, views on the way in).
+LARGE: Final = 64 * 1024
+
 _I16_BE: Final = struct.Struct(">h")
 _I32_BE: Final = struct.Struct(">i")
 _BOOL_BE: Final = struct.Struct(">?")
@@ -103,6 +108,8 @@ def _write(values: tuple[Any, ...], fields: list[_Field]) -> bytes | None:
                 except UnicodeEncodeError:
                     return None
             elif type(value) is not bytes:
+                return None
+            if len(value) >= LARGE:
                 return None
             parts.append(field.head)
             parts.append(_I32_BE.pack(len(value)))
@@ -199,11 +206,10 @@ class ArgsCodec(PayloadCodec[Any]):
 
     def decode(self, data: bytes) -> dict[str, Any]:
         """The arguments: every IDL argument name, with its IDL default when absent."""
-        if type(data) is not bytes:
-            data = bytes(data)
-        values = self._defaults.copy()
-        if self._fields is not None and _read(data, self._by_id, values):
-            return values
+        if type(data) is bytes and self._fields is not None:
+            values = self._defaults.copy()
+            if _read(data, self._by_id, values):
+                return values
         args = self._struct.decode(data)
         return {n: getattr(args, n) for n in self.names}
 
@@ -236,7 +242,7 @@ class ResultCodec(PayloadCodec[Any]):
             return b"\x00"
         field = self._success
         if field is not None:
-            if type(message) is bytes and field.layout is None:  # the common binary result
+            if type(message) is bytes and field.layout is None and len(message) < LARGE:
                 return b"".join((field.head, _I32_BE.pack(len(message)), message, b"\x00"))
             data = _write((message,), [field])
             if data is not None:
@@ -247,9 +253,7 @@ class ResultCodec(PayloadCodec[Any]):
 
     def decode(self, data: bytes) -> Any:
         """The ``success`` value, or ``None``."""
-        if type(data) is not bytes:
-            data = bytes(data)
-        if self._success is not None:
+        if type(data) is bytes and self._success is not None:
             values: dict[str, Any] = {}
             if _read(data, self._by_id, values):
                 return values.get("success")
