@@ -23,6 +23,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, Final
 
+from .._types import BufferLike
 from ..encoding import PayloadCodec, ThriftStructCodec
 from ..encoding._thrift_types import (
     BINARY,
@@ -204,7 +205,7 @@ class ArgsCodec(PayloadCodec[Any]):
             message = self._args_cls(**dict(zip(self.names, message, strict=False)))
         return self._struct.encode(message)
 
-    def decode(self, data: bytes) -> dict[str, Any]:
+    def decode(self, data: BufferLike) -> dict[str, Any]:
         """The arguments: every IDL argument name, with its IDL default when absent."""
         if type(data) is bytes and self._fields is not None:
             values = self._defaults.copy()
@@ -251,7 +252,7 @@ class ResultCodec(PayloadCodec[Any]):
             return self._struct.encode(self._result_cls())
         return self._struct.encode(self._result_cls(success=message))
 
-    def decode(self, data: bytes) -> Any:
+    def decode(self, data: BufferLike) -> Any:
         """The ``success`` value, or ``None``."""
         if type(data) is bytes and self._success is not None:
             values: dict[str, Any] = {}
