@@ -61,6 +61,7 @@ COMPILED = [
     "tether/framing/thrift/_theader.py",
     "tether/framing/thrift/_ttheader.py",
     "tether/encoding/_thrift.py",
+    "tether/thrift/_codecs.py",
     "tether/thrift/_invoke.py",
     # shm://'s ring (its per-message index arithmetic and copies; see docs/transports.md).
     "tether/transport/_shm_ring.py",

@@ -9,9 +9,10 @@ from .._client import _UNSET, Client
 from .._exceptions import BizStatusError, StatusError
 from .._metadata import MetadataLike
 from .._status import Status
-from ..encoding import RawCodec, ThriftStructCodec
+from ..encoding import PayloadCodec, RawCodec, ThriftStructCodec
+from ._codecs import ArgsCodec, ResultCodec
 from ._errors import ThriftApplicationError
-from ._service import _arg_names, _is_oneway, _result_fields, _takes_positionally
+from ._service import _is_oneway, _result_fields
 
 #: TApplicationException.MISSING_RESULT: a reply whose result struct has no value.
 MISSING_RESULT = 5
@@ -37,23 +38,31 @@ def make_invoke(client: Client, service_cls: Any, service_name: str, method: str
     """The coroutine function a :class:`ThriftStub` exposes as ``stub.<method>``
     (``service_name`` prefixes the path)."""
     args_cls = getattr(service_cls, f"{method}_args")
-    arg_names = _arg_names(args_cls)
+    request_codec = ArgsCodec(args_cls)
+    arg_names = request_codec.names
     oneway = _is_oneway(service_cls, method)
     result_cls: Any = None if oneway else getattr(service_cls, f"{method}_result")
-    request_codec = ThriftStructCodec(args_cls)
-    response_codec = RawCodec() if oneway else ThriftStructCodec(result_cls)
+    fields = None if oneway else _result_fields(result_cls)
+    # Without declared exceptions the reply decodes straight to the success value.
+    plain = fields is not None and not fields[1]
+    has_success = fields is not None and fields[0]
+    response_codec: PayloadCodec[Any]
+    if fields is None:
+        response_codec = RawCodec()
+    elif plain:
+        response_codec = ResultCodec(result_cls)
+    else:
+        response_codec = ThriftStructCodec(result_cls)
     path = f"{service_name}/{method}"
     known = frozenset(arg_names)
-    fields = None if oneway else _result_fields(result_cls)
-    positional = _takes_positionally(args_cls, arg_names)
     count = len(arg_names)
 
     async def invoke(
         *args: Any, timeout: Any = _UNSET, metadata: MetadataLike = None, **kwargs: Any
     ) -> Any:
-        if not kwargs and positional and len(args) <= count:
-            request = args_cls(*args)
-        else:
+        # Positional values go to the codec as they are (it maps them in field-id order).
+        request: Any = args
+        if kwargs or len(args) > count:
             request = args_cls(**_arguments(args, kwargs))
         try:
             result = await client._unary(
@@ -71,6 +80,10 @@ def make_invoke(client: Client, service_cls: Any, service_name: str, method: str
             if converted is exc:
                 raise
             raise converted from exc
+        if plain:
+            if result is None and has_success:
+                raise _missing_result()
+            return result
         return None if fields is None else _unpack(result, fields)
 
     def _arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -89,6 +102,13 @@ def make_invoke(client: Client, service_cls: Any, service_name: str, method: str
     return invoke
 
 
+def _missing_result() -> ThriftApplicationError:
+    # Also what a biz error looks like over Buffered/Framed, which carry no headers.
+    return ThriftApplicationError(
+        Status.INTERNAL, "the server returned no result", type=MISSING_RESULT
+    )
+
+
 def _unpack(result: Any, fields: tuple[bool, dict[type[BaseException], str]]) -> Any:
     has_success, exceptions = fields
     for field in exceptions.values():
@@ -98,9 +118,6 @@ def _unpack(result: Any, fields: tuple[bool, dict[type[BaseException], str]]) ->
     if has_success:
         value = result.success
         if value is None:
-            # Also what a biz error looks like over Buffered/Framed, which carry no headers.
-            raise ThriftApplicationError(
-                Status.INTERNAL, "the server returned no result", type=MISSING_RESULT
-            )
+            raise _missing_result()
         return value
     return None

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .._exceptions import ConfigError
-from .._service import Cardinality, Service
-from ..encoding import RawCodec, ThriftStructCodec
+from .._service import Cardinality, MethodSpec, Service
+from ..encoding import PayloadCodec, RawCodec, ThriftStructCodec
+from ._codecs import ArgsCodec, ResultCodec, plain_handler
 
 
 def method_names(service_cls: Any) -> list[str]:
@@ -27,33 +28,6 @@ def method_names(service_cls: Any) -> list[str]:
 def _is_oneway(service_cls: Any, name: str) -> bool:
     # thriftpy2 makes a ``<name>_result`` class for oneway methods too, flagged ``oneway``.
     return bool(getattr(getattr(service_cls, f"{name}_result", None), "oneway", True))
-
-
-def _arg_names(args_cls: Any) -> list[str]:
-    return [spec[1] for _, spec in sorted(args_cls.thrift_spec.items())]
-
-
-def _takes_positionally(args_cls: Any, arg_names: list[str]) -> bool:
-    """Whether ``args_cls(*values)`` binds values in ``arg_names`` order (field-id order,
-    which is how positional stub arguments are documented to map): true when the IDL
-    declares the arguments in id order, as it nearly always does."""
-    try:
-        parameters = list(inspect.signature(args_cls.__init__).parameters)[1:]
-    except (TypeError, ValueError):
-        return False
-    return parameters == arg_names
-
-
-def _fields_are_attributes(args_cls: Any, arg_names: list[str]) -> bool:
-    """Whether an ``args_cls`` instance's ``__dict__`` holds exactly its arguments (a plain
-    thriftpy2 struct: every field set by ``__init__``, nothing else), so a handler can be
-    called with ``**args.__dict__``."""
-    try:
-        instance = args_cls()
-    except Exception:
-        return False
-    fields = getattr(instance, "__dict__", None)
-    return fields is not None and sorted(fields) == sorted(arg_names)
 
 
 def _result_fields(result_cls: Any) -> tuple[bool, dict[type[BaseException], str]]:
@@ -90,53 +64,54 @@ def thrift_service(service_cls: Any, handler: object, *, name: str | None = None
         impl = getattr(handler, method, None)
         if impl is None or not inspect.iscoroutinefunction(impl):
             raise ConfigError(f"handler has no coroutine method {method!r}")
-        args_cls = getattr(service_cls, f"{method}_args")
         oneway = _is_oneway(service_cls, method)
-        service.add_method(
-            method,
-            _make_handler(
-                impl, args_cls, None if oneway else getattr(service_cls, f"{method}_result")
-            ),
-            Cardinality.UNARY,
-            request=ThriftStructCodec(args_cls),
-            response=RawCodec()
-            if oneway
-            else ThriftStructCodec(getattr(service_cls, f"{method}_result")),
+        response: PayloadCodec[Any]
+        if oneway:
+            serve: Callable[..., Any] = _oneway_handler(impl)
+            response = RawCodec()
+        else:
+            result_cls = getattr(service_cls, f"{method}_result")
+            has_success, exceptions = _result_fields(result_cls)
+            if exceptions:
+                serve = _declaring_handler(impl, result_cls, has_success, exceptions)
+                response = ThriftStructCodec(result_cls)
+            else:  # the handler's coroutine is awaited as it is; its value is the result
+                serve = plain_handler(impl)
+                response = ResultCodec(result_cls)
+        # Built here rather than by add_method, whose checks are for user handlers: a
+        # plain handler is a function returning the implementation's coroutine.
+        service.methods[method] = MethodSpec(
+            name=method,
+            cardinality=Cardinality.UNARY,
+            request_codec=ArgsCodec(getattr(service_cls, f"{method}_args")),
+            response_codec=response,
+            handler=serve,
             oneway=oneway,
         )
     return service
 
 
-def _make_handler(impl: Callable[..., Any], args_cls: Any, result_cls: Any) -> Callable[..., Any]:
-    arg_names = _arg_names(args_cls)
-    by_dict = _fields_are_attributes(args_cls, arg_names)
-    count = len(arg_names)
+def _oneway_handler(impl: Callable[..., Any]) -> Callable[..., Any]:
+    async def oneway(arguments: dict[str, Any]) -> bytes:
+        await impl(**arguments)
+        return b""
 
-    def arguments(args: Any) -> dict[str, Any]:
-        if by_dict:
-            fields: dict[str, Any] = args.__dict__
-            if len(fields) == count:  # a plain decoded struct: exactly its arguments
-                return fields
-        return {n: getattr(args, n) for n in arg_names}
+    return oneway
 
-    if result_cls is None:
 
-        async def oneway(args: Any) -> bytes:
-            await impl(**arguments(args))
-            return b""
-
-        return oneway
-    has_success, exceptions = _result_fields(result_cls)
+def _declaring_handler(
+    impl: Callable[..., Any],
+    result_cls: Any,
+    has_success: bool,
+    exceptions: dict[type[BaseException], str],
+) -> Callable[..., Any]:
+    """A handler whose declared exceptions are returned in the result struct."""
     declared = tuple(exceptions)
 
-    async def call(args: Any) -> Any:
+    async def call(arguments: dict[str, Any]) -> Any:
         result = result_cls()
-        # arguments(), inlined: a plain decoded struct's __dict__ is exactly its arguments.
-        fields = args.__dict__ if by_dict else None
-        if fields is None or len(fields) != count:
-            fields = {n: getattr(args, n) for n in arg_names}
         try:
-            value = await impl(**fields)
+            value = await impl(**arguments)
         except declared as exc:
             for exc_type, field in exceptions.items():
                 if isinstance(exc, exc_type):

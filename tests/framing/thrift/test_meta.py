@@ -331,3 +331,47 @@ def test_decoded_headers_are_copies_unless_shared() -> None:
     assert shared_start == start
     assert shared_a.str_info is shared_b.str_info
     assert shared_a.str_info == again.str_info
+
+
+def test_remembered_headers_follow_every_change_of_the_call() -> None:
+    """The codec's memo of its last header never outlives a change: calls alternating
+    metadata, timeout, method, oneway and reply status each carry their own header."""
+    client = ThriftCodec(Role.CLIENT, transport=Transport.TTHEADER)
+    server = ThriftCodec(Role.SERVER)
+    first = (("k", "1"),)
+    second = (("k", "2"),)
+    calls = [
+        ("echo", first, None, False),
+        ("echo", first, None, False),
+        ("echo", second, None, False),
+        ("echo", first, 2.0, False),
+        ("ping", first, 2.0, False),
+        ("ping", first, 2.0, True),
+        ("echo", first, None, False),
+    ]
+    for method, metadata, timeout, oneway in calls * 2:
+        sid = client.next_stream_id()
+        client.send(
+            CallStarted(
+                stream_id=sid,
+                service="Echo",
+                method=method,
+                metadata=metadata,
+                timeout=timeout,
+                oneway=oneway,
+            )
+        )
+        client.send(Message(stream_id=sid, data=b"\x00", end_stream=True))
+        started = server.receive_data(client.data_to_send())[0]
+        assert isinstance(started, CallStarted)
+        assert (started.method, started.timeout, started.oneway) == (method, timeout, oneway)
+        assert metadata[0] in started.metadata
+        assert (":to-method", method) in started.metadata
+        if oneway:
+            continue
+        status = Status.UNIMPLEMENTED if method == "ping" else Status.OK
+        server.send(Trailers(stream_id=sid, status=status))
+        (final,) = [e for e in client.receive_data(server.data_to_send()) if type(e) is Trailers]
+        assert isinstance(final, Trailers)
+        assert final.status is status
+        assert (("crrst", "1") in final.metadata) is (status is Status.UNIMPLEMENTED)

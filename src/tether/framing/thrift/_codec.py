@@ -49,26 +49,41 @@ from .._events import (
     Trailers,
 )
 from .._native_events import call_started, message, trailers
-from ._binary import MessageType
-from ._envelope import PROTO, BufferedProgress, Envelope, Transport, read_envelope
+from ._binary import PROTOBUF_V1, VERSION_1, VERSION_MASK, MessageType
+from ._envelope import (
+    PROTO,
+    BufferedProgress,
+    Envelope,
+    Transport,
+    parse_framed,
+    parse_ttheader,
+    read_envelope,
+    read_u32,
+)
 from ._exception import decode_application_exception, decode_error_proto, status_for_type
 from ._header_meta import HeaderMeta
 from ._meta import CONNECTION_RESET, MetaHandler, meta_handlers
 from ._outgoing import ServerCall, write_reply, write_request
-from ._ttheader import TTHeader
+from ._ttheader import FLAG_STREAMING, MAGIC_WORD, TTHeader
 
 #: Recently cancelled seq ids remembered so their late replies can be dropped.
 MAX_CANCELLED: Final = 4096
 #: Server-side stream ids for a seq id already in flight start here (past any i32).
 _SYNTHETIC_BASE: Final = 1 << 32
 _MAX_SEQ_ID: Final = 2**31 - 1
+#: Most bytes copied out of the receive buffer at a time (see receive_from); larger
+#: messages are parsed from a view of it.
+COPY_MAX: Final = 16 * 1024
 _APPLICATION_TYPE: Final = ":tapplication-type"
-# Enum members as module globals: ``MessageType.CALL`` costs ~0.1 us per lookup on
-# Python 3.11, and the per-message paths below make several.
-_CALL: Final = MessageType.CALL
-_ONEWAY: Final = MessageType.ONEWAY
-_REPLY: Final = MessageType.REPLY
-_EXCEPTION: Final = MessageType.EXCEPTION
+# Enum members as plain module constants: compiled, ``MessageType.CALL`` or
+# ``Status.OK`` is a Python attribute lookup (~700 instructions through
+# ``EnumType.__getattr__``), and comparing an IntEnum member with an int a generic call.
+_CALL: Final = 1  # MessageType.CALL
+_REPLY: Final = 2  # MessageType.REPLY
+_EXCEPTION: Final = 3  # MessageType.EXCEPTION
+_ONEWAY: Final = 4  # MessageType.ONEWAY
+_OK: Final = Status.OK
+_UNAVAILABLE: Final = Status.UNAVAILABLE
 _TTHEADER_FRAMED: Final = Transport.TTHEADER_FRAMED
 
 
@@ -105,6 +120,7 @@ class ThriftCodec(FrameCodec):
     ) -> None:
         super().__init__()
         self.role = role
+        self._server = role is Role.SERVER
         self.transport = transport
         self.multiplexed = transport is not Transport.BUFFERED
         self._config = config or CodecConfig()
@@ -140,30 +156,10 @@ class ThriftCodec(FrameCodec):
             self._partial = False
             self._needed = 0
             return events
-        max_frame = self._max_frame
-        on_envelope = self._on_request if self.role is Role.SERVER else self._on_reply
-        progress = self._progress
-        # Every complete message is parsed from one view; the buffer advances once.
-        view = buffer.peek(size)
-        offset = 0
-        needed = 0
         try:
-            while offset < size:
-                used, envelope = read_envelope(
-                    view[offset:] if offset else view, size - offset, max_frame, progress
-                )
-                if envelope is None:
-                    needed = used
-                    break
-                offset += used
-                payload = envelope.payload
-                if isinstance(payload, memoryview):
-                    # A large payload (it ends the message): lent as a view of its frame,
-                    # which the buffer gives up (never reused), instead of copied out.
-                    n = len(payload)
-                    payload.release()
-                    envelope.payload = buffer.detach(offset - n, n)
-                on_envelope(envelope, events)
+            offset, needed = self._receive_copied(buffer, size, events)
+            if offset < size and not needed:
+                offset, needed = self._receive_viewed(buffer, offset, size, events)
         except RemoteProtocolError as exc:
             self._dead = str(exc)
             raise
@@ -174,6 +170,90 @@ class ThriftCodec(FrameCodec):
         if needed:
             buffer.reserve(needed)
         return events
+
+    def _receive_copied(
+        self, buffer: ReadBuffer, size: int, events: list[Event]
+    ) -> tuple[int, int]:
+        """Framed and TTHeader messages of at most :data:`COPY_MAX` bytes, parsed from
+        ``bytes`` copies of the buffer (``COPY_MAX`` bytes at a time). Stops at the first
+        message of another format, a larger one, or an incomplete one.
+
+        Returns ``(bytes consumed, bytes the incomplete message needs or 0)``.
+        """
+        max_frame = self._max_frame
+        server = self._server
+        pos = 0
+        copy = b""  # the buffered bytes [base, base + len(copy))
+        base = 0
+        while size - pos >= 8:
+            at = pos - base
+            if at + 8 > len(copy):
+                copy = buffer.copy(pos, min(size - pos, COPY_MAX))
+                base = pos
+                at = 0
+            length = read_u32(copy, at)
+            high = read_u32(copy, at + 4) & VERSION_MASK
+            if high in (VERSION_1, PROTOBUF_V1):
+                ttheader = False
+            elif high == MAGIC_WORD and length & VERSION_MASK != VERSION_1:
+                if copy[at + 7] & FLAG_STREAMING:
+                    raise RemoteProtocolError("TTHeader Streaming (flag 0x0002) is not supported")
+                ttheader = True
+            else:
+                break  # Buffered, THeader or unknown: the general parser
+            if length > max_frame:
+                raise RemoteProtocolError(
+                    f"frame of {length} bytes exceeds the {max_frame}-byte limit (max_frame_size)"
+                )
+            total = length + 4
+            if total > size - pos:
+                return pos, total
+            if total > COPY_MAX:
+                break  # a large message: the general parser copies its payload once
+            if at + total > len(copy):
+                copy = buffer.copy(pos, min(size - pos, COPY_MAX))
+                base = pos
+                at = 0
+            if ttheader:
+                envelope = parse_ttheader(copy, at, at + total)[0]
+            else:
+                envelope = parse_framed(copy, at, at + total, high)[0]
+            pos += total
+            if server:
+                self._on_request(envelope, events)
+            else:
+                self._on_reply(envelope, events)
+        return pos, 0
+
+    def _receive_viewed(
+        self, buffer: ReadBuffer, offset: int, size: int, events: list[Event]
+    ) -> tuple[int, int]:
+        """Any format, parsed from a view of the buffer by :func:`read_envelope`."""
+        max_frame = self._max_frame
+        progress = self._progress
+        # Every complete message is parsed from one view; the buffer advances once.
+        view = buffer.peek(size)
+        needed = 0
+        while offset < size:
+            used, envelope = read_envelope(
+                view[offset:] if offset else view, size - offset, max_frame, progress
+            )
+            if envelope is None:
+                needed = used
+                break
+            offset += used
+            payload = envelope.payload
+            if isinstance(payload, memoryview):
+                # A large payload (it ends the message): lent as a view of its frame,
+                # which the buffer gives up (never reused), instead of copied out.
+                n = len(payload)
+                payload.release()
+                envelope.payload = buffer.detach(offset - n, n)
+            if self._server:
+                self._on_request(envelope, events)
+            else:
+                self._on_reply(envelope, events)
+        return offset, needed
 
     def receive_eof(self) -> list[Event]:
         if self._dead is not None:
@@ -196,7 +276,7 @@ class ThriftCodec(FrameCodec):
             if message_type != _ONEWAY:  # a oneway call is dropped silently
                 refused = ServerCall(envelope)
                 reason = f"call refused: too many concurrent calls (limit {limit})"
-                self._write_reply(refused, Status.UNAVAILABLE, reason, ())
+                self._write_reply(refused, _UNAVAILABLE, reason, ())
             return
         if stream_id in calls:  # a peer reusing a seq id still in flight (e.g. always 0)
             stream_id = self._next_synthetic
@@ -234,8 +314,11 @@ class ThriftCodec(FrameCodec):
 
     def _on_reply(self, envelope: Envelope, events: list[Event]) -> None:
         seq_id = envelope.seq_id
-        call = self._pending.pop(seq_id, None)
-        if call is None:
+        pending = self._pending
+        call = pending.get(seq_id)  # get + del: compiled, both direct calls (pop is not)
+        if call is not None:
+            del pending[seq_id]
+        else:
             if seq_id in self._cancelled:
                 del self._cancelled[seq_id]
                 return
@@ -253,7 +336,7 @@ class ThriftCodec(FrameCodec):
             metadata = list(header.headers.items())
         if message_type == _REPLY:
             events.append(message(seq_id, envelope.payload, False))
-            events.append(trailers(seq_id, Status.OK, "", tuple(metadata)))
+            events.append(trailers(seq_id, _OK, "", tuple(metadata)))
             if reset:
                 self._report_reset(events)
             return
@@ -342,8 +425,11 @@ class ThriftCodec(FrameCodec):
             self._send_server(event)
 
     def _send_request(self, stream_id: int, data: Payload) -> None:
-        call = self._starting.pop(stream_id, None)
-        if call is None:
+        starting = self._starting
+        call = starting.get(stream_id)
+        if call is not None:
+            del starting[stream_id]
+        else:
             raise LocalProtocolError(
                 f"Message for stream {stream_id}: no call waiting for its request"
             )
@@ -419,8 +505,11 @@ class ThriftCodec(FrameCodec):
         call.payload = data
 
     def _end_call(self, stream_id: int, status: Status, text: str, metadata: MetadataPairs) -> None:
-        call = self._calls.pop(stream_id, None)
-        if call is None:
+        calls = self._calls
+        call = calls.get(stream_id)
+        if call is not None:
+            del calls[stream_id]
+        else:
             raise LocalProtocolError(f"Trailers for stream {stream_id}: no such call")
         if call.envelope.message_type != _ONEWAY:
             self._write_reply(call, status, text, metadata)

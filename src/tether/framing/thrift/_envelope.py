@@ -19,7 +19,7 @@ anything else                               an error
 from __future__ import annotations
 
 import enum
-from typing import Final
+from typing import Final, NoReturn
 
 from ..._exceptions import RemoteProtocolError
 from ._binary import (
@@ -27,17 +27,19 @@ from ._binary import (
     MESSAGE_HEAD,
     NEED_MORE,
     PROTOBUF_V1,
-    U32,
     VERSION_1,
     VERSION_MASK,
     StructWalker,
 )
 from ._theader import THeader, decode_theader
-from ._ttheader import FLAG_STREAMING, MAGIC_WORD, TTHeader, decode_ttheader
+from ._ttheader import FLAG_STREAMING, MAGIC_WORD, TTHeader, decode_ttheader_bytes
 
 _WORDS: Final = MESSAGE_HEAD  # two big-endian 32-bit words (the second signed is fine)
 _THEADER_MAGIC_HIGH: Final = 0x0FFF
 _MESH_MAGIC: Final = 0xFFAF0000
+#: A message's head (everything before its payload) is parsed from a copy of at most
+#: this many bytes of it, unless the head is longer.
+HEAD_COPY: Final = 16 * 1024
 #: A payload of at least this many bytes is returned as a view of the received bytes
 #: (the codec then lends it, see :meth:`tether.buffer.ReadBuffer.detach`), not copied.
 LEND_AT: Final = 64 * 1024
@@ -61,6 +63,14 @@ class Transport(enum.Enum):
         return self in (Transport.FRAMED, Transport.TTHEADER_FRAMED)
 
 
+# Enum members as module constants: an Enum class attribute lookup is a Python call.
+_BUFFERED: Final = Transport.BUFFERED
+_FRAMED: Final = Transport.FRAMED
+_TTHEADER: Final = Transport.TTHEADER
+_TTHEADER_FRAMED: Final = Transport.TTHEADER_FRAMED
+_THEADER: Final = Transport.THEADER
+
+
 class Envelope:
     """One received message, parsed.
 
@@ -71,7 +81,16 @@ class Envelope:
     ends; it is only valid as long as they are (the codec replaces it with a lent view).
     """
 
-    __slots__ = ("encoding", "header", "message_type", "method", "payload", "seq_id", "transport")
+    __slots__ = (
+        "encoding",
+        "header",
+        "message_type",
+        "method",
+        "name",
+        "payload",
+        "seq_id",
+        "transport",
+    )
 
     def __init__(
         self,
@@ -82,6 +101,7 @@ class Envelope:
         method: str,
         seq_id: int,
         payload: bytes | memoryview,
+        name: bytes = b"",
     ) -> None:
         self.transport = transport
         self.header = header
@@ -90,6 +110,8 @@ class Envelope:
         self.method = method
         self.seq_id = seq_id
         self.payload = payload
+        #: The method name as it was on the wire (empty if not kept).
+        self.name = name
 
     def __repr__(self) -> str:
         return (
@@ -167,17 +189,7 @@ def _framed(
     total = length + 4
     if size < total:
         return total, None
-    encoding, message_type, method, seq_id, start = _message(view, 4, total, version)
-    envelope = Envelope(
-        Transport.FRAMED,
-        None,
-        encoding,
-        message_type,
-        method,
-        seq_id,
-        _payload(view, start, total),
-    )
-    return total, envelope
+    return total, _from_view(view, total, False, version)
 
 
 def _buffered(
@@ -203,10 +215,14 @@ def _buffered(
         return 0, None
     if progress is not None:
         progress.walker = None
-    encoding, message_type, method, seq_id, start = _message(view, 0, end, VERSION_1)
-    envelope = Envelope(
-        Transport.BUFFERED, None, encoding, message_type, method, seq_id, _payload(view, start, end)
-    )
+    head = bytes(view[: min(end, HEAD_COPY)])
+    try:
+        encoding, message_type, method, seq_id, start, name = read_message(head, 0, end, VERSION_1)
+    except IndexError:  # a head longer than the copy (a huge method name)
+        head = bytes(view[:end])
+        encoding, message_type, method, seq_id, start, name = read_message(head, 0, end, VERSION_1)
+    payload = head[start:] if end <= len(head) else _payload(view, start, end)
+    envelope = Envelope(_BUFFERED, None, encoding, message_type, method, seq_id, payload, name)
     return end, envelope
 
 
@@ -214,36 +230,41 @@ def _ttheader(
     view: memoryview, size: int, length: int, w1: int, max_frame: int
 ) -> tuple[int, Envelope | None]:
     if w1 & FLAG_STREAMING:
-        raise RemoteProtocolError("TTHeader Streaming (flag 0x0002) is not supported")
+        _streaming()
     if length > max_frame:
         _check_frame(length, max_frame)
     total = length + 4
     if size < total:
         return total, None
-    header, start = decode_ttheader(view, 0, total, shared=True)
-    left = total - start
-    if left >= 4 and U32.unpack_from(view, start)[0] & VERSION_MASK == VERSION_1:
-        transport = Transport.TTHEADER
-        encoding, message_type, method, seq_id, body = _message(view, start, total, VERSION_1)
-    elif left >= 8:
-        inner, version = _WORDS.unpack_from(view, start)
-        version &= VERSION_MASK
-        if version not in (VERSION_1, PROTOBUF_V1):
-            raise RemoteProtocolError(
-                f"unrecognised TTHeader payload (first bytes {bytes(view[start : start + 8]).hex(' ')})"
-            )
-        if inner != left - 4:
-            raise RemoteProtocolError(
-                f"TTHeaderFramed inner length {inner} disagrees with the {left - 4} bytes left"
-            )
-        transport = Transport.TTHEADER_FRAMED
-        encoding, message_type, method, seq_id, body = _message(view, start + 4, total, version)
-    else:
-        raise RemoteProtocolError(f"TTHeader payload of {left} bytes holds no message")
-    envelope = Envelope(
-        transport, header, encoding, message_type, method, seq_id, _payload(view, body, total)
-    )
-    return total, envelope
+    return total, _from_view(view, total, True, VERSION_1)
+
+
+def _from_view(view: memoryview, total: int, ttheader: bool, version: int) -> Envelope:
+    """The Framed or TTHeader message ``view[:total]``, its head parsed from a copy of at
+    most :data:`HEAD_COPY` bytes (all of it if the head is longer); a payload past that
+    copy is copied on its own, or from :data:`LEND_AT` bytes on returned as a view."""
+    head = bytes(view[: min(total, HEAD_COPY)])
+    try:
+        envelope, body = _parse(head, total, ttheader, version)
+    except IndexError:  # a head longer than the copy (huge header or method name)
+        head = bytes(view[:total])
+        envelope, body = _parse(head, total, ttheader, version)
+    if total > len(head):
+        envelope.payload = _payload(view, body, total)
+    return envelope
+
+
+def _payload(view: memoryview, start: int, end: int) -> bytes | memoryview:
+    """The payload at ``view[start:end]``: a copy, or a view when it is large."""
+    if end - start < LEND_AT:
+        return bytes(view[start:end])
+    return view[start:end]
+
+
+def _parse(head: bytes, total: int, ttheader: bool, version: int) -> tuple[Envelope, int]:
+    if ttheader:
+        return parse_ttheader(head, 0, total)
+    return parse_framed(head, 0, total, version)
 
 
 def _theader(
@@ -254,41 +275,126 @@ def _theader(
     if size < total:
         return total, None
     header, payload = decode_theader(view, 0, total, max_frame)
-    inner = memoryview(payload)
-    if len(payload) < 4 or U32.unpack_from(inner, 0)[0] & VERSION_MASK != VERSION_1:
+    if len(payload) < 4 or read_u32(payload, 0) & VERSION_MASK != VERSION_1:
         raise RemoteProtocolError("THeader payload is not a strict binary Thrift message")
-    encoding, message_type, method, seq_id, body = _message(inner, 0, len(payload), VERSION_1)
+    encoding, message_type, method, seq_id, body, name = read_message(
+        payload, 0, len(payload), VERSION_1
+    )
     envelope = Envelope(
-        Transport.THEADER, header, encoding, message_type, method, seq_id, payload[body:]
+        _THEADER, header, encoding, message_type, method, seq_id, payload[body:], name
     )
     return total, envelope
 
 
-def _payload(view: memoryview, start: int, end: int) -> bytes | memoryview:
-    """The payload at ``view[start:end]``: a copy, or a view when it is large."""
-    if end - start < LEND_AT:
-        return bytes(view[start:end])
-    return view[start:end]
+def _streaming() -> NoReturn:
+    raise RemoteProtocolError("TTHeader Streaming (flag 0x0002) is not supported")
 
 
-def _message(view: memoryview, pos: int, end: int, version: int) -> tuple[str, int, str, int, int]:
-    """``(encoding, type, method, seq id, body offset)`` of the message at ``view[pos:end]``."""
+# -- parsing from bytes ------------------------------------------------------------------
+#
+# The codec parses Framed and TTHeader messages from a ``bytes`` copy of its buffer (see
+# ThriftCodec.receive_from): compiled, indexing and slicing ``bytes`` are native
+# operations, where a memoryview or ``struct`` goes through Python calls. The copy may
+# hold just the first part of a large message (``end`` past ``len(data)``): reading past
+# its end raises IndexError, and the caller then copies the whole message.
+
+#: Method names decoded recently, by their bytes (peers repeat theirs).
+_NAMES: Final[dict[bytes, str]] = {}
+_NAMES_SIZE: Final = 256
+
+
+def read_u32(data: bytes, at: int) -> int:
+    """The big-endian u32 at ``data[at]``."""
+    return data[at] << 24 | data[at + 1] << 16 | data[at + 2] << 8 | data[at + 3]
+
+
+def read_i32(data: bytes, at: int) -> int:
+    """The big-endian i32 at ``data[at]``."""
+    value = data[at] << 24 | data[at + 1] << 16 | data[at + 2] << 8 | data[at + 3]
+    return value - 0x100000000 if value >= 0x80000000 else value
+
+
+def parse_framed(data: bytes, at: int, end: int, version: int) -> tuple[Envelope, int]:
+    """The Framed message ``data[at:end]`` (``version``: its version word, masked) and
+    where its body starts; the envelope's payload is the body when ``data`` holds it all,
+    else empty (the caller fills it in).
+
+    Raises:
+        RemoteProtocolError: the message inside is malformed.
+        IndexError: ``data`` ends before the message head does (see above).
+    """
+    encoding, message_type, method, seq_id, body, name = read_message(data, at + 4, end, version)
+    payload = data[body:end] if end <= len(data) else b""
+    return Envelope(_FRAMED, None, encoding, message_type, method, seq_id, payload, name), body
+
+
+def parse_ttheader(data: bytes, at: int, end: int) -> tuple[Envelope, int]:
+    """The TTHeader or TTHeaderFramed message ``data[at:end]``, as :func:`parse_framed`.
+
+    Raises:
+        RemoteProtocolError: the header or the message inside is malformed.
+        IndexError: ``data`` ends before the message head does.
+    """
+    header, start = decode_ttheader_bytes(data, at, end, True)
+    left = end - start
+    if left >= 4 and read_u32(data, start) & VERSION_MASK == VERSION_1:
+        transport = _TTHEADER
+        encoding, message_type, method, seq_id, body, name = read_message(
+            data, start, end, VERSION_1
+        )
+    elif left >= 8:
+        inner = read_u32(data, start)
+        version = read_u32(data, start + 4) & VERSION_MASK
+        if version != VERSION_1 and version != PROTOBUF_V1:
+            raise RemoteProtocolError(
+                f"unrecognised TTHeader payload (first bytes {data[start : start + 8].hex(' ')})"
+            )
+        if inner != left - 4:
+            raise RemoteProtocolError(
+                f"TTHeaderFramed inner length {inner} disagrees with the {left - 4} bytes left"
+            )
+        transport = _TTHEADER_FRAMED
+        encoding, message_type, method, seq_id, body, name = read_message(
+            data, start + 4, end, version
+        )
+    else:
+        raise RemoteProtocolError(f"TTHeader payload of {left} bytes holds no message")
+    payload = data[body:end] if end <= len(data) else b""
+    return Envelope(transport, header, encoding, message_type, method, seq_id, payload, name), body
+
+
+def read_message(
+    data: bytes, pos: int, end: int, version: int
+) -> tuple[str, int, str, int, int, bytes]:
+    """``(encoding, type, method, seq id, body offset, method bytes)`` of the message at
+    ``data[pos:end]``.
+
+    Raises:
+        RemoteProtocolError: the message header is malformed.
+        IndexError: ``data`` ends before the message header does.
+    """
     if end - pos < 12:
         raise RemoteProtocolError("message shorter than its 12-byte header")
-    word, name_length = MESSAGE_HEAD.unpack_from(view, pos)
-    message_type = word & 0xFF
-    if word & 0xFF00 or not 1 <= message_type <= 4:
-        raise RemoteProtocolError(f"invalid message type {word & 0xFFFF}")
+    message_type = data[pos + 3]
+    name_length = read_i32(data, pos + 4)
+    if data[pos + 2] or not 1 <= message_type <= 4:
+        raise RemoteProtocolError(f"invalid message type {data[pos + 2] << 8 | message_type}")
     name_start = pos + 8
     name_end = name_start + name_length
     if name_length < 0 or name_end + 4 > end:
         raise RemoteProtocolError(f"method name of {name_length} bytes does not fit the message")
+    seq_id = read_i32(data, name_end)  # first: IndexError if data ends before the name
     encoding = THRIFT if version != PROTOBUF_V1 else PROTO
-    if encoding is PROTO and name_length == 0:
+    if name_length == 0 and encoding is PROTO:
         raise RemoteProtocolError("Kitex Protobuf message with an empty method name")
-    try:
-        method = str(view[name_start:name_end], "utf-8")
-    except UnicodeDecodeError as exc:
-        raise RemoteProtocolError(f"method name is not UTF-8: {exc}") from exc
-    (seq_id,) = I32.unpack_from(view, name_end)
-    return encoding, message_type, method, seq_id, name_end + 4
+    name = data[name_start:name_end]
+    method = _NAMES.get(name)
+    if method is None:
+        try:
+            method = name.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RemoteProtocolError(f"method name is not UTF-8: {exc}") from exc
+        if len(_NAMES) >= _NAMES_SIZE:
+            _NAMES.clear()
+        _NAMES[name] = method
+    return encoding, message_type, method, seq_id, name_end + 4, name

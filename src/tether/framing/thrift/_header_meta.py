@@ -29,13 +29,14 @@ from ._ttheader import CACHEABLE_SIZE, PROTOCOL_THRIFT_BINARY, TTHeader, encode_
 RequestInfo = tuple[str, MetadataPairs, float | None]
 
 #: TTHeader request bodies written, by everything the built-in handler reads.
-_REQUEST_HEADERS: dict[tuple[object, ...], bytes] = {}
+_REQUEST_HEADERS: Final[dict[tuple[object, ...], bytes]] = {}
 #: Reply header bodies, with whether they carry ``crrst``.
-_RESPONSE_HEADERS: dict[tuple[object, ...], tuple[bytes, bool]] = {}
+_RESPONSE_HEADERS: Final[dict[tuple[object, ...], tuple[bytes, bool]]] = {}
 #: What was read from received header bodies, by their bytes.
-_READ_REQUESTS: dict[bytes, RequestInfo] = {}
-_READ_RESPONSES: dict[bytes, MetadataPairs] = {}
+_READ_REQUESTS: Final[dict[bytes, RequestInfo]] = {}
+_READ_RESPONSES: Final[dict[bytes, MetadataPairs]] = {}
 _HEADER_CACHE_SIZE: Final = 256
+_UNIMPLEMENTED: Final = Status.UNIMPLEMENTED
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -57,12 +58,33 @@ class HeaderMeta:
     returns at once. Errors are the handlers' own.
     """
 
-    __slots__ = ("cacheable", "handlers")
+    __slots__ = (
+        "_last_call",
+        "_last_framed",
+        "_last_reply",
+        "_last_reply_protocol",
+        "_last_reply_type",
+        "_last_reply_unimplemented",
+        "_last_request",
+        "cacheable",
+        "handlers",
+    )
 
     def __init__(self, handlers: tuple[MetaHandler, ...]) -> None:
         self.handlers = handlers
         #: Only the built-in handler runs, so its results may be cached.
         self.cacheable = handlers == (BUILTIN_META_HANDLER,)
+        # The last request body written, and the call it was for: a client usually
+        # makes call after call with the very same method, metadata and timeout objects,
+        # which identity comparisons recognise without building and hashing a cache key.
+        self._last_call: CallStarted | None = None
+        self._last_framed = False
+        self._last_request = b""
+        # The last reply body written, for replies without metadata.
+        self._last_reply_protocol = -1
+        self._last_reply_type = -1
+        self._last_reply_unimplemented = False
+        self._last_reply: tuple[bytes, bool] = (b"", False)
 
     def read_request(
         self, method: str, oneway: bool, framed: bool, header: TTHeader
@@ -104,9 +126,21 @@ class HeaderMeta:
         """The TTHeader body (key-values, padded) the handlers write for ``call``."""
         key = None
         if self.cacheable and type(call.metadata) is tuple:
+            last = self._last_call
+            if (
+                last is not None
+                and last.method is call.method
+                and last.metadata is call.metadata
+                and last.service is call.service
+                and last.timeout == call.timeout
+                and last.oneway == call.oneway
+                and self._last_framed == framed
+            ):
+                return self._last_request
             key = (call.service, call.method, call.metadata, call.timeout, call.oneway, framed)
             cached = _REQUEST_HEADERS.get(key)
             if cached is not None:
+                self._remember_request(call, framed, cached)
                 return cached
         request = RequestMeta(
             method=call.method,
@@ -122,7 +156,13 @@ class HeaderMeta:
         body = encode_header_body(PROTOCOL_THRIFT_BINARY, fields.str_info, fields.int_info)
         if key is not None and len(body) <= CACHEABLE_SIZE:
             _remember(_REQUEST_HEADERS, key, body)
+            self._remember_request(call, framed, body)
         return body
+
+    def _remember_request(self, call: CallStarted, framed: bool, body: bytes) -> None:
+        self._last_call = call
+        self._last_framed = framed
+        self._last_request = body
 
     def response_body(
         self,
@@ -136,9 +176,22 @@ class HeaderMeta:
         ``crrst``."""
         key = None
         if self.cacheable:
-            key = (protocol_id, message_type, status is Status.UNIMPLEMENTED, tuple(metadata))
+            unimplemented = status is _UNIMPLEMENTED
+            if (
+                not metadata
+                and protocol_id == self._last_reply_protocol
+                and message_type == self._last_reply_type
+                and unimplemented == self._last_reply_unimplemented
+            ):
+                return self._last_reply
+            key = (protocol_id, message_type, unimplemented, tuple(metadata))
             cached = _RESPONSE_HEADERS.get(key)
             if cached is not None:
+                if not metadata:
+                    self._last_reply_protocol = protocol_id
+                    self._last_reply_type = message_type
+                    self._last_reply_unimplemented = unimplemented
+                    self._last_reply = cached
                 return cached
         response = ResponseMeta(
             message_type=message_type, status=status, message=text, metadata=metadata

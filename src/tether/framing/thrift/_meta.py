@@ -67,6 +67,7 @@ _INT_KEY_FOR_NAME: Final = {name: key for key, name in INT_KEY_NAMES.items()}
 #: Int keys the codec derives itself and never shows as metadata.
 _DERIVED: Final = frozenset((RPC_TIMEOUT, MSG_TYPE))
 _INT_PREFIX: Final = ":int-"
+_UNIMPLEMENTED: Final = Status.UNIMPLEMENTED
 
 
 def int_key_name(key: int) -> str:
@@ -204,7 +205,7 @@ class KitexTTHeaderHandler(MetaHandler):
         for key, value in response.metadata:
             if key[:1] != ":":
                 str_info[key] = value
-        if response.message_type == 3 and response.status is Status.UNIMPLEMENTED:
+        if response.message_type == 3 and response.status is _UNIMPLEMENTED:
             str_info[CONNECTION_RESET] = "1"
 
     def read_response(self, header: HeaderFields, response: ResponseMeta) -> None:

@@ -15,6 +15,8 @@ request's transport and header kind; no payload and a non-OK status (unless a
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
 from typing import Final
 
 from ..._exceptions import LocalProtocolError
@@ -22,27 +24,59 @@ from ..._status import Status
 from ..._types import MetadataPairs, MetadataValue
 from ...buffer import Payload, WriteBuffer, payload_bytes
 from .._events import CallStarted
-from ._binary import FRAMED_HEAD, I32, MESSAGE_HEAD, PROTOBUF_V1, U32, VERSION_1, MessageType
+from ._binary import I32, MESSAGE_HEAD, PROTOBUF_V1, VERSION_1
 from ._envelope import PROTO, Envelope, Transport
 from ._exception import encode_application_exception, encode_error_proto, type_for_status
 from ._header_meta import HeaderMeta
 from ._meta import CONNECTION_RESET
 from ._theader import THeader, encode_theader
-from ._ttheader import MAGIC as _TTHEADER_MAGIC, PREFIX as _TTHEADER_PREFIX, TTHeader
+from ._ttheader import MAGIC as _TTHEADER_MAGIC, TTHeader
 
 _BIZ_STATUS: Final = "biz-status"
 _EMPTY_STRUCT: Final = b"\x00"
-# Enum members as module globals: ``MessageType.CALL`` costs ~0.1 us per lookup on
-# Python 3.11, and the per-message paths below make several.
-_CALL: Final = MessageType.CALL
-_ONEWAY: Final = MessageType.ONEWAY
-_REPLY: Final = MessageType.REPLY
-_EXCEPTION: Final = MessageType.EXCEPTION
+# Enum members as plain module constants: compiled, ``MessageType.CALL`` or
+# ``Status.OK`` is a Python attribute lookup (~700 instructions through
+# ``EnumType.__getattr__``), and comparing an IntEnum member with an int a generic call.
+_CALL: Final = 1  # MessageType.CALL
+_REPLY: Final = 2  # MessageType.REPLY
+_EXCEPTION: Final = 3  # MessageType.EXCEPTION
+_ONEWAY: Final = 4  # MessageType.ONEWAY
+_OK: Final = Status.OK
+_UNAVAILABLE: Final = Status.UNAVAILABLE
 _BUFFERED: Final = Transport.BUFFERED
 _FRAMED: Final = Transport.FRAMED
 _TTHEADER: Final = Transport.TTHEADER
 _TTHEADER_FRAMED: Final = Transport.TTHEADER_FRAMED
 _THEADER: Final = Transport.THEADER
+# Bound ``pack`` functions as module constants: compiled, calling one is a direct call,
+# where ``STRUCT.pack(...)`` looks the method up first.
+_pack_message_head: Final = MESSAGE_HEAD.pack
+_pack_i32: Final = I32.pack
+
+
+#: One ``pack`` per message head layout (header body size, name size, framed or not): a
+#: whole head (TTHeader prefix and header body, message header, name, seq id) is then
+#: written by one call, where separate packs and a join would cost three calls and more.
+_HEAD_PACKERS: Final[dict[int, Callable[..., bytes]]] = {}
+_HEAD_PACKERS_SIZE: Final = 256
+
+
+def _head_packer(body_size: int, name_size: int, framed: bool) -> Callable[..., bytes]:
+    """The packer of a TTHeader head with a ``body_size``-byte header body (``-1``: a
+    Framed head, no TTHeader) and a ``name_size``-byte method name; ``framed`` adds
+    TTHeaderFramed's inner length. Its arguments: see the callers."""
+    key = ((name_size << 19 | (body_size + 1)) << 1) | framed
+    pack = _HEAD_PACKERS.get(key)
+    if pack is None:
+        if body_size < 0:
+            layout = f">IIi{name_size}si"
+        else:
+            layout = f">IHHiH{body_size}s{'I' if framed else ''}Ii{name_size}si"
+        pack = struct.Struct(layout).pack
+        if len(_HEAD_PACKERS) >= _HEAD_PACKERS_SIZE:
+            _HEAD_PACKERS.clear()
+        _HEAD_PACKERS[key] = pack
+    return pack
 
 
 class ServerCall:
@@ -52,7 +86,7 @@ class ServerCall:
 
     def __init__(self, envelope: Envelope) -> None:
         self.envelope = envelope
-        self.name = envelope.method.encode("utf-8")
+        self.name = envelope.name or envelope.method.encode("utf-8")
         #: Reply metadata gathered so far (Headers, then Trailers).
         self.metadata: list[tuple[str, MetadataValue]] = []
         #: The reply message, once the server sent it (a BufferList: by reference).
@@ -97,12 +131,31 @@ def write_request(
     if transport is _FRAMED:  # the common case, in one pack
         size = 12 + len(name) + len(payload)
         check_size(size, max_frame)
-        head = FRAMED_HEAD.pack(size, word, len(name))
-        _write(out, b"".join((head, name, I32.pack(call.stream_id))), payload)
+        pack = _head_packer(-1, len(name), False)
+        _write(out, pack(size, word, len(name), name, call.stream_id), payload)
         return
-    head = b"".join((MESSAGE_HEAD.pack(word, len(name)), name, I32.pack(call.stream_id)))
-    if len(head) + len(payload) > max_frame:
-        check_size(len(head) + len(payload), max_frame)
+    message_size = 12 + len(name) + len(payload)
+    if message_size > max_frame:
+        check_size(message_size, max_frame)
+    if transport is _TTHEADER or transport is _TTHEADER_FRAMED:
+        framed = transport is _TTHEADER_FRAMED
+        size = message_size + (4 if framed else 0)
+        body = meta.request_body(call, framed)
+        if 10 + len(body) + size > max_frame:
+            check_size(10 + len(body) + size, max_frame)
+        pack = _head_packer(len(body), len(name), framed)
+        length = 10 + len(body) + size
+        sid = call.stream_id
+        words = len(body) >> 2
+        if framed:
+            head = pack(
+                length, _TTHEADER_MAGIC, 0, sid, words, body, size - 4, word, len(name), name, sid
+            )
+        else:
+            head = pack(length, _TTHEADER_MAGIC, 0, sid, words, body, word, len(name), name, sid)
+        _write(out, head, payload)
+        return
+    head = b"".join((_pack_message_head(word, len(name)), name, _pack_i32(call.stream_id)))
     if transport is _THEADER:
         headers = {k: v for k, v in call.metadata if k[:1] != ":"}
         frame = encode_theader(
@@ -110,20 +163,6 @@ def write_request(
         )
         check_size(len(frame) - 4, max_frame)
         _write(out, frame)
-        return
-    if transport is _TTHEADER or transport is _TTHEADER_FRAMED:
-        framed = transport is _TTHEADER_FRAMED
-        size = len(head) + len(payload) + (4 if framed else 0)
-        body = meta.request_body(call, framed)
-        if 10 + len(body) + size > max_frame:
-            check_size(10 + len(body) + size, max_frame)
-        prefix = _TTHEADER_PREFIX.pack(
-            10 + len(body) + size, _TTHEADER_MAGIC, 0, call.stream_id, len(body) >> 2
-        )
-        prefix += body
-        if framed:
-            prefix += U32.pack(size - 4)
-        _write(out, prefix + head, payload)
         return
     _write(out, head, payload)
 
@@ -151,9 +190,7 @@ def write_reply(
     has_header = envelope.header is not None
     message_type = _REPLY
     if body is None:
-        if status is Status.OK or (
-            has_header and any(key == _BIZ_STATUS for key, _ in all_metadata)
-        ):
+        if status is _OK or (has_header and any(key == _BIZ_STATUS for key, _ in all_metadata)):
             body = b"" if proto else _EMPTY_STRUCT
         else:
             message_type = _EXCEPTION
@@ -166,31 +203,44 @@ def write_reply(
     word = (PROTOBUF_V1 if proto else VERSION_1) | message_type
     name = call.name
     if transport is _FRAMED:  # the common case, in one pack
-        head = FRAMED_HEAD.pack(12 + len(name) + len(body), word, len(name))
-        _write(out, b"".join((head, name, I32.pack(envelope.seq_id))), body)
+        pack = _head_packer(-1, len(name), False)
+        _write(out, pack(12 + len(name) + len(body), word, len(name), name, envelope.seq_id), body)
         return False
-    head = b"".join((MESSAGE_HEAD.pack(word, len(name)), name, I32.pack(envelope.seq_id)))
     header = envelope.header
     if isinstance(header, TTHeader):
         framed = transport is _TTHEADER_FRAMED
-        size = len(head) + len(body) + (4 if framed else 0)
+        size = 12 + len(name) + len(body) + (4 if framed else 0)
         if going_away:
             all_metadata.append((CONNECTION_RESET, "1"))
         header_body, reset = meta.response_body(
             header.protocol_id, message_type, status, text, all_metadata
         )
-        prefix = _TTHEADER_PREFIX.pack(
-            10 + len(header_body) + size,
-            _TTHEADER_MAGIC,
-            header.flags,
-            envelope.seq_id,
-            len(header_body) >> 2,
-        )
-        prefix += header_body
+        pack = _head_packer(len(header_body), len(name), framed)
+        length = 10 + len(header_body) + size
+        sid = envelope.seq_id
+        words = len(header_body) >> 2
+        flags = header.flags
         if framed:
-            prefix += U32.pack(size - 4)
-        _write(out, prefix + head, body)
+            head = pack(
+                length,
+                _TTHEADER_MAGIC,
+                flags,
+                sid,
+                words,
+                header_body,
+                size - 4,
+                word,
+                len(name),
+                name,
+                sid,
+            )
+        else:
+            head = pack(
+                length, _TTHEADER_MAGIC, flags, sid, words, header_body, word, len(name), name, sid
+            )
+        _write(out, head, body)
         return reset
+    head = b"".join((_pack_message_head(word, len(name)), name, _pack_i32(envelope.seq_id)))
     if isinstance(header, THeader):
         headers = {k: v for k, v in all_metadata if k[:1] != ":"}
         reply = THeader(

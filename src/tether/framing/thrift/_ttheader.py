@@ -59,13 +59,12 @@ ACCEPTED_PROTOCOLS: Final = frozenset(
 PREFIX: Final = struct.Struct(">IHHiH")
 _PREFIX: Final = PREFIX
 #: Recently decoded header bodies (peers repeat theirs call after call); cleared when full.
-_DECODED: dict[bytes, tuple[int, dict[str, str], dict[int, str]]] = {}
+_DECODED: Final[dict[bytes, tuple[int, dict[str, str], dict[int, str]]]] = {}
 _CACHE_SIZE: Final = 256
 #: Only header bodies up to this size are cached (Kitex's are ~200 bytes), which bounds
 #: the caches' memory whatever a peer sends.
 CACHEABLE_SIZE: Final = 1024
 _U16: Final = struct.Struct(">H")
-_U16_U16: Final = struct.Struct(">HH")
 
 
 class TTHeader:
@@ -105,9 +104,9 @@ class TTHeader:
 
 
 def decode_ttheader(
-    view: memoryview, start: int, end: int, *, shared: bool = False
+    data: bytes | memoryview, start: int, end: int, *, shared: bool = False
 ) -> tuple[TTHeader, int]:
-    """Parse the TTHeader frame ``view[start:end]`` (``start`` is its LENGTH field).
+    """Parse the TTHeader frame ``data[start:end]`` (``start`` is its LENGTH field).
 
     ``shared``: the header's ``str_info`` and ``int_info`` may be the dicts of the
     decode cache (the same for every message with the same header bytes), so the caller
@@ -118,12 +117,29 @@ def decode_ttheader(
 
     Raises:
         RemoteProtocolError: any rule above is broken.
+        IndexError: ``data`` ends before the header does although ``end`` says the frame
+            goes on (a caller parsing the first part of a large frame copies it all then).
     """
+    if type(data) is not bytes:
+        data = bytes(data)  # a view (tests, tools): offsets stay the same
+    return decode_ttheader_bytes(data, start, end, shared)
+
+
+def decode_ttheader_bytes(data: bytes, start: int, end: int, shared: bool) -> tuple[TTHeader, int]:
+    """:func:`decode_ttheader` of ``bytes`` (compiled, indexing and slicing ``bytes`` are
+    native operations, where a memoryview or ``struct`` costs Python calls)."""
     if end - start < 14:
         raise RemoteProtocolError("TTHeader frame shorter than its 14-byte prefix")
-    _, magic, flags, seq_id, words = _PREFIX.unpack_from(view, start)
+    magic = data[start + 4] << 8 | data[start + 5]
     if magic != MAGIC:
         raise RemoteProtocolError(f"wrong TTHeader magic {magic:#06x}")
+    flags = data[start + 6] << 8 | data[start + 7]
+    seq_id = (
+        data[start + 8] << 24 | data[start + 9] << 16 | data[start + 10] << 8 | data[start + 11]
+    )
+    if seq_id >= 0x80000000:
+        seq_id -= 0x100000000
+    words = data[start + 12] << 8 | data[start + 13]
     pos = start + 14
     header_end = pos + 4 * words
     if words == 0:
@@ -132,7 +148,9 @@ def decode_ttheader(
         raise RemoteProtocolError(
             f"TTHeader header size {4 * words} runs past the frame ({end - pos} bytes left)"
         )
-    body = bytes(view[pos:header_end]) if header_end - pos <= CACHEABLE_SIZE else b""
+    if header_end > len(data):
+        raise IndexError("the header runs past the bytes given")
+    body = data[pos:header_end] if header_end - pos <= CACHEABLE_SIZE else b""
     cached = _DECODED.get(body) if body else None
     if cached is not None:  # same header bytes as a recent message: same fields
         # Compiled, a keyword call of the class binds its arguments at build time.
@@ -144,40 +162,39 @@ def decode_ttheader(
             int_info=cached[2] if shared else cached[2].copy(),
             raw=body,
         ), header_end
-    protocol_id = view[pos]
+    protocol_id = data[pos]
     if protocol_id not in ACCEPTED_PROTOCOLS:
         raise RemoteProtocolError(f"unsupported TTHeader protocol id {protocol_id:#04x}")
-    pos += 2 + view[pos + 1]  # transform ids are read and ignored, as Kitex does
+    pos += 2 + data[pos + 1]  # transform ids are read and ignored, as Kitex does
     if pos > header_end:
         raise RemoteProtocolError("TTHeader transform ids run past the header")
     str_info: dict[str, str] = {}
     int_info: dict[int, str] = {}
-    u16 = _U16.unpack_from
     while pos < header_end:
-        info_id = view[pos]
+        info_id = data[pos]
         pos += 1
         if info_id == INFO_PADDING:
             continue
         if info_id == INFO_KEYVALUE:
             if pos + 2 > header_end:
                 raise RemoteProtocolError("truncated TTHeader str KV block")
-            (count,) = u16(view, pos)
+            count = data[pos] << 8 | data[pos + 1]
             pos += 2
             for _ in range(count):
-                key, pos = _read_string(view, pos, header_end)
-                str_info[key], pos = _read_string(view, pos, header_end)
+                key, pos = _read_string(data, pos, header_end)
+                str_info[key], pos = _read_string(data, pos, header_end)
         elif info_id == INFO_INTKEYVALUE:
             if pos + 2 > header_end:
                 raise RemoteProtocolError("truncated TTHeader int KV block")
-            (count,) = u16(view, pos)
+            count = data[pos] << 8 | data[pos + 1]
             pos += 2
             for _ in range(count):
                 if pos + 2 > header_end:
                     raise RemoteProtocolError("truncated TTHeader int KV block")
-                (int_key,) = u16(view, pos)
-                int_info[int_key], pos = _read_string(view, pos + 2, header_end)
+                int_key = data[pos] << 8 | data[pos + 1]
+                int_info[int_key], pos = _read_string(data, pos + 2, header_end)
         elif info_id == INFO_ACL_TOKEN:
-            str_info[GDPR_TOKEN_KEY], pos = _read_string(view, pos, header_end)
+            str_info[GDPR_TOKEN_KEY], pos = _read_string(data, pos, header_end)
         else:
             raise RemoteProtocolError(f"unknown TTHeader info id {info_id:#04x}")
     if body:
@@ -195,16 +212,16 @@ def decode_ttheader(
     return header, header_end
 
 
-def _read_string(view: memoryview, pos: int, limit: int) -> tuple[str, int]:
+def _read_string(data: bytes, pos: int, limit: int) -> tuple[str, int]:
     if pos + 2 > limit:
         raise RemoteProtocolError("truncated TTHeader string length")
-    (length,) = _U16.unpack_from(view, pos)
+    length = data[pos] << 8 | data[pos + 1]
     pos += 2
     stop = pos + length
     if stop > limit:
         raise RemoteProtocolError(f"TTHeader string of {length} bytes runs past the header")
     try:
-        return str(view[pos:stop], "utf-8"), stop
+        return data[pos:stop].decode("utf-8"), stop
     except UnicodeDecodeError as exc:
         raise RemoteProtocolError(f"TTHeader string is not UTF-8: {exc}") from exc
 

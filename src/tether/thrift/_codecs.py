@@ -1,0 +1,302 @@
+"""Payload codecs for the structs a Thrift method travels in, built to skip the struct
+objects themselves on the per-call path (compiled with mypyc).
+
+* :class:`ArgsCodec` (``<method>_args``): encodes the stub's positional arguments, a
+  tuple in field-id order, without building the struct; decodes into a dict of argument
+  name → value (the IDL defaults for absent fields), which the server's handler passes
+  on as keyword arguments.
+* :class:`ResultCodec` (``<method>_result`` of a method without declared exceptions):
+  encodes a handler's return value as the ``success`` field; decodes to that value
+  (``None`` when absent). With it the server awaits the implementation's coroutine
+  directly (:func:`plain_handler`): no wrapper coroutine, no result struct.
+
+Both write and accept exactly the bytes :class:`~tether.encoding.ThriftStructCodec` does:
+a *flat* struct (every field a bool, integer, double, string or binary) whose values
+have their field's exact Python type is handled here; anything else (other field types,
+other value types, unknown or mistyped fields on the wire, any malformed input) goes
+through ``ThriftStructCodec``, so every conversion, check and error stays its own.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any, Final
+
+from .._types import BufferLike
+from ..buffer import Payload
+from ..encoding import PayloadCodec, ThriftStructCodec
+from ..encoding._thrift_types import (
+    BINARY,
+    BOOL,
+    BYTE,
+    DOUBLE,
+    I16,
+    I32,
+    I64,
+    STOP,
+    STRING,
+)
+
+#: A string or binary value this large (or a received payload that is not ``bytes``, such
+#: as a view of a large frame) is left to ThriftStructCodec, which owns the large-payload
+#: path (by reference on the way out, views on the way in).
+LARGE: Final = 64 * 1024
+
+_I16_BE: Final = struct.Struct(">h")
+_I32_BE: Final = struct.Struct(">i")
+_BOOL_BE: Final = struct.Struct(">?")
+_BYTE_BE: Final = struct.Struct(">b")
+_I64_BE: Final = struct.Struct(">q")
+_DOUBLE_BE: Final = struct.Struct(">d")
+_KINDS: Final[dict[int, tuple[type, struct.Struct]]] = {
+    BOOL: (bool, _BOOL_BE),
+    BYTE: (int, _BYTE_BE),
+    I16: (int, _I16_BE),
+    I32: (int, _I32_BE),
+    I64: (int, _I64_BE),
+    DOUBLE: (float, _DOUBLE_BE),
+}
+
+
+class _Field:
+    """One field of a flat struct: how it is written and read."""
+
+    __slots__ = ("head", "index", "kind", "layout", "name", "text", "ttype", "width")
+
+    def __init__(self, fid: int, ttype: int, name: str, index: int) -> None:
+        #: Wire type (a binary field travels as a string).
+        self.ttype = STRING if ttype == BINARY else ttype
+        self.name = name
+        #: Position among the arguments (field-id order).
+        self.index = index
+        #: Field header: type, then the id.
+        self.head = bytes((self.ttype,)) + _I16_BE.pack(fid)
+        #: A string is decoded as UTF-8 (a binary stays bytes).
+        self.text = ttype == STRING
+        kind = _KINDS.get(ttype)
+        #: Exact value type of a fixed-width field (None: string or binary).
+        self.kind: type | None = None if kind is None else kind[0]
+        self.layout: struct.Struct | None = None if kind is None else kind[1]
+        self.width = 0 if kind is None else kind[1].size
+
+
+def _flat_fields(spec: dict[int, tuple[Any, ...]]) -> list[_Field] | None:
+    """The fields of a flat struct in ``thrift_spec`` order (thriftpy2's write order),
+    or ``None`` when the struct is not flat."""
+    order = sorted(spec)
+    fields: list[_Field] = []
+    for fid, field_spec in spec.items():
+        ttype = field_spec[0]
+        if ttype not in _KINDS and ttype != STRING and ttype != BINARY:
+            return None
+        fields.append(_Field(fid, ttype, field_spec[1], order.index(fid)))
+    return fields
+
+
+def _write(values: tuple[Any, ...], fields: list[_Field]) -> bytes | None:
+    """``values`` (one per field, by :attr:`_Field.index`) as a struct, or ``None`` when
+    a value is not of its field's exact type or does not fit it."""
+    parts: list[bytes] = []
+    for field in fields:
+        value = values[field.index]
+        if value is None:
+            continue
+        layout = field.layout
+        if layout is None:
+            if type(value) is str:
+                try:
+                    value = value.encode("utf-8")
+                except UnicodeEncodeError:
+                    return None
+            elif type(value) is not bytes:
+                return None
+            if len(value) >= LARGE:
+                return None
+            parts.append(field.head)
+            parts.append(_I32_BE.pack(len(value)))
+            parts.append(value)
+        elif type(value) is field.kind:
+            try:
+                parts.append(field.head + layout.pack(value))
+            except struct.error:
+                return None
+        else:
+            return None
+    parts.append(b"\x00")
+    return b"".join(parts)
+
+
+def _read(data: bytes, by_id: dict[int, _Field], values: dict[str, Any]) -> bool:
+    """Read the struct ``data`` into ``values`` (by field name); ``False`` (``values``
+    then partly filled, to be dropped) for anything but known fields of their own type
+    followed by STOP at the very end, or a string that is not UTF-8."""
+    size = len(data)
+    pos = 0
+    while pos < size:
+        ttype = data[pos]
+        if ttype == STOP:
+            return pos + 1 == size
+        if pos + 3 > size:
+            return False
+        fid = data[pos + 1] << 8 | data[pos + 2]
+        field = by_id.get(fid - 0x10000 if fid >= 0x8000 else fid)
+        if field is None or field.ttype != ttype:
+            return False
+        pos += 3
+        layout = field.layout
+        if layout is None:
+            if pos + 4 > size:
+                return False
+            length = data[pos] << 24 | data[pos + 1] << 16 | data[pos + 2] << 8 | data[pos + 3]
+            start = pos + 4
+            pos = start + length
+            if length >= 0x80000000 or pos > size:
+                return False
+            value = data[start:pos]
+            if field.text:
+                try:
+                    values[field.name] = value.decode("utf-8")
+                except UnicodeDecodeError:
+                    return False
+            else:
+                values[field.name] = value
+        else:
+            if pos + field.width > size:
+                return False
+            values[field.name] = layout.unpack_from(data, pos)[0]
+            pos += field.width
+    return False
+
+
+class ArgsCodec(PayloadCodec[Any]):
+    """A method's ``<method>_args`` struct: encodes a tuple of argument values (field-id
+    order; fewer than the fields leaves the rest to their IDL defaults) or an args
+    struct; decodes into a dict of argument name → value.
+
+    Stateless and thread-safe.
+
+    Raises (encode / decode): EncodeError / DecodeError, as ThriftStructCodec's.
+    """
+
+    name = "thrift"
+
+    def __init__(self, args_cls: Any) -> None:
+        self._args_cls = args_cls
+        self._struct: ThriftStructCodec[Any] = ThriftStructCodec(args_cls)
+        spec: dict[int, tuple[Any, ...]] = args_cls.thrift_spec
+        #: Argument names in field-id order.
+        self.names = [spec[fid][1] for fid in sorted(spec)]
+        self._fields = _flat_fields(spec)
+        self._by_id: dict[int, _Field] = (
+            {} if self._fields is None else dict(zip(spec, self._fields, strict=True))
+        )
+        # Absent fields keep the IDL defaults, as a struct built by thriftpy2 has them.
+        defaults = args_cls()
+        self._defaults: dict[str, Any] = {n: getattr(defaults, n) for n in self.names}
+
+    def encode(self, message: Any) -> bytes:
+        """``message``: a tuple of argument values, or an ``<method>_args`` struct."""
+        data = self._write(message)
+        return data if data is not None else self._struct.encode(self._as_struct(message))
+
+    def encode_payload(self, message: Any) -> Payload:
+        """:meth:`encode` for sending: a large ``bytes`` value travels by reference
+        (:meth:`ThriftStructCodec.encode_payload`)."""
+        data = self._write(message)
+        if data is not None:
+            return data
+        return self._struct.encode_payload(self._as_struct(message))
+
+    def _write(self, message: Any) -> bytes | None:
+        """A tuple of small flat values written directly; ``None``: the struct path."""
+        fields = self._fields
+        if type(message) is tuple and fields is not None and len(message) == len(self.names):
+            return _write(message, fields)
+        return None
+
+    def _as_struct(self, message: Any) -> Any:
+        if type(message) is tuple:
+            return self._args_cls(**dict(zip(self.names, message, strict=False)))
+        return message
+
+    def decode(self, data: BufferLike) -> dict[str, Any]:
+        """The arguments: every IDL argument name, with its IDL default when absent."""
+        if type(data) is bytes and self._fields is not None:
+            values = self._defaults.copy()
+            if _read(data, self._by_id, values):
+                return values
+        args = self._struct.decode(data)
+        return {n: getattr(args, n) for n in self.names}
+
+
+class ResultCodec(PayloadCodec[Any]):
+    """The ``<method>_result`` struct of a method without declared exceptions, as its
+    ``success`` value: encodes a return value (``None``: no ``success`` field, as a
+    void method returns), decodes to it (``None`` when absent).
+
+    Stateless and thread-safe.
+
+    Raises (encode / decode): EncodeError / DecodeError, as ThriftStructCodec's.
+    """
+
+    name = "thrift"
+
+    def __init__(self, result_cls: Any) -> None:
+        self._result_cls = result_cls
+        self._struct: ThriftStructCodec[Any] = ThriftStructCodec(result_cls)
+        spec: dict[int, tuple[Any, ...]] = result_cls.thrift_spec
+        fields = _flat_fields(spec)
+        #: The success field, when the struct has nothing else and it is flat.
+        self._success = fields[0] if fields is not None and list(spec) == [0] else None
+        self._by_id = {} if self._success is None else {0: self._success}
+        self._has_success = 0 in spec
+
+    def encode(self, message: Any) -> bytes:
+        """``message``: the method's return value."""
+        data = self._write(message)
+        return data if data is not None else self._struct.encode(self._as_struct(message))
+
+    def encode_payload(self, message: Any) -> Payload:
+        """:meth:`encode` for sending: a large ``bytes`` value travels by reference
+        (:meth:`ThriftStructCodec.encode_payload`)."""
+        data = self._write(message)
+        if data is not None:
+            return data
+        return self._struct.encode_payload(self._as_struct(message))
+
+    def _write(self, message: Any) -> bytes | None:
+        """A small flat value written directly; ``None``: the struct path."""
+        if message is None:
+            return b"\x00"
+        field = self._success
+        if field is None:
+            return None
+        if type(message) is bytes and field.layout is None and len(message) < LARGE:
+            return b"".join((field.head, _I32_BE.pack(len(message)), message, b"\x00"))
+        return _write((message,), [field])
+
+    def _as_struct(self, message: Any) -> Any:
+        if not self._has_success:
+            return self._result_cls()
+        return self._result_cls(success=message)
+
+    def decode(self, data: BufferLike) -> Any:
+        """The ``success`` value, or ``None``."""
+        if type(data) is bytes and self._success is not None:
+            values: dict[str, Any] = {}
+            if _read(data, self._by_id, values):
+                return values.get("success")
+        result = self._struct.decode(data)
+        return getattr(result, "success", None)
+
+
+def plain_handler(impl: Callable[..., Any]) -> Callable[[dict[str, Any]], Any]:
+    """The server handler of a method without declared exceptions: ``impl``'s coroutine
+    for the decoded arguments, awaited by the server as it is (its value is encoded by
+    :class:`ResultCodec`; whatever it raises fails the call as any handler error)."""
+
+    def call(arguments: dict[str, Any]) -> Any:
+        return impl(**arguments)
+
+    return call
