@@ -61,6 +61,8 @@ COMPILED = [
     "tether/framing/thrift/_theader.py",
     "tether/framing/thrift/_ttheader.py",
     "tether/encoding/_thrift.py",
+    "tether/encoding/_thrift_flat.py",
+    "tether/encoding/_thrift_guard.py",
     "tether/thrift/_codecs.py",
     "tether/thrift/_invoke.py",
     # shm://'s ring (its per-message index arithmetic and copies; see docs/transports.md).
@@ -83,7 +85,7 @@ def _library(path: str) -> str:
     Thrift protocols (which a native-protocol server never imports). Calls across
     libraries stay native calls (through mypyc's export tables).
     """
-    if "/thrift/" in path or path.endswith("_thrift.py"):
+    if "/thrift/" in path or "/_thrift" in path:
         return "tether_thrift"
     if path in CLIENT_ONLY:
         return "tether_client"
