@@ -20,6 +20,7 @@ through ``ThriftStructCodec``, so every conversion, check and error stays its ow
 from __future__ import annotations
 
 import struct
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -169,34 +170,16 @@ def _read(data: bytes, by_id: dict[int, _Field], values: dict[str, Any]) -> bool
     return False
 
 
-class ArgsCodec(PayloadCodec[Any]):
-    """A method's ``<method>_args`` struct: encodes a tuple of argument values (field-id
-    order; fewer than the fields leaves the rest to their IDL defaults) or an args
-    struct; decodes into a dict of argument name → value.
-
-    Stateless and thread-safe.
-
-    Raises (encode / decode): EncodeError / DecodeError, as ThriftStructCodec's.
-    """
+class _DirectCodec(PayloadCodec[Any]):
+    """What ArgsCodec and ResultCodec share: ``_write`` the message directly when it is
+    small and flat, else build the struct (``_as_struct``) for ThriftStructCodec."""
 
     name = "thrift"
 
-    def __init__(self, args_cls: Any) -> None:
-        self._args_cls = args_cls
-        self._struct: ThriftStructCodec[Any] = ThriftStructCodec(args_cls)
-        spec: dict[int, tuple[Any, ...]] = args_cls.thrift_spec
-        #: Argument names in field-id order.
-        self.names = [spec[fid][1] for fid in sorted(spec)]
-        self._fields = _flat_fields(spec)
-        self._by_id: dict[int, _Field] = (
-            {} if self._fields is None else dict(zip(spec, self._fields, strict=True))
-        )
-        # Absent fields keep the IDL defaults, as a struct built by thriftpy2 has them.
-        defaults = args_cls()
-        self._defaults: dict[str, Any] = {n: getattr(defaults, n) for n in self.names}
+    def __init__(self, struct_cls: Any) -> None:
+        self._struct: ThriftStructCodec[Any] = ThriftStructCodec(struct_cls)
 
     def encode(self, message: Any) -> bytes:
-        """``message``: a tuple of argument values, or an ``<method>_args`` struct."""
         data = self._write(message)
         return data if data is not None else self._struct.encode(self._as_struct(message))
 
@@ -207,6 +190,40 @@ class ArgsCodec(PayloadCodec[Any]):
         if data is not None:
             return data
         return self._struct.encode_payload(self._as_struct(message))
+
+    @abstractmethod
+    def _write(self, message: Any) -> bytes | None:
+        """``message`` written directly, or ``None``: the struct path."""
+
+    @abstractmethod
+    def _as_struct(self, message: Any) -> Any:
+        """``message`` as the struct ThriftStructCodec encodes."""
+
+
+class ArgsCodec(_DirectCodec):
+    """A method's ``<method>_args`` struct: encodes a tuple of argument values (field-id
+    order; fewer than the fields leaves the rest to their IDL defaults) or an args
+    struct (:meth:`encode` / :meth:`encode_payload`); decodes into a dict of argument
+    name → value.
+
+    Stateless and thread-safe.
+
+    Raises (encode / decode): EncodeError / DecodeError, as ThriftStructCodec's.
+    """
+
+    def __init__(self, args_cls: Any) -> None:
+        super().__init__(args_cls)
+        self._args_cls = args_cls
+        spec: dict[int, tuple[Any, ...]] = args_cls.thrift_spec
+        #: Argument names in field-id order.
+        self.names = [spec[fid][1] for fid in sorted(spec)]
+        self._fields = _flat_fields(spec)
+        self._by_id: dict[int, _Field] = (
+            {} if self._fields is None else dict(zip(spec, self._fields, strict=True))
+        )
+        # Absent fields keep the IDL defaults, as a struct built by thriftpy2 has them.
+        defaults = args_cls()
+        self._defaults: dict[str, Any] = {n: getattr(defaults, n) for n in self.names}
 
     def _write(self, message: Any) -> bytes | None:
         """A tuple of small flat values written directly; ``None``: the struct path."""
@@ -230,7 +247,7 @@ class ArgsCodec(PayloadCodec[Any]):
         return {n: getattr(args, n) for n in self.names}
 
 
-class ResultCodec(PayloadCodec[Any]):
+class ResultCodec(_DirectCodec):
     """The ``<method>_result`` struct of a method without declared exceptions, as its
     ``success`` value: encodes a return value (``None``: no ``success`` field, as a
     void method returns), decodes to it (``None`` when absent).
@@ -240,30 +257,15 @@ class ResultCodec(PayloadCodec[Any]):
     Raises (encode / decode): EncodeError / DecodeError, as ThriftStructCodec's.
     """
 
-    name = "thrift"
-
     def __init__(self, result_cls: Any) -> None:
+        super().__init__(result_cls)
         self._result_cls = result_cls
-        self._struct: ThriftStructCodec[Any] = ThriftStructCodec(result_cls)
         spec: dict[int, tuple[Any, ...]] = result_cls.thrift_spec
         fields = _flat_fields(spec)
         #: The success field, when the struct has nothing else and it is flat.
         self._success = fields[0] if fields is not None and list(spec) == [0] else None
         self._by_id = {} if self._success is None else {0: self._success}
         self._has_success = 0 in spec
-
-    def encode(self, message: Any) -> bytes:
-        """``message``: the method's return value."""
-        data = self._write(message)
-        return data if data is not None else self._struct.encode(self._as_struct(message))
-
-    def encode_payload(self, message: Any) -> Payload:
-        """:meth:`encode` for sending: a large ``bytes`` value travels by reference
-        (:meth:`ThriftStructCodec.encode_payload`)."""
-        data = self._write(message)
-        if data is not None:
-            return data
-        return self._struct.encode_payload(self._as_struct(message))
 
     def _write(self, message: Any) -> bytes | None:
         """A small flat value written directly; ``None``: the struct path."""
