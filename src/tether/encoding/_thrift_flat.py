@@ -173,6 +173,20 @@ def flat_writers(fields: dict[int, tuple[Any, ...]]) -> tuple[FlatWriter, ...]:
     return tuple(writers)
 
 
+def string_bytes(value: object) -> bytes | None:
+    """A string field's value as written on the wire: a ``bytes`` as is, a ``str`` as
+    UTF-8; ``None`` for anything else (or a ``str`` UTF-8 cannot encode), which the
+    caller leaves to thriftpy2 to convert or refuse."""
+    if type(value) is bytes:
+        return value
+    if type(value) is str:
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+    return None
+
+
 def write_flat(obj: Any, writers: tuple[FlatWriter, ...], by_reference: bool) -> Payload | None:
     """``obj`` written as thriftpy2 would, or ``None`` when a value is not of its field's
     exact type or does not fit it (the caller then lets thriftpy2 write or refuse it).
@@ -188,12 +202,8 @@ def write_flat(obj: Any, writers: tuple[FlatWriter, ...], by_reference: bool) ->
         if value is None:
             continue
         if kind is None:
-            if type(value) is str:
-                try:
-                    value = value.encode("utf-8")
-                except UnicodeEncodeError:
-                    return None
-            elif type(value) is not bytes:
+            value = string_bytes(value)
+            if value is None:
                 return None
             append(head)
             append(pack(len(value)))

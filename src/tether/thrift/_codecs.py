@@ -27,6 +27,7 @@ from typing import Any, Final
 from .._types import BufferLike
 from ..buffer import Payload
 from ..encoding import PayloadCodec, ThriftStructCodec
+from ..encoding._thrift_flat import string_bytes
 from ..encoding._thrift_types import (
     BINARY,
     BOOL,
@@ -105,14 +106,8 @@ def _write(values: tuple[Any, ...], fields: list[_Field]) -> bytes | None:
             continue
         layout = field.layout
         if layout is None:
-            if type(value) is str:
-                try:
-                    value = value.encode("utf-8")
-                except UnicodeEncodeError:
-                    return None
-            elif type(value) is not bytes:
-                return None
-            if len(value) >= LARGE:
+            value = string_bytes(value)
+            if value is None or len(value) >= LARGE:
                 return None
             parts.append(field.head)
             parts.append(_I32_BE.pack(len(value)))
