@@ -75,6 +75,7 @@ class DispatcherBase(ConnectionHandler):
         on_slot_free: Callable[[], None] | None = None,
     ) -> None:
         self.codec = codec
+        codec.whole_calls = True  # unary requests and replies arrive as one event each
         #: Our own cap on concurrent outbound streams (``1``: one call per connection).
         self.max_streams = max_streams
         #: Called each time a stream finishes (the owner hands the slot to one waiter).

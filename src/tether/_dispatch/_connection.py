@@ -230,17 +230,25 @@ class Dispatcher(DispatcherBase):
             StatusError: UNAVAILABLE if the connection cannot take new streams.
             LocalProtocolError: the codec refuses the call (the stream is then reset).
         """
-        stream = self._call_started(service, method, metadata, timeout, encoding, oneway)
-        stream_id = stream.stream_id
+        if self.state is not _CONN_CONNECTED:
+            raise StatusError(_UNAVAILABLE, self.close_reason or "connection is draining")
+        codec = self.codec
+        stream_id = codec.next_stream_id()
+        stream = RPCStream(self, stream_id)
         stream.state = _STREAM_HALF_CLOSED_LOCAL
         streams = self.streams
         idle = not streams
         streams[stream_id] = stream
         try:
-            self.codec.send_message(stream_id, payload, True)
+            codec.send_unary(
+                stream_id, service, method, metadata, timeout, encoding, payload, oneway
+            )
         except BaseException as exc:
+            # The call may have been started before the request was refused: reset it
+            # (refused by the codec if it was not), which also forgets the stream.
             with contextlib.suppress(Exception):
                 stream.reset(_INTERNAL, f"the request could not be sent: {exc}")
+            stream.fail(StatusError(_INTERNAL, f"the request could not be sent: {exc}"))
             raise
         if idle and not self._reading:
             self._flush()  # a lone call goes out now, not after a loop turn
@@ -257,10 +265,7 @@ class Dispatcher(DispatcherBase):
         """
         if self.state is _CONN_DISCONNECTED:
             raise StatusError(_UNAVAILABLE, self.close_reason or "connection closed")
-        codec = self.codec
-        if data is not None:
-            codec.send_message(stream_id, data, False)
-        codec.send_trailers(stream_id, _OK, "", metadata)
+        self.codec.send_reply(stream_id, data, _OK, "", metadata)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             if not self._reading:
@@ -353,7 +358,10 @@ class Dispatcher(DispatcherBase):
             return
         stream = RPCStream(self, event.stream_id)
         self.streams[event.stream_id] = stream
-        if event.end_stream:
+        data = event.data
+        if data is not None:
+            stream.accept_whole(data)
+        elif event.end_stream:
             stream.deliver_end()
         on_call(stream, event)
 
@@ -377,6 +385,9 @@ class Dispatcher(DispatcherBase):
         if stream is not None:
             if stream.headers is None:
                 stream.headers = ()
+            data = event.data
+            if data is not None:
+                stream.deliver_whole(data)
             stream.deliver_trailers(event.status, event.message, event.metadata)
 
     def _on_stream_reset(self, event: StreamReset) -> None:

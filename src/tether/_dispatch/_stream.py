@@ -264,6 +264,19 @@ class RPCStream:
             self.on_ready = None
             ready()
 
+    def accept_whole(self, data: BufferLike) -> None:
+        """Server, a new stream: its one request ``data`` came with the call, and the
+        peer's side is already closed (a whole-call ``CallStarted``; nothing is waiting
+        yet, and no credit is owed for it)."""
+        self._messages.append(data)
+        self.state = _STREAM_HALF_CLOSED_REMOTE
+
+    def deliver_whole(self, data: BufferLike) -> None:
+        """Client: the last reply ``data`` came with the trailers (a whole-call
+        ``Trailers``; :meth:`deliver_trailers` follows at once and wakes the waiters)."""
+        if self.state is not _STREAM_CLOSED:
+            self._messages.append(data)
+
     def deliver_end(self) -> None:
         """The peer half-closed."""
         self.state = next_stream_state(self.state, _IN_RECV_END)

@@ -102,6 +102,14 @@ class FrameCodec(ABC):
     #: Server: set once a reply told the peer to stop using this connection (Kitex's
     #: ``crrst``); the dispatcher then retires it (no new work, closed when idle).
     reset_requested: bool = False
+    #: Set by the consumer (the dispatcher sets it) to accept *whole-call* events: a call
+    #: whose one request arrives with it as ``CallStarted(data=..., end_stream=True)``
+    #: (no :class:`Message` after it), and a reply that arrives with the call's end as
+    #: ``Trailers(data=...)`` (no :class:`Message` before it). A codec may deliver either
+    #: form then, and must deliver only the separate events while it is ``False`` (the
+    #: default, which the conformance suite checks). It saves an event per direction on
+    #: the unary path.
+    whole_calls: bool = False
 
     def __init__(self) -> None:
         self._inbox = ReadBuffer()
@@ -195,6 +203,49 @@ class FrameCodec(ABC):
             LocalProtocolError: as :meth:`send`.
         """
         self.send(Trailers(stream_id=stream_id, status=status, message=message, metadata=metadata))
+
+    def send_unary(
+        self,
+        stream_id: int,
+        service: str,
+        method: str,
+        metadata: MetadataPairs,
+        timeout: float | None,
+        encoding: str,
+        data: Payload,
+        oneway: bool = False,
+    ) -> None:
+        """A whole unary request: :meth:`send_call_started` then
+        ``send_message(stream_id, data, True)``, which is what this default does. A codec
+        may override it to write both at once; the contract is the same.
+
+        Raises:
+            LocalProtocolError: as :meth:`send`; the call may then have been started
+                already (the caller resets the stream).
+        """
+        self.send_call_started(
+            stream_id, service, method, metadata, timeout, encoding, False, oneway
+        )
+        self.send_message(stream_id, data, True)
+
+    def send_reply(
+        self,
+        stream_id: int,
+        data: Payload | None,
+        status: Status,
+        message: str,
+        metadata: MetadataPairs,
+    ) -> None:
+        """A call's last reply message (``None``: none) and its trailers: what this
+        default does with :meth:`send_message` and :meth:`send_trailers`. A codec may
+        override it to write both at once; the contract is the same.
+
+        Raises:
+            LocalProtocolError: as :meth:`send`.
+        """
+        if data is not None:
+            self.send_message(stream_id, data, False)
+        self.send_trailers(stream_id, status, message, metadata)
 
     def data_to_send(self) -> bytes:
         """Everything queued for the wire, joined; the output is then empty."""

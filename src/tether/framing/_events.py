@@ -51,6 +51,9 @@ class CallStarted(Event):
     ``end_stream`` means the client will send no message at all.
     ``oneway`` marks a call that expects no reply (a Thrift ``oneway`` method); protocols
     without the notion (tether-native, gRPC) ignore it.
+    ``data`` is received only, and only from a codec whose :attr:`~FrameCodec.whole_calls`
+    is set: the call's one request message when it arrived together with the call (then
+    ``end_stream`` is true and no :class:`Message` follows). ``None`` otherwise.
     """
 
     stream_id: int
@@ -61,6 +64,7 @@ class CallStarted(Event):
     encoding: str = ""
     end_stream: bool = False
     oneway: bool = False
+    data: BufferLike | None = None
 
     def __init__(
         self,
@@ -73,6 +77,7 @@ class CallStarted(Event):
         encoding: str = "",
         end_stream: bool = False,
         oneway: bool = False,
+        data: BufferLike | None = None,
     ) -> None:
         object.__setattr__(self, "stream_id", stream_id)
         object.__setattr__(self, "service", service)
@@ -82,6 +87,7 @@ class CallStarted(Event):
         object.__setattr__(self, "encoding", encoding)
         object.__setattr__(self, "end_stream", end_stream)
         object.__setattr__(self, "oneway", oneway)
+        object.__setattr__(self, "data", data)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,12 +130,18 @@ class EndOfStream(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Trailers(Event):
-    """The server ends the call: final status, message and trailing metadata."""
+    """The server ends the call: final status, message and trailing metadata.
+
+    ``data`` is received only, and only from a codec whose :attr:`~FrameCodec.whole_calls`
+    is set: the call's last reply message when it arrived together with the end (a unary
+    reply), delivered here instead of in a :class:`Message` before. ``None`` otherwise.
+    """
 
     stream_id: int
     status: Status = Status.OK
     message: str = ""
     metadata: MetadataPairs = ()
+    data: BufferLike | None = None
 
     def __init__(
         self,
@@ -138,11 +150,13 @@ class Trailers(Event):
         status: Status = Status.OK,
         message: str = "",
         metadata: MetadataPairs = (),
+        data: BufferLike | None = None,
     ) -> None:
         object.__setattr__(self, "stream_id", stream_id)
         object.__setattr__(self, "status", status)
         object.__setattr__(self, "message", message)
         object.__setattr__(self, "metadata", metadata)
+        object.__setattr__(self, "data", data)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,6 +22,7 @@ def call_started(
     encoding: str,
     end_stream: bool,
     oneway: bool,
+    data: BufferLike | None = None,
 ) -> CallStarted:
     """``CallStarted(stream_id=..., service=..., ...)``, every field given."""
     return CallStarted(
@@ -33,6 +34,7 @@ def call_started(
         encoding=encoding,
         end_stream=end_stream,
         oneway=oneway,
+        data=data,
     )
 
 
@@ -41,6 +43,14 @@ def message(stream_id: int, data: BufferLike, end_stream: bool) -> Message:
     return Message(stream_id=stream_id, data=data, end_stream=end_stream)
 
 
-def trailers(stream_id: int, status: Status, message: str, metadata: MetadataPairs) -> Trailers:
-    """``Trailers(stream_id=..., status=..., message=..., metadata=...)``."""
-    return Trailers(stream_id=stream_id, status=status, message=message, metadata=metadata)
+def trailers(
+    stream_id: int,
+    status: Status,
+    message: str,
+    metadata: MetadataPairs,
+    data: BufferLike | None = None,
+) -> Trailers:
+    """``Trailers(stream_id=..., status=..., message=..., metadata=..., data=...)``."""
+    return Trailers(
+        stream_id=stream_id, status=status, message=message, metadata=metadata, data=data
+    )

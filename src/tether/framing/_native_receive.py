@@ -75,6 +75,7 @@ _END: Final = 4
 _CANCEL: Final = 5
 _WINDOW_UPDATE: Final = 6
 _PING: Final = 7
+_END_MESSAGE_AND_STREAM: Final = FLAG_END_MESSAGE | FLAG_END_STREAM
 _ACCEPT_OPEN: Final = step(ACCEPTOR, ST_IDLE, RECV_OPEN)
 _ACCEPT_OPEN_END: Final = step(ACCEPTOR, ST_IDLE, RECV_OPEN_END)
 _STATUSES: Final = tuple(Status)  # index = wire code
@@ -141,7 +142,19 @@ class NativeReceiver(NativeSender):
                     buffer.reserve(HEADER_SIZE + length)
                     return events
                 if end - base <= len(copy):
-                    self._on_frame(ftype, copy, start - base, end - base, flags, sid, events)
+                    # A whole unary call (OPEN + its one DATA) or a whole reply (DATA +
+                    # END) in the copy goes out as one event when the consumer takes them.
+                    fused = -1
+                    if self.whole_calls and ftype in (_OPEN, _DATA):
+                        fused = self._whole(copy, start - base, end - base, ftype, flags, sid)
+                    if fused < 0:
+                        self._on_frame(ftype, copy, start - base, end - base, flags, sid, events)
+                    elif ftype == _OPEN:
+                        self._on_open(copy, start - base, end - base, flags, sid, events, fused)
+                        end = base + fused + read_u32(copy, fused - HEADER_SIZE)
+                    else:
+                        self._on_end_with(copy, start - base, end - base, sid, events, fused)
+                        end = base + fused + read_u32(copy, fused - HEADER_SIZE)
                 else:  # larger than the copy: copy just this payload, straight from the buffer
                     payload = buffer.copy(start, length)
                     self._on_frame(ftype, payload, 0, length, flags, sid, events)
@@ -224,7 +237,7 @@ class NativeReceiver(NativeSender):
         elif ftype == _DATA:
             self._on_data(buf, start, end, flags, sid, events)
         elif ftype == _OPEN:
-            self._on_open(buf, start, end, flags, sid, events)
+            self._on_open(buf, start, end, flags, sid, events, -1)
         elif ftype == _END:
             self._on_end(buf, start, end, flags, sid, events)
         elif ftype == _WINDOW_UPDATE:
@@ -259,9 +272,57 @@ class NativeReceiver(NativeSender):
                 self._flush(stream)
             events.append(WindowUpdated(stream_id=0))
 
+    def _whole(self, buf: bytes, start: int, end: int, ftype: int, flags: int, sid: int) -> int:
+        """Where the payload of the frame after this one starts in ``buf`` when the two
+        make one whole-call event (see :attr:`FrameCodec.whole_calls`), else -1.
+
+        Fused: an OPEN (server) followed by the call's only DATA (one whole message that
+        ends the stream), or a DATA (client) holding one whole message followed by the
+        END of its stream; both frames complete in ``buf``, the settings exchanged, and
+        the message within the limits the separate path checks. Anything else, including
+        every error, takes the separate path, which reports it.
+        """
+        after = end + HEADER_SIZE
+        if after > len(buf) or read_u32(buf, end + 6) != sid or not self._settings_received:
+            return -1
+        n = read_u32(buf, end)
+        if after + n > len(buf) or n > self._local.max_frame_size:
+            return -1
+        if ftype == _OPEN:
+            if (
+                flags & FLAG_END_STREAM
+                or buf[end + 4] != _DATA
+                or buf[end + 5] != _END_MESSAGE_AND_STREAM
+                or n > self._local.initial_window
+                or n > self._max_message
+            ):
+                return -1
+            return after
+        # DATA then END: a reply on a stream we opened, not in the middle of a message.
+        if flags != FLAG_END_MESSAGE or buf[end + 4] != _END or sid & 1 != self._local_parity:
+            return -1
+        stream = self._stream(sid)
+        if stream is None or stream.parts is not None:
+            return -1
+        size = end - start
+        if size > stream.recv_window or size > self._max_message:
+            return -1
+        if step(stream.side, stream.state, RECV_DATA) == FORBIDDEN or stream.state == ST_CLOSED:
+            return -1
+        return after
+
     def _on_open(
-        self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
+        self,
+        buf: bytes,
+        start: int,
+        end: int,
+        flags: int,
+        sid: int,
+        events: list[Event],
+        data_at: int = -1,
     ) -> None:
+        """An OPEN; with ``data_at`` >= 0 its one DATA frame's payload starts there
+        (see :meth:`_whole`) and the call arrives whole (``CallStarted.data``)."""
         if sid & 1 == self._local_parity or not 0 < sid <= _MAX_STREAM_ID:
             parity = "even" if self._local_parity else "odd"
             raise RemoteProtocolError(
@@ -287,7 +348,12 @@ class NativeReceiver(NativeSender):
             reason = "stream refused: too many concurrent streams"
             self._write(wire.cancel_frame(sid, Status.UNAVAILABLE, reason))
             return
-        end_stream = bool(flags & FLAG_END_STREAM)
+        data: bytes | None = None
+        if data_at >= 0:
+            data = _payload(buf, data_at, data_at + read_u32(buf, data_at - HEADER_SIZE))
+            end_stream = True
+        else:
+            end_stream = bool(flags & FLAG_END_STREAM)
         state = _ACCEPT_OPEN_END if end_stream else _ACCEPT_OPEN
         self._open_record(sid, ACCEPTOR, state)
         self._remote_active += 1
@@ -303,6 +369,7 @@ class NativeReceiver(NativeSender):
                 encoding=encoding,
                 end_stream=end_stream,
                 oneway=False,
+                data=data,
             )
         )
 
@@ -398,6 +465,30 @@ class NativeReceiver(NativeSender):
             return
         if stream.parts is not None:
             raise RemoteProtocolError(f"END on stream {sid} in the middle of a message")
+        self._end_stream(stream, buf, start, end, sid, None, events)
+
+    def _on_end_with(
+        self, buf: bytes, data_start: int, data_end: int, sid: int, events: list[Event], at: int
+    ) -> None:
+        """A whole reply: the DATA at ``[data_start, data_end)`` (checked by
+        :meth:`_whole`) and the END whose payload starts at ``at``."""
+        stream = self._stream(sid)
+        assert stream is not None
+        data = _payload(buf, data_start, data_end)
+        self._end_stream(stream, buf, at, at + read_u32(buf, at - HEADER_SIZE), sid, data, events)
+
+    def _end_stream(
+        self,
+        stream: StreamRecord,
+        buf: bytes,
+        start: int,
+        end: int,
+        sid: int,
+        data: bytes | None,
+        events: list[Event],
+    ) -> None:
+        """The END payload at ``[start, end)`` ends ``stream`` (``data``: the reply that
+        came with it)."""
         if end - start == 6 and not read_u32(buf, start + 2):
             # The common case: no message (length 0), no trailers (count 0).
             status = read_u16(buf, start)
@@ -414,6 +505,7 @@ class NativeReceiver(NativeSender):
                 status=_STATUSES[status] if status < len(_STATUSES) else _UNKNOWN,
                 message=message,
                 metadata=metadata,
+                data=data,
             )
         )
 

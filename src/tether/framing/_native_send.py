@@ -48,6 +48,7 @@ _DATA: Final = int(FrameType.DATA)
 _HEAD_CACHE_SIZE: Final = 256
 _OPENED: Final = step(INITIATOR, ST_IDLE, SEND_OPEN)
 _OPENED_END: Final = step(INITIATOR, ST_IDLE, SEND_OPEN_END)
+_UNARY_SENT: Final = step(INITIATOR, _OPENED, SEND_DATA_END)
 _EMPTY_METADATA: Final = wire.EMPTY_METADATA
 _OPEN: Final = int(FrameType.OPEN)
 _END: Final = int(FrameType.END)
@@ -143,6 +144,62 @@ class NativeSender(NativeCore):
         oneway: bool = False,
     ) -> None:
         """``send(CallStarted(...))`` without building the event (the per-call hot path)."""
+        frame = self._open_frame(
+            stream_id, service, method, metadata, timeout, encoding, end_stream
+        )
+        self._out.write_binary(frame)
+        self._opened(stream_id, _OPENED_END if end_stream else _OPENED)
+
+    def send_unary(
+        self,
+        stream_id: int,
+        service: str,
+        method: str,
+        metadata: MetadataPairs,
+        timeout: float | None,
+        encoding: str,
+        data: Payload,
+        oneway: bool = False,
+    ) -> None:
+        """OPEN and the request's one DATA frame (ending the stream) in one write, when
+        the request is small and fits the peer's window; else the two sends in turn."""
+        if (
+            isinstance(data, BufferList)
+            or len(data) >= _INLINE_MAX
+            or len(data) > self._chunk
+            or len(data) > self._peer.initial_window
+        ):
+            super().send_unary(stream_id, service, method, metadata, timeout, encoding, data)
+            return
+        n = len(data)
+        frame = self._open_frame(stream_id, service, method, metadata, timeout, encoding, False)
+        data_head = _pack_header(n, _DATA, _END_MESSAGE_AND_STREAM, stream_id)
+        self._out.write_binary(frame + data_head + data)
+        self._opened(stream_id, _UNARY_SENT).send_window -= n
+
+    def _opened(self, sid: int, state: int) -> StreamRecord:
+        """Record stream ``sid``, just opened by us, in ``state``."""
+        stream = self._open_record(sid, INITIATOR, state)
+        self._last_local = sid
+        if sid >= self._next_local:
+            self._next_local = sid + 2
+        return stream
+
+    def _open_frame(
+        self,
+        stream_id: int,
+        service: str,
+        method: str,
+        metadata: MetadataPairs,
+        timeout: float | None,
+        encoding: str,
+        end_stream: bool,
+    ) -> bytes:
+        """The OPEN frame of a new stream, every check done (nothing is recorded yet).
+
+        Raises:
+            LocalProtocolError: as :meth:`send` for a CallStarted.
+        """
         if self._dead is not None:
             raise LocalProtocolError(f"cannot send: the connection failed ({self._dead})")
         if self._remote_goaway is not None:
@@ -177,12 +234,7 @@ class NativeSender(NativeCore):
         length = len(head) + len(encoded)
         if length > self._peer.max_frame_size or len(encoded) > 2:
             self._check_outgoing(encoded, length, "OPEN")
-        self._out.write_binary(_pack_header(length, _OPEN, flags, sid) + head + encoded)
-        state = _OPENED_END if end_stream else _OPENED
-        self._open_record(sid, INITIATOR, state)
-        self._last_local = sid
-        if sid >= self._next_local:
-            self._next_local = sid + 2
+        return _pack_header(length, _OPEN, flags, sid) + head + encoded
 
     def _send_headers(self, event: Headers) -> None:
         stream, new = self._target(event.stream_id, SEND_HEADERS)
@@ -252,6 +304,45 @@ class NativeSender(NativeCore):
             self._check_outgoing(encoded, length, "END")
             frame = _pack_header(length, _END, 0, sid) + head + encoded
         self._emit(stream, frame)
+        self._close(stream)
+
+    def send_reply(
+        self,
+        stream_id: int,
+        data: Payload | None,
+        status: Status,
+        message: str,
+        metadata: MetadataPairs,
+    ) -> None:
+        """The last DATA frame and the END in one write when the reply is small, fits
+        the window and nothing is queued on the stream; else the two sends in turn."""
+        stream = self._stream(stream_id) if self._dead is None else None
+        if (
+            data is None
+            or stream is None
+            or message
+            or metadata
+            or stream.pending is not None
+            or isinstance(data, BufferList)
+        ):
+            super().send_reply(stream_id, data, status, message, metadata)
+            return
+        n = len(data)
+        if n >= _INLINE_MAX or n > self._chunk or n > stream.send_window:
+            super().send_reply(stream_id, data, status, message, metadata)
+            return
+        side = stream.side
+        new = step(side, stream.state, SEND_DATA)
+        if new == FORBIDDEN or step(side, new, SEND_END) == FORBIDDEN:
+            super().send_reply(stream_id, data, status, message, metadata)  # raises
+            return
+        stream.send_window -= n
+        self._out.write_binary(
+            _pack_header(n, _DATA, _END_MESSAGE, stream_id)
+            + data
+            + _pack_simple_end(6, _END, 0, stream_id, status, 0, 0)
+        )
+        stream.state = new
         self._close(stream)
 
     def _send_stream_reset(self, event: StreamReset) -> None:

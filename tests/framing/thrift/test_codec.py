@@ -4,6 +4,8 @@ the request's format."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tether import LocalProtocolError, RemoteProtocolError, Status
@@ -449,3 +451,33 @@ def test_server_refuses_calls_over_the_concurrency_limit() -> None:
     )
     assert server.receive_data(oneway.replace(b"\x00\x00\x00\x09", b"\x00\x00\x00\x0a")) == []
     assert not server.has_data_to_send()
+
+
+@pytest.mark.parametrize("transport", ALL)
+def test_whole_calls_merge_the_request_and_the_reply(transport: Transport) -> None:
+    """With ``whole_calls`` a server gets a call and its request as one CallStarted and
+    a client a reply and its status as one Trailers; ``send_unary``/``send_reply`` write
+    the same bytes as the separate sends."""
+    whole, plain = pair(transport), pair(transport)
+    whole.client.whole_calls = whole.server.whole_calls = True
+    sid = whole.client.next_stream_id()
+    assert plain.client.next_stream_id() == sid
+    whole.client.send_unary(sid, "Echo", "echo", (), 1.5, "thrift", ARGS)
+    plain.client.send_call_started(sid, "Echo", "echo", (), 1.5, "thrift")
+    plain.client.send_message(sid, ARGS, True)
+    request = whole.client.data_to_send()
+    assert request == plain.client.data_to_send()
+    [started] = whole.server.receive_data(request)
+    first, message = plain.server.receive_data(request)
+    assert isinstance(started, CallStarted)
+    assert started.data == ARGS
+    assert started.end_stream
+    assert replace(started, data=None, end_stream=False) == first
+    assert message == Message(stream_id=sid, data=ARGS, end_stream=True)
+    whole.server.send_reply(sid, RESULT, Status.OK, "", ())
+    plain.server.send_message(sid, RESULT, False)
+    plain.server.send_trailers(sid, Status.OK, "", ())
+    reply = whole.server.data_to_send()
+    assert reply == plain.server.data_to_send()
+    [final] = whole.client.receive_data(reply)
+    assert final == replace(plain.client.receive_data(reply)[1], data=RESULT)

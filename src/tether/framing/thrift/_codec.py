@@ -10,10 +10,12 @@ Event mapping (see ``docs/framings.md``)::
     client sends   CallStarted (buffered) → Message → one wire message (CALL / ONEWAY)
                    StreamReset → nothing on the wire; a late reply is dropped
     server gets    CallStarted(stream_id = seq id, service, method, metadata, timeout,
-                   encoding, oneway) + Message(end_stream=True)
+                   encoding, oneway) + Message(end_stream=True); with ``whole_calls``
+                   one CallStarted(data=request, end_stream=True)
     server sends   [Headers] [Message] Trailers → one REPLY or EXCEPTION (none for oneway)
                    StreamReset → an EXCEPTION (Thrift cannot reset one call)
-    client gets    REPLY → Message + Trailers(OK); EXCEPTION → Trailers(mapped status,
+    client gets    REPLY → Message + Trailers(OK) (``whole_calls``: Trailers(OK, data));
+                   EXCEPTION → Trailers(mapped status,
                    metadata + ``:tapplication-type``); a TTHeader reply carrying
                    ``crrst`` is followed by GoAway (the connection is not reused)
     server sends   GoAway → nothing on the wire; every later TTHeader reply carries
@@ -298,6 +300,21 @@ class ThriftCodec(FrameCodec):
             service = header.headers.get("isn", "")
             metadata = tuple(header.headers.items())
             timeout = None
+        if self.whole_calls:  # the request inside the call: one event
+            events.append(
+                call_started(
+                    stream_id,
+                    service,
+                    envelope.method,
+                    metadata,
+                    timeout,
+                    envelope.encoding,
+                    True,
+                    message_type == _ONEWAY,
+                    envelope.payload,
+                )
+            )
+            return
         events.append(
             call_started(
                 stream_id,
@@ -335,8 +352,11 @@ class ThriftCodec(FrameCodec):
         else:
             metadata = list(header.headers.items())
         if message_type == _REPLY:
-            events.append(message(seq_id, envelope.payload, False))
-            events.append(trailers(seq_id, _OK, "", tuple(metadata)))
+            if self.whole_calls:  # the reply inside the trailers: one event
+                events.append(trailers(seq_id, _OK, "", tuple(metadata), envelope.payload))
+            else:
+                events.append(message(seq_id, envelope.payload, False))
+                events.append(trailers(seq_id, _OK, "", tuple(metadata)))
             if reset:
                 self._report_reset(events)
             return
@@ -437,7 +457,51 @@ class ThriftCodec(FrameCodec):
         if not call.oneway:
             self._pending[stream_id] = call
 
+    def send_unary(
+        self,
+        stream_id: int,
+        service: str,
+        method: str,
+        metadata: MetadataPairs,
+        timeout: float | None,
+        encoding: str,
+        data: Payload,
+        oneway: bool = False,
+    ) -> None:
+        """The call and its request, written at once (no stop in ``_starting``)."""
+        if self._dead is not None:
+            raise LocalProtocolError(f"connection already failed: {self._dead}")
+        if self.role is not Role.CLIENT:
+            raise LocalProtocolError("a Thrift server cannot send CallStarted")
+        call = call_started(stream_id, service, method, metadata, timeout, encoding, False, oneway)
+        self._check_new_call(call)
+        self._write_request(call, data)
+        if not oneway:
+            self._pending[stream_id] = call
+
+    def send_reply(
+        self,
+        stream_id: int,
+        data: Payload | None,
+        status: Status,
+        message: str,
+        metadata: MetadataPairs,
+    ) -> None:
+        if self._dead is not None:
+            raise LocalProtocolError(f"connection already failed: {self._dead}")
+        if self.role is Role.CLIENT:
+            raise LocalProtocolError("a Thrift client cannot send Trailers")
+        if data is not None:
+            self._set_reply(stream_id, data)
+        self._end_call(stream_id, status, message, metadata)
+
     def _start_call(self, event: CallStarted) -> None:
+        self._check_new_call(event)
+        self._starting[event.stream_id] = event
+
+    def _check_new_call(self, event: CallStarted) -> None:
+        """Refuse a call the codec cannot start (its seq id taken, a bad id, no request);
+        forget a cancelled call's id it reuses."""
         sid = event.stream_id
         if sid in self._starting or sid in self._pending:
             raise LocalProtocolError(f"seq id {sid} is already in use")
@@ -447,7 +511,6 @@ class ThriftCodec(FrameCodec):
             raise LocalProtocolError(f"seq id {sid} is not an i32")
         if self._cancelled:
             self._cancelled.pop(sid, None)
-        self._starting[sid] = event
 
     def _send_client(self, event: Event) -> None:
         if type(event) is Message:
