@@ -486,10 +486,11 @@ class Client:
                 raise biz from error
         if error is not None:
             raise error
-        messages = stream.take_messages()
-        if len(messages) != 1:
-            raise StatusError(_INTERNAL, f"a unary call got {len(messages)} reply messages, not 1")
-        reply = decode_reply(response_codec, messages[0])
+        data = stream.only_message()
+        if data is None:
+            count = len(stream.take_messages())
+            raise StatusError(_INTERNAL, f"a unary call got {count} reply messages, not 1")
+        reply = decode_reply(response_codec, data)
         if with_call:
             return reply, FinishedCall(stream)
         return reply

@@ -107,6 +107,8 @@ class Server:
         self._by_method: dict[str, list[tuple[str, MethodPlan]]] = {}
         self._aliases: dict[str, list[str]] = {}
         self._kitex: set[Dispatcher] = set()
+        #: The last exact (service, method) hit and its plan (plans are never replaced).
+        self._last_method: tuple[str, str, MethodPlan | None] = ("", "", None)
         for service in services:
             self.add_service(service)
         if grace < 0:
@@ -338,7 +340,13 @@ class Server:
 
     def _on_call(self, stream: RPCStream, call: CallStarted) -> None:
         service = call.service
-        plan = self._methods.get((service, call.method))
+        last = self._last_method  # most calls name the method the last one did
+        if service == last[0] and call.method == last[1]:
+            plan: MethodPlan | None = last[2]
+        else:
+            plan = self._methods.get((service, call.method))
+            if plan is not None:
+                self._last_method = (service, call.method, plan)
         encoding = call.encoding
         if plan is None or (encoding and encoding != plan.encoding):
             # Not an exact hit, or an exact hit for another payload encoding (Kitex's bare

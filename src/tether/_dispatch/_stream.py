@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
@@ -47,6 +46,7 @@ class RPCStream:
         "_dispatcher",
         "_done",
         "_error",
+        "_head",
         "_headers_waiter",
         "_messages",
         "_recv_waiter",
@@ -65,7 +65,10 @@ class RPCStream:
         self._dispatcher = dispatcher
         self.stream_id = stream_id
         self.state = _STREAM_OPEN
-        self._messages: deque[BufferLike] = deque()
+        # Received messages not yet taken: a list read from ``_head`` on (cheaper to make
+        # than a deque, and a unary call only ever holds one).
+        self._messages: list[BufferLike] = []
+        self._head = 0
         self._recv_waiter: asyncio.Future[None] | None = None
         self._send_waiter: asyncio.Future[None] | None = None
         self._headers_waiter: asyncio.Future[None] | None = None
@@ -109,7 +112,7 @@ class RPCStream:
             StatusError: the stream was reset, timed out or its connection was lost.
         """
         while True:
-            if self._messages:
+            if self._head < len(self._messages):
                 return self.recv_nowait()
             if self._error is not None:
                 raise self._error
@@ -127,9 +130,17 @@ class RPCStream:
         ``None`` says nothing about the stream's end or failure: :meth:`recv` tells those.
         Saves the coroutine of :meth:`recv` when the message is already here.
         """
-        if not self._messages:
+        messages = self._messages
+        head = self._head
+        if head >= len(messages):
             return None
-        data = self._messages.popleft()
+        data = messages[head]
+        if head + 1 == len(messages):
+            messages.clear()
+            self._head = 0
+        else:
+            messages[head] = b""  # let go of it now
+            self._head = head + 1
         state = self.state
         # Credit matters only while the peer may still send.
         if state is _STREAM_OPEN or state is _STREAM_HALF_CLOSED_LOCAL:
@@ -138,16 +149,28 @@ class RPCStream:
 
     def has_request(self) -> bool:
         """True once a message or the peer's end of stream has arrived."""
-        return bool(self._messages) or self.state in (
+        return self._head < len(self._messages) or self.state in (
             _STREAM_HALF_CLOSED_REMOTE,
             _STREAM_CLOSED,
         )
 
     def take_messages(self) -> list[BufferLike]:
         """Every message received so far (no flow-control acknowledgement: the call is over)."""
-        messages = list(self._messages)
+        messages = self._messages[self._head :]
         self._messages.clear()
+        self._head = 0
         return messages
+
+    def only_message(self) -> BufferLike | None:
+        """The one message received, taken (no flow-control acknowledgement: the call is
+        over); ``None`` unless exactly one was received (a unary reply)."""
+        messages = self._messages
+        if len(messages) - self._head != 1:
+            return None
+        data = messages[self._head]
+        messages.clear()
+        self._head = 0
+        return data
 
     async def wait_done(self) -> None:
         """Wait until the call has an outcome (client side: trailers, reset or failure)."""
@@ -300,9 +323,7 @@ class RPCStream:
         if status is not _OK:
             self._error = StatusError(status, message, trailers=metadata)
         self.status = status
-        if self.state is not _STREAM_CLOSED:
-            self.state = next_stream_state(self.state, _IN_RECV_END)
-        self._close()
+        self._close()  # the codec checked that the stream could end here
 
     def deliver_reset(self, status: Status, message: str, error_code: int | None = None) -> None:
         """The peer reset the stream (``error_code``: the wire's reset code, if any)."""
@@ -335,10 +356,19 @@ class RPCStream:
 
     def _close(self) -> None:
         self.state = _STREAM_CLOSED
-        # Every waiter is woken; inlined (this runs once per call on both sides).
-        for waiter in (self._recv_waiter, self._send_waiter, self._done, self._headers_waiter):
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+        # Every waiter is woken; spelled out (this runs once per call on both sides).
+        waiter = self._done
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        waiter = self._recv_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        waiter = self._send_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        waiter = self._headers_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         self._dispatcher.forget(self)
         callback, self.on_finish = self.on_finish, None
         if callback is not None:
