@@ -67,6 +67,8 @@ COMPILED = [
     "tether/thrift/_invoke.py",
     # shm://'s ring (its per-message index arithmetic and copies; see docs/transports.md).
     "tether/transport/_shm_ring.py",
+    # The raw-bytes payload codec, called on every raw call (both sides).
+    "tether/encoding/_raw.py",
 ]
 #: Compiled modules only a client loads: their own shared library, so a server process
 #: (whose RSS the benchmark reports) maps no client code, and a client none of the rest.

@@ -38,6 +38,7 @@ from ._status import Status
 from ._types import MetadataPairs
 from .encoding import PayloadCodec
 from .framing import CodecConfig, FrameCodec, Role, get_framing
+from .metainfo import METAINFO_VAR as _METAINFO
 from .transport import get_transport, parse_address
 
 # Enum members bound once: attribute access on an Enum class goes through
@@ -415,7 +416,12 @@ class Client:
         pairs = self._metadata if metadata is None else self._call_metadata(metadata)
         if self._from_method_key is not None:
             pairs = self._with_from_method(pairs)
-        info = _metainfo.outgoing()
+        # Metainfo exists only inside a handler or a metainfo scope: two context lookups
+        # here save the call into the (interpreted) metainfo module on every other call.
+        if _current.get(None) is None and _METAINFO.get(None) is None:
+            info = None
+        else:
+            info = _metainfo.outgoing()
         if info is not None:
             extra = info.outgoing_pairs()
             if extra:

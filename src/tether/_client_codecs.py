@@ -17,6 +17,12 @@ def _codec_for_sample(tp: type[Any]) -> PayloadCodec[Any]:
     return codec_for_type(None if tp is type(None) else tp)
 
 
+_RAW_CODECS: tuple[PayloadCodec[Any], PayloadCodec[Any]] = (
+    _codec_for_sample(bytes),
+    _codec_for_sample(bytes),
+)
+
+
 def split_method(path: str) -> tuple[str, str]:
     """``"pkg.Service/Method"`` (or ``"/pkg.Service/Method"``) → ``("pkg.Service", "Method")``.
 
@@ -41,6 +47,8 @@ def payload_codecs(
     Raises:
         ConfigError: no codec fits, or the reply's cannot be guessed.
     """
+    if request_type is None and response_type is None and type(request_sample) is bytes:
+        return _RAW_CODECS  # the common raw call, without the cache's hashing
     if request_type is not None:
         request_codec = _resolve(request_type)
     else:

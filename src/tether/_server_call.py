@@ -181,7 +181,10 @@ async def run_call(call: ActiveCall) -> None:
         else:
             reply = await handler(*args)
             payload = encode(reply)
-            _send_headers_once(stream, ctx, headers_sent)
+            headers_sent[0] = True
+            headers = ctx.header_pairs()  # cheaper than bool(Metadata), which counts keys
+            if headers:
+                stream.send_headers(headers)
             stream.send_reply(None if plan.oneway else payload, ctx.trailer_pairs())
             return
         stream.send_trailers(_OK, "", ctx.trailer_pairs())

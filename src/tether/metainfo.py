@@ -86,6 +86,9 @@ class _Info:
 
 _EMPTY = _Info(None, {}, {}, {}, None)
 _INFO: contextvars.ContextVar[_Info] = contextvars.ContextVar("tether_metainfo")
+#: The variable holding the current metainfo scope (unset outside one): the client reads
+#: it to skip :func:`outgoing` when there is nothing to send.
+METAINFO_VAR = _INFO
 
 
 def _from_request(ctx: ServerContext) -> _Info:

@@ -61,8 +61,16 @@ class NativeCore(FrameCodec):
         self._needed = 0
         #: Encoded service/method/encoding fields of recent OPENs, both ways (bounded).
         self._heads: dict[tuple[str, str, str], bytes] = {}
-        #: The last OPEN we sent: (service, method, encoding, encoded head).
-        self._last_head: tuple[str, str, str, bytes] = ("", "", "", wire.open_head("", "", ""))
+        #: The last OPEN we sent: (service, method, encoding, encoded head, head + an
+        #: empty metadata block).
+        empty_head = wire.open_head("", "", "")
+        self._last_head: tuple[str, str, str, bytes, bytes] = (
+            "",
+            "",
+            "",
+            empty_head,
+            empty_head + wire.EMPTY_METADATA,
+        )
         self._names: dict[bytes, tuple[str, str, str]] = {}
         settings = wire.settings_payload(self._local)
         self._write(wire.PREFACE + HEADER.pack(len(settings), FrameType.SETTINGS, 0, 0) + settings)

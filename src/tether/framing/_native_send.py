@@ -7,6 +7,7 @@ stream (:mod:`._native_streams`); credit-free frames for that stream queue behin
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -61,6 +62,22 @@ _pack_simple_end: Final = wire.SIMPLE_END_FRAME.pack
 _INLINE_MAX: Final = 4096
 
 _Sender = Callable[["NativeSender", Any], None]
+
+#: Packers of whole small frames (a unary request: OPEN + DATA; a reply: DATA + END),
+#: by payload sizes: one ``struct`` call builds the frames and copies the payload in,
+#: instead of two header packs and the joins. Bounded; cleared when full.
+_UNARY_PACKS: Final[dict[int, Callable[..., bytes]]] = {}
+_REPLY_PACKS: Final[dict[int, Callable[..., bytes]]] = {}
+_PACKS_MAX: Final = 256
+
+
+def _cached_pack(
+    cache: dict[int, Callable[..., bytes]], key: int, fmt: str
+) -> Callable[..., bytes]:
+    if len(cache) >= _PACKS_MAX:
+        cache.clear()
+    pack = cache[key] = struct.Struct(fmt).pack
+    return pack
 
 
 class NativeSender(NativeCore):
@@ -144,10 +161,11 @@ class NativeSender(NativeCore):
         oneway: bool = False,
     ) -> None:
         """``send(CallStarted(...))`` without building the event (the per-call hot path)."""
-        frame = self._open_frame(
-            stream_id, service, method, metadata, timeout, encoding, end_stream
-        )
-        self._out.write_binary(frame)
+        body = self._open_body(stream_id, service, method, metadata, timeout, encoding)
+        flags = FLAG_END_STREAM if end_stream else 0
+        if timeout is not None:
+            flags |= wire.FLAG_HAS_DEADLINE
+        self._out.write_binary(_pack_header(len(body), _OPEN, flags, stream_id) + body)
         self._opened(stream_id, _OPENED_END if end_stream else _OPENED)
 
     def send_unary(
@@ -161,10 +179,11 @@ class NativeSender(NativeCore):
         data: Payload,
         oneway: bool = False,
     ) -> None:
-        """OPEN and the request's one DATA frame (ending the stream) in one write, when
-        the request is small and fits the peer's window; else the two sends in turn."""
+        """OPEN and the request's one DATA frame (ending the stream) packed in one piece,
+        when the request is small ``bytes`` that fit the peer's window; else the two sends
+        in turn."""
         if (
-            isinstance(data, BufferList)
+            type(data) is not bytes
             or len(data) >= _INLINE_MAX
             or len(data) > self._chunk
             or len(data) > self._peer.initial_window
@@ -172,9 +191,17 @@ class NativeSender(NativeCore):
             super().send_unary(stream_id, service, method, metadata, timeout, encoding, data)
             return
         n = len(data)
-        frame = self._open_frame(stream_id, service, method, metadata, timeout, encoding, False)
-        data_head = _pack_header(n, _DATA, _END_MESSAGE_AND_STREAM, stream_id)
-        self._out.write_binary(frame + data_head + data)
+        body = self._open_body(stream_id, service, method, metadata, timeout, encoding)
+        flags = 0 if timeout is None else wire.FLAG_HAS_DEADLINE
+        m = len(body)
+        key = m << 16 | n
+        pack = _UNARY_PACKS.get(key)
+        if pack is None:
+            pack = _cached_pack(_UNARY_PACKS, key, f">IBBI{m}sIBBI{n}s")
+        frame = pack(
+            m, _OPEN, flags, stream_id, body, n, _DATA, _END_MESSAGE_AND_STREAM, stream_id, data
+        )
+        self._out.write_binary(frame)
         self._opened(stream_id, _UNARY_SENT).send_window -= n
 
     def _opened(self, sid: int, state: int) -> StreamRecord:
@@ -185,7 +212,7 @@ class NativeSender(NativeCore):
             self._next_local = sid + 2
         return stream
 
-    def _open_frame(
+    def _open_body(
         self,
         stream_id: int,
         service: str,
@@ -193,9 +220,9 @@ class NativeSender(NativeCore):
         metadata: MetadataPairs,
         timeout: float | None,
         encoding: str,
-        end_stream: bool,
     ) -> bytes:
-        """The OPEN frame of a new stream, every check done (nothing is recorded yet).
+        """The payload of a new stream's OPEN frame, every check done (nothing is
+        recorded yet); with a ``timeout`` the frame needs FLAG_HAS_DEADLINE.
 
         Raises:
             LocalProtocolError: as :meth:`send` for a CallStarted.
@@ -225,16 +252,19 @@ class NativeSender(NativeCore):
                     heads.clear()
                 heads[key] = cached
             head = cached
-            self._last_head = (service, method, encoding, head)
+            self._last_head = last = (service, method, encoding, head, head + _EMPTY_METADATA)
+        if not metadata and timeout is None:
+            body = last[4]  # the head and an empty metadata block, joined once
+            if len(body) > self._peer.max_frame_size:
+                self._check_outgoing(_EMPTY_METADATA, len(body), "OPEN")
+            return body
         encoded = wire.encode_metadata(metadata) if metadata else _EMPTY_METADATA
-        flags = FLAG_END_STREAM if end_stream else 0
         if timeout is not None:
-            flags |= wire.FLAG_HAS_DEADLINE
             head += wire.U64.pack(wire.timeout_to_micros(timeout))
         length = len(head) + len(encoded)
         if length > self._peer.max_frame_size or len(encoded) > 2:
             self._check_outgoing(encoded, length, "OPEN")
-        return _pack_header(length, _OPEN, flags, sid) + head + encoded
+        return head + encoded
 
     def _send_headers(self, event: Headers) -> None:
         stream, new = self._target(event.stream_id, SEND_HEADERS)
@@ -337,11 +367,20 @@ class NativeSender(NativeCore):
             super().send_reply(stream_id, data, status, message, metadata)  # raises
             return
         stream.send_window -= n
-        self._out.write_binary(
-            _pack_header(n, _DATA, _END_MESSAGE, stream_id)
-            + data
-            + _pack_simple_end(6, _END, 0, stream_id, status, 0, 0)
-        )
+        if type(data) is bytes:
+            pack = _REPLY_PACKS.get(n)
+            if pack is None:
+                pack = _cached_pack(_REPLY_PACKS, n, f">IBBI{n}sIBBIHHH")
+            frame = pack(
+                n, _DATA, _END_MESSAGE, stream_id, data, 6, _END, 0, stream_id, status, 0, 0
+            )
+        else:
+            frame = (
+                _pack_header(n, _DATA, _END_MESSAGE, stream_id)
+                + data
+                + _pack_simple_end(6, _END, 0, stream_id, status, 0, 0)
+            )
+        self._out.write_binary(frame)
         stream.state = new
         self._close(stream)
 
