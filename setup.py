@@ -40,6 +40,7 @@ COMPILED = [
     "tether/_dispatch/_base.py",
     "tether/_dispatch/_connection.py",
     "tether/_dispatch/_detect.py",
+    "tether/_dispatch/_eager.py",
     "tether/_dispatch/_keepalive.py",
     "tether/_dispatch/_state.py",
     "tether/_dispatch/_stream.py",

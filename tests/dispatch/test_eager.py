@@ -178,3 +178,78 @@ async def test_started_from_a_plain_callback_no_task_is_left_current() -> None:
     loop.call_soon(run_then_signal)
     await done
     assert after == [None]
+
+
+async def test_a_first_step_may_start_another_eagerly() -> None:
+    """A handler's first step that starts another coroutine eagerly (a nested delivery)
+    runs both to completion; the inner one does not disturb the outer one's driver."""
+    loop = asyncio.get_running_loop()
+    order: list[str] = []
+
+    async def inner() -> None:
+        order.append("inner")
+
+    async def outer() -> None:
+        order.append("outer start")
+        assert start_eagerly(loop, inner()) is None
+        order.append("outer end")
+
+    assert start_eagerly(loop, outer()) is None
+    assert order == ["outer start", "inner", "outer end"]
+    assert start_eagerly(loop, inner()) is None  # the shared driver still works
+    assert order[-1] == "inner"
+
+
+async def test_eager_steps_keep_working_after_one_raised_and_one_suspended() -> None:
+    """An exception in one first step and a suspension in another do not break later
+    eager starts (each gets a working driver)."""
+    loop = asyncio.get_running_loop()
+    gate = loop.create_future()
+    done: list[int] = []
+
+    async def fails() -> None:
+        raise ValueError("boom")
+
+    async def waits() -> None:
+        await gate
+        done.append(1)
+
+    async def quick() -> None:
+        done.append(2)
+
+    with pytest.raises(ValueError, match="boom"):
+        start_eagerly(loop, fails())
+    task = start_eagerly(loop, waits())
+    assert task is not None
+    assert start_eagerly(loop, quick()) is None
+    gate.set_result(None)
+    await task
+    assert done == [2, 1]
+
+
+def test_each_thread_runs_eager_steps_on_its_own_loop() -> None:
+    """Event loops in several threads start handlers eagerly at the same time without
+    sharing a driver."""
+    import threading
+
+    results: list[int] = []
+
+    async def run_many() -> None:
+        loop = asyncio.get_running_loop()
+        count = [0]
+
+        async def step() -> None:
+            count[0] += 1
+            await asyncio.sleep(0)
+            count[0] += 1
+
+        tasks = [start_eagerly(loop, step()) for _ in range(200)]
+        await asyncio.gather(*(t for t in tasks if t is not None))
+        results.append(count[0])
+
+    threads = [threading.Thread(target=asyncio.run, args=(run_many(),)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [400] * 4

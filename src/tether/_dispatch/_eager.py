@@ -13,6 +13,9 @@ that suspends continues in an ordinary Task from the point where it suspended.
   are forwarded to the Task that continues it (:class:`_Continue` replays the future the
   first step yielded, so that Task waits on it exactly as if it had run the step).
 
+The first step runs under a :class:`~._eager_driver.Driver` (``yield from`` in an
+interpreted generator), so a coroutine finishing there costs no ``StopIteration``.
+
 Contract of :func:`start_eagerly`: the coroutine's first step runs before it returns;
 ``None`` means the coroutine already finished (its result is discarded; an exception it
 raised propagates to the caller, as ``Task.result()`` would raise it), otherwise the Task
@@ -25,7 +28,9 @@ import asyncio
 import contextvars
 import sys
 from collections.abc import Callable, Coroutine, Generator
-from typing import Any, cast
+from typing import Any, ClassVar, cast
+
+from ._eager_driver import DONE, DRIVERS, Driver
 
 EAGER = sys.version_info >= (3, 12)
 
@@ -47,19 +52,31 @@ def start_eagerly(
         return None if task.done() else task
     context = contextvars.copy_context()
     stand_in = _FirstStep(loop, coro)
+    drivers = DRIVERS
+    driver = drivers.driver
+    if driver is None or driver.gen.gi_running:  # none yet, or a first step inside one
+        driver = drivers.driver = Driver()
     outer = _current_tasks.get(loop)  # set when a transport delivers inside a task's step
     if outer is not None:
         _leave_task(loop, outer)
     _enter_task(loop, stand_in)
     try:
-        yielded = context.run(coro.send, None)
-    except StopIteration:
-        return None
+        yielded = context.run(driver.gen.send, coro)
+    except BaseException:
+        if drivers.driver is driver:
+            drivers.driver = None  # it ended with the coroutine's exception
+        raise
     finally:
         _leave_task(loop, stand_in)
         if outer is not None:
             _enter_task(loop, outer)
-    task = loop.create_task(_Continue(coro, yielded), context=context)
+    if yielded is DONE:
+        return None
+    # The coroutine waits: its driver goes with it, and ends when it does.
+    driver.handing_over[0] = True
+    if drivers.driver is driver:
+        drivers.driver = None
+    task = loop.create_task(_Continue(driver.gen, yielded), context=context)
     stand_in.handed_to(task)
     return task
 
@@ -133,9 +150,11 @@ class _Continue(Coroutine[Any, Any, None]):
 
     __slots__ = ("_coro", "_first")
 
-    _NOTHING: Any = object()
+    _NOTHING: ClassVar[Any] = object()
 
-    def __init__(self, coro: Coroutine[Any, Any, None], first: Any) -> None:
+    def __init__(
+        self, coro: Coroutine[Any, Any, None] | Generator[Any, Any, None], first: Any
+    ) -> None:
         self._coro = coro
         self._first = first
 
