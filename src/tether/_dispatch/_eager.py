@@ -30,7 +30,7 @@ import sys
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, ClassVar, cast
 
-from ._eager_driver import DONE, DRIVERS, Driver
+from ._eager_driver import DONE, drive
 
 EAGER = sys.version_info >= (3, 12)
 
@@ -52,33 +52,45 @@ def start_eagerly(
         return None if task.done() else task
     context = contextvars.copy_context()
     stand_in = _FirstStep(loop, coro)
-    drivers = DRIVERS
-    driver = drivers.driver
-    if driver is None or driver.gen.gi_running:  # none yet, or a first step inside one
-        driver = drivers.driver = Driver()
+    idle = _IDLE_DRIVERS
+    driver = idle.pop() if idle else _Driver()
     outer = _current_tasks.get(loop)  # set when a transport delivers inside a task's step
     if outer is not None:
         _leave_task(loop, outer)
     _enter_task(loop, stand_in)
     try:
-        yielded = context.run(driver.gen.send, coro)
-    except BaseException:
-        if drivers.driver is driver:
-            drivers.driver = None  # it ended with the coroutine's exception
-        raise
+        yielded = context.run(driver.send, coro)
     finally:
         _leave_task(loop, stand_in)
         if outer is not None:
             _enter_task(loop, outer)
     if yielded is DONE:
+        idle.append(driver)  # (a driver that raised is dropped: it has ended)
         return None
     # The coroutine waits: its driver goes with it, and ends when it does.
     driver.handing_over[0] = True
-    if drivers.driver is driver:
-        drivers.driver = None
     task = loop.create_task(_Continue(driver.gen, yielded), context=context)
     stand_in.handed_to(task)
     return task
+
+
+class _Driver:
+    """A started :func:`~._eager_driver.drive` generator, its ``send``, and the flag
+    that hands it over to a Task."""
+
+    __slots__ = ("gen", "handing_over", "send")
+
+    def __init__(self) -> None:
+        self.handing_over = [False]
+        gen = drive(self.handing_over)
+        gen.send(None)
+        self.gen: Generator[Any, Any, None] = gen
+        self.send: Callable[[Any], Any] = gen.send
+
+
+#: Drivers not running a step now (a stack: a step inside a step takes another one; an
+#: event loop per thread never shares one, as ``pop`` and ``append`` are atomic).
+_IDLE_DRIVERS: list[_Driver] = []
 
 
 class _FirstStep:

@@ -4,19 +4,18 @@ when they finish (interpreted on purpose: see :func:`drive`).
 A coroutine finishing under ``coro.send()`` raises ``StopIteration``; in compiled code
 catching it records a traceback and restores the exception state, several thousand
 instructions on every call whose handler finishes in its first step (the common case).
-Under ``yield from`` the interpreter takes the finish as a plain return instead. So a
-:class:`Driver` runs each first step with ``yield from`` and yields :data:`DONE` when the
+Under ``yield from`` the interpreter takes the finish as a plain return instead. So
+:func:`drive` runs each first step with ``yield from`` and yields :data:`DONE` when the
 coroutine finished.
 """
 
 from __future__ import annotations
 
-import threading
 import types
 from collections.abc import Coroutine, Generator
-from typing import Any, cast
+from typing import Any
 
-#: What :meth:`Driver.gen` yields when the coroutine it ran finished within the step.
+#: What a :func:`drive` generator yields when the coroutine it ran finished within the step.
 DONE: Any = object()
 
 
@@ -35,24 +34,3 @@ def drive(handing_over: list[bool]) -> Generator[Any, Any, None]:
         if handing_over[0]:
             return
         coro = yield DONE
-
-
-class Driver:
-    """A started :func:`drive` generator and the flag that hands it over to a Task."""
-
-    __slots__ = ("gen", "handing_over")
-
-    def __init__(self) -> None:
-        self.handing_over = [False]
-        self.gen = cast("types.GeneratorType[Any, Any, None]", drive(self.handing_over))
-        self.gen.send(None)
-
-
-class Drivers(threading.local):
-    """Each thread's idle :class:`Driver` (``None``: make one)."""
-
-    driver: Driver | None = None
-
-
-#: The drivers of this process, per thread.
-DRIVERS = Drivers()
