@@ -328,9 +328,12 @@ class Dispatcher(DispatcherBase):
 
     def forget(self, stream: RPCStream) -> None:
         """A stream finished: drop it and give its slot to a waiter."""
-        if self.streams.pop(stream.stream_id, None) is None:
+        streams = self.streams
+        sid = stream.stream_id
+        if streams.get(sid) is not stream:  # get + del: native operations (pop is a call)
             return
-        if not self.streams and self._keepalive is not None:
+        del streams[sid]
+        if not streams and self._keepalive is not None:
             self._keepalive.last_busy = self.loop.time()
         if self._slot_waiters:
             self._wake_slot_waiters()
