@@ -4,8 +4,8 @@ The control socket's records (:mod:`._shm_wire`) are decoded as they come: ACKs 
 the writer's fallback window at once, DATA/EOF/CLOSE records queue in ``_ordered``. The
 pump delivers ring bytes up to the first queued record's ``mark``, then the record, and
 so on. A contiguous run of at least :data:`~._shm_core.LEND_THRESHOLD` ring bytes is
-*lent* to the handler in place (:mod:`._shm_lend`); smaller runs are copied into the
-reader. When the ring is empty the reader marks itself asleep (the writer then rings
+*lent* to the handler in place (:mod:`._shm_lend`; a large payload the codec keeps is
+lent on for good, :mod:`._shm_loans`); smaller runs are copied into the reader. When the ring is empty the reader marks itself asleep (the writer then rings
 the doorbell) and, as a backstop, looks again :data:`~._shm_core.RECHECK_DELAY` later.
 """
 
