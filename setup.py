@@ -67,6 +67,8 @@ COMPILED = [
     "tether/thrift/_invoke.py",
     # shm://'s ring (its per-message index arithmetic and copies; see docs/transports.md).
     "tether/transport/_shm_ring.py",
+    # The view codec of the bench's raw echo (memoryview handlers), two calls per call.
+    "tether/encoding/_raw_view.py",
 ]
 #: Compiled modules only a client loads: their own shared library, so a server process
 #: (whose RSS the benchmark reports) maps no client code, and a client none of the rest.

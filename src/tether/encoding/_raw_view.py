@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import final
+from typing import Final, final
 
 from .._types import BufferLike
 from ..buffer import Payload
 from ._base import EncodeError, PayloadCodec
+
+
+#: The type, as a module constant: the compiled build checks it without a lookup by name.
+_MEMORYVIEW: Final = memoryview
 
 
 @final
@@ -72,24 +76,26 @@ class RawViewCodec(PayloadCodec[memoryview]):
             EncodeError: ``message`` is not ``bytes``, ``bytearray`` or ``memoryview``.
         """
         value: object = message
-        if type(value) is memoryview:
-            obj = value.obj
-            if type(obj) is bytes and len(obj) == value.nbytes:
-                return obj  # a view of a whole bytes object (small messages)
-            if value.format == "B" and value.ndim == 1 and value.c_contiguous:
-                return value
-            if value.c_contiguous:
-                return value.cast("B")
-            return value.tobytes()
+        if type(value) is _MEMORYVIEW:
+            view: memoryview = value
+            obj = view.obj
+            if type(obj) is bytes and len(obj) == len(view):
+                return obj  # all of a bytes object (no format spans more items than bytes)
+            if view.format == "B" and view.ndim == 1 and view.c_contiguous:
+                return view
+            if view.c_contiguous:
+                return view.cast("B")
+            return view.tobytes()
         return self.encode(message)
 
     def decode(self, data: BufferLike) -> memoryview:
         """Return ``data`` as a read-only ``memoryview``, without a copy (see the class doc)."""
-        if type(data) is memoryview:
-            return data if data.readonly else data.toreadonly()
         if type(data) is bytes:
-            return memoryview(data)
-        return memoryview(bytes(data))  # a bytearray could change under the view
+            return _MEMORYVIEW(data)
+        if type(data) is _MEMORYVIEW:
+            view: memoryview = data
+            return view if view.readonly else view.toreadonly()
+        return _MEMORYVIEW(bytes(data))  # a bytearray could change
 
     def __repr__(self) -> str:
         return "RawViewCodec()"
