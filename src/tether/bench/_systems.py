@@ -361,7 +361,6 @@ async def connect_tether(
     transport: str, protocol: str, address: str, certs: Certs, in_flight: int
 ) -> EchoClient:
     import tether
-    from tether.encoding import RawViewCodec
     from tether.framing import get_framing
 
     tls = tether.TLSConfig(ca=certs.ca) if transport in TLS_TRANSPORTS else None
@@ -379,10 +378,7 @@ async def connect_tether(
         stub = ThriftStub(client, _thrift_module().BenchEcho)
         call: Call = stub.echo
     else:
-        # The reply as a read-only view of the frame it arrived in (RawViewCodec), as the
-        # server's handler takes its request: no copy out of the receive buffer or the
-        # shm ring, the same for every transport (see docs/benchmarks.md).
-        call = functools.partial(client.unary, RAW_METHOD, response_type=RawViewCodec())
+        call = functools.partial(client.unary, RAW_METHOD)
     return EchoClient(call, client.close, connections_label="1" if multiplexed else str(pool))
 
 

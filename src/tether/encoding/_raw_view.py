@@ -8,7 +8,6 @@ from .._types import BufferLike
 from ..buffer import Payload
 from ._base import EncodeError, PayloadCodec
 
-
 #: The type, as a module constant: the compiled build checks it without a lookup by name.
 _MEMORYVIEW: Final = memoryview
 
