@@ -68,8 +68,10 @@ COMPILED = [
     "tether/thrift/_invoke.py",
     # shm://'s ring (its per-message index arithmetic and copies; see docs/transports.md).
     "tether/transport/_shm_ring.py",
-    # The raw-bytes payload codec, called on every raw call (both sides).
+    # The raw-bytes payload codecs, called on every raw call (both sides); the view
+    # codec is the bench's raw echo's (memoryview handlers).
     "tether/encoding/_raw.py",
+    "tether/encoding/_raw_view.py",
 ]
 #: Compiled modules only a client loads: their own shared library, so a server process
 #: (whose RSS the benchmark reports) maps no client code, and a client none of the rest.

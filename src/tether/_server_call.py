@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -188,9 +189,14 @@ async def run_call(call: ActiveCall) -> None:
             stream.send_reply(None if plan.oneway else payload, ctx.trailer_pairs())
             return
         stream.send_trailers(_OK, "", ctx.trailer_pairs())
-    except asyncio.CancelledError:
+    except asyncio.CancelledError as exc:
         if not stream.finished:
             stream.send_trailers(_CANCELLED, "the server cancelled the call", ())
+        # The task keeps this exception, and its traceback the handler's locals: drop
+        # them, so a request lent as a view (RawViewCodec) is released now, not by the GC.
+        request = None
+        args = ()
+        traceback.clear_frames(exc.__traceback__)
         raise
     except Exception as exc:
         send_error(call, exc, headers_sent)

@@ -288,8 +288,9 @@ class ReadBuffer:
         there). For a whole large frame received in place (see :meth:`reserve`), that is
         the frame handed to its consumer with no copy at all. A large array is taken
         back for a later frame only once no view of it (nor any slice of one) is left;
-        until then it lives as long as they do. Lent foreign memory (``transport/_shm_lend.py``)
-        cannot be given up: there the result is a copy, as a ``memoryview``.
+        until then it lives as long as they do. Lent foreign memory cannot be given up
+        here: the result is then a copy, as a ``memoryview``, unless the subclass that lent
+        it lends it on (``transport/_shm_lend.py``: over ``shm://`` a region of the ring).
 
         Raises:
             ValueError: fewer than ``offset + n`` bytes are buffered.

@@ -336,3 +336,55 @@ def test_close_releases_views() -> None:
     writer.close()
     view.release()
     segment.extend(b"x")  # would raise BufferError if a view were still exported
+
+
+def test_a_pin_holds_the_published_tail_back() -> None:
+    """While pinned, the published tail is the smaller of the read position and the pin,
+    so the writer sees the pinned bytes as still taken; unpinning hands them back."""
+    segment, writer, reader = make_ring()
+    writer.write(bytes(1000))
+    writer.publish()
+    assert reader.available() == 1000
+    reader.pin(100)
+    reader.consume(600)
+    assert reader.tail == 600
+    assert word(segment, 128) == 100
+    assert writer.free() == CAP - 900
+    reader.pin(400)  # the oldest pinned region moved on
+    assert word(segment, 128) == 400
+    reader.pin(-1)
+    assert word(segment, 128) == 600
+    assert writer.free() == CAP - 400
+
+
+def test_a_pin_before_the_published_tail_is_refused() -> None:
+    """Bytes already handed back cannot be pinned again."""
+    _, writer, reader = make_ring()
+    writer.write(bytes(100))
+    writer.publish()
+    reader.available()
+    reader.consume(50)
+    with pytest.raises(ValueError):
+        reader.pin(10)
+
+
+def test_padding_skipped_under_a_pin_keeps_the_pin() -> None:
+    """Stepping over padding moves the read position, not the pinned published tail."""
+    segment, writer, reader = make_ring()
+    writer.write(bytes(CAP - 100))
+    writer.publish()
+    reader.available()
+    reader.pin(0)
+    reader.consume(CAP - 100)
+    writer.free()
+    assert not writer.align(200)  # no room for padding while pinned
+    reader.pin(-1)
+    assert writer.align(200)
+    writer.write(bytes(200))
+    writer.publish()
+    reader.pin(CAP - 100)  # pretend a region before the padding is still lent
+    assert reader.available() == 0
+    assert reader.skip_padding()
+    assert reader.tail == CAP
+    assert word(segment, 128) == CAP - 100
+    assert reader.available() == 200

@@ -148,8 +148,11 @@ def _tether_services(protocol: str) -> list[Any]:
         return [thrift_service(_thrift_module().BenchEcho, _ThriftEcho())]
     service = tether.Service(RAW_SERVICE)
 
+    # The request as a read-only view of the frame it arrived in, returned as the reply
+    # (RawViewCodec): no copy of a large payload out of the receive buffer or the shm
+    # ring, the same handler for every transport (see docs/benchmarks.md).
     @service.unary
-    async def Echo(request: bytes) -> bytes:
+    async def Echo(request: memoryview) -> memoryview:
         return request
 
     return [service]

@@ -2,7 +2,8 @@
 
 Four codecs, named by the content subtype that travels with a call: ``proto``
 (:class:`ProtobufCodec`), ``thrift`` (:class:`ThriftStructCodec`), ``msgpack``
-(:class:`MsgpackCodec`) and ``raw`` (:class:`RawCodec`). :func:`codec_for_type` picks
+(:class:`MsgpackCodec`) and ``raw`` (:class:`RawCodec`, or :class:`RawViewCodec` for
+handlers that take read-only views without a copy). :func:`codec_for_type` picks
 one from a message type. :func:`message_to_json` and :func:`message_from_json` map
 messages of every kind to and from one line of JSON (used by ``tether call``).
 """
@@ -17,6 +18,7 @@ from ._base import (
     PayloadCodec as PayloadCodec,
 )
 from ._raw import RawCodec as RawCodec
+from ._raw_view import RawViewCodec as RawViewCodec
 from ._select import codec_for_type as codec_for_type
 
 if TYPE_CHECKING:
@@ -54,6 +56,7 @@ __all__ = [
     "PayloadCodec",
     "ProtobufCodec",
     "RawCodec",
+    "RawViewCodec",
     "ThriftStructCodec",
     "codec_for_type",
     "message_from_json",

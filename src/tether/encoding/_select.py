@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 from ._base import PayloadCodec
 from ._raw import RawCodec
+from ._raw_view import RawViewCodec
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from ._msgpack import MsgpackCodec
 
 _RAW = RawCodec()
+_RAW_VIEW = RawViewCodec()
 #: Created on first use: msgpack (and the datetime module it loads) stays out of a
 #: process whose handlers take only ``bytes`` or generated messages.
 _MSGPACK: MsgpackCodec | None = None
@@ -50,6 +52,7 @@ def codec_for_type(tp: type[Any] | None) -> PayloadCodec[Any]:
     a protobuf ``Message`` subclass           ``ProtobufCodec(tp)``
     a class with ``thrift_spec`` (thriftpy2)  ``ThriftStructCodec(tp)``
     ``bytes``                                 ``RawCodec()``
+    ``memoryview``                            ``RawViewCodec()`` (views, no copy)
     anything else, or ``None``                ``MsgpackCodec()``
     ========================================  ===============================
 
@@ -69,4 +72,6 @@ def codec_for_type(tp: type[Any] | None) -> PayloadCodec[Any]:
         return ThriftStructCodec(tp)
     if tp is bytes:
         return _RAW
+    if tp is memoryview:
+        return _RAW_VIEW
     return _shared_msgpack_codec()

@@ -17,7 +17,7 @@ from typing import Final, NoReturn
 
 from .._exceptions import ErrorCode, RemoteProtocolError
 from .._status import Status
-from .._types import MetadataPairs
+from .._types import BufferLike, MetadataPairs
 from ..buffer import ReadBuffer
 from . import _native_frames as wire
 from ._events import (
@@ -83,6 +83,8 @@ _UNKNOWN: Final = Status.UNKNOWN
 _MAX_STREAM_ID: Final = wire.MAX_STREAM_ID
 #: Most bytes copied out of the buffer in one piece for parsing (see the module doc).
 COPY_MAX: Final = 16 * 1024
+#: A message's payload of at least this many bytes is lent (``ReadBuffer.detach``), not copied.
+LEND_MIN: Final = 64 * 1024
 
 
 class NativeReceiver(NativeSender):
@@ -155,6 +157,15 @@ class NativeReceiver(NativeSender):
                     else:
                         self._on_end_with(copy, start - base, end - base, sid, events, fused)
                         end = base + fused + read_u32(copy, fused - HEADER_SIZE)
+                elif (
+                    ftype == _DATA
+                    and length >= LEND_MIN
+                    and flags & FLAG_END_MESSAGE
+                    and self._settings_received
+                ):
+                    # A large message's (last) payload is lent as a view of the buffer,
+                    # not copied (ReadBuffer.detach): a decoder that keeps views keeps it.
+                    self._on_data(buffer.detach(start, length), 0, length, flags, sid, events)
                 else:  # larger than the copy: copy just this payload, straight from the buffer
                     payload = buffer.copy(start, length)
                     self._on_frame(ftype, payload, 0, length, flags, sid, events)
@@ -384,8 +395,15 @@ class NativeReceiver(NativeSender):
         events.append(Headers(stream_id=sid, metadata=metadata))
 
     def _on_data(
-        self, buf: bytes, start: int, end: int, flags: int, sid: int, events: list[Event]
+        self,
+        buf: bytes | memoryview,
+        start: int,
+        end: int,
+        flags: int,
+        sid: int,
+        events: list[Event],
     ) -> None:
+        # ``buf`` is a memoryview only for a lent payload (all of it, with END_MESSAGE).
         end_stream = flags & FLAG_END_STREAM
         inp = RECV_DATA_END if end_stream else RECV_DATA
         stream = self._stream(sid)
@@ -412,15 +430,18 @@ class NativeReceiver(NativeSender):
                 if n > self._max_message:
                     self._message_too_large(stream, n, events)
                     return
-                data = _payload(buf, start, end)
+                data: BufferLike = _payload(buf, start, end) if isinstance(buf, bytes) else buf
             else:
                 size = stream.recv_size + n
                 if size > self._max_message:
                     self._message_too_large(stream, size, events)
                     return
-                if n:
-                    parts.append(_payload(buf, start, end))
-                data = b"".join(parts)
+                if isinstance(buf, bytes):
+                    if n:
+                        parts.append(_payload(buf, start, end))
+                    data = b"".join(parts)
+                else:
+                    data = b"".join([*parts, buf])  # the last part joined straight from its view
                 stream.parts = None
                 stream.recv_size = 0
             stream.state = new
@@ -444,7 +465,9 @@ class NativeReceiver(NativeSender):
                 return
             if parts is None:
                 parts = stream.parts = []
-            parts.append(_payload(buf, start, end))
+            parts.append(
+                _payload(buf, start, end) if isinstance(buf, bytes) else bytes(buf[start:end])
+            )
             stream.recv_size = size
             # An unfinished message's chunks are credited back at once (unless a window
             # of delivered messages waits unread), so a message larger than the window

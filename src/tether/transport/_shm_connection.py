@@ -37,9 +37,13 @@ handshake (``_shm_wire.py``). After that:
   calls fail. Either way both mappings are unmapped; the segments are anonymous, so a
   crashed process leaks nothing.
 
-Not zero-copy end to end: the codec copies every payload it hands to user code, and
-small runs (and large writes that met a full ring) are copied into the ``ReadBuffer``
-first.
+Zero-copy receiving for large payloads: a codec that keeps a payload (``detach``) while
+ring bytes are lent gets a read-only view of the ring region itself, lent for good
+(``_shm_loans.py``); the ring space stays taken until the last view of it dies, at most
+half the ring is lent, and the inbound mapping outlives the connection until then.
+Handlers see such views when they take ``memoryview`` (``RawViewCodec``); with ``bytes``
+the codec copies every payload it hands to user code. Small runs (and large writes that
+met a full ring) are copied into the ``ReadBuffer`` first.
 :meth:`ShmConnection.enable_read_views` turns on zero-copy access for a handler of its
 own: :meth:`~ShmConnection.read_views` hands out the ring bytes in place,
 :meth:`~ShmConnection.release_views` gives the space back.

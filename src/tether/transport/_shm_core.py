@@ -18,6 +18,7 @@ from .._types import BufferLike
 from ._base import OnConnection
 from ._lifecycle import ConnectionLifecycle
 from ._shm_lend import LendingReadBuffer
+from ._shm_loans import RingLoans
 from ._shm_ring import RingReader, RingWriter
 from ._shm_segment import Segment
 from ._shm_wire import Ordered, RecordDecoder
@@ -58,6 +59,10 @@ class ShmCore(asyncio.Protocol, ConnectionLifecycle):
         self._segments = (out_segment, in_segment)
         self._out = RingWriter(out_segment.view, out_capacity)
         self._in = RingReader(in_segment.view, in_capacity)
+        # Large payloads the codec keeps are lent as views of the inbound ring; the
+        # inbound mapping is unmapped once the connection is gone and none is left.
+        self._loans = RingLoans(self._in, in_segment.mapping, in_segment.close, self._loop)
+        self._lender.attach_loans(self._loans)
         self._transport: asyncio.Transport | None = None
         self._decoder = RecordDecoder()
         # Writer side.
@@ -102,10 +107,11 @@ class ShmCore(asyncio.Protocol, ConnectionLifecycle):
             view.release()
         self._views = []
         self._view_bytes = 0
+        self._loans.close()  # before the ring goes: no pin is stored after this
         self._out.close()
         self._in.close()
         for segment in self._segments:
-            segment.close()
+            segment.close()  # a segment with views still lent is unmapped by the loans
         self._ordered.clear()
         self._backlog.clear()  # drain() waiters fail in _connection_lost
         self._backlog_size = 0

@@ -12,28 +12,64 @@ The one rule this adds to the ReadBuffer contract: a view from :meth:`peek` take
 bytes are lent is valid only until ``on_read`` returns (the dispatcher releases its views
 before that anyway); :meth:`take_back` releases any left over, because the ring space
 behind them is handed back to the peer right after.
+
+:meth:`detach` (a codec keeping a large payload) goes one step further while bytes are
+lent: the view it returns is a region of the ring itself, lent for good by
+:class:`~._shm_loans.RingLoans` (valid as long as referenced; the ring space stays taken
+until then). When the loans refuse (too much of the ring already pinned) it copies.
 """
 
 from __future__ import annotations
 
 from ..buffer import _EMPTY, _EMPTY_VIEW, ReadBuffer
+from ._shm_loans import RingLoans
 
 
 class LendingReadBuffer(ReadBuffer):
     """A ReadBuffer with :meth:`lend` / :meth:`take_back` (one loan at a time)."""
 
-    __slots__ = ("_own",)
+    __slots__ = ("_lent_at", "_loans", "_own")
 
     def __init__(self, read_size: int) -> None:
         super().__init__(read_size)
         self._own: tuple[bytearray | memoryview, memoryview] | None = None
+        self._lent_at = 0  # the ring's stream position of the lent view's first byte
+        self._loans: RingLoans | None = None
+
+    def attach_loans(self, loans: RingLoans) -> None:
+        """Let :meth:`detach` lend ring regions for good through ``loans``."""
+        self._loans = loans
+
+    def detach(self, offset: int, n: int) -> memoryview:
+        """:meth:`ReadBuffer.detach`; while ring bytes are lent, a region of the ring itself.
+
+        The view is read-only and stays valid while referenced (see ``_shm_loans.py``);
+        the ring space under it is handed back to the writer when the last view of it
+        dies. Falls back to a copy (as a ``memoryview``) when the loans refuse.
+        """
+        loans = self._loans
+        start = self._start + offset
+        if (
+            self._own is not None
+            and loans is not None
+            and offset >= 0
+            and n >= 0
+            and start + n <= self._end
+        ):
+            view = loans.lend(self._lent_at + start, n)
+            if view is not None:
+                return view
+        return super().detach(offset, n)
 
     def can_lend(self) -> bool:
         """Whether a loan may start: nothing unread and no view outstanding."""
         return self._own is None and self._start == self._end and not self._views
 
-    def lend(self, view: memoryview) -> None:
-        """Make ``view`` (bytes owned by someone else) the readable bytes, without copying."""
+    def lend(self, view: memoryview, position: int = 0) -> None:
+        """Make ``view`` (bytes owned by someone else) the readable bytes, without copying.
+
+        ``position``: the ring's stream position of ``view``'s first byte (for :meth:`detach`).
+        """
         if not self.can_lend():
             raise RuntimeError("lend() needs an empty reader with no views outstanding")
         if self._detached:
@@ -43,6 +79,7 @@ class LendingReadBuffer(ReadBuffer):
             self._buf = _EMPTY
             self._whole = _EMPTY_VIEW
         self._own = (self._buf, self._whole)
+        self._lent_at = position
         self._buf = view  # as good as the bytearray for every consumer-side method
         self._whole = view
         self._region = None

@@ -4,8 +4,8 @@ The control socket's records (:mod:`._shm_wire`) are decoded as they come: ACKs 
 the writer's fallback window at once, DATA/EOF/CLOSE records queue in ``_ordered``. The
 pump delivers ring bytes up to the first queued record's ``mark``, then the record, and
 so on. A contiguous run of at least :data:`~._shm_core.LEND_THRESHOLD` ring bytes is
-*lent* to the handler in place (:mod:`._shm_lend`); smaller runs are copied into the
-reader. When the ring is empty the reader marks itself asleep (the writer then rings
+*lent* to the handler in place (:mod:`._shm_lend`; a large payload the codec keeps is
+lent on for good, :mod:`._shm_loans`); smaller runs are copied into the reader. When the ring is empty the reader marks itself asleep (the writer then rings
 the doorbell) and, as a backstop, looks again :data:`~._shm_core.RECHECK_DELAY` later.
 """
 
@@ -154,9 +154,10 @@ class ShmReceiver(ShmSender):
 
     def _lend(self, handler: ConnectionHandler, n: int) -> None:
         """Deliver up to ``n`` ring bytes in place (see ``_shm_lend.py``), then consume them."""
-        view = self._in.regions(n)[0]  # up to the ring's end if the run wraps
+        ring = self._in
+        view = ring.regions(n)[0]  # up to the ring's end if the run wraps
         lender = self._lender
-        lender.lend(view)
+        lender.lend(view, ring.tail)
         try:
             handler.on_read(self)
         finally:
@@ -165,9 +166,9 @@ class ShmReceiver(ShmSender):
             view.release()
             if self._released:  # the handler closed us: unmap now that the view is gone
                 for segment in self._segments:
-                    segment.close()
+                    segment.close()  # waits for regions still lent (RingLoans)
             else:
-                self._in.consume(size)
+                ring.consume(size)
 
     def _stopped(self) -> bool:
         """Whether delivery must wait: paused, closing, or read_views() views held."""

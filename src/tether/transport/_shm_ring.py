@@ -263,16 +263,19 @@ class RingReader:
     copies out (one copy); :meth:`regions` + :meth:`consume` give zero-copy access to
     the bytes in place. All three stay within what :meth:`available` last reported.
     :meth:`sleep` / :meth:`wake` maintain the epoch the producer checks before ringing
-    the doorbell. Not thread-safe; one consumer per ring.
+    the doorbell. :meth:`pin` keeps consumed bytes from being handed back while a view of
+    them lives on (``_shm_loans.py``): the published ``tail`` is then the smaller of the
+    read position and the pin. Not thread-safe; one consumer per ring.
     """
 
-    __slots__ = ("_cap", "_data", "_head", "_limit", "_mask", "_tail", "_words")
+    __slots__ = ("_cap", "_data", "_head", "_limit", "_mask", "_pin", "_tail", "_words")
 
     def __init__(self, segment: memoryview, capacity: int) -> None:
         self._words, self._data = _attach(segment, capacity)
         self._cap = capacity
         self._mask = capacity - 1
         self._tail = self._head = self._limit = self._words[_TAIL]
+        self._pin = -1  # the oldest stream position still lent out, or -1
 
     @property
     def capacity(self) -> int:
@@ -281,8 +284,27 @@ class RingReader:
 
     @property
     def tail(self) -> int:
-        """Bytes consumed so far."""
+        """Bytes consumed so far (the read position; the published ``tail`` may lag, see :meth:`pin`)."""
         return self._tail
+
+    def pin(self, position: int) -> None:
+        """Hand nothing at or after stream ``position`` back to the producer (-1: no pin).
+
+        The published ``tail`` becomes the smaller of the read position and ``position``,
+        and is stored at once (a pin that moves forward frees space right away).
+
+        Raises:
+            ValueError: ``position`` is before the published tail (handed back already).
+        """
+        if 0 <= position < self._words[_TAIL]:
+            raise ValueError(f"pin({position}) is before the published tail {self._words[_TAIL]}")
+        self._pin = position
+        self._publish_tail()
+
+    def _publish_tail(self) -> None:
+        tail = self._tail
+        pin = self._pin
+        self._words[_TAIL] = tail if pin < 0 or tail < pin else pin
 
     def available(self) -> int:
         """Bytes readable now (reads the producer's ``head`` and padding word).
@@ -331,8 +353,7 @@ class RingReader:
             raise RingCorruptedError(f"ring padding at {tail} runs past head {head}")
         self._head = max(self._head, head)
         self._tail = self._limit = end
-        words = self._words
-        words[_TAIL] = end
+        self._publish_tail()
         return True
 
     def read_into(self, dest: memoryview, n: int) -> None:
@@ -367,7 +388,7 @@ class RingReader:
         if n > self._limit - self._tail or n < 0:
             raise ValueError(f"consume({n}) with {self._limit - self._tail} bytes available")
         self._tail += n
-        self._words[_TAIL] = self._tail
+        self._publish_tail()
 
     def sleep(self) -> bool:
         """Mark the consumer asleep, then re-check; True if it may really sleep (ring empty).

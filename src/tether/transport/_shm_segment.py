@@ -43,8 +43,17 @@ class Segment:
         self._map = mapping
         self.view = memoryview(mapping)
 
+    @property
+    def mapping(self) -> mmap.mmap:
+        """The mapping itself (for views that must keep it mapped while they live)."""
+        return self._map
+
     def close(self) -> None:
-        """Release our view and unmap (idempotent; the ring objects must be closed first)."""
+        """Release our view and unmap (idempotent; the ring objects must be closed first).
+
+        While another view of the mapping is still exported (a lent region, see
+        ``_shm_loans.py``) the unmapping waits: call again once it is gone.
+        """
         self.view.release()
         with contextlib.suppress(BufferError):  # a view is still exported: GC unmaps later
             self._map.close()
