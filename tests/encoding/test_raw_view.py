@@ -16,7 +16,7 @@ codec = RawViewCodec()
 def test_selected_for_memoryview_and_named_raw() -> None:
     """``memoryview`` annotations select it, and it speaks the ``raw`` subtype on the wire."""
     assert isinstance(codec_for_type(memoryview), RawViewCodec)
-    assert codec.name == RawCodec.name == "raw"
+    assert codec.name == RawCodec().name == "raw"
 
 
 @given(st.binary())
