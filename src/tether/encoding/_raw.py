@@ -25,14 +25,7 @@ class RawCodec(PayloadCodec[bytes]):
         Raises:
             EncodeError: ``message`` is not ``bytes``, ``bytearray`` or ``memoryview``.
         """
-        if type(message) is bytes:
-            return message
-        value: object = message  # callers are not always type-checked
-        if isinstance(value, (bytearray, memoryview, bytes)):
-            return bytes(value)
-        raise EncodeError(
-            f"raw payloads are bytes, bytearray or memoryview, not {type(message).__name__}"
-        )
+        return raw_bytes(message)
 
     def decode(self, data: BufferLike) -> bytes:
         """Return ``data`` as ``bytes`` (no copy when it already is)."""
@@ -40,3 +33,19 @@ class RawCodec(PayloadCodec[bytes]):
 
     def __repr__(self) -> str:
         return "RawCodec()"
+
+
+def raw_bytes(message: BufferLike) -> bytes:
+    """``message`` as ``bytes`` (itself when it is ``bytes``, else one copy).
+
+    Raises:
+        EncodeError: ``message`` is not ``bytes``, ``bytearray`` or ``memoryview``.
+    """
+    if type(message) is bytes:
+        return message
+    value: object = message  # callers are not always type-checked
+    if isinstance(value, (bytearray, memoryview, bytes)):
+        return bytes(value)
+    raise EncodeError(
+        f"raw payloads are bytes, bytearray or memoryview, not {type(message).__name__}"
+    )

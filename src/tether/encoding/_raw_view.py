@@ -6,7 +6,8 @@ from typing import Final, final
 
 from .._types import BufferLike
 from ..buffer import Payload
-from ._base import EncodeError, PayloadCodec
+from ._base import PayloadCodec
+from ._raw import raw_bytes
 
 #: The type, as a module constant: the compiled build checks it without a lookup by name.
 _MEMORYVIEW: Final = memoryview
@@ -55,14 +56,7 @@ class RawViewCodec(PayloadCodec[memoryview]):
         Raises:
             EncodeError: ``message`` is not ``bytes``, ``bytearray`` or ``memoryview``.
         """
-        if type(message) is bytes:
-            return message
-        value: object = message  # callers are not always type-checked
-        if isinstance(value, (bytearray, memoryview, bytes)):
-            return bytes(value)
-        raise EncodeError(
-            f"raw payloads are bytes, bytearray or memoryview, not {type(message).__name__}"
-        )
+        return raw_bytes(message)
 
     def encode_payload(self, message: BufferLike) -> Payload:
         """``message`` for sending, without a copy when it is a view or ``bytes``.

@@ -300,21 +300,7 @@ class ThriftCodec(FrameCodec):
             service = header.headers.get("isn", "")
             metadata = tuple(header.headers.items())
             timeout = None
-        if self.whole_calls:  # the request inside the call: one event
-            events.append(
-                call_started(
-                    stream_id,
-                    service,
-                    envelope.method,
-                    metadata,
-                    timeout,
-                    envelope.encoding,
-                    True,
-                    message_type == _ONEWAY,
-                    envelope.payload,
-                )
-            )
-            return
+        whole = self.whole_calls  # the request inside the call: one event
         events.append(
             call_started(
                 stream_id,
@@ -323,11 +309,13 @@ class ThriftCodec(FrameCodec):
                 metadata,
                 timeout,
                 envelope.encoding,
-                False,
+                whole,
                 message_type == _ONEWAY,
+                envelope.payload if whole else None,
             )
         )
-        events.append(message(stream_id, envelope.payload, True))
+        if not whole:
+            events.append(message(stream_id, envelope.payload, True))
 
     def _on_reply(self, envelope: Envelope, events: list[Event]) -> None:
         seq_id = envelope.seq_id
