@@ -30,6 +30,7 @@ COMPILED = [
     "tether/framing/_credit.py",
     "tether/framing/_events.py",
     "tether/framing/_native.py",
+    "tether/framing/_native_control.py",
     "tether/framing/_native_core.py",
     "tether/framing/_native_events.py",
     "tether/framing/_native_frames.py",
