@@ -253,3 +253,18 @@ def test_each_thread_runs_eager_steps_on_its_own_loop() -> None:
     for thread in threads:
         thread.join()
     assert results == [400] * 4
+
+
+async def test_a_finished_coroutine_is_not_kept_by_the_idle_driver() -> None:
+    """Once a first step finished, nothing of it stays referenced (a request lent as a
+    view is released at once, not when the next call comes)."""
+    import weakref
+
+    async def handler() -> None:
+        return None
+
+    coro = handler()
+    ref = weakref.ref(coro)
+    assert start_eagerly(asyncio.get_running_loop(), coro) is None
+    del coro
+    assert ref() is None

@@ -31,6 +31,7 @@ def drive(handing_over: list[bool]) -> Generator[Any, Any, None]:
     coro: Coroutine[Any, Any, None] = yield None
     while True:
         yield from coro
+        del coro  # the finished coroutine (and what its frame held) goes now, not later
         if handing_over[0]:
             return
         coro = yield DONE
