@@ -17,10 +17,9 @@ def _codec_for_sample(tp: type[Any]) -> PayloadCodec[Any]:
     return codec_for_type(None if tp is type(None) else tp)
 
 
-_RAW_CODECS: tuple[PayloadCodec[Any], PayloadCodec[Any]] = (
-    _codec_for_sample(bytes),
-    _codec_for_sample(bytes),
-)
+_RAW: PayloadCodec[Any] = _codec_for_sample(bytes)
+#: A raw call's request and reply codecs (raw replies decode as their requests encode).
+_RAW_CODECS: tuple[PayloadCodec[Any], PayloadCodec[Any]] = (_RAW, _RAW)
 
 
 def split_method(path: str) -> tuple[str, str]:

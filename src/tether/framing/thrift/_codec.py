@@ -397,14 +397,30 @@ class ThriftCodec(FrameCodec):
         end_stream: bool = False,
         oneway: bool = False,
     ) -> None:
+        self._start_call(
+            self._new_call(
+                stream_id, service, method, metadata, timeout, encoding, end_stream, oneway
+            )
+        )
+
+    def _new_call(
+        self,
+        stream_id: int,
+        service: str,
+        method: str,
+        metadata: MetadataPairs,
+        timeout: float | None,
+        encoding: str,
+        end_stream: bool,
+        oneway: bool,
+    ) -> CallStarted:
+        """A call this client may start (the codec alive, the client role)."""
         if self._dead is not None:
             raise LocalProtocolError(f"connection already failed: {self._dead}")
         if self.role is not Role.CLIENT:
             raise LocalProtocolError("a Thrift server cannot send CallStarted")
-        self._start_call(
-            call_started(
-                stream_id, service, method, metadata, timeout, encoding, end_stream, oneway
-            )
+        return call_started(
+            stream_id, service, method, metadata, timeout, encoding, end_stream, oneway
         )
 
     def send_message(self, stream_id: int, data: Payload, end_stream: bool) -> None:
@@ -441,9 +457,13 @@ class ThriftCodec(FrameCodec):
             raise LocalProtocolError(
                 f"Message for stream {stream_id}: no call waiting for its request"
             )
+        self._send_call(call, data)
+
+    def _send_call(self, call: CallStarted, data: Payload) -> None:
+        """Write ``call`` with its request; a reply is awaited unless it is oneway."""
         self._write_request(call, data)
         if not call.oneway:
-            self._pending[stream_id] = call
+            self._pending[call.stream_id] = call
 
     def send_unary(
         self,
@@ -457,15 +477,11 @@ class ThriftCodec(FrameCodec):
         oneway: bool = False,
     ) -> None:
         """The call and its request, written at once (no stop in ``_starting``)."""
-        if self._dead is not None:
-            raise LocalProtocolError(f"connection already failed: {self._dead}")
-        if self.role is not Role.CLIENT:
-            raise LocalProtocolError("a Thrift server cannot send CallStarted")
-        call = call_started(stream_id, service, method, metadata, timeout, encoding, False, oneway)
+        call = self._new_call(
+            stream_id, service, method, metadata, timeout, encoding, False, oneway
+        )
         self._check_new_call(call)
-        self._write_request(call, data)
-        if not oneway:
-            self._pending[stream_id] = call
+        self._send_call(call, data)
 
     def send_reply(
         self,
