@@ -203,3 +203,35 @@ async def test_a_call_the_codec_refuses_leaves_no_stream_behind() -> None:
         assert await client.unary("refuse.Test/Ping", 2) == 3
     server.close()
     await server.wait_closed()
+
+
+async def test_replies_to_a_read_of_many_calls_leave_in_batches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A read that brings 40 calls sends their replies in several writes (one per 16), not one."""
+    from tether.transport._memory import MemoryConnection
+
+    svc = tether.Service("batch.Test")
+
+    @svc.unary
+    async def Echo(request: bytes) -> bytes:
+        return request
+
+    flushed: list[MemoryConnection] = []
+    flush = MemoryConnection.flush
+
+    def counting_flush(self: MemoryConnection) -> None:
+        flushed.append(self)
+        flush(self)
+
+    monkeypatch.setattr(MemoryConnection, "flush", counting_flush)
+    async with client_for([svc]) as client:
+        assert await client.unary("batch.Test/Echo", b"warm") == b"warm"
+        client_side = flushed[0]
+        flushed.clear()
+        payloads = [bytes([i]) * 8 for i in range(40)]
+        replies = await asyncio.gather(*(client.unary("batch.Test/Echo", p) for p in payloads))
+    assert replies == payloads
+    server_flushes = [conn for conn in flushed if conn is not client_side]
+    # The first call goes out alone, the other 39 in one write: replies 1 + 16 + 16 + 7.
+    assert len(server_flushes) >= 4, len(server_flushes)

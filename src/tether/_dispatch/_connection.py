@@ -3,7 +3,9 @@
 It is transport- and codec-agnostic: bytes arrive through :class:`ConnectionHandler`
 callbacks, the codec turns them into events, and events are routed by stream id to
 :class:`RPCStream` objects. Outgoing events go through the codec; its bytes are written
-once per event-loop iteration (coalesced). When the connection drops, every pending
+once per event-loop iteration (coalesced), and during a read that brings many calls once
+per ``_FLUSH_EVERY`` events, so the peer works on the first replies while this side
+works on the rest. When the connection drops, every pending
 stream fails promptly with UNAVAILABLE (muxio's ``fail_all_pending_requests``).
 """
 
@@ -58,6 +60,9 @@ _CONN_IN_GOAWAY: Final = ConnectionInput.GOAWAY
 _CONN_IN_LOST: Final = ConnectionInput.LOST
 _INTERNAL: Final = Status.INTERNAL
 _OK: Final = Status.OK
+# A read that brings many calls flushes the replies of every _FLUSH_EVERY of them, so the
+# peer starts on the first replies while this side works on the rest (see on_read).
+_FLUSH_EVERY: Final = 16
 _STREAM_HALF_CLOSED_LOCAL: Final = StreamState.HALF_CLOSED_LOCAL
 _UNAVAILABLE: Final = Status.UNAVAILABLE
 _UNIMPLEMENTED: Final = Status.UNIMPLEMENTED
@@ -122,11 +127,21 @@ class Dispatcher(DispatcherBase):
         reader.release()
         handlers = self._handlers
         # Replies queued while handling these events (eagerly run handlers, credit
-        # updates) leave in one write at the end of this callback, not a loop turn later.
+        # updates) leave at the end of this callback, not a loop turn later; a read of many
+        # calls also writes every _FLUSH_EVERY events. One write per read would put the two
+        # peers in lock-step (each idle while the other works through the whole batch):
+        # 100 concurrent calls ran at 1 / (client + server CPU per call); in smaller
+        # batches the two overlap (about 1.7x the calls/s on two cores).
         self._reading = True
         try:
+            count = 0
             for event in events:
                 handlers[type(event)](event)
+                count += 1
+                if count == _FLUSH_EVERY:
+                    count = 0
+                    if self._flush_scheduled or self.codec.has_data_to_send():
+                        self._flush()
         finally:
             self._reading = False
         if self._flush_scheduled or self.codec.has_data_to_send():
