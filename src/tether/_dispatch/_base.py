@@ -330,8 +330,7 @@ class DispatcherBase(ConnectionHandler):
         conn = self.connection
         if conn is None or not self.codec.has_data_to_send():
             return
-        conn.write_buffers(self.codec.buffers_to_send())
-        conn.flush()
+        conn.send_buffers(self.codec.buffers_to_send())
         if self.codec.reset_requested and not self._retiring:
             self.retire("the connection was reset after a reply that said so (crrst)")
         if self.role_is_server and not self._read_held and conn.is_write_paused():

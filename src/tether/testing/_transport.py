@@ -41,6 +41,7 @@ TRANSPORT_CHECKS: tuple[str, ...] = (
     "connect_and_listen",
     "ordering",
     "write_buffers",
+    "send_buffers",
     "early_data",
     "eof",
     "half_close",
@@ -180,6 +181,35 @@ class TransportChecks(_EndingChecks):
                 await receiver.wait_bytes(len(expected), self.timeout)
                 assert receiver.data == expected, (
                     f"{receiver.name}: write_buffers() bytes differ from those sent (first "
+                    f"difference at {_first_diff(receiver.data, expected)})"
+                )
+
+    async def check_send_buffers(self) -> None:
+        """send_buffers() sends its chunks at once, after any bytes already queued and in
+        order; an empty list sends nothing; the transport does not keep the caller's list."""
+        async with self._serve() as session:
+            client, crec, server, srec = await self._pair(session)
+            for sender, receiver in ((client, srec), (server, crec)):
+                expected = bytearray()
+                for seq in range(200):
+                    if seq % 4 == 1:
+                        head = b"(%d)" % seq  # queued, not flushed: must go first
+                        sender.write_binary(head)
+                        expected += head
+                    chunks: list[BufferLike] = [
+                        b"<%d>" % seq,
+                        memoryview(bytes([seq & 0xFF]) * (seq * 89 % 50000)),
+                    ][: 1 + seq % 2]
+                    expected += b"".join(chunks)
+                    sender.send_buffers(chunks)
+                    chunks.clear()
+                    chunks.append(b"NOT SENT")
+                    sender.send_buffers([])
+                    if seq % 5 == 0:
+                        await sender.drain()
+                await receiver.wait_bytes(len(expected), self.timeout)
+                assert receiver.data == expected, (
+                    f"{receiver.name}: send_buffers() bytes differ from those sent (first "
                     f"difference at {_first_diff(receiver.data, expected)})"
                 )
 

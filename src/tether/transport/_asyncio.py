@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, cast, final
 
 from .._exceptions import ClosedResourceError, ConnectError, TransportError
+from .._types import BufferLike
 from ..buffer import DEFAULT_READ_SIZE
 from ._base import Listener, OnConnection
 from ._lifecycle import ConnectionLifecycle, broken
@@ -122,6 +123,9 @@ class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
         self._nodelay = nodelay
         self._transport: asyncio.Transport | None = None
         self._keep_open_on_eof = True
+        # The event loop calls get_buffer once per read: the reader's compiled method
+        # itself, not an interpreted frame around it (the method below documents it).
+        self.get_buffer = self._reader.recv_buffer  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         peer = self.extra("peername")
@@ -206,6 +210,24 @@ class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
         if len(chunks) == 1:
             transport.write(chunks[0])
         else:
+            transport.writelines(chunks)
+
+    def send_buffers(self, chunks: list[BufferLike]) -> None:
+        # write_buffers + flush in one step: with nothing else queued the chunks go
+        # straight to the transport, without passing through the write buffer.
+        if self._wbuf._size:
+            self._wbuf.write_buffers(chunks)
+            self.flush()
+            return
+        if not chunks or self._closing:
+            return  # dropped, as flush() drops them
+        if self._eof_sent:
+            raise ClosedResourceError("write after write_eof()")
+        transport = self._transport
+        assert transport is not None, "send_buffers() before the connection was made"
+        if len(chunks) == 1:
+            transport.write(chunks[0])
+        elif chunks:
             transport.writelines(chunks)
 
     def can_write_eof(self) -> bool:

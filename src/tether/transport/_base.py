@@ -127,6 +127,17 @@ class Connection(ABC):
     def flush(self) -> None:
         """Hand every queued byte to the OS now (non-blocking)."""
 
+    def send_buffers(self, chunks: list[BufferLike]) -> None:
+        """:meth:`write_buffers` then :meth:`flush`, in one call.
+
+        The dispatcher's write path (once per batch of replies or requests): same
+        ownership rules as :meth:`write_buffers`, same errors as :meth:`flush`. This default
+        makes the two calls; a transport may override it to skip its own queue when
+        nothing else is queued.
+        """
+        self.write_buffers(chunks)
+        self.flush()
+
     @abstractmethod
     async def drain(self) -> None:
         """Wait until the queued bytes fall below the high-water mark."""
