@@ -26,6 +26,7 @@ from .._types import BufferLike
 from ..buffer import DEFAULT_READ_SIZE
 from ._base import Listener, OnConnection
 from ._lifecycle import ConnectionLifecycle, broken
+from ._read_pump import ReadPump
 
 logger = logging.getLogger("tether.transport")
 
@@ -123,9 +124,11 @@ class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
         self._nodelay = nodelay
         self._transport: asyncio.Transport | None = None
         self._keep_open_on_eof = True
-        # The event loop calls get_buffer once per read: the reader's compiled method
-        # itself, not an interpreted frame around it (the method below documents it).
+        # The event loop calls get_buffer and buffer_updated once per read: they are
+        # compiled code (the reader's recv_buffer, a ReadPump), not interpreted frames;
+        # the methods below say the same in Python and document them.
         self.get_buffer = self._reader.recv_buffer  # type: ignore[method-assign]
+        self.buffer_updated = ReadPump(self, self._reader).buffer_updated  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         peer = self.extra("peername")
