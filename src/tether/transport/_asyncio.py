@@ -26,7 +26,7 @@ from .._types import BufferLike
 from ..buffer import DEFAULT_READ_SIZE
 from ._base import Listener, OnConnection
 from ._lifecycle import ConnectionLifecycle, broken
-from ._read_pump import ReadPump
+from ._socket_io import SocketIO
 
 logger = logging.getLogger("tether.transport")
 
@@ -124,11 +124,15 @@ class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
         self._nodelay = nodelay
         self._transport: asyncio.Transport | None = None
         self._keep_open_on_eof = True
-        # The event loop calls get_buffer and buffer_updated once per read: they are
-        # compiled code (the reader's recv_buffer, a ReadPump), not interpreted frames;
-        # the methods below say the same in Python and document them.
+        # The event loop calls get_buffer and buffer_updated once per read, the dispatcher
+        # send_buffers and is_write_paused once per batch: they are compiled code (the
+        # reader's recv_buffer, a SocketIO), not interpreted frames; the methods below
+        # say the same in Python and document them.
+        io = SocketIO(self, self._reader, self._wbuf)
         self.get_buffer = self._reader.recv_buffer  # type: ignore[method-assign]
-        self.buffer_updated = ReadPump(self, self._reader).buffer_updated  # type: ignore[method-assign]
+        self.buffer_updated = io.buffer_updated  # type: ignore[method-assign]
+        self.send_buffers = io.send_buffers  # type: ignore[method-assign]
+        self.is_write_paused = io.is_write_paused  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         peer = self.extra("peername")
