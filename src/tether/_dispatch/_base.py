@@ -24,6 +24,7 @@ from .._exceptions import (
     TransportError,
 )
 from .._status import Status
+from ..buffer import ReadBuffer
 from ..framing import (
     CallStarted,
     Event,
@@ -85,6 +86,9 @@ class DispatcherBase(ConnectionHandler):
         self.state = _CONN_CONNECTING
         self.streams: dict[int, RPCStream] = {}
         self.connection: Connection | None = None
+        #: The connection's reader, kept from on_active on (``Connection.reader`` is one
+        #: object for the connection's life; asking per read is an interpreted property).
+        self._reader: ReadBuffer | None = None
         #: The peer's address as the transport reports it (read once, when active).
         self.peer: Any = None
         self.close_reason = ""

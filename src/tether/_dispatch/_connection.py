@@ -96,6 +96,7 @@ class Dispatcher(DispatcherBase):
 
     def on_active(self, conn: Connection) -> None:
         self.connection = conn
+        self._reader = conn.reader
         self.peer = conn.extra("peername")
         self._transition(_CONN_IN_ACTIVE)
         if self._keepalive is not None:
@@ -112,7 +113,9 @@ class Dispatcher(DispatcherBase):
         keepalive = self._keepalive
         if keepalive is not None:
             keepalive.last_read = self.loop.time()
-        reader = conn.reader
+        reader = self._reader
+        if reader is None:
+            reader = self._reader = conn.reader
         try:
             events = self.codec.receive_from(reader)
         except ProtocolError as exc:

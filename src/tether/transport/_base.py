@@ -80,7 +80,8 @@ class Connection(ABC):
     @property
     @abstractmethod
     def reader(self) -> ReadBuffer:
-        """The receive buffer the transport fills in place."""
+        """The receive buffer the transport fills in place: one object for the
+        connection's whole life (a handler may keep it from ``on_active`` on)."""
 
     @abstractmethod
     def start(self, handler: ConnectionHandler) -> None:
