@@ -481,3 +481,36 @@ def test_whole_calls_merge_the_request_and_the_reply(transport: Transport) -> No
     assert reply == plain.server.data_to_send()
     [final] = whole.client.receive_data(reply)
     assert final == replace(plain.client.receive_data(reply)[1], data=RESULT)
+
+
+def test_framed_heads_follow_every_change_of_method_type_and_encoding() -> None:
+    """Framed requests and replies are the exact Framed bytes call after call, whatever
+    the method, oneway-ness or encoding of the previous message (the cached head of the
+    last one never leaks into the next)."""
+    from tether.framing.thrift._binary import message_head
+
+    client = ThriftCodec(Role.CLIENT, transport=Transport.FRAMED)
+    server = ThriftCodec(Role.SERVER)
+    calls = [
+        ("echo", False, "thrift"),
+        ("echo", False, "thrift"),
+        ("other", False, "thrift"),
+        ("echo", True, "thrift"),
+        ("echo", False, "proto"),
+        ("échö", False, "thrift"),
+    ]
+    for method, oneway, encoding in calls:
+        sid = client.next_stream_id()
+        client.send_unary(sid, "Echo", method, (), None, encoding, ARGS, oneway)
+        wire = b"".join(bytes(chunk) for chunk in client.buffers_to_send())
+        version = 0x90010000 if encoding == "proto" else 0x80010000
+        body = message_head(version, 4 if oneway else 1, method.encode(), sid) + ARGS
+        assert wire == len(body).to_bytes(4, "big") + body
+        server.receive_data(wire)
+        if oneway:
+            continue
+        server.send_reply(sid, RESULT, Status.OK, "", ())
+        reply = b"".join(bytes(chunk) for chunk in server.buffers_to_send())
+        body = message_head(version, 2, method.encode(), sid) + RESULT
+        assert reply == len(body).to_bytes(4, "big") + body
+        client.receive_data(reply)

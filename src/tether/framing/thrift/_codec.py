@@ -65,7 +65,7 @@ from ._envelope import (
 from ._exception import decode_application_exception, decode_error_proto, status_for_type
 from ._header_meta import HeaderMeta
 from ._meta import CONNECTION_RESET, MetaHandler, meta_handlers
-from ._outgoing import ServerCall, write_reply, write_request
+from ._outgoing import FramedHeads, ServerCall, write_reply, write_request
 from ._ttheader import FLAG_STREAMING, MAGIC_WORD, TTHeader
 
 #: Recently cancelled seq ids remembered so their late replies can be dropped.
@@ -132,6 +132,8 @@ class ThriftCodec(FrameCodec):
         self._meta = HeaderMeta(meta_handlers() if handlers is None else handlers)
         self._dead: str | None = None
         self._progress = BufferedProgress()
+        # The last Framed head layout written (a request's or a reply's, by role).
+        self._heads = FramedHeads()
         self._partial = False
         self._needed = 0
         # client state
@@ -378,7 +380,8 @@ class ThriftCodec(FrameCodec):
     def next_stream_id(self) -> int:
         seq = self._next_seq
         starting, pending, cancelled = self._starting, self._pending, self._cancelled
-        while seq in pending or seq in starting or seq in cancelled:
+        # The emptiness tests first: each ``in`` boxes the id (a PyLong past 256).
+        while seq in pending or (starting and seq in starting) or (cancelled and seq in cancelled):
             seq = seq + 1 if seq < _MAX_SEQ_ID else 1
         self._next_seq = seq + 1 if seq < _MAX_SEQ_ID else 1
         return seq
@@ -507,7 +510,8 @@ class ThriftCodec(FrameCodec):
         """Refuse a call the codec cannot start (its seq id taken, a bad id, no request);
         forget a cancelled call's id it reuses."""
         sid = event.stream_id
-        if sid in self._starting or sid in self._pending:
+        starting = self._starting
+        if (starting and sid in starting) or sid in self._pending:
             raise LocalProtocolError(f"seq id {sid} is already in use")
         if event.end_stream:
             raise LocalProtocolError("a Thrift call carries exactly one request message")
@@ -585,12 +589,23 @@ class ThriftCodec(FrameCodec):
 
     def _write_request(self, call: CallStarted, payload: Payload) -> None:
         proto = self._forced_encoding == PROTO or call.encoding == PROTO
-        write_request(self._out, call, payload, self.transport, proto, self._max_frame, self._meta)
+        write_request(
+            self._out,
+            call,
+            payload,
+            self.transport,
+            proto,
+            self._max_frame,
+            self._meta,
+            self._heads,
+        )
 
     def _write_reply(
         self, call: ServerCall, status: Status, text: str, metadata: MetadataPairs
     ) -> None:
-        if write_reply(self._out, call, status, text, metadata, self._going_away, self._meta):
+        if write_reply(
+            self._out, call, status, text, metadata, self._going_away, self._meta, self._heads
+        ):
             self.reset_requested = True
 
     # -- limits --------------------------------------------------------------------

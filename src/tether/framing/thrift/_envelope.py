@@ -303,6 +303,20 @@ _NAMES: Final[dict[bytes, str]] = {}
 _NAMES_SIZE: Final = 256
 
 
+class _LastName:
+    """The method name decoded last, with its bytes (one tuple: replaced at once, so
+    threads never see a name with another's method): compared first, it saves hashing
+    the name's bytes (a fresh slice per message) for the common run of one method."""
+
+    __slots__ = ("pair",)
+
+    def __init__(self) -> None:
+        self.pair: tuple[bytes, str] = (b"", "")
+
+
+_LAST_NAME: Final = _LastName()
+
+
 def read_u32(data: bytes, at: int) -> int:
     """The big-endian u32 at ``data[at]``."""
     return data[at] << 24 | data[at + 1] << 16 | data[at + 2] << 8 | data[at + 3]
@@ -388,6 +402,9 @@ def read_message(
     if name_length == 0 and encoding is PROTO:
         raise RemoteProtocolError("Kitex Protobuf message with an empty method name")
     name = data[name_start:name_end]
+    last = _LAST_NAME.pair
+    if name == last[0]:
+        return encoding, message_type, last[1], seq_id, name_end + 4, name
     method = _NAMES.get(name)
     if method is None:
         try:
@@ -397,4 +414,5 @@ def read_message(
         if len(_NAMES) >= _NAMES_SIZE:
             _NAMES.clear()
         _NAMES[name] = method
+    _LAST_NAME.pair = (name, method)
     return encoding, message_type, method, seq_id, name_end + 4, name

@@ -79,6 +79,40 @@ def _head_packer(body_size: int, name_size: int, framed: bool) -> Callable[..., 
     return pack
 
 
+#: A payload smaller than this is joined to its head (one small write, not two).
+_JOIN_BELOW: Final = 4096
+
+
+class FramedHeads:
+    """The last Framed message head layout a codec wrote in one direction: the method's
+    constant middle (version word, name length, name) and the packer of
+    ``LENGTH, middle, SEQ ID``, so that call after call of one method costs one
+    three-argument pack (no name encoding, no packer lookup). Not thread-safe (one codec).
+    """
+
+    __slots__ = ("method", "middle", "name", "pack", "word")
+
+    def __init__(self) -> None:
+        #: The method (requests: the ``str``, compared by identity) or its name bytes
+        #: (replies, compared by value) the cached head is for.
+        self.method: object = None
+        self.word = -1
+        self.name = b""
+        self.middle = b""
+        self.pack: Callable[..., bytes] | None = None
+
+    def update(self, method: object, name: bytes, word: int) -> Callable[..., bytes]:
+        """Cache ``method``'s head (its encoded ``name``, version ``word``); the packer."""
+        middle = _pack_message_head(word, len(name)) + name
+        pack = struct.Struct(f">I{len(middle)}si").pack
+        self.method = method
+        self.word = word
+        self.name = name
+        self.middle = middle
+        self.pack = pack
+        return pack
+
+
 class ServerCall:
     """What a server codec keeps about a received call until it replies."""
 
@@ -100,8 +134,12 @@ def check_size(size: int, max_frame: int) -> None:
 
 
 def _write(out: WriteBuffer, head: bytes, payload: Payload = b"") -> None:
+    size = len(payload)
+    if type(payload) is bytes and size < _JOIN_BELOW:
+        out.write_binary(head + payload if size else head)
+        return
     out.write_binary(head)
-    if len(payload):
+    if size:
         out.write_binary(payload)  # large ones (a BufferList's pieces) by reference
 
 
@@ -113,10 +151,12 @@ def write_request(
     proto: bool,
     max_frame: int,
     meta: HeaderMeta,
+    heads: FramedHeads,
 ) -> None:
     """Queue ``call``'s request message carrying ``payload``.
 
-    ``proto``: Kitex Protobuf instead of Thrift binary.
+    ``proto``: Kitex Protobuf instead of Thrift binary. ``heads``: the codec's request
+    head cache (Framed).
 
     Raises:
         LocalProtocolError: the message would exceed ``max_frame``, or Kitex Protobuf was
@@ -126,14 +166,18 @@ def write_request(
         raise LocalProtocolError("Kitex Protobuf cannot travel in Apache THeader")
     if proto and not transport.is_framed:
         transport = _FRAMED if transport is _BUFFERED else _TTHEADER_FRAMED
-    name = call.method.encode("utf-8")
     word = (PROTOBUF_V1 if proto else VERSION_1) | (_ONEWAY if call.oneway else _CALL)
     if transport is _FRAMED:  # the common case, in one pack
-        size = 12 + len(name) + len(payload)
+        method = call.method
+        pack = heads.pack
+        if pack is None or method is not heads.method or word != heads.word:
+            pack = heads.update(method, method.encode("utf-8"), word)
+        middle = heads.middle
+        size = 4 + len(middle) + len(payload)
         check_size(size, max_frame)
-        pack = _head_packer(-1, len(name), False)
-        _write(out, pack(size, word, len(name), name, call.stream_id), payload)
+        _write(out, pack(size, middle, call.stream_id), payload)
         return
+    name = call.method.encode("utf-8")
     message_size = 12 + len(name) + len(payload)
     if message_size > max_frame:
         check_size(message_size, max_frame)
@@ -175,10 +219,12 @@ def write_reply(
     metadata: MetadataPairs,
     going_away: bool,
     meta: HeaderMeta,
+    heads: FramedHeads,
 ) -> bool:
     """Queue the reply to ``call``: its payload, or an exception for ``status``.
 
     ``going_away``: the server sent GoAway, so a TTHeader reply says ``crrst=1``.
+    ``heads``: the codec's reply head cache (Framed).
     Returns whether the reply told the client to drop the connection (``crrst``).
     """
     envelope = call.envelope
@@ -203,8 +249,11 @@ def write_reply(
     word = (PROTOBUF_V1 if proto else VERSION_1) | message_type
     name = call.name
     if transport is _FRAMED:  # the common case, in one pack
-        pack = _head_packer(-1, len(name), False)
-        _write(out, pack(12 + len(name) + len(body), word, len(name), name, envelope.seq_id), body)
+        pack = heads.pack
+        if pack is None or word != heads.word or name != heads.name:
+            pack = heads.update(name, name, word)
+        middle = heads.middle
+        _write(out, pack(4 + len(middle) + len(body), middle, envelope.seq_id), body)
         return False
     header = envelope.header
     if isinstance(header, TTHeader):
