@@ -514,3 +514,43 @@ def test_framed_heads_follow_every_change_of_method_type_and_encoding() -> None:
         body = message_head(version, 2, method.encode(), sid) + RESULT
         assert reply == len(body).to_bytes(4, "big") + body
         client.receive_data(reply)
+
+
+@pytest.mark.parametrize("transport", TTHEADERS)
+def test_ttheader_heads_follow_every_change_of_method_header_and_flags(
+    transport: Transport,
+) -> None:
+    """A long-lived TTHeader codec writes each request and reply byte for byte as a
+    fresh codec does, whatever the previous message's method, header key-values, type
+    or flags (the cached head of the last one never leaks into the next)."""
+    client = ThriftCodec(Role.CLIENT, transport=transport)
+    server = ThriftCodec(Role.SERVER)
+    calls = [
+        ("echo", (), False, None),
+        ("echo", (), False, None),
+        ("echo", (("RPC_TRANSIT_k", "v"),), False, None),
+        ("other", (("RPC_TRANSIT_k", "v"),), False, 2.0),
+        ("other", (("RPC_TRANSIT_k", "w"),), True, 2.0),
+        ("echo", (), False, None),
+    ]
+    for method, metadata, oneway, timeout in calls:
+        sid = client.next_stream_id()
+        fresh = ThriftCodec(Role.CLIENT, transport=transport)
+        for codec in (client, fresh):
+            codec.send_unary(sid, "Echo", method, metadata, timeout, "thrift", ARGS, oneway)
+        wire = b"".join(bytes(chunk) for chunk in client.buffers_to_send())
+        assert wire == b"".join(bytes(chunk) for chunk in fresh.buffers_to_send())
+        # The server echoes the request's flags: vary them to change the reply's head.
+        flagged = wire[:6] + bytes((0, sid & 1)) + wire[8:]
+        fresh_server = ThriftCodec(Role.SERVER)
+        for codec in (server, fresh_server):
+            codec.receive_data(flagged)
+        if oneway:
+            continue
+        for codec in (server, fresh_server):
+            codec.send_reply(sid, RESULT, Status.OK, "", (("biz-extra", method),))
+        reply = b"".join(bytes(chunk) for chunk in server.buffers_to_send())
+        assert reply == b"".join(bytes(chunk) for chunk in fresh_server.buffers_to_send())
+        assert reply[6:8] == bytes((0, sid & 1))
+        got = client.receive_data(reply)
+        assert Message(stream_id=sid, data=RESULT, end_stream=False) in got

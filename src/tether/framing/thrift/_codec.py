@@ -65,7 +65,7 @@ from ._envelope import (
 from ._exception import decode_application_exception, decode_error_proto, status_for_type
 from ._header_meta import HeaderMeta
 from ._meta import CONNECTION_RESET, MetaHandler, meta_handlers
-from ._outgoing import FramedHeads, ServerCall, write_reply, write_request
+from ._outgoing import FramedHeads, ServerCall, TTHeaderHeads, write_reply, write_request
 from ._ttheader import FLAG_STREAMING, MAGIC_WORD, TTHeader
 
 #: Recently cancelled seq ids remembered so their late replies can be dropped.
@@ -134,6 +134,7 @@ class ThriftCodec(FrameCodec):
         self._progress = BufferedProgress()
         # The last Framed head layout written (a request's or a reply's, by role).
         self._heads = FramedHeads()
+        self._tt_heads = TTHeaderHeads()
         self._partial = False
         self._needed = 0
         # client state
@@ -598,13 +599,22 @@ class ThriftCodec(FrameCodec):
             self._max_frame,
             self._meta,
             self._heads,
+            self._tt_heads,
         )
 
     def _write_reply(
         self, call: ServerCall, status: Status, text: str, metadata: MetadataPairs
     ) -> None:
         if write_reply(
-            self._out, call, status, text, metadata, self._going_away, self._meta, self._heads
+            self._out,
+            call,
+            status,
+            text,
+            metadata,
+            self._going_away,
+            self._meta,
+            self._heads,
+            self._tt_heads,
         ):
             self.reset_requested = True
 

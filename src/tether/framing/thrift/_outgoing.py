@@ -52,31 +52,8 @@ _THEADER: Final = Transport.THEADER
 # where ``STRUCT.pack(...)`` looks the method up first.
 _pack_message_head: Final = MESSAGE_HEAD.pack
 _pack_i32: Final = I32.pack
-
-
-#: One ``pack`` per message head layout (header body size, name size, framed or not): a
-#: whole head (TTHeader prefix and header body, message header, name, seq id) is then
-#: written by one call, where separate packs and a join would cost three calls and more.
-_HEAD_PACKERS: Final[dict[int, Callable[..., bytes]]] = {}
-_HEAD_PACKERS_SIZE: Final = 256
-
-
-def _head_packer(body_size: int, name_size: int, framed: bool) -> Callable[..., bytes]:
-    """The packer of a TTHeader head with a ``body_size``-byte header body (``-1``: a
-    Framed head, no TTHeader) and a ``name_size``-byte method name; ``framed`` adds
-    TTHeaderFramed's inner length. Its arguments: see the callers."""
-    key = ((name_size << 19 | (body_size + 1)) << 1) | framed
-    pack = _HEAD_PACKERS.get(key)
-    if pack is None:
-        if body_size < 0:
-            layout = f">IIi{name_size}si"
-        else:
-            layout = f">IHHiH{body_size}s{'I' if framed else ''}Ii{name_size}si"
-        pack = struct.Struct(layout).pack
-        if len(_HEAD_PACKERS) >= _HEAD_PACKERS_SIZE:
-            _HEAD_PACKERS.clear()
-        _HEAD_PACKERS[key] = pack
-    return pack
+_U16: Final = struct.Struct(">H")
+_MAGIC_FLAGS: Final = struct.Struct(">HH")
 
 
 #: A payload smaller than this is joined to its head (one small write, not two).
@@ -109,6 +86,86 @@ class FramedHeads:
         self.word = word
         self.name = name
         self.middle = middle
+        self.pack = pack
+        return pack
+
+
+class TTHeaderHeads:
+    """The last TTHeader message head layout a codec wrote in one direction: everything
+    of it that does not change from message to message of one method with one header
+    body (magic and flags, header size and body, the message's version word, name
+    length and name) as three constant pieces, and the packer that puts ``LENGTH``, the
+    seq id (twice) and TTHeaderFramed's inner length between them: one pack of five or
+    seven arguments instead of eleven. Not thread-safe (one codec)."""
+
+    __slots__ = ("body", "flags", "framed", "key", "name", "pack", "rest", "start", "tail", "word")
+
+    def __init__(self) -> None:
+        #: The method ``str`` (requests) or name bytes (replies) the head is for.
+        self.key: object = None
+        #: The method name's bytes.
+        self.name = b""
+        self.body = b""
+        self.word = -1
+        self.flags = -1
+        self.framed = False
+        #: MAGIC and FLAGS.
+        self.start = b""
+        #: Header size and body, then (not framed) the message up to its seq id.
+        self.rest = b""
+        #: Framed only: the message up to its seq id (after the inner length).
+        self.tail = b""
+        self.pack: Callable[..., bytes] | None = None
+
+    def head(
+        self,
+        key: object,
+        name: bytes,
+        body: bytes,
+        word: int,
+        flags: int,
+        framed: bool,
+        length: int,
+        seq_id: int,
+    ) -> bytes:
+        """Everything before the payload: ``length`` is the frame's LENGTH; the inner
+        length of TTHeaderFramed follows from it."""
+        pack = self.pack
+        if (
+            pack is None
+            or (body is not self.body and body != self.body)
+            or (key is not self.key and key != self.key)
+            or word != self.word
+            or flags != self.flags
+            or framed != self.framed
+        ):
+            pack = self._update(key, name, body, word, flags, framed)
+        if framed:
+            inner = length - 14 - len(body)
+            return pack(length, self.start, seq_id, self.rest, inner, self.tail, seq_id)
+        return pack(length, self.start, seq_id, self.rest, seq_id)
+
+    def _update(
+        self, key: object, name: bytes, body: bytes, word: int, flags: int, framed: bool
+    ) -> Callable[..., bytes]:
+        message = _pack_message_head(word, len(name)) + name
+        sized = _U16.pack(len(body) >> 2) + body
+        self.start = _MAGIC_FLAGS.pack(_TTHEADER_MAGIC, flags)
+        if framed:
+            self.rest = sized
+            self.tail = message
+            layout = f">I4si{len(sized)}sI{len(message)}si"
+        else:
+            self.rest = sized + message
+            self.tail = b""
+            layout = f">I4si{len(sized) + len(message)}si"
+        pack = struct.Struct(layout).pack
+        self.key = key
+        self.name = name
+        self.body = body
+        self.word = word
+        self.flags = flags
+        self.framed = framed
         self.pack = pack
         return pack
 
@@ -152,11 +209,12 @@ def write_request(
     max_frame: int,
     meta: HeaderMeta,
     heads: FramedHeads,
+    tt_heads: TTHeaderHeads,
 ) -> None:
     """Queue ``call``'s request message carrying ``payload``.
 
-    ``proto``: Kitex Protobuf instead of Thrift binary. ``heads``: the codec's request
-    head cache (Framed).
+    ``proto``: Kitex Protobuf instead of Thrift binary. ``heads`` / ``tt_heads``: the
+    codec's request head caches (Framed / TTHeader).
 
     Raises:
         LocalProtocolError: the message would exceed ``max_frame``, or Kitex Protobuf was
@@ -177,7 +235,8 @@ def write_request(
         check_size(size, max_frame)
         _write(out, pack(size, middle, call.stream_id), payload)
         return
-    name = call.method.encode("utf-8")
+    method = call.method
+    name = tt_heads.name if method is tt_heads.key else method.encode("utf-8")
     message_size = 12 + len(name) + len(payload)
     if message_size > max_frame:
         check_size(message_size, max_frame)
@@ -185,18 +244,10 @@ def write_request(
         framed = transport is _TTHEADER_FRAMED
         size = message_size + (4 if framed else 0)
         body = meta.request_body(call, framed)
-        if 10 + len(body) + size > max_frame:
-            check_size(10 + len(body) + size, max_frame)
-        pack = _head_packer(len(body), len(name), framed)
         length = 10 + len(body) + size
-        sid = call.stream_id
-        words = len(body) >> 2
-        if framed:
-            head = pack(
-                length, _TTHEADER_MAGIC, 0, sid, words, body, size - 4, word, len(name), name, sid
-            )
-        else:
-            head = pack(length, _TTHEADER_MAGIC, 0, sid, words, body, word, len(name), name, sid)
+        if length > max_frame:
+            check_size(length, max_frame)
+        head = tt_heads.head(method, name, body, word, 0, framed, length, call.stream_id)
         _write(out, head, payload)
         return
     head = b"".join((_pack_message_head(word, len(name)), name, _pack_i32(call.stream_id)))
@@ -220,11 +271,12 @@ def write_reply(
     going_away: bool,
     meta: HeaderMeta,
     heads: FramedHeads,
+    tt_heads: TTHeaderHeads,
 ) -> bool:
     """Queue the reply to ``call``: its payload, or an exception for ``status``.
 
     ``going_away``: the server sent GoAway, so a TTHeader reply says ``crrst=1``.
-    ``heads``: the codec's reply head cache (Framed).
+    ``heads`` / ``tt_heads``: the codec's reply head caches (Framed / TTHeader).
     Returns whether the reply told the client to drop the connection (``crrst``).
     """
     envelope = call.envelope
@@ -264,29 +316,10 @@ def write_reply(
         header_body, reset = meta.response_body(
             header.protocol_id, message_type, status, text, all_metadata
         )
-        pack = _head_packer(len(header_body), len(name), framed)
         length = 10 + len(header_body) + size
-        sid = envelope.seq_id
-        words = len(header_body) >> 2
-        flags = header.flags
-        if framed:
-            head = pack(
-                length,
-                _TTHEADER_MAGIC,
-                flags,
-                sid,
-                words,
-                header_body,
-                size - 4,
-                word,
-                len(name),
-                name,
-                sid,
-            )
-        else:
-            head = pack(
-                length, _TTHEADER_MAGIC, flags, sid, words, header_body, word, len(name), name, sid
-            )
+        head = tt_heads.head(
+            name, name, header_body, word, header.flags, framed, length, envelope.seq_id
+        )
         _write(out, head, body)
         return reset
     head = b"".join((_pack_message_head(word, len(name)), name, _pack_i32(envelope.seq_id)))

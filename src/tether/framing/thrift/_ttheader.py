@@ -58,8 +58,25 @@ ACCEPTED_PROTOCOLS: Final = frozenset(
 #: LENGTH, MAGIC, FLAGS, SEQ ID, HEADER SIZE (words): the 14 bytes every frame starts with.
 PREFIX: Final = struct.Struct(">IHHiH")
 _PREFIX: Final = PREFIX
+#: A decoded header body: the body itself (the one object every message with these bytes
+#: gets as ``raw``, so later caches can compare by identity), protocol id, str and int KVs.
+_Decoded = tuple[bytes, int, dict[str, str], dict[int, str]]
 #: Recently decoded header bodies (peers repeat theirs call after call); cleared when full.
-_DECODED: Final[dict[bytes, tuple[int, dict[str, str], dict[int, str]]]] = {}
+_DECODED: Final[dict[bytes, _Decoded]] = {}
+
+
+class _LastDecoded:
+    """The header body decoded last (one tuple, replaced at once: thread-safe): compared
+    first, it saves hashing the body (a fresh slice per message) for a run of equal
+    headers."""
+
+    __slots__ = ("entry",)
+
+    def __init__(self) -> None:
+        self.entry: _Decoded = (b"", 0, {}, {})
+
+
+_LAST_DECODED: Final = _LastDecoded()
 _CACHE_SIZE: Final = 256
 #: Only header bodies up to this size are cached (Kitex's are ~200 bytes), which bounds
 #: the caches' memory whatever a peer sends.
@@ -151,16 +168,22 @@ def decode_ttheader_bytes(data: bytes, start: int, end: int, shared: bool) -> tu
     if header_end > len(data):
         raise IndexError("the header runs past the bytes given")
     body = data[pos:header_end] if header_end - pos <= CACHEABLE_SIZE else b""
-    cached = _DECODED.get(body) if body else None
+    cached: _Decoded | None = None
+    if body:
+        cached = _LAST_DECODED.entry
+        if body != cached[0]:
+            cached = _DECODED.get(body)
+            if cached is not None:
+                _LAST_DECODED.entry = cached
     if cached is not None:  # same header bytes as a recent message: same fields
         # Compiled, a keyword call of the class binds its arguments at build time.
         return TTHeader(
             flags=flags,
             seq_id=seq_id,
-            protocol_id=cached[0],
-            str_info=cached[1] if shared else cached[1].copy(),
-            int_info=cached[2] if shared else cached[2].copy(),
-            raw=body,
+            protocol_id=cached[1],
+            str_info=cached[2] if shared else cached[2].copy(),
+            int_info=cached[3] if shared else cached[3].copy(),
+            raw=cached[0],
         ), header_end
     protocol_id = data[pos]
     if protocol_id not in ACCEPTED_PROTOCOLS:
@@ -200,7 +223,9 @@ def decode_ttheader_bytes(data: bytes, start: int, end: int, shared: bool) -> tu
     if body:
         if len(_DECODED) >= _CACHE_SIZE:
             _DECODED.clear()
-        _DECODED[body] = (protocol_id, dict(str_info), dict(int_info))
+        entry = (body, protocol_id, dict(str_info), dict(int_info))
+        _DECODED[body] = entry
+        _LAST_DECODED.entry = entry
     header = TTHeader(
         flags=flags,
         seq_id=seq_id,
