@@ -66,7 +66,7 @@ from ._exception import decode_application_exception, decode_error_proto, status
 from ._header_meta import HeaderMeta
 from ._meta import CONNECTION_RESET, MetaHandler, meta_handlers
 from ._outgoing import FramedHeads, ServerCall, TTHeaderHeads, write_reply, write_request
-from ._ttheader import FLAG_STREAMING, MAGIC_WORD, TTHeader
+from ._ttheader import FLAG_STREAMING, MAGIC_WORD, HeaderMemo, TTHeader
 
 #: Recently cancelled seq ids remembered so their late replies can be dropped.
 MAX_CANCELLED: Final = 4096
@@ -135,6 +135,8 @@ class ThriftCodec(FrameCodec):
         # The last Framed head layout written (a request's or a reply's, by role).
         self._heads = FramedHeads()
         self._tt_heads = TTHeaderHeads()
+        # The last TTHeader body received (peers repeat theirs).
+        self._header_memo = HeaderMemo()
         self._partial = False
         self._needed = 0
         # client state
@@ -220,7 +222,7 @@ class ThriftCodec(FrameCodec):
                 base = pos
                 at = 0
             if ttheader:
-                envelope = parse_ttheader(copy, at, at + total)[0]
+                envelope = parse_ttheader(copy, at, at + total, self._header_memo)[0]
             else:
                 envelope = parse_framed(copy, at, at + total, high)[0]
             pos += total

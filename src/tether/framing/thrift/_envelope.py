@@ -32,7 +32,7 @@ from ._binary import (
     StructWalker,
 )
 from ._theader import THeader, decode_theader
-from ._ttheader import FLAG_STREAMING, MAGIC_WORD, TTHeader, decode_ttheader_bytes
+from ._ttheader import FLAG_STREAMING, MAGIC_WORD, HeaderMemo, TTHeader, decode_ttheader_bytes
 
 _WORDS: Final = MESSAGE_HEAD  # two big-endian 32-bit words (the second signed is fine)
 _THEADER_MAGIC_HIGH: Final = 0x0FFF
@@ -342,14 +342,17 @@ def parse_framed(data: bytes, at: int, end: int, version: int) -> tuple[Envelope
     return Envelope(_FRAMED, None, encoding, message_type, method, seq_id, payload, name), body
 
 
-def parse_ttheader(data: bytes, at: int, end: int) -> tuple[Envelope, int]:
-    """The TTHeader or TTHeaderFramed message ``data[at:end]``, as :func:`parse_framed`.
+def parse_ttheader(
+    data: bytes, at: int, end: int, memo: HeaderMemo | None = None
+) -> tuple[Envelope, int]:
+    """The TTHeader or TTHeaderFramed message ``data[at:end]``, as :func:`parse_framed`
+    (``memo``: the caller's last decoded header, see :func:`decode_ttheader_bytes`).
 
     Raises:
         RemoteProtocolError: the header or the message inside is malformed.
         IndexError: ``data`` ends before the message head does.
     """
-    header, start = decode_ttheader_bytes(data, at, end, True)
+    header, start = decode_ttheader_bytes(data, at, end, True, memo)
     left = end - start
     if left >= 4 and read_u32(data, start) & VERSION_MASK == VERSION_1:
         transport = _TTHEADER

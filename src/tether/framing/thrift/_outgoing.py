@@ -140,10 +140,11 @@ class TTHeaderHeads:
             or framed != self.framed
         ):
             pack = self._update(key, name, body, word, flags, framed)
+        sid: object = seq_id  # boxed once for its two uses
         if framed:
             inner = length - 14 - len(body)
-            return pack(length, self.start, seq_id, self.rest, inner, self.tail, seq_id)
-        return pack(length, self.start, seq_id, self.rest, seq_id)
+            return pack(length, self.start, sid, self.rest, inner, self.tail, sid)
+        return pack(length, self.start, sid, self.rest, sid)
 
     def _update(
         self, key: object, name: bytes, body: bytes, word: int, flags: int, framed: bool
