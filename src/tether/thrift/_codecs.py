@@ -73,6 +73,7 @@ class _Field:
         "head",
         "index",
         "kind",
+        "last",
         "layout",
         "name",
         "prefixes",
@@ -99,12 +100,18 @@ class _Field:
         self.fid = fid
         #: String field: header plus length, by value length (recent lengths only).
         self.prefixes: dict[int, bytes] = {}
+        #: The last value length written and its prefix, checked before the dict (one
+        #: tuple, replaced at once: threads never pair a length with another's prefix).
+        self.last: tuple[int, bytes] = (-1, b"")
 
     def alone(self, value: bytes) -> bytes:
         """The struct holding just this string field, set to ``value`` (fewer than
         :data:`LARGE` bytes): field header, length, value, STOP, as ``_write`` writes it
         with two concatenations instead of a pack and a join."""
         size = len(value)
+        last = self.last
+        if size == last[0]:
+            return last[1] + value + b"\x00"
         prefixes = self.prefixes
         prefix = prefixes.get(size)
         if prefix is None:
@@ -112,6 +119,7 @@ class _Field:
             if len(prefixes) >= _PREFIXES_KEPT:
                 prefixes.clear()
             prefixes[size] = prefix
+        self.last = (size, prefix)
         return prefix + value + b"\x00"
 
 

@@ -36,7 +36,7 @@ from typing import Final
 
 from ..._exceptions import LocalProtocolError, RemoteProtocolError
 from ..._status import Status
-from ..._types import MetadataPairs, MetadataValue
+from ..._types import MetadataPairs
 from ...buffer import Payload, ReadBuffer
 from .._base import CodecConfig, FrameCodec, Role
 from .._events import (
@@ -334,22 +334,22 @@ class ThriftCodec(FrameCodec):
                 return
             raise RemoteProtocolError(f"reply with seq id {seq_id}, which matches no pending call")
         message_type = envelope.message_type
-        metadata: list[tuple[str, MetadataValue]]
+        metadata: MetadataPairs = ()
         header = envelope.header
         reset = False
         if header is None:
-            metadata = []
+            pass
         elif isinstance(header, TTHeader):
             metadata = self._meta.read_response(message_type, header)
             reset = CONNECTION_RESET in header.str_info and not self._reset_reported
         else:
-            metadata = list(header.headers.items())
+            metadata = tuple(header.headers.items())
         if message_type == _REPLY:
             if self.whole_calls:  # the reply inside the trailers: one event
-                events.append(trailers(seq_id, _OK, "", tuple(metadata), envelope.payload))
+                events.append(trailers(seq_id, _OK, "", metadata, envelope.payload))
             else:
                 events.append(message(seq_id, envelope.payload, False))
-                events.append(trailers(seq_id, _OK, "", tuple(metadata)))
+                events.append(trailers(seq_id, _OK, "", metadata))
             if reset:
                 self._report_reset(events)
             return
@@ -363,8 +363,8 @@ class ThriftCodec(FrameCodec):
             error_type, text = decode_error_proto(data)
         else:
             error_type, text = decode_application_exception(data)
-        metadata.append((_APPLICATION_TYPE, str(error_type)))
-        events.append(trailers(seq_id, status_for_type(error_type), text, tuple(metadata)))
+        metadata = (*metadata, (_APPLICATION_TYPE, str(error_type)))
+        events.append(trailers(seq_id, status_for_type(error_type), text, metadata))
         if reset:
             self._report_reset(events)
 

@@ -123,28 +123,28 @@ class HeaderMeta:
             self._last_read_request = result
         return result
 
-    def read_response(self, message_type: int, header: TTHeader) -> list[tuple[str, MetadataValue]]:
-        """The metadata the handlers read from a reply header (a fresh list)."""
+    def read_response(self, message_type: int, header: TTHeader) -> MetadataPairs:
+        """The metadata the handlers read from a reply header."""
         raw = header.raw
         cacheable = self.cacheable and raw
         if cacheable:
             if raw is self._last_read_response_raw:
-                return list(self._last_read_response)
+                return self._last_read_response
             cached = _READ_RESPONSES.get(raw)
             if cached is not None:
                 self._last_read_response_raw = raw
                 self._last_read_response = cached
-                return list(cached)
+                return cached
         response = ResponseMeta(message_type=message_type)
         fields = HeaderFields(dict(header.int_info), dict(header.str_info))
         for handler in self.handlers:
             handler.read_response(fields, response)
+        read = tuple(response.metadata)
         if cacheable:
-            read = tuple(response.metadata)
             _remember(_READ_RESPONSES, raw, read)
             self._last_read_response_raw = raw
             self._last_read_response = read
-        return response.metadata
+        return read
 
     def request_body(self, call: CallStarted, framed: bool) -> bytes:
         """The TTHeader body (key-values, padded) the handlers write for ``call``."""
