@@ -554,3 +554,21 @@ def test_ttheader_heads_follow_every_change_of_method_header_and_flags(
         assert reply[6:8] == bytes((0, sid & 1))
         got = client.receive_data(reply)
         assert Message(stream_id=sid, data=RESULT, end_stream=False) in got
+
+
+def test_an_issued_seq_id_is_taken_once_whoever_takes_it() -> None:
+    """The id next_stream_id hands out serves one call: a second call with it, started
+    either way (explicitly first, or the same way twice), is refused as in use."""
+    client = ThriftCodec(Role.CLIENT)
+    sid = client.next_stream_id()
+    client.send(CallStarted(stream_id=sid, service="s", method="m"))
+    with pytest.raises(LocalProtocolError, match="already in use"):
+        client.send_unary(sid, "s", "m", (), None, "thrift", ARGS)
+    sid = client.next_stream_id()
+    client.send_unary(sid, "s", "m", (), None, "thrift", ARGS)
+    with pytest.raises(LocalProtocolError, match="already in use"):
+        client.send_unary(sid, "s", "m", (), None, "thrift", ARGS)
+    sid = client.next_stream_id()
+    with pytest.raises(LocalProtocolError, match="exactly one request"):
+        client.send(CallStarted(stream_id=sid, service="s", method="m", end_stream=True))
+    client.send_unary(sid, "s", "m", (), None, "thrift", ARGS)  # still free

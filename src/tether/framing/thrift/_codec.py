@@ -141,6 +141,10 @@ class ThriftCodec(FrameCodec):
         self._needed = 0
         # client state
         self._next_seq = 1
+        #: The id next_stream_id handed out last, while no call has taken it yet: it
+        #: was free then, and any call started with it since would have taken it.
+        self._issued = 0
+        self._issued_free = False
         self._starting: dict[int, CallStarted] = {}
         self._pending: dict[int, CallStarted] = {}
         self._cancelled: dict[int, None] = {}
@@ -387,6 +391,8 @@ class ThriftCodec(FrameCodec):
         while seq in pending or (starting and seq in starting) or (cancelled and seq in cancelled):
             seq = seq + 1 if seq < _MAX_SEQ_ID else 1
         self._next_seq = seq + 1 if seq < _MAX_SEQ_ID else 1
+        self._issued = seq
+        self._issued_free = True
         return seq
 
     # The dispatcher's per-call hot path: the same contract as send(event), without
@@ -513,6 +519,13 @@ class ThriftCodec(FrameCodec):
         """Refuse a call the codec cannot start (its seq id taken, a bad id, no request);
         forget a cancelled call's id it reuses."""
         sid = event.stream_id
+        if self._issued_free and sid == self._issued:
+            # Just handed out by next_stream_id: an i32, and in no table (checked then;
+            # whatever started with it since would have taken it here first).
+            self._issued_free = False
+            if event.end_stream:
+                raise LocalProtocolError("a Thrift call carries exactly one request message")
+            return
         starting = self._starting
         if (starting and sid in starting) or sid in self._pending:
             raise LocalProtocolError(f"seq id {sid} is already in use")
@@ -562,7 +575,10 @@ class ThriftCodec(FrameCodec):
                 return  # the call already ended
             raise LocalProtocolError(f"{type(event).__name__} for stream {sid}: no such call")
         if type(event) is Headers:
-            call.metadata.extend(event.metadata)
+            if call.metadata is None:
+                call.metadata = list(event.metadata)
+            else:
+                call.metadata.extend(event.metadata)
         else:
             assert type(event) is StreamReset
             del calls[sid]

@@ -33,6 +33,8 @@ from ._theader import THeader, encode_theader
 from ._ttheader import MAGIC as _TTHEADER_MAGIC, TTHeader
 
 _BIZ_STATUS: Final = "biz-status"
+#: The metadata of a reply without a header: never read nor written (see write_reply).
+_NO_METADATA: Final[list[tuple[str, MetadataValue]]] = []
 _EMPTY_STRUCT: Final = b"\x00"
 # Enum members as plain module constants: compiled, ``MessageType.CALL`` or
 # ``Status.OK`` is a Python attribute lookup (~700 instructions through
@@ -179,8 +181,8 @@ class ServerCall:
     def __init__(self, envelope: Envelope) -> None:
         self.envelope = envelope
         self.name = envelope.name or envelope.method.encode("utf-8")
-        #: Reply metadata gathered so far (Headers, then Trailers).
-        self.metadata: list[tuple[str, MetadataValue]] = []
+        #: Reply metadata gathered so far (Headers, then Trailers; ``None``: none yet).
+        self.metadata: list[tuple[str, MetadataValue]] | None = None
         #: The reply message, once the server sent it (a BufferList: by reference).
         self.payload: Payload | None = None
 
@@ -282,11 +284,14 @@ def write_reply(
     """
     envelope = call.envelope
     proto = envelope.encoding is PROTO
-    all_metadata = call.metadata
-    all_metadata.extend(metadata)
     body = call.payload
     transport = envelope.transport
     has_header = envelope.header is not None
+    # Only a reply with a header carries metadata (Buffered and Framed have none).
+    all_metadata: list[tuple[str, MetadataValue]] = _NO_METADATA
+    if has_header:
+        gathered = call.metadata
+        all_metadata = list(metadata) if gathered is None else gathered + list(metadata)
     message_type = _REPLY
     if body is None:
         if status is _OK or (has_header and any(key == _BIZ_STATUS for key, _ in all_metadata)):
