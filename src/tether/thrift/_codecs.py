@@ -293,6 +293,15 @@ class ArgsCodec(_DirectCodec):
         defaults = args_cls()
         self._defaults: dict[str, Any] = {n: getattr(defaults, n) for n in self.names}
 
+    def encode_payload(self, message: Any) -> Payload:
+        """:meth:`_DirectCodec.encode_payload`, the one small string argument first."""
+        single = self._single
+        if single is not None and type(message) is tuple and len(message) == 1:
+            value = message[0]
+            if type(value) is bytes and len(value) < LARGE:
+                return single.alone(value)
+        return _DirectCodec.encode_payload(self, message)
+
     def _write(self, message: Any) -> bytes | None:
         """A tuple of small flat values written directly; ``None``: the struct path."""
         if type(message) is not tuple:
@@ -346,6 +355,18 @@ class ResultCodec(_DirectCodec):
         self._success = fields[0] if fields is not None and list(spec) == [0] else None
         self._by_id = {} if self._success is None else {0: self._success}
         self._has_success = 0 in spec
+
+    def encode_payload(self, message: Any) -> Payload:
+        """:meth:`_DirectCodec.encode_payload`, a small string result first."""
+        field = self._success
+        if (
+            field is not None
+            and type(message) is bytes
+            and field.layout is None
+            and len(message) < LARGE
+        ):
+            return field.alone(message)
+        return _DirectCodec.encode_payload(self, message)
 
     def _write(self, message: Any) -> bytes | None:
         """A small flat value written directly; ``None``: the struct path."""
