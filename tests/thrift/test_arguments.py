@@ -52,3 +52,43 @@ async def test_arguments_reach_the_handler_by_name(module: Any, protocol: str) -
                 await stub.pair("a", "b", "c")
             with pytest.raises(TypeError):
                 await stub.pair(middle="m")
+
+
+SINGLE_IDL = """
+service Single {
+    binary echo(1: binary data)
+}
+"""
+
+
+class _Positional:
+    async def echo(self, data: bytes) -> bytes:
+        return b"p:" + data
+
+
+class _KeywordOnly:
+    async def echo(self, *, data: bytes) -> bytes:
+        return b"k:" + data
+
+
+class _OtherName:
+    async def echo(self, extra: bytes = b"", **kwargs: bytes) -> bytes:
+        return b"o:" + kwargs["data"] + extra
+
+
+@pytest.mark.parametrize(
+    ("impl", "direct"), [(_Positional(), True), (_KeywordOnly(), False), (_OtherName(), False)]
+)
+async def test_one_argument_handlers_get_it_by_name_either_way(impl: Any, direct: bool) -> None:
+    """A one-argument method whose implementation takes the argument first, positionally,
+    is served by the implementation itself with the decoded value; keyword-only or
+    differently named parameters still get it by name."""
+    module: Any = thriftpy2.load_fp(io.StringIO(SINGLE_IDL), module_name="single_arg_thrift")
+    service = thrift_service(module.Single, impl)
+    assert (service.methods["echo"].handler == impl.echo) is direct
+    async with tether.Server([service]) as server:
+        await server.start("tcp://127.0.0.1:0")
+        async with tether.Client(server.addresses[0], protocol="framed") as client:
+            stub = ThriftStub(client, module.Single)
+            prefix = {_Positional: b"p:", _KeywordOnly: b"k:", _OtherName: b"o:"}[type(impl)]
+            assert await stub.echo(b"x") == prefix + b"x"

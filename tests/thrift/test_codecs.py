@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 from tether.buffer import BufferList
 from tether.encoding import DecodeError, EncodeError, ThriftStructCodec
-from tether.thrift._codecs import ArgsCodec, ResultCodec
+from tether.thrift._codecs import ArgsCodec, ResultCodec, SingleArgCodec
 
 IDL = """
 struct Point { 1: i32 x }
@@ -201,3 +201,64 @@ def test_large_values_are_sent_by_reference_and_small_ones_as_one_bytes() -> Non
     assert bytes(sent) == args.encode((big,))
     assert result.encode_payload(b"small") == result.encode(b"small")
     assert args.encode_payload((b"small",)) == args.encode((b"small",))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=40), st.builds(lambda v: b"\x0b\x00\x01" + v, st.binary())))
+def test_single_string_fast_path_agrees_with_the_struct_codec_on_any_bytes(data: bytes) -> None:
+    """A one-binary-field args struct, a result and the one-argument codec decode any
+    bytes as the struct codec does (same value, or DecodeError alike)."""
+    args_struct = ThriftStructCodec(KINDS.echo_args)
+    try:
+        want = args_struct.decode(data).data
+    except DecodeError:
+        for codec in (ArgsCodec(KINDS.echo_args), SingleArgCodec(KINDS.echo_args)):
+            with pytest.raises(DecodeError):
+                codec.decode(data)
+    else:
+        assert ArgsCodec(KINDS.echo_args).decode(data) == {"data": want}
+        assert SingleArgCodec(KINDS.echo_args).decode(data) == want
+    result = data.replace(b"\x0b\x00\x01", b"\x0b\x00\x00", 1)
+    try:
+        success = ThriftStructCodec(KINDS.echo_result).decode(result).success
+    except DecodeError:
+        with pytest.raises(DecodeError):
+            ResultCodec(KINDS.echo_result).decode(result)
+    else:
+        assert ResultCodec(KINDS.echo_result).decode(result) == success
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=300))
+def test_single_string_fields_encode_as_the_struct_codec(value: bytes) -> None:
+    """A one-binary-field args tuple and a binary result encode to the struct codec's
+    bytes, whatever their length (each length's prefix is cached separately)."""
+    assert ArgsCodec(KINDS.echo_args).encode((value,)) == ThriftStructCodec(KINDS.echo_args).encode(
+        KINDS.echo_args(data=value)
+    )
+    assert ResultCodec(KINDS.echo_result).encode(value) == ThriftStructCodec(
+        KINDS.echo_result
+    ).encode(KINDS.echo_result(success=value))
+
+
+def test_single_string_text_field_decodes_utf8_or_raises() -> None:
+    """A one-string-field struct decodes to ``str``; invalid UTF-8 still raises."""
+    module: Any = thriftpy2.load_fp(
+        io.StringIO("service T { string say(1: string text) }"), module_name="single_text_thrift"
+    )
+    codec = SingleArgCodec(module.T.say_args)
+    assert codec.decode(codec.encode(("héllo",))) == "héllo"
+    with pytest.raises(DecodeError):
+        codec.decode(b"\x0b\x00\x01\x00\x00\x00\x01\xff\x00")
+    assert ResultCodec(module.T.say_result).decode(b"\x0b\x00\x00\x00\x00\x00\x02hi\x00") == "hi"
+
+
+def test_single_arg_codec_absent_argument_takes_its_default() -> None:
+    """An empty args struct decodes to the argument's IDL default (None here)."""
+    assert SingleArgCodec(KINDS.echo_args).decode(b"\x00") is None
+
+
+def test_single_arg_codec_refuses_a_struct_of_several_fields() -> None:
+    """SingleArgCodec is only for one-argument methods."""
+    with pytest.raises(ValueError, match="not 1"):
+        SingleArgCodec(KINDS.flat_args)

@@ -61,10 +61,26 @@ _KINDS: Final[dict[int, tuple[type, struct.Struct]]] = {
 }
 
 
+#: Most field-header-plus-length prefixes a string field keeps (see _Field.alone).
+_PREFIXES_KEPT: Final = 64
+
+
 class _Field:
     """One field of a flat struct: how it is written and read."""
 
-    __slots__ = ("head", "index", "kind", "layout", "name", "text", "ttype", "width")
+    __slots__ = (
+        "fid",
+        "head",
+        "index",
+        "kind",
+        "last",
+        "layout",
+        "name",
+        "prefixes",
+        "text",
+        "ttype",
+        "width",
+    )
 
     def __init__(self, fid: int, ttype: int, name: str, index: int) -> None:
         #: Wire type (a binary field travels as a string).
@@ -81,6 +97,57 @@ class _Field:
         self.kind: type | None = None if kind is None else kind[0]
         self.layout: struct.Struct | None = None if kind is None else kind[1]
         self.width = 0 if kind is None else kind[1].size
+        self.fid = fid
+        #: String field: header plus length, by value length (recent lengths only).
+        self.prefixes: dict[int, bytes] = {}
+        #: The last value length written and its prefix, checked before the dict (one
+        #: tuple, replaced at once: threads never pair a length with another's prefix).
+        self.last: tuple[int, bytes] = (-1, b"")
+
+    def alone(self, value: bytes) -> bytes:
+        """The struct holding just this string field, set to ``value`` (fewer than
+        :data:`LARGE` bytes): field header, length, value, STOP, as ``_write`` writes it
+        with two concatenations instead of a pack and a join."""
+        size = len(value)
+        last = self.last
+        if size == last[0]:
+            return last[1] + value + b"\x00"
+        prefixes = self.prefixes
+        prefix = prefixes.get(size)
+        if prefix is None:
+            prefix = self.head + _I32_BE.pack(size)
+            if len(prefixes) >= _PREFIXES_KEPT:
+                prefixes.clear()
+            prefixes[size] = prefix
+        self.last = (size, prefix)
+        return prefix + value + b"\x00"
+
+
+def _read_alone(data: bytes, field: _Field) -> Any:
+    """The value of ``data`` when it is a struct holding just the string field ``field``
+    (header, length, value, STOP, nothing else); ``None`` for anything else, which the
+    caller then reads the general way (with every check and error of that path): the
+    common single-string struct without a loop, a dict or a lookup."""
+    size = len(data)
+    fid = field.fid
+    if (
+        size < 8
+        or data[0] != field.ttype
+        or data[1] != (fid >> 8) & 0xFF
+        or data[2] != fid & 0xFF
+        or data[size - 1]
+    ):
+        return None
+    end = 7 + (data[3] << 24 | data[4] << 16 | data[5] << 8 | data[6])
+    if end + 1 != size:
+        return None
+    value = data[7:end]
+    if field.text:
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return value
 
 
 def _flat_fields(spec: dict[int, tuple[Any, ...]]) -> list[_Field] | None:
@@ -216,14 +283,36 @@ class ArgsCodec(_DirectCodec):
         self._by_id: dict[int, _Field] = (
             {} if self._fields is None else dict(zip(spec, self._fields, strict=True))
         )
+        fields = self._fields
+        #: The only field, when it is a string or binary one (the common one-argument
+        #: method): written and read without the general loop.
+        self._single = (
+            fields[0] if fields is not None and len(fields) == 1 and fields[0].width == 0 else None
+        )
         # Absent fields keep the IDL defaults, as a struct built by thriftpy2 has them.
         defaults = args_cls()
         self._defaults: dict[str, Any] = {n: getattr(defaults, n) for n in self.names}
 
+    def encode_payload(self, message: Any) -> Payload:
+        """:meth:`_DirectCodec.encode_payload`, the one small string argument first."""
+        single = self._single
+        if single is not None and type(message) is tuple and len(message) == 1:
+            value = message[0]
+            if type(value) is bytes and len(value) < LARGE:
+                return single.alone(value)
+        return _DirectCodec.encode_payload(self, message)
+
     def _write(self, message: Any) -> bytes | None:
         """A tuple of small flat values written directly; ``None``: the struct path."""
+        if type(message) is not tuple:
+            return None
+        single = self._single
+        if single is not None and len(message) == 1:
+            value = message[0]
+            if type(value) is bytes and len(value) < LARGE:
+                return single.alone(value)
         fields = self._fields
-        if type(message) is tuple and fields is not None and len(message) == len(self.names):
+        if fields is not None and len(message) == len(self.names):
             return _write(message, fields)
         return None
 
@@ -235,6 +324,11 @@ class ArgsCodec(_DirectCodec):
     def decode(self, data: BufferLike) -> dict[str, Any]:
         """The arguments: every IDL argument name, with its IDL default when absent."""
         if type(data) is bytes and self._fields is not None:
+            single = self._single
+            if single is not None:
+                value = _read_alone(data, single)
+                if value is not None:
+                    return {single.name: value}
             values = self._defaults.copy()
             if _read(data, self._by_id, values):
                 return values
@@ -262,6 +356,18 @@ class ResultCodec(_DirectCodec):
         self._by_id = {} if self._success is None else {0: self._success}
         self._has_success = 0 in spec
 
+    def encode_payload(self, message: Any) -> Payload:
+        """:meth:`_DirectCodec.encode_payload`, a small string result first."""
+        field = self._success
+        if (
+            field is not None
+            and type(message) is bytes
+            and field.layout is None
+            and len(message) < LARGE
+        ):
+            return field.alone(message)
+        return _DirectCodec.encode_payload(self, message)
+
     def _write(self, message: Any) -> bytes | None:
         """A small flat value written directly; ``None``: the struct path."""
         if message is None:
@@ -270,7 +376,7 @@ class ResultCodec(_DirectCodec):
         if field is None:
             return None
         if type(message) is bytes and field.layout is None and len(message) < LARGE:
-            return b"".join((field.head, _I32_BE.pack(len(message)), message, b"\x00"))
+            return field.alone(message)
         return _write((message,), [field])
 
     def _as_struct(self, message: Any) -> Any:
@@ -280,12 +386,41 @@ class ResultCodec(_DirectCodec):
 
     def decode(self, data: BufferLike) -> Any:
         """The ``success`` value, or ``None``."""
-        if type(data) is bytes and self._success is not None:
+        field = self._success
+        if type(data) is bytes and field is not None:
+            if field.layout is None:
+                value = _read_alone(data, field)
+                if value is not None:
+                    return value
             values: dict[str, Any] = {}
             if _read(data, self._by_id, values):
                 return values.get("success")
         result = self._struct.decode(data)
         return getattr(result, "success", None)
+
+
+class SingleArgCodec(ArgsCodec):
+    """:class:`ArgsCodec` of a one-argument method whose server handler takes that
+    argument positionally: decodes to the argument's value itself (its IDL default when
+    absent), so the server calls the implementation with it, no dict, no wrapper.
+
+    Stateless and thread-safe. Raises as ArgsCodec.
+    """
+
+    def __init__(self, args_cls: Any) -> None:
+        super().__init__(args_cls)
+        if len(self.names) != 1:
+            raise ValueError(f"{args_cls.__name__} has {len(self.names)} fields, not 1")
+        self._name = self.names[0]
+
+    def decode(self, data: BufferLike) -> Any:
+        """The argument's value."""
+        single = self._single
+        if single is not None and type(data) is bytes:
+            value = _read_alone(data, single)
+            if value is not None:
+                return value
+        return ArgsCodec.decode(self, data)[self._name]
 
 
 def plain_handler(impl: Callable[..., Any]) -> Callable[[dict[str, Any]], Any]:

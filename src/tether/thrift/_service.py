@@ -10,7 +10,7 @@ from typing import Any
 from .._exceptions import ConfigError
 from .._service import Cardinality, MethodSpec, Service
 from ..encoding import PayloadCodec, RawCodec, ThriftStructCodec
-from ._codecs import ArgsCodec, ResultCodec, plain_handler
+from ._codecs import ArgsCodec, ResultCodec, SingleArgCodec, plain_handler
 
 
 def method_names(service_cls: Any) -> list[str]:
@@ -65,6 +65,8 @@ def thrift_service(service_cls: Any, handler: object, *, name: str | None = None
         if impl is None or not inspect.iscoroutinefunction(impl):
             raise ConfigError(f"handler has no coroutine method {method!r}")
         oneway = _is_oneway(service_cls, method)
+        args_cls = getattr(service_cls, f"{method}_args")
+        request: PayloadCodec[Any] = ArgsCodec(args_cls)
         response: PayloadCodec[Any]
         if oneway:
             serve: Callable[..., Any] = _oneway_handler(impl)
@@ -75,6 +77,11 @@ def thrift_service(service_cls: Any, handler: object, *, name: str | None = None
             if exceptions:
                 serve = _declaring_handler(impl, result_cls, has_success, exceptions)
                 response = ThriftStructCodec(result_cls)
+            elif _takes_positionally(impl, list(args_cls.thrift_spec.values())):
+                # The one argument, decoded, is passed straight to the implementation.
+                serve = impl
+                request = SingleArgCodec(args_cls)
+                response = ResultCodec(result_cls)
             else:  # the handler's coroutine is awaited as it is; its value is the result
                 serve = plain_handler(impl)
                 response = ResultCodec(result_cls)
@@ -83,12 +90,28 @@ def thrift_service(service_cls: Any, handler: object, *, name: str | None = None
         service.methods[method] = MethodSpec(
             name=method,
             cardinality=Cardinality.UNARY,
-            request_codec=ArgsCodec(getattr(service_cls, f"{method}_args")),
+            request_codec=request,
             response_codec=response,
             handler=serve,
             oneway=oneway,
         )
     return service
+
+
+def _takes_positionally(impl: Callable[..., Any], fields: list[tuple[Any, ...]]) -> bool:
+    """Whether ``impl(value)`` is ``impl(name=value)`` for the only IDL argument: there
+    is exactly one, and ``impl``'s first parameter is it, positional-or-keyword."""
+    if len(fields) != 1:
+        return False
+    try:
+        parameters = list(inspect.signature(impl).parameters.values())
+    except (TypeError, ValueError):  # no signature to be had: the general path
+        return False
+    return (
+        bool(parameters)
+        and parameters[0].name == fields[0][1]
+        and parameters[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    )
 
 
 def _oneway_handler(impl: Callable[..., Any]) -> Callable[..., Any]:

@@ -481,3 +481,94 @@ def test_whole_calls_merge_the_request_and_the_reply(transport: Transport) -> No
     assert reply == plain.server.data_to_send()
     [final] = whole.client.receive_data(reply)
     assert final == replace(plain.client.receive_data(reply)[1], data=RESULT)
+
+
+def test_framed_heads_follow_every_change_of_method_type_and_encoding() -> None:
+    """Framed requests and replies are the exact Framed bytes call after call, whatever
+    the method, oneway-ness or encoding of the previous message (the cached head of the
+    last one never leaks into the next)."""
+    from tether.framing.thrift._binary import message_head
+
+    client = ThriftCodec(Role.CLIENT, transport=Transport.FRAMED)
+    server = ThriftCodec(Role.SERVER)
+    calls = [
+        ("echo", False, "thrift"),
+        ("echo", False, "thrift"),
+        ("other", False, "thrift"),
+        ("echo", True, "thrift"),
+        ("echo", False, "proto"),
+        ("échö", False, "thrift"),
+    ]
+    for method, oneway, encoding in calls:
+        sid = client.next_stream_id()
+        client.send_unary(sid, "Echo", method, (), None, encoding, ARGS, oneway)
+        wire = b"".join(bytes(chunk) for chunk in client.buffers_to_send())
+        version = 0x90010000 if encoding == "proto" else 0x80010000
+        body = message_head(version, 4 if oneway else 1, method.encode(), sid) + ARGS
+        assert wire == len(body).to_bytes(4, "big") + body
+        server.receive_data(wire)
+        if oneway:
+            continue
+        server.send_reply(sid, RESULT, Status.OK, "", ())
+        reply = b"".join(bytes(chunk) for chunk in server.buffers_to_send())
+        body = message_head(version, 2, method.encode(), sid) + RESULT
+        assert reply == len(body).to_bytes(4, "big") + body
+        client.receive_data(reply)
+
+
+@pytest.mark.parametrize("transport", TTHEADERS)
+def test_ttheader_heads_follow_every_change_of_method_header_and_flags(
+    transport: Transport,
+) -> None:
+    """A long-lived TTHeader codec writes each request and reply byte for byte as a
+    fresh codec does, whatever the previous message's method, header key-values, type
+    or flags (the cached head of the last one never leaks into the next)."""
+    client = ThriftCodec(Role.CLIENT, transport=transport)
+    server = ThriftCodec(Role.SERVER)
+    calls = [
+        ("echo", (), False, None),
+        ("echo", (), False, None),
+        ("echo", (("RPC_TRANSIT_k", "v"),), False, None),
+        ("other", (("RPC_TRANSIT_k", "v"),), False, 2.0),
+        ("other", (("RPC_TRANSIT_k", "w"),), True, 2.0),
+        ("echo", (), False, None),
+    ]
+    for method, metadata, oneway, timeout in calls:
+        sid = client.next_stream_id()
+        fresh = ThriftCodec(Role.CLIENT, transport=transport)
+        for codec in (client, fresh):
+            codec.send_unary(sid, "Echo", method, metadata, timeout, "thrift", ARGS, oneway)
+        wire = b"".join(bytes(chunk) for chunk in client.buffers_to_send())
+        assert wire == b"".join(bytes(chunk) for chunk in fresh.buffers_to_send())
+        # The server echoes the request's flags: vary them to change the reply's head.
+        flagged = wire[:6] + bytes((0, sid & 1)) + wire[8:]
+        fresh_server = ThriftCodec(Role.SERVER)
+        for codec in (server, fresh_server):
+            codec.receive_data(flagged)
+        if oneway:
+            continue
+        for codec in (server, fresh_server):
+            codec.send_reply(sid, RESULT, Status.OK, "", (("biz-extra", method),))
+        reply = b"".join(bytes(chunk) for chunk in server.buffers_to_send())
+        assert reply == b"".join(bytes(chunk) for chunk in fresh_server.buffers_to_send())
+        assert reply[6:8] == bytes((0, sid & 1))
+        got = client.receive_data(reply)
+        assert Message(stream_id=sid, data=RESULT, end_stream=False) in got
+
+
+def test_an_issued_seq_id_is_taken_once_whoever_takes_it() -> None:
+    """The id next_stream_id hands out serves one call: a second call with it, started
+    either way (explicitly first, or the same way twice), is refused as in use."""
+    client = ThriftCodec(Role.CLIENT)
+    sid = client.next_stream_id()
+    client.send(CallStarted(stream_id=sid, service="s", method="m"))
+    with pytest.raises(LocalProtocolError, match="already in use"):
+        client.send_unary(sid, "s", "m", (), None, "thrift", ARGS)
+    sid = client.next_stream_id()
+    client.send_unary(sid, "s", "m", (), None, "thrift", ARGS)
+    with pytest.raises(LocalProtocolError, match="already in use"):
+        client.send_unary(sid, "s", "m", (), None, "thrift", ARGS)
+    sid = client.next_stream_id()
+    with pytest.raises(LocalProtocolError, match="exactly one request"):
+        client.send(CallStarted(stream_id=sid, service="s", method="m", end_stream=True))
+    client.send_unary(sid, "s", "m", (), None, "thrift", ARGS)  # still free

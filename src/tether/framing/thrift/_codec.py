@@ -36,7 +36,7 @@ from typing import Final
 
 from ..._exceptions import LocalProtocolError, RemoteProtocolError
 from ..._status import Status
-from ..._types import MetadataPairs, MetadataValue
+from ..._types import MetadataPairs
 from ...buffer import Payload, ReadBuffer
 from .._base import CodecConfig, FrameCodec, Role
 from .._events import (
@@ -65,8 +65,8 @@ from ._envelope import (
 from ._exception import decode_application_exception, decode_error_proto, status_for_type
 from ._header_meta import HeaderMeta
 from ._meta import CONNECTION_RESET, MetaHandler, meta_handlers
-from ._outgoing import ServerCall, write_reply, write_request
-from ._ttheader import FLAG_STREAMING, MAGIC_WORD, TTHeader
+from ._outgoing import FramedHeads, ServerCall, TTHeaderHeads, write_reply, write_request
+from ._ttheader import FLAG_STREAMING, MAGIC_WORD, HeaderMemo, TTHeader
 
 #: Recently cancelled seq ids remembered so their late replies can be dropped.
 MAX_CANCELLED: Final = 4096
@@ -132,10 +132,19 @@ class ThriftCodec(FrameCodec):
         self._meta = HeaderMeta(meta_handlers() if handlers is None else handlers)
         self._dead: str | None = None
         self._progress = BufferedProgress()
+        # The last Framed head layout written (a request's or a reply's, by role).
+        self._heads = FramedHeads()
+        self._tt_heads = TTHeaderHeads()
+        # The last TTHeader body received (peers repeat theirs).
+        self._header_memo = HeaderMemo()
         self._partial = False
         self._needed = 0
         # client state
         self._next_seq = 1
+        #: The id next_stream_id handed out last, while no call has taken it yet: it
+        #: was free then, and any call started with it since would have taken it.
+        self._issued = 0
+        self._issued_free = False
         self._starting: dict[int, CallStarted] = {}
         self._pending: dict[int, CallStarted] = {}
         self._cancelled: dict[int, None] = {}
@@ -217,7 +226,7 @@ class ThriftCodec(FrameCodec):
                 base = pos
                 at = 0
             if ttheader:
-                envelope = parse_ttheader(copy, at, at + total)[0]
+                envelope = parse_ttheader(copy, at, at + total, self._header_memo)[0]
             else:
                 envelope = parse_framed(copy, at, at + total, high)[0]
             pos += total
@@ -329,22 +338,22 @@ class ThriftCodec(FrameCodec):
                 return
             raise RemoteProtocolError(f"reply with seq id {seq_id}, which matches no pending call")
         message_type = envelope.message_type
-        metadata: list[tuple[str, MetadataValue]]
+        metadata: MetadataPairs = ()
         header = envelope.header
         reset = False
         if header is None:
-            metadata = []
+            pass
         elif isinstance(header, TTHeader):
             metadata = self._meta.read_response(message_type, header)
             reset = CONNECTION_RESET in header.str_info and not self._reset_reported
         else:
-            metadata = list(header.headers.items())
+            metadata = tuple(header.headers.items())
         if message_type == _REPLY:
             if self.whole_calls:  # the reply inside the trailers: one event
-                events.append(trailers(seq_id, _OK, "", tuple(metadata), envelope.payload))
+                events.append(trailers(seq_id, _OK, "", metadata, envelope.payload))
             else:
                 events.append(message(seq_id, envelope.payload, False))
-                events.append(trailers(seq_id, _OK, "", tuple(metadata)))
+                events.append(trailers(seq_id, _OK, "", metadata))
             if reset:
                 self._report_reset(events)
             return
@@ -358,8 +367,8 @@ class ThriftCodec(FrameCodec):
             error_type, text = decode_error_proto(data)
         else:
             error_type, text = decode_application_exception(data)
-        metadata.append((_APPLICATION_TYPE, str(error_type)))
-        events.append(trailers(seq_id, status_for_type(error_type), text, tuple(metadata)))
+        metadata = (*metadata, (_APPLICATION_TYPE, str(error_type)))
+        events.append(trailers(seq_id, status_for_type(error_type), text, metadata))
         if reset:
             self._report_reset(events)
 
@@ -378,9 +387,12 @@ class ThriftCodec(FrameCodec):
     def next_stream_id(self) -> int:
         seq = self._next_seq
         starting, pending, cancelled = self._starting, self._pending, self._cancelled
-        while seq in pending or seq in starting or seq in cancelled:
+        # The emptiness tests first: each ``in`` boxes the id (a PyLong past 256).
+        while seq in pending or (starting and seq in starting) or (cancelled and seq in cancelled):
             seq = seq + 1 if seq < _MAX_SEQ_ID else 1
         self._next_seq = seq + 1 if seq < _MAX_SEQ_ID else 1
+        self._issued = seq
+        self._issued_free = True
         return seq
 
     # The dispatcher's per-call hot path: the same contract as send(event), without
@@ -507,7 +519,15 @@ class ThriftCodec(FrameCodec):
         """Refuse a call the codec cannot start (its seq id taken, a bad id, no request);
         forget a cancelled call's id it reuses."""
         sid = event.stream_id
-        if sid in self._starting or sid in self._pending:
+        if self._issued_free and sid == self._issued:
+            # Just handed out by next_stream_id: an i32, and in no table (checked then;
+            # whatever started with it since would have taken it here first).
+            self._issued_free = False
+            if event.end_stream:
+                raise LocalProtocolError("a Thrift call carries exactly one request message")
+            return
+        starting = self._starting
+        if (starting and sid in starting) or sid in self._pending:
             raise LocalProtocolError(f"seq id {sid} is already in use")
         if event.end_stream:
             raise LocalProtocolError("a Thrift call carries exactly one request message")
@@ -555,7 +575,10 @@ class ThriftCodec(FrameCodec):
                 return  # the call already ended
             raise LocalProtocolError(f"{type(event).__name__} for stream {sid}: no such call")
         if type(event) is Headers:
-            call.metadata.extend(event.metadata)
+            if call.metadata is None:
+                call.metadata = list(event.metadata)
+            else:
+                call.metadata.extend(event.metadata)
         else:
             assert type(event) is StreamReset
             del calls[sid]
@@ -585,12 +608,32 @@ class ThriftCodec(FrameCodec):
 
     def _write_request(self, call: CallStarted, payload: Payload) -> None:
         proto = self._forced_encoding == PROTO or call.encoding == PROTO
-        write_request(self._out, call, payload, self.transport, proto, self._max_frame, self._meta)
+        write_request(
+            self._out,
+            call,
+            payload,
+            self.transport,
+            proto,
+            self._max_frame,
+            self._meta,
+            self._heads,
+            self._tt_heads,
+        )
 
     def _write_reply(
         self, call: ServerCall, status: Status, text: str, metadata: MetadataPairs
     ) -> None:
-        if write_reply(self._out, call, status, text, metadata, self._going_away, self._meta):
+        if write_reply(
+            self._out,
+            call,
+            status,
+            text,
+            metadata,
+            self._going_away,
+            self._meta,
+            self._heads,
+            self._tt_heads,
+        ):
             self.reset_requested = True
 
     # -- limits --------------------------------------------------------------------

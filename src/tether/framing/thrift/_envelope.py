@@ -32,7 +32,7 @@ from ._binary import (
     StructWalker,
 )
 from ._theader import THeader, decode_theader
-from ._ttheader import FLAG_STREAMING, MAGIC_WORD, TTHeader, decode_ttheader_bytes
+from ._ttheader import FLAG_STREAMING, MAGIC_WORD, HeaderMemo, TTHeader, decode_ttheader_bytes
 
 _WORDS: Final = MESSAGE_HEAD  # two big-endian 32-bit words (the second signed is fine)
 _THEADER_MAGIC_HIGH: Final = 0x0FFF
@@ -303,6 +303,20 @@ _NAMES: Final[dict[bytes, str]] = {}
 _NAMES_SIZE: Final = 256
 
 
+class _LastName:
+    """The method name decoded last, with its bytes (one tuple: replaced at once, so
+    threads never see a name with another's method): compared first, it saves hashing
+    the name's bytes (a fresh slice per message) for the common run of one method."""
+
+    __slots__ = ("pair",)
+
+    def __init__(self) -> None:
+        self.pair: tuple[bytes, str] = (b"", "")
+
+
+_LAST_NAME: Final = _LastName()
+
+
 def read_u32(data: bytes, at: int) -> int:
     """The big-endian u32 at ``data[at]``."""
     return data[at] << 24 | data[at + 1] << 16 | data[at + 2] << 8 | data[at + 3]
@@ -328,14 +342,17 @@ def parse_framed(data: bytes, at: int, end: int, version: int) -> tuple[Envelope
     return Envelope(_FRAMED, None, encoding, message_type, method, seq_id, payload, name), body
 
 
-def parse_ttheader(data: bytes, at: int, end: int) -> tuple[Envelope, int]:
-    """The TTHeader or TTHeaderFramed message ``data[at:end]``, as :func:`parse_framed`.
+def parse_ttheader(
+    data: bytes, at: int, end: int, memo: HeaderMemo | None = None
+) -> tuple[Envelope, int]:
+    """The TTHeader or TTHeaderFramed message ``data[at:end]``, as :func:`parse_framed`
+    (``memo``: the caller's last decoded header, see :func:`decode_ttheader_bytes`).
 
     Raises:
         RemoteProtocolError: the header or the message inside is malformed.
         IndexError: ``data`` ends before the message head does.
     """
-    header, start = decode_ttheader_bytes(data, at, end, True)
+    header, start = decode_ttheader_bytes(data, at, end, True, memo)
     left = end - start
     if left >= 4 and read_u32(data, start) & VERSION_MASK == VERSION_1:
         transport = _TTHEADER
@@ -388,6 +405,9 @@ def read_message(
     if name_length == 0 and encoding is PROTO:
         raise RemoteProtocolError("Kitex Protobuf message with an empty method name")
     name = data[name_start:name_end]
+    last = _LAST_NAME.pair
+    if name == last[0]:
+        return encoding, message_type, last[1], seq_id, name_end + 4, name
     method = _NAMES.get(name)
     if method is None:
         try:
@@ -397,4 +417,5 @@ def read_message(
         if len(_NAMES) >= _NAMES_SIZE:
             _NAMES.clear()
         _NAMES[name] = method
+    _LAST_NAME.pair = (name, method)
     return encoding, message_type, method, seq_id, name_end + 4, name

@@ -61,6 +61,10 @@ class HeaderMeta:
     __slots__ = (
         "_last_call",
         "_last_framed",
+        "_last_read_request",
+        "_last_read_request_raw",
+        "_last_read_response",
+        "_last_read_response_raw",
         "_last_reply",
         "_last_reply_protocol",
         "_last_reply_type",
@@ -85,6 +89,13 @@ class HeaderMeta:
         self._last_reply_type = -1
         self._last_reply_unimplemented = False
         self._last_reply: tuple[bytes, bool] = (b"", False)
+        # What was read last from a received header, by its ``raw`` body object: a
+        # decoded header's ``raw`` is the same object for the same bytes (see
+        # decode_ttheader), so a run of equal headers is recognised by identity.
+        self._last_read_request_raw = b""
+        self._last_read_request: RequestInfo = ("", (), None)
+        self._last_read_response_raw = b""
+        self._last_read_response: MetadataPairs = ()
 
     def read_request(
         self, method: str, oneway: bool, framed: bool, header: TTHeader
@@ -93,8 +104,12 @@ class HeaderMeta:
         raw = header.raw
         cacheable = self.cacheable and raw
         if cacheable:
+            if raw is self._last_read_request_raw:
+                return self._last_read_request
             cached = _READ_REQUESTS.get(raw)
             if cached is not None:
+                self._last_read_request_raw = raw
+                self._last_read_request = cached
                 return cached
         request = RequestMeta(method=method, oneway=oneway, framed=framed)
         # Copies: a received header's dicts may be shared with the decode cache.
@@ -104,23 +119,32 @@ class HeaderMeta:
         result = (request.service, tuple(request.metadata), request.timeout)
         if cacheable:
             _remember(_READ_REQUESTS, raw, result)
+            self._last_read_request_raw = raw
+            self._last_read_request = result
         return result
 
-    def read_response(self, message_type: int, header: TTHeader) -> list[tuple[str, MetadataValue]]:
-        """The metadata the handlers read from a reply header (a fresh list)."""
+    def read_response(self, message_type: int, header: TTHeader) -> MetadataPairs:
+        """The metadata the handlers read from a reply header."""
         raw = header.raw
         cacheable = self.cacheable and raw
         if cacheable:
+            if raw is self._last_read_response_raw:
+                return self._last_read_response
             cached = _READ_RESPONSES.get(raw)
             if cached is not None:
-                return list(cached)
+                self._last_read_response_raw = raw
+                self._last_read_response = cached
+                return cached
         response = ResponseMeta(message_type=message_type)
         fields = HeaderFields(dict(header.int_info), dict(header.str_info))
         for handler in self.handlers:
             handler.read_response(fields, response)
+        read = tuple(response.metadata)
         if cacheable:
-            _remember(_READ_RESPONSES, raw, tuple(response.metadata))
-        return response.metadata
+            _remember(_READ_RESPONSES, raw, read)
+            self._last_read_response_raw = raw
+            self._last_read_response = read
+        return read
 
     def request_body(self, call: CallStarted, framed: bool) -> bytes:
         """The TTHeader body (key-values, padded) the handlers write for ``call``."""

@@ -58,8 +58,39 @@ ACCEPTED_PROTOCOLS: Final = frozenset(
 #: LENGTH, MAGIC, FLAGS, SEQ ID, HEADER SIZE (words): the 14 bytes every frame starts with.
 PREFIX: Final = struct.Struct(">IHHiH")
 _PREFIX: Final = PREFIX
+
+
+class DecodedHeader:
+    """What a header body decodes to, kept for later messages with the same bytes:
+    ``body`` is the one object every such message gets as its header's ``raw`` (so later
+    caches can compare by identity)."""
+
+    __slots__ = ("body", "int_info", "protocol_id", "str_info")
+
+    def __init__(
+        self, body: bytes, protocol_id: int, str_info: dict[str, str], int_info: dict[int, str]
+    ) -> None:
+        self.body = body
+        self.protocol_id = protocol_id
+        self.str_info = str_info
+        self.int_info = int_info
+
+
 #: Recently decoded header bodies (peers repeat theirs call after call); cleared when full.
-_DECODED: Final[dict[bytes, tuple[int, dict[str, str], dict[int, str]]]] = {}
+_DECODED: Final[dict[bytes, DecodedHeader]] = {}
+
+
+class HeaderMemo:
+    """The header body one codec decoded last: compared first, it saves hashing the body
+    (a fresh slice per message) for a peer's run of equal headers. One per codec, as
+    its peer repeats itself; not thread-safe (nor is the codec)."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last: DecodedHeader | None = None
+
+
 _CACHE_SIZE: Final = 256
 #: Only header bodies up to this size are cached (Kitex's are ~200 bytes), which bounds
 #: the caches' memory whatever a peer sends.
@@ -125,9 +156,12 @@ def decode_ttheader(
     return decode_ttheader_bytes(data, start, end, shared)
 
 
-def decode_ttheader_bytes(data: bytes, start: int, end: int, shared: bool) -> tuple[TTHeader, int]:
+def decode_ttheader_bytes(
+    data: bytes, start: int, end: int, shared: bool, memo: HeaderMemo | None = None
+) -> tuple[TTHeader, int]:
     """:func:`decode_ttheader` of ``bytes`` (compiled, indexing and slicing ``bytes`` are
-    native operations, where a memoryview or ``struct`` costs Python calls)."""
+    native operations, where a memoryview or ``struct`` costs Python calls); ``memo``:
+    the caller's last decoded header, checked first."""
     if end - start < 14:
         raise RemoteProtocolError("TTHeader frame shorter than its 14-byte prefix")
     magic = data[start + 4] << 8 | data[start + 5]
@@ -151,16 +185,25 @@ def decode_ttheader_bytes(data: bytes, start: int, end: int, shared: bool) -> tu
     if header_end > len(data):
         raise IndexError("the header runs past the bytes given")
     body = data[pos:header_end] if header_end - pos <= CACHEABLE_SIZE else b""
-    cached = _DECODED.get(body) if body else None
+    cached: DecodedHeader | None = None
+    if body:
+        if memo is not None:
+            cached = memo.last
+            if cached is not None and body != cached.body:
+                cached = None
+        if cached is None:
+            cached = _DECODED.get(body)
+            if cached is not None and memo is not None:
+                memo.last = cached
     if cached is not None:  # same header bytes as a recent message: same fields
         # Compiled, a keyword call of the class binds its arguments at build time.
         return TTHeader(
             flags=flags,
             seq_id=seq_id,
-            protocol_id=cached[0],
-            str_info=cached[1] if shared else cached[1].copy(),
-            int_info=cached[2] if shared else cached[2].copy(),
-            raw=body,
+            protocol_id=cached.protocol_id,
+            str_info=cached.str_info if shared else cached.str_info.copy(),
+            int_info=cached.int_info if shared else cached.int_info.copy(),
+            raw=cached.body,
         ), header_end
     protocol_id = data[pos]
     if protocol_id not in ACCEPTED_PROTOCOLS:
@@ -200,7 +243,10 @@ def decode_ttheader_bytes(data: bytes, start: int, end: int, shared: bool) -> tu
     if body:
         if len(_DECODED) >= _CACHE_SIZE:
             _DECODED.clear()
-        _DECODED[body] = (protocol_id, dict(str_info), dict(int_info))
+        entry = DecodedHeader(body, protocol_id, dict(str_info), dict(int_info))
+        _DECODED[body] = entry
+        if memo is not None:
+            memo.last = entry
     header = TTHeader(
         flags=flags,
         seq_id=seq_id,
