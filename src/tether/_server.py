@@ -108,7 +108,7 @@ class Server:
         self._aliases: dict[str, list[str]] = {}
         self._kitex: set[Dispatcher] = set()
         #: The last exact (service, method) hit and its plan (plans are never replaced).
-        self._last_method: tuple[str, str, MethodPlan | None] = ("", "", None)
+        self._last_method: tuple[str, str, str, MethodPlan | None, str] = ("", "", "", None, "")
         for service in services:
             self.add_service(service)
         if grace < 0:
@@ -340,23 +340,28 @@ class Server:
 
     def _on_call(self, stream: RPCStream, call: CallStarted) -> None:
         service = call.service
-        last = self._last_method  # most calls name the method the last one did
-        if service == last[0] and call.method == last[1]:
-            plan: MethodPlan | None = last[2]
-        else:
-            plan = self._methods.get((service, call.method))
-            if plan is not None:
-                self._last_method = (service, call.method, plan)
+        method = call.method
         encoding = call.encoding
-        if plan is None or (encoding and encoding != plan.encoding):
-            # Not an exact hit, or an exact hit for another payload encoding (Kitex's bare
-            # isn "Echo" names both a Thrift "Echo" and a protobuf "tether.demo.Echo").
-            resolved, found = self._resolve(call)
-            if found is not None:
-                service, plan = resolved, found
-            elif plan is None:
-                self._unknown(stream, call)
-                return
+        # Most calls name what the last one did: its (service, method, encoding) and
+        # where that led (the plan, the service's registered name) are kept, so a call
+        # that had to be resolved loosely (a Framed call names no service) is resolved once.
+        last = self._last_method
+        plan = last[3]
+        if plan is not None and service == last[0] and method == last[1] and encoding == last[2]:
+            service = last[4]
+        else:
+            plan = self._methods.get((service, method))
+            if plan is None or (encoding and encoding != plan.encoding):
+                # Not an exact hit, or an exact hit for another payload encoding (Kitex's
+                # bare isn "Echo" names both a Thrift "Echo" and a protobuf
+                # "tether.demo.Echo").
+                resolved, found = self._resolve(call)
+                if found is not None:
+                    service, plan = resolved, found
+                elif plan is None:
+                    self._unknown(stream, call)
+                    return
+            self._last_method = (call.service, method, encoding, plan, service)
         if self._closing:
             stream.send_trailers(_UNAVAILABLE, "server is shutting down", ())
             return

@@ -255,6 +255,29 @@ async def test_method_served_by_two_services_is_ambiguous_without_a_name() -> No
         await server.wait_closed()
 
 
+async def test_a_loosely_resolved_method_is_resolved_alike_when_repeated() -> None:
+    """Framed calls name no service: repeated calls reach the one service that has the
+    method (the server remembers the resolution), and a method no service has stays
+    UNIMPLEMENTED however often it follows a served one."""
+    served = Handler()
+    server = tether.Server([thrift_service(echo_thrift.Echo, served, name="Served")])
+    await server.start("tcp://127.0.0.1:0")
+    try:
+        async with tether.Client(server.addresses[0], protocol="framed") as client:
+            stub = ThriftStub(client, echo_thrift.Echo)
+            for i in range(3):
+                assert (await stub.Unary(Request(data=b"%d" % i))).data == b"%d" % i
+                with pytest.raises(tether.StatusError) as info:
+                    await client.unary(
+                        "Served/Missing", b"\x00", request_type=bytes, response_type=bytes
+                    )
+                assert info.value.status is tether.Status.UNIMPLEMENTED
+        assert [seen["service"] for seen in served.seen] == ["Served"] * 3
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 class _TenantHandler(MetaHandler):
     """Client: adds int key 4 (FromCluster) and a str key; server: reads them back."""
 
