@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from . import metainfo as _metainfo
 from ._calls import Call, FinishedCall, decode_reply, expire
-from ._client_codecs import payload_codecs, split_method
+from ._client_codecs import RAW, payload_codecs, split_method
 from ._client_protocols import (
     CALLER_KEYS,
     MAX_TRANSPARENT_RETRIES,
@@ -36,6 +36,7 @@ from ._metadata import MetadataLike, to_pairs
 from ._service import Service
 from ._status import Status
 from ._types import MetadataPairs
+from .buffer import Payload
 from .encoding import PayloadCodec
 from .framing import CodecConfig, FrameCodec, Role, get_framing
 from .metainfo import METAINFO_VAR as _METAINFO
@@ -411,8 +412,17 @@ class Client:
                 self._method_names.clear()
             self._method_names[method] = names
         service, name = names
-        payload = request_codec.encode_payload(request)
-        timeout = self._effective_timeout(timeout)
+        if request_codec is RAW and type(request) is bytes:
+            # The raw codec's encoding of bytes is the bytes themselves: no call for it.
+            payload: Payload = request
+            encoding = "raw"
+        else:
+            payload = request_codec.encode_payload(request)
+            encoding = request_codec.name
+        if timeout is _UNSET:
+            timeout = self._timeout  # checked when the client was made
+        elif timeout is not None and timeout <= 0:
+            raise ConfigError("timeout must be positive")
         pairs = self._metadata if metadata is None else self._call_metadata(metadata)
         if self._from_method_key is not None:
             pairs = self._with_from_method(pairs)
@@ -435,8 +445,7 @@ class Client:
                     break
             if dispatcher is None:
                 dispatcher = await self._acquire()
-            conn = dispatcher.connection
-            if conn is not None and conn.is_write_paused():
+            if dispatcher.write_paused:
                 # The server is not keeping up with our requests: wait instead of queueing.
                 await dispatcher.drain()
                 if not dispatcher.has_capacity():
@@ -448,7 +457,7 @@ class Client:
                 payload,
                 metadata=pairs,
                 timeout=timeout,
-                encoding=request_codec.name,
+                encoding=encoding,
                 oneway=oneway,
             )
             if oneway:
@@ -496,7 +505,10 @@ class Client:
         if data is None:
             count = len(stream.take_messages())
             raise StatusError(_INTERNAL, f"a unary call got {count} reply messages, not 1")
-        reply = decode_reply(response_codec, data)
+        if type(data) is bytes and response_codec is RAW:
+            reply: Any = data  # the raw codec's decoding of bytes: no call for it
+        else:
+            reply = decode_reply(response_codec, data)
         if with_call:
             return reply, FinishedCall(stream)
         return reply
