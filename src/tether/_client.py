@@ -22,7 +22,7 @@ from ._client_protocols import (
     with_alpn,
 )
 from ._config import ConnectOptions, KeepaliveConfig, TLSConfig
-from ._context import _current
+from ._context import _current as _current_var
 from ._dispatch import ConnectionState, Dispatcher, RPCStream
 from ._dispatch._keepalive import LivenessConfig
 from ._exceptions import (
@@ -39,7 +39,7 @@ from ._types import MetadataPairs
 from .buffer import Payload
 from .encoding import PayloadCodec
 from .framing import CodecConfig, FrameCodec, Role, get_framing
-from .metainfo import METAINFO_VAR as _METAINFO
+from .metainfo import METAINFO_VAR
 from .transport import get_transport, parse_address
 
 # Enum members bound once: attribute access on an Enum class goes through
@@ -51,6 +51,9 @@ _CONN_DISCONNECTED: Final = ConnectionState.DISCONNECTED
 _DEADLINE_EXCEEDED: Final = Status.DEADLINE_EXCEEDED
 _INTERNAL: Final = Status.INTERNAL
 _UNAVAILABLE: Final = Status.UNAVAILABLE
+# Context variables read on every call, as C statics (an imported name is a dict lookup).
+_current: Final = _current_var
+_METAINFO: Final = METAINFO_VAR
 
 logger = logging.getLogger("tether.client")
 
@@ -58,8 +61,8 @@ if TYPE_CHECKING:
     from ._stub import Stub
 
 T = TypeVar("T")
-_UNSET: Any = object()
-_METHOD_CACHE_SIZE = 1024
+_UNSET: Final[Any] = object()
+_METHOD_CACHE_SIZE: Final = 1024
 #: Connections a client keeps for a one-call-per-connection protocol unless told otherwise.
 DEFAULT_POOL_SIZE = 10
 
