@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from ._exceptions import StatusError
 from ._metadata import Metadata, MetadataLike
 from ._status import Status
 from ._types import MetadataPairs
 
-_current: contextvars.ContextVar[ServerContext] = contextvars.ContextVar("tether_server_context")
+if TYPE_CHECKING:
+    from ._dispatch import Dispatcher
+
+_current: Final[contextvars.ContextVar[ServerContext]] = contextvars.ContextVar(
+    "tether_server_context"
+)
 
 
 class ServerContext:
@@ -30,39 +34,34 @@ class ServerContext:
         "_backward",
         "_cancelled",
         "_deadline",
-        "_extra",
+        "_dispatcher",
         "_headers",
-        "_loop_time",
         "_metadata",
         "_metadata_pairs",
         "_metainfo",
         "_trailers",
         "method",
-        "peer",
         "service",
     )
 
     def __init__(
         self,
-        *,
         service: str,
         method: str,
         metadata: MetadataPairs,
-        peer: Any,
+        dispatcher: Dispatcher,
         deadline: float | None,
-        loop_time: Callable[[], float],
-        extra: Any = None,
     ) -> None:
         self.service = service
         self.method = method
-        self.peer = peer
+        # The connection's details (peer, loop time, transport extras) are read from the
+        # dispatcher when asked for: most handlers ask for none of them.
+        self._dispatcher = dispatcher
         self._metadata_pairs = metadata
         self._metadata: Metadata | None = None
         self._headers: Metadata | None = None
         self._trailers: Metadata | None = None
         self._deadline = deadline
-        self._loop_time = loop_time
-        self._extra = extra
         self._cancelled = False
         #: Parsed metainfo (``tether.metainfo``), built on first use.
         self._metainfo: Any = None
@@ -110,6 +109,12 @@ class ServerContext:
         pairs = self._trailers.to_pairs() if self._trailers is not None else ()
         return pairs + self._backward if self._backward else pairs
 
+    @property
+    def peer(self) -> Any:
+        """The peer address as the transport reports it (``None`` without a connection)."""
+        dispatcher = self._dispatcher
+        return dispatcher.peer if dispatcher.connection is not None else None
+
     def __repr__(self) -> str:
         return f"<ServerContext {self.service}/{self.method} peer={self.peer!r}>"
 
@@ -122,7 +127,7 @@ class ServerContext:
         """Seconds left before the deadline (never negative), or ``None`` without one."""
         if self._deadline is None:
             return None
-        return max(0.0, self._deadline - self._loop_time())
+        return max(0.0, self._deadline - self._dispatcher.loop.time())
 
     @property
     def cancelled(self) -> bool:
@@ -139,7 +144,8 @@ class ServerContext:
 
     def extra(self, name: str, default: Any = None) -> Any:
         """Transport details of the call's connection (``peername``, ``peercert``, ...)."""
-        return self._extra(name, default) if self._extra is not None else default
+        conn = self._dispatcher.connection
+        return conn.extra(name, default) if conn is not None else default
 
     def abort(self, status: Status, message: str = "") -> NoReturn:
         """End the call now with ``status``.

@@ -370,22 +370,13 @@ class Server:
             )
             return
         dispatcher = stream.dispatcher
-        loop = dispatcher.loop
-        deadline = None if call.timeout is None else loop.time() + call.timeout
-        conn = dispatcher.connection
-        ctx = ServerContext(
-            service=service,
-            method=call.method,
-            metadata=call.metadata,
-            peer=dispatcher.peer if conn is not None else None,
-            deadline=deadline,
-            loop_time=loop.time,
-            extra=conn.extra if conn is not None else None,
-        )
+        timeout = call.timeout
+        deadline = None if timeout is None else dispatcher.loop.time() + timeout
+        ctx = ServerContext(service, call.method, call.metadata, dispatcher, deadline)
         active = ActiveCall(plan, stream, ctx, self._tasks, dispatcher in self._kitex)
-        stream.on_finish = active.finished
-        if call.timeout is not None:
-            active.timer = loop.call_later(call.timeout, active.expire)
+        stream.observer = active
+        if timeout is not None:
+            active.timer = dispatcher.loop.call_later(timeout, active.expire)
         if plan.client_streaming or stream.has_request():
             active.start()
         else:

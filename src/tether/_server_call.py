@@ -18,6 +18,7 @@ from ._aiter import decoded_until_none
 from ._context import ServerContext, _current
 from ._dispatch import RPCStream
 from ._dispatch._eager import start_eagerly
+from ._dispatch._stream import StreamObserver
 from ._exceptions import BizStatusError, StatusError
 from ._service import Cardinality, MethodSpec
 from ._status import Status
@@ -78,7 +79,7 @@ class MethodPlan:
         self.oneway = spec.oneway
 
 
-class ActiveCall:
+class ActiveCall(StreamObserver):
     """One call being served: starts its handler eagerly, cancels it on reset or deadline.
 
     ``tasks`` collects the Tasks of handlers that suspended (the server waits for them
@@ -119,7 +120,7 @@ class ActiveCall:
         if task is not None:
             self._track(task)
 
-    def finished(self, stream: RPCStream) -> None:
+    def stream_finished(self, stream: RPCStream) -> None:
         timer = self.timer
         if timer is not None:
             timer.cancel()

@@ -28,19 +28,28 @@ import asyncio
 import contextvars
 import sys
 from collections.abc import Callable, Coroutine, Generator
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Final, cast
 
 from ._eager_driver import DONE, drive
 
-EAGER = sys.version_info >= (3, 12)
+# Module constants marked Final are C statics when compiled (a plain global is a dict
+# lookup on every use); the copy of DONE and copy_context likewise.
+_DONE: Final = DONE
+_copy_context: Final = contextvars.copy_context
+
+EAGER: Final = sys.version_info >= (3, 12)
 
 # The loop's current-task registry (C functions in CPython 3.11; private but stable, and
 # the same ones asyncio's own Task uses on every step).
 # Typed for the stand-in: the registry stores any object, asyncio's stubs say Task.
-_enter_task = cast(Callable[[asyncio.AbstractEventLoop, object], None], asyncio.tasks._enter_task)
-_leave_task = cast(Callable[[asyncio.AbstractEventLoop, object], None], asyncio.tasks._leave_task)
+_enter_task: Final = cast(
+    Callable[[asyncio.AbstractEventLoop, object], None], asyncio.tasks._enter_task
+)
+_leave_task: Final = cast(
+    Callable[[asyncio.AbstractEventLoop, object], None], asyncio.tasks._leave_task
+)
 # The registry itself: asyncio.current_task() is a Python function reading it (3.11).
-_current_tasks = cast(dict[asyncio.AbstractEventLoop, object], asyncio.tasks._current_tasks)  # type: ignore[attr-defined]
+_current_tasks: Final = cast(dict[asyncio.AbstractEventLoop, object], asyncio.tasks._current_tasks)  # type: ignore[attr-defined]
 
 
 def start_eagerly(
@@ -50,7 +59,7 @@ def start_eagerly(
     if EAGER:  # pragma: no cover - CI runs 3.11
         task: asyncio.Task[None] = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
         return None if task.done() else task
-    context = contextvars.copy_context()
+    context = _copy_context()
     stand_in = _FirstStep(loop, coro)
     idle = _IDLE_DRIVERS
     driver = idle.pop() if idle else _Driver()
@@ -64,7 +73,7 @@ def start_eagerly(
         _leave_task(loop, stand_in)
         if outer is not None:
             _enter_task(loop, outer)
-    if yielded is DONE:
+    if yielded is _DONE:
         idle.append(driver)  # (a driver that raised is dropped: it has ended)
         return None
     # The coroutine waits: its driver goes with it, and ends when it does.
@@ -90,7 +99,7 @@ class _Driver:
 
 #: Drivers not running a step now (a stack: a step inside a step takes another one; an
 #: event loop per thread never shares one, as ``pop`` and ``append`` are atomic).
-_IDLE_DRIVERS: list[_Driver] = []
+_IDLE_DRIVERS: Final[list[_Driver]] = []
 
 
 class _FirstStep:

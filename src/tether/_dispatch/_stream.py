@@ -27,6 +27,16 @@ _STREAM_HALF_CLOSED_REMOTE: Final = StreamState.HALF_CLOSED_REMOTE
 _STREAM_OPEN: Final = StreamState.OPEN
 
 
+class StreamObserver:
+    """Something told when a stream finishes: :meth:`stream_finished` runs once, after the
+    stream closed and left its dispatcher's table, on success and failure alike."""
+
+    __slots__ = ()
+
+    def stream_finished(self, stream: RPCStream) -> None:
+        """``stream`` finished (its ``status`` or ``error`` says how)."""
+
+
 class RPCStream:
     """A multiplexed stream: send and receive whole messages (bytes), then an outcome.
 
@@ -53,6 +63,7 @@ class RPCStream:
         "_send_waiter",
         "headers",
         "key",
+        "observer",
         "on_finish",
         "on_ready",
         "state",
@@ -85,6 +96,9 @@ class RPCStream:
         self.status_message = ""
         #: Called once when the stream finishes (server: cancels the handler on reset).
         self.on_finish: Callable[[RPCStream], None] | None = None
+        #: Told once when the stream finishes, after ``on_finish`` would be (server: the
+        #: call being served; a method call, where a callback needs a bound method).
+        self.observer: StreamObserver | None = None
         #: Called once when the first message or the peer's end arrives (server: starts
         #: a single-request handler only when its request is there, so it can run eagerly).
         self.on_ready: Callable[[], None] | None = None
@@ -378,3 +392,7 @@ class RPCStream:
         callback, self.on_finish = self.on_finish, None
         if callback is not None:
             callback(self)
+        observer = self.observer
+        if observer is not None:
+            self.observer = None
+            observer.stream_finished(self)
