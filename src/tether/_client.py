@@ -51,9 +51,10 @@ _CONN_DISCONNECTED: Final = ConnectionState.DISCONNECTED
 _DEADLINE_EXCEEDED: Final = Status.DEADLINE_EXCEEDED
 _INTERNAL: Final = Status.INTERNAL
 _UNAVAILABLE: Final = Status.UNAVAILABLE
-# Context variables read on every call, as C statics (an imported name is a dict lookup).
-_current: Final = _current_var
-_METAINFO: Final = METAINFO_VAR
+# Context variables read on every call, as C statics (an imported name is a dict lookup),
+# and their ``get`` bound once (a method call looks the method up on every call).
+_serving_context: Final = _current_var.get
+_metainfo_scope: Final = METAINFO_VAR.get
 
 logger = logging.getLogger("tether.client")
 
@@ -359,7 +360,7 @@ class Client:
 
     def _with_from_method(self, pairs: MetadataPairs) -> MetadataPairs:
         """``pairs`` plus the method of the handler this call is made from, if any."""
-        serving = _current.get(None)  # not current_context(): no exception per call
+        serving = _serving_context(None)  # not current_context(): no exception per call
         if serving is None:
             return pairs
         assert self._from_method_key is not None
@@ -431,7 +432,7 @@ class Client:
             pairs = self._with_from_method(pairs)
         # Metainfo exists only inside a handler or a metainfo scope: two context lookups
         # here save the call into the (interpreted) metainfo module on every other call.
-        if _current.get(None) is None and _METAINFO.get(None) is None:
+        if _serving_context(None) is None and _metainfo_scope(None) is None:
             info = None
         else:
             info = _metainfo.outgoing()
