@@ -24,6 +24,7 @@ from .._exceptions import (
     TransportError,
 )
 from .._status import Status
+from .._types import BufferLike
 from ..framing import (
     CallStarted,
     Event,
@@ -93,6 +94,9 @@ class DispatcherBase(ConnectionHandler):
         #: it cannot have filled since, while it may have drained (a client then finds
         #: :meth:`drain` returns at once). Saves asking the transport once per call.
         self.write_paused = False
+        #: The connection's one-step ``send_buffers`` when it has its own (bound once,
+        #: when it becomes active), else ``None``: :meth:`_flush` makes the three calls.
+        self._send_buffers: Callable[[list[BufferLike]], bool] | None = None
         self._on_call = on_call
         self._on_state_change = on_state_change
         self._flush_scheduled = False
@@ -336,11 +340,15 @@ class DispatcherBase(ConnectionHandler):
         conn = self.connection
         if conn is None or not self.codec.has_data_to_send():
             return
-        conn.write_buffers(self.codec.buffers_to_send())
-        conn.flush()
+        send = self._send_buffers
+        if send is not None:
+            paused = self.write_paused = send(self.codec.buffers_to_send())
+        else:
+            conn.write_buffers(self.codec.buffers_to_send())
+            conn.flush()
+            paused = self.write_paused = conn.is_write_paused()
         if self.codec.reset_requested and not self._retiring:
             self.retire("the connection was reset after a reply that said so (crrst)")
-        paused = self.write_paused = conn.is_write_paused()
         if paused and self.role_is_server and not self._read_held:
             # The peer is not reading our replies: stop reading its requests until it
             # does, so replies cannot pile up without bound in the write buffer.

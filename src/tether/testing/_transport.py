@@ -41,6 +41,7 @@ TRANSPORT_CHECKS: tuple[str, ...] = (
     "connect_and_listen",
     "ordering",
     "write_buffers",
+    "send_buffers",
     "early_data",
     "eof",
     "half_close",
@@ -180,6 +181,41 @@ class TransportChecks(_EndingChecks):
                 await receiver.wait_bytes(len(expected), self.timeout)
                 assert receiver.data == expected, (
                     f"{receiver.name}: write_buffers() bytes differ from those sent (first "
+                    f"difference at {_first_diff(receiver.data, expected)})"
+                )
+
+    async def check_send_buffers(self) -> None:
+        """send_buffers() sends its chunks after everything queued before, in order, at
+        once (no flush() needed), returns is_write_paused() as it stands afterwards, and
+        does not keep the caller's list."""
+        async with self._serve() as session:
+            client, crec, server, srec = await self._pair(session)
+            for sender, receiver in ((client, srec), (server, crec)):
+                expected = bytearray()
+                for seq in range(200):
+                    if seq % 4 == 1:  # sometimes bytes queued before, not yet flushed
+                        head = b"[%d]" % seq
+                        sender.write_binary(head)
+                        expected += head
+                    chunks: list[BufferLike] = [
+                        b"<%d>" % seq,
+                        memoryview(bytes([seq & 0xFF]) * (seq * 97 % 70000)),
+                    ]
+                    if seq % 2:
+                        chunks.append(bytearray(b"b" * (seq % 7)))
+                    expected += b"".join(chunks)
+                    paused = sender.send_buffers(chunks)
+                    assert paused is sender.is_write_paused(), (
+                        f"send_buffers() returned {paused!r}, is_write_paused() says "
+                        f"{sender.is_write_paused()!r}"
+                    )
+                    chunks.clear()  # the list is the caller's again: not its buffers
+                    chunks.append(b"NOT SENT")
+                    if paused:
+                        await sender.drain()
+                await receiver.wait_bytes(len(expected), self.timeout)
+                assert receiver.data == expected, (
+                    f"{receiver.name}: send_buffers() bytes differ from those sent (first "
                     f"difference at {_first_diff(receiver.data, expected)})"
                 )
 

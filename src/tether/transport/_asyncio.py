@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, cast, final
 
 from .._exceptions import ClosedResourceError, ConnectError, TransportError
+from .._types import BufferLike
 from ..buffer import DEFAULT_READ_SIZE
 from ._base import Listener, OnConnection
 from ._lifecycle import ConnectionLifecycle, broken
@@ -207,6 +208,21 @@ class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
             transport.write(chunks[0])
         else:
             transport.writelines(chunks)
+
+    def send_buffers(self, chunks: list[BufferLike]) -> bool:
+        # write_buffers + flush + is_write_paused in one call. With nothing queued before
+        # and the connection open, the chunks go to the transport as flush would hand
+        # them over (by reference, in order), without passing through the write buffer.
+        wbuf = self._wbuf
+        transport = self._transport
+        if wbuf._size or self._closing or self._eof_sent or transport is None:
+            wbuf.write_buffers(chunks)
+            self.flush()
+        elif len(chunks) == 1:
+            transport.write(chunks[0])
+        else:
+            transport.writelines(chunks)
+        return self._write_paused
 
     def can_write_eof(self) -> bool:
         return self._transport is not None and self._transport.can_write_eof()

@@ -131,6 +131,20 @@ class Connection(ABC):
     async def drain(self) -> None:
         """Wait until the queued bytes fall below the high-water mark."""
 
+    def send_buffers(self, chunks: list[BufferLike]) -> bool:
+        """:meth:`write_buffers` ``chunks``, :meth:`flush`, and return
+        :meth:`is_write_paused` after that write: a dispatcher's write of one batch of
+        frames in one call.
+
+        Same contract as those three calls in turn (ownership of ``chunks``, ordering
+        after earlier writes, errors, dropped after close or abort). This default makes
+        them; a transport may do it in one step (the socket connection does), which a
+        dispatcher then calls instead of the three (one Python call per write, not three).
+        """
+        self.write_buffers(chunks)
+        self.flush()
+        return self.is_write_paused()
+
     def is_write_paused(self) -> bool:
         """True while queued bytes are above the high-water mark (:meth:`drain` would wait).
 
