@@ -25,6 +25,7 @@ from .._exceptions import (
 )
 from .._status import Status
 from .._types import BufferLike
+from ..buffer import ReadBuffer
 from ..framing import (
     CallStarted,
     Event,
@@ -97,6 +98,8 @@ class DispatcherBase(ConnectionHandler):
         #: The connection's one-step ``send_buffers`` when it has its own (bound once,
         #: when it becomes active), else ``None``: :meth:`_flush` makes the three calls.
         self._send_buffers: Callable[[list[BufferLike]], bool] | None = None
+        #: The connection's reader, read once (a property call into the transport).
+        self._reader: ReadBuffer | None = None
         self._on_call = on_call
         self._on_state_change = on_state_change
         self._flush_scheduled = False

@@ -98,6 +98,7 @@ class Dispatcher(DispatcherBase):
         self.connection = conn
         if type(conn).send_buffers is not Connection.send_buffers:
             self._send_buffers = conn.send_buffers  # its own one-step write (see _flush)
+        self._reader = conn.reader  # the same object for the connection's life
         self.peer = conn.extra("peername")
         self._transition(_CONN_IN_ACTIVE)
         if self._keepalive is not None:
@@ -114,7 +115,9 @@ class Dispatcher(DispatcherBase):
         keepalive = self._keepalive
         if keepalive is not None:
             keepalive.last_read = self.loop.time()
-        reader = conn.reader
+        reader = self._reader
+        if reader is None:
+            reader = self._reader = conn.reader
         try:
             events = self.codec.receive_from(reader)
         except ProtocolError as exc:

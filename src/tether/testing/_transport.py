@@ -128,10 +128,12 @@ class TransportChecks(_EndingChecks):
                 await server.wait_closed()
 
     async def check_ordering(self) -> None:
-        """Thousands of small writes (write_binary and malloc, odd flushes) arrive in order."""
+        """Thousands of small writes (write_binary and malloc, odd flushes) arrive in order;
+        each end's ``reader`` stays the same object throughout."""
         rng = random.Random(1)
         async with self._serve() as session:
             client, crec, server, srec = await self._pair(session)
+            readers = (client.reader, server.reader)
             for sender, receiver in ((client, srec), (server, crec)):
                 expected = bytearray()
                 for seq in range(3000):
@@ -152,6 +154,10 @@ class TransportChecks(_EndingChecks):
                 assert receiver.data == expected, (
                     f"{receiver.name} received {len(receiver.data)} bytes that differ from the "
                     f"{len(expected)} sent (first difference at {_first_diff(receiver.data, expected)})"
+                )
+            for now, before in zip((client.reader, server.reader), readers, strict=True):
+                assert now is before, (
+                    "a connection's reader changed while it was open (handlers may keep it)"
                 )
 
     async def check_write_buffers(self) -> None:

@@ -80,7 +80,8 @@ class Connection(ABC):
     @property
     @abstractmethod
     def reader(self) -> ReadBuffer:
-        """The receive buffer the transport fills in place."""
+        """The receive buffer the transport fills in place: the same object for the
+        connection's whole life (a handler may keep it)."""
 
     @abstractmethod
     def start(self, handler: ConnectionHandler) -> None:
