@@ -26,6 +26,7 @@ SRC = Path(__file__).parent / "src"
 #: Compiled modules (relative to ``src``): the per-call path and its sans-I/O codec.
 COMPILED = [
     "tether/buffer.py",
+    "tether/transport/_socket_io.py",
     "tether/framing/_base.py",
     "tether/framing/_credit.py",
     "tether/framing/_events.py",

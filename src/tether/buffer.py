@@ -446,10 +446,11 @@ class ReadBuffer:
         self._end = unread
         return self._whole[unread:]
 
-    def recv_buffer(self) -> memoryview:
+    def recv_buffer(self, sizehint: int = -1) -> memoryview:
         """:meth:`get_write_buffer` for a producer that never releases the region.
 
-        For ``asyncio.BufferedProtocol.get_buffer``: when the buffer has not moved or
+        For ``asyncio.BufferedProtocol.get_buffer`` (which it can be: ``sizehint`` is
+        ignored, the buffer sizes the region from its read size and reservations): when the buffer has not moved or
         grown since the last call (e.g. every frame was consumed, so the region starts at
         the front again), the same view is returned, with no allocation. The caller must
         not release it, and must fill it only until the matching :meth:`commit`.

@@ -24,7 +24,6 @@ from .._exceptions import (
     TransportError,
 )
 from .._status import Status
-from .._types import BufferLike
 from ..buffer import ReadBuffer
 from ..framing import (
     CallStarted,
@@ -87,6 +86,9 @@ class DispatcherBase(ConnectionHandler):
         self.state = _CONN_CONNECTING
         self.streams: dict[int, RPCStream] = {}
         self.connection: Connection | None = None
+        #: The connection's reader, kept from on_active on (``Connection.reader`` is one
+        #: object for the connection's life; asking per read is an interpreted property).
+        self._reader: ReadBuffer | None = None
         #: The peer's address as the transport reports it (read once, when active).
         self.peer: Any = None
         self.close_reason = ""
@@ -95,11 +97,6 @@ class DispatcherBase(ConnectionHandler):
         #: it cannot have filled since, while it may have drained (a client then finds
         #: :meth:`drain` returns at once). Saves asking the transport once per call.
         self.write_paused = False
-        #: The connection's one-step ``send_buffers`` when it has its own (bound once,
-        #: when it becomes active), else ``None``: :meth:`_flush` makes the three calls.
-        self._send_buffers: Callable[[list[BufferLike]], bool] | None = None
-        #: The connection's reader, read once (a property call into the transport).
-        self._reader: ReadBuffer | None = None
         self._on_call = on_call
         self._on_state_change = on_state_change
         self._flush_scheduled = False
@@ -343,15 +340,10 @@ class DispatcherBase(ConnectionHandler):
         conn = self.connection
         if conn is None or not self.codec.has_data_to_send():
             return
-        send = self._send_buffers
-        if send is not None:
-            paused = self.write_paused = send(self.codec.buffers_to_send())
-        else:
-            conn.write_buffers(self.codec.buffers_to_send())
-            conn.flush()
-            paused = self.write_paused = conn.is_write_paused()
+        conn.send_buffers(self.codec.buffers_to_send())
         if self.codec.reset_requested and not self._retiring:
             self.retire("the connection was reset after a reply that said so (crrst)")
+        paused = self.write_paused = conn.is_write_paused()
         if paused and self.role_is_server and not self._read_held:
             # The peer is not reading our replies: stop reading its requests until it
             # does, so replies cannot pile up without bound in the write buffer.

@@ -96,9 +96,7 @@ class Dispatcher(DispatcherBase):
 
     def on_active(self, conn: Connection) -> None:
         self.connection = conn
-        if type(conn).send_buffers is not Connection.send_buffers:
-            self._send_buffers = conn.send_buffers  # its own one-step write (see _flush)
-        self._reader = conn.reader  # the same object for the connection's life
+        self._reader = conn.reader
         self.peer = conn.extra("peername")
         self._transition(_CONN_IN_ACTIVE)
         if self._keepalive is not None:

@@ -26,6 +26,7 @@ from .._types import BufferLike
 from ..buffer import DEFAULT_READ_SIZE
 from ._base import Listener, OnConnection
 from ._lifecycle import ConnectionLifecycle, broken
+from ._socket_io import SocketIO
 
 logger = logging.getLogger("tether.transport")
 
@@ -123,6 +124,15 @@ class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
         self._nodelay = nodelay
         self._transport: asyncio.Transport | None = None
         self._keep_open_on_eof = True
+        # The event loop calls get_buffer and buffer_updated once per read, the dispatcher
+        # send_buffers and is_write_paused once per batch: they are compiled code (the
+        # reader's recv_buffer, a SocketIO), not interpreted frames; the methods below
+        # say the same in Python and document them.
+        io = SocketIO(self, self._reader, self._wbuf)
+        self.get_buffer = self._reader.recv_buffer  # type: ignore[method-assign]
+        self.buffer_updated = io.buffer_updated  # type: ignore[method-assign]
+        self.send_buffers = io.send_buffers  # type: ignore[method-assign]
+        self.is_write_paused = io.is_write_paused  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         peer = self.extra("peername")
@@ -209,20 +219,23 @@ class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
         else:
             transport.writelines(chunks)
 
-    def send_buffers(self, chunks: list[BufferLike]) -> bool:
-        # write_buffers + flush + is_write_paused in one call. With nothing queued before
-        # and the connection open, the chunks go to the transport as flush would hand
-        # them over (by reference, in order), without passing through the write buffer.
-        wbuf = self._wbuf
-        transport = self._transport
-        if wbuf._size or self._closing or self._eof_sent or transport is None:
-            wbuf.write_buffers(chunks)
+    def send_buffers(self, chunks: list[BufferLike]) -> None:
+        # write_buffers + flush in one step: with nothing else queued the chunks go
+        # straight to the transport, without passing through the write buffer.
+        if self._wbuf._size:
+            self._wbuf.write_buffers(chunks)
             self.flush()
-        elif len(chunks) == 1:
+            return
+        if not chunks or self._closing:
+            return  # dropped, as flush() drops them
+        if self._eof_sent:
+            raise ClosedResourceError("write after write_eof()")
+        transport = self._transport
+        assert transport is not None, "send_buffers() before the connection was made"
+        if len(chunks) == 1:
             transport.write(chunks[0])
-        else:
+        elif chunks:
             transport.writelines(chunks)
-        return self._write_paused
 
     def can_write_eof(self) -> bool:
         return self._transport is not None and self._transport.can_write_eof()

@@ -80,8 +80,8 @@ class Connection(ABC):
     @property
     @abstractmethod
     def reader(self) -> ReadBuffer:
-        """The receive buffer the transport fills in place: the same object for the
-        connection's whole life (a handler may keep it)."""
+        """The receive buffer the transport fills in place: one object for the
+        connection's whole life (a handler may keep it from ``on_active`` on)."""
 
     @abstractmethod
     def start(self, handler: ConnectionHandler) -> None:
@@ -128,23 +128,20 @@ class Connection(ABC):
     def flush(self) -> None:
         """Hand every queued byte to the OS now (non-blocking)."""
 
-    @abstractmethod
-    async def drain(self) -> None:
-        """Wait until the queued bytes fall below the high-water mark."""
+    def send_buffers(self, chunks: list[BufferLike]) -> None:
+        """:meth:`write_buffers` then :meth:`flush`, in one call.
 
-    def send_buffers(self, chunks: list[BufferLike]) -> bool:
-        """:meth:`write_buffers` ``chunks``, :meth:`flush`, and return
-        :meth:`is_write_paused` after that write: a dispatcher's write of one batch of
-        frames in one call.
-
-        Same contract as those three calls in turn (ownership of ``chunks``, ordering
-        after earlier writes, errors, dropped after close or abort). This default makes
-        them; a transport may do it in one step (the socket connection does), which a
-        dispatcher then calls instead of the three (one Python call per write, not three).
+        The dispatcher's write path (once per batch of replies or requests): same
+        ownership rules as :meth:`write_buffers`, same errors as :meth:`flush`. This default
+        makes the two calls; a transport may override it to skip its own queue when
+        nothing else is queued.
         """
         self.write_buffers(chunks)
         self.flush()
-        return self.is_write_paused()
+
+    @abstractmethod
+    async def drain(self) -> None:
+        """Wait until the queued bytes fall below the high-water mark."""
 
     def is_write_paused(self) -> bool:
         """True while queued bytes are above the high-water mark (:meth:`drain` would wait).
