@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from . import metainfo as _metainfo
 from ._calls import Call, FinishedCall, decode_reply, expire
-from ._client_codecs import payload_codecs, split_method
+from ._client_codecs import RAW, payload_codecs, split_method
 from ._client_protocols import (
     CALLER_KEYS,
     MAX_TRANSPARENT_RETRIES,
@@ -22,7 +22,7 @@ from ._client_protocols import (
     with_alpn,
 )
 from ._config import ConnectOptions, KeepaliveConfig, TLSConfig
-from ._context import _current
+from ._context import _current as _current_var
 from ._dispatch import ConnectionState, Dispatcher, RPCStream
 from ._dispatch._keepalive import LivenessConfig
 from ._exceptions import (
@@ -36,9 +36,10 @@ from ._metadata import MetadataLike, to_pairs
 from ._service import Service
 from ._status import Status
 from ._types import MetadataPairs
+from .buffer import Payload
 from .encoding import PayloadCodec
 from .framing import CodecConfig, FrameCodec, Role, get_framing
-from .metainfo import METAINFO_VAR as _METAINFO
+from .metainfo import METAINFO_VAR
 from .transport import get_transport, parse_address
 
 # Enum members bound once: attribute access on an Enum class goes through
@@ -50,6 +51,10 @@ _CONN_DISCONNECTED: Final = ConnectionState.DISCONNECTED
 _DEADLINE_EXCEEDED: Final = Status.DEADLINE_EXCEEDED
 _INTERNAL: Final = Status.INTERNAL
 _UNAVAILABLE: Final = Status.UNAVAILABLE
+# Context variables read on every call, as C statics (an imported name is a dict lookup),
+# and their ``get`` bound once (a method call looks the method up on every call).
+_serving_context: Final = _current_var.get
+_metainfo_scope: Final = METAINFO_VAR.get
 
 logger = logging.getLogger("tether.client")
 
@@ -57,8 +62,8 @@ if TYPE_CHECKING:
     from ._stub import Stub
 
 T = TypeVar("T")
-_UNSET: Any = object()
-_METHOD_CACHE_SIZE = 1024
+_UNSET: Final[Any] = object()
+_METHOD_CACHE_SIZE: Final = 1024
 #: Connections a client keeps for a one-call-per-connection protocol unless told otherwise.
 DEFAULT_POOL_SIZE = 10
 
@@ -355,7 +360,7 @@ class Client:
 
     def _with_from_method(self, pairs: MetadataPairs) -> MetadataPairs:
         """``pairs`` plus the method of the handler this call is made from, if any."""
-        serving = _current.get(None)  # not current_context(): no exception per call
+        serving = _serving_context(None)  # not current_context(): no exception per call
         if serving is None:
             return pairs
         assert self._from_method_key is not None
@@ -411,14 +416,23 @@ class Client:
                 self._method_names.clear()
             self._method_names[method] = names
         service, name = names
-        payload = request_codec.encode_payload(request)
-        timeout = self._effective_timeout(timeout)
+        if request_codec is RAW and type(request) is bytes:
+            # The raw codec's encoding of bytes is the bytes themselves: no call for it.
+            payload: Payload = request
+            encoding = "raw"
+        else:
+            payload = request_codec.encode_payload(request)
+            encoding = request_codec.name
+        if timeout is _UNSET:
+            timeout = self._timeout  # checked when the client was made
+        elif timeout is not None and timeout <= 0:
+            raise ConfigError("timeout must be positive")
         pairs = self._metadata if metadata is None else self._call_metadata(metadata)
         if self._from_method_key is not None:
             pairs = self._with_from_method(pairs)
         # Metainfo exists only inside a handler or a metainfo scope: two context lookups
         # here save the call into the (interpreted) metainfo module on every other call.
-        if _current.get(None) is None and _METAINFO.get(None) is None:
+        if _serving_context(None) is None and _metainfo_scope(None) is None:
             info = None
         else:
             info = _metainfo.outgoing()
@@ -435,8 +449,7 @@ class Client:
                     break
             if dispatcher is None:
                 dispatcher = await self._acquire()
-            conn = dispatcher.connection
-            if conn is not None and conn.is_write_paused():
+            if dispatcher.write_paused:
                 # The server is not keeping up with our requests: wait instead of queueing.
                 await dispatcher.drain()
                 if not dispatcher.has_capacity():
@@ -448,7 +461,7 @@ class Client:
                 payload,
                 metadata=pairs,
                 timeout=timeout,
-                encoding=request_codec.name,
+                encoding=encoding,
                 oneway=oneway,
             )
             if oneway:
@@ -496,7 +509,10 @@ class Client:
         if data is None:
             count = len(stream.take_messages())
             raise StatusError(_INTERNAL, f"a unary call got {count} reply messages, not 1")
-        reply = decode_reply(response_codec, data)
+        if type(data) is bytes and response_codec is RAW:
+            reply: Any = data  # the raw codec's decoding of bytes: no call for it
+        else:
+            reply = decode_reply(response_codec, data)
         if with_call:
             return reply, FinishedCall(stream)
         return reply

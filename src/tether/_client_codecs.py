@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Final
 
 from ._exceptions import ConfigError
 from ._service import _resolve
@@ -17,9 +17,11 @@ def _codec_for_sample(tp: type[Any]) -> PayloadCodec[Any]:
     return codec_for_type(None if tp is type(None) else tp)
 
 
-_RAW: PayloadCodec[Any] = _codec_for_sample(bytes)
+#: The raw-bytes codec: a ``bytes`` request is its own payload, a ``bytes`` reply its own
+#: decoding (the client's unary path checks for it and makes neither call).
+RAW: Final[PayloadCodec[Any]] = _codec_for_sample(bytes)
 #: A raw call's request and reply codecs (raw replies decode as their requests encode).
-_RAW_CODECS: tuple[PayloadCodec[Any], PayloadCodec[Any]] = (_RAW, _RAW)
+_RAW_CODECS: Final[tuple[PayloadCodec[Any], PayloadCodec[Any]]] = (RAW, RAW)
 
 
 def split_method(path: str) -> tuple[str, str]:

@@ -92,6 +92,11 @@ class DispatcherBase(ConnectionHandler):
         #: The peer's address as the transport reports it (read once, when active).
         self.peer: Any = None
         self.close_reason = ""
+        #: The transport's write buffer was above its high-water mark after our last write
+        #: (read after every write, and after :meth:`drain`): writes are what fill it, so
+        #: it cannot have filled since, while it may have drained (a client then finds
+        #: :meth:`drain` returns at once). Saves asking the transport once per call.
+        self.write_paused = False
         self._on_call = on_call
         self._on_state_change = on_state_change
         self._flush_scheduled = False
@@ -174,6 +179,7 @@ class DispatcherBase(ConnectionHandler):
                 await conn.drain()
             except TransportError as exc:
                 raise StatusError(_UNAVAILABLE, self.close_reason or str(exc)) from exc
+            self.write_paused = conn.is_write_paused()
 
     def fail_all(self, error: StatusError) -> None:
         """Fail every pending stream with ``error`` (connection lost or unusable)."""
@@ -337,7 +343,8 @@ class DispatcherBase(ConnectionHandler):
         conn.send_buffers(self.codec.buffers_to_send())
         if self.codec.reset_requested and not self._retiring:
             self.retire("the connection was reset after a reply that said so (crrst)")
-        if self.role_is_server and not self._read_held and conn.is_write_paused():
+        paused = self.write_paused = conn.is_write_paused()
+        if paused and self.role_is_server and not self._read_held:
             # The peer is not reading our replies: stop reading its requests until it
             # does, so replies cannot pile up without bound in the write buffer.
             self._read_held = True

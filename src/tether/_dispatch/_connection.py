@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Final
+from typing import Final, cast
 
 from .._exceptions import (
     ErrorCode,
@@ -256,7 +256,9 @@ class Dispatcher(DispatcherBase):
         stream.state = _STREAM_HALF_CLOSED_LOCAL
         streams = self.streams
         idle = not streams
-        streams[stream_id] = stream
+        key: object = stream_id  # boxed once: forget finds it by identity
+        stream.key = key
+        cast("dict[object, RPCStream]", streams)[key] = stream
         try:
             codec.send_unary(
                 stream_id, service, method, metadata, timeout, encoding, payload, oneway
@@ -347,10 +349,17 @@ class Dispatcher(DispatcherBase):
     def forget(self, stream: RPCStream) -> None:
         """A stream finished: drop it and give its slot to a waiter."""
         streams = self.streams
-        sid = stream.stream_id
-        if streams.get(sid) is not stream:  # get + del: native operations (pop is a call)
-            return
-        del streams[sid]
+        key = stream.key
+        if key is not None:  # the id object the table holds: found by identity
+            table = cast("dict[object, RPCStream]", streams)
+            if table.get(key) is not stream:  # get + del: native operations (pop is a call)
+                return
+            del table[key]
+        else:
+            sid = stream.stream_id
+            if streams.get(sid) is not stream:
+                return
+            del streams[sid]
         if not streams and self._keepalive is not None:
             self._keepalive.last_busy = self.loop.time()
         if self._slot_waiters:

@@ -62,6 +62,7 @@ class RPCStream:
         "_recv_waiter",
         "_send_waiter",
         "headers",
+        "key",
         "observer",
         "on_finish",
         "on_ready",
@@ -75,6 +76,10 @@ class RPCStream:
     def __init__(self, dispatcher: Dispatcher, stream_id: int) -> None:
         self._dispatcher = dispatcher
         self.stream_id = stream_id
+        #: The id object the dispatcher's table holds this stream under, if it recorded
+        #: one (:meth:`Dispatcher.open_unary`): a compiled ``int`` attribute is boxed anew
+        #: for every dict operation, the same object is found by identity.
+        self.key: object = None
         self.state = _STREAM_OPEN
         # Received messages not yet taken: a list read from ``_head`` on (cheaper to make
         # than a deque, and a unary call only ever holds one).

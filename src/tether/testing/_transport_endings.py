@@ -167,8 +167,9 @@ class _EndingChecks(_Harness):
                 await server.wait_closed()
 
     async def check_write_after_eof(self) -> None:
-        """After write_eof(), writing queues silently, flush() raises ClosedResourceError,
-        and the peer never gets those bytes (skipped if can_write_eof() is false)."""
+        """After write_eof(), writing queues silently, flush() and send_buffers() raise
+        ClosedResourceError, and the peer never gets those bytes (skipped if
+        can_write_eof() is false)."""
         async with self._serve() as session:
             client, crec, server, srec = await self._pair(session)
             if not client.can_write_eof():
@@ -182,6 +183,14 @@ class _EndingChecks(_Harness):
                 pass
             else:
                 raise AssertionError("flush() after write_eof() did not raise ClosedResourceError")
+            try:
+                client.send_buffers([b"after, at once"])
+            except ClosedResourceError:
+                pass
+            else:
+                raise AssertionError(
+                    "send_buffers() after write_eof() did not raise ClosedResourceError"
+                )
             await srec.wait_for(lambda: srec.eofs > 0, "the server's on_eof", self.timeout)
             server.write_binary(b"the other way still works")
             server.flush()
