@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, cast, final
 
 from .._exceptions import ClosedResourceError, ConnectError, TransportError
-from .._types import BufferLike
 from ..buffer import DEFAULT_READ_SIZE
 from ._base import Listener, OnConnection
 from ._lifecycle import ConnectionLifecycle, broken
@@ -126,8 +125,8 @@ class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
         self._keep_open_on_eof = True
         # The event loop calls get_buffer and buffer_updated once per read, the dispatcher
         # send_buffers and is_write_paused once per batch: they are compiled code (the
-        # reader's recv_buffer, a SocketIO), not interpreted frames; the methods below
-        # say the same in Python and document them.
+        # reader's recv_buffer, a SocketIO), not interpreted frames. get_buffer and
+        # buffer_updated below say the same in Python; SocketIO documents send_buffers.
         io = SocketIO(self, self._reader, self._wbuf)
         self.get_buffer = self._reader.recv_buffer  # type: ignore[method-assign]
         self.buffer_updated = io.buffer_updated  # type: ignore[method-assign]
@@ -217,24 +216,6 @@ class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
         if len(chunks) == 1:
             transport.write(chunks[0])
         else:
-            transport.writelines(chunks)
-
-    def send_buffers(self, chunks: list[BufferLike]) -> None:
-        # write_buffers + flush in one step: with nothing else queued the chunks go
-        # straight to the transport, without passing through the write buffer.
-        if self._wbuf._size:
-            self._wbuf.write_buffers(chunks)
-            self.flush()
-            return
-        if not chunks or self._closing:
-            return  # dropped, as flush() drops them
-        if self._eof_sent:
-            raise ClosedResourceError("write after write_eof()")
-        transport = self._transport
-        assert transport is not None, "send_buffers() before the connection was made"
-        if len(chunks) == 1:
-            transport.write(chunks[0])
-        elif chunks:
             transport.writelines(chunks)
 
     def can_write_eof(self) -> bool:
