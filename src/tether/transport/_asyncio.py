@@ -1,10 +1,11 @@
 """The adapter from asyncio's protocol/transport pair to :class:`~tether.transport.Connection`.
 
 :class:`SocketConnection` is an :class:`asyncio.BufferedProtocol`: the event loop asks it
-for a buffer (:meth:`~SocketConnection.get_buffer` hands out the tail of the connection's
-:class:`~tether.buffer.ReadBuffer`), the kernel (or the ssl layer) copies straight into
-it, and :meth:`~SocketConnection.buffer_updated` commits the bytes and calls the handler's
-``on_read``. Nothing is appended or sliced on the way in.
+for a buffer (its ``get_buffer`` is the connection's :class:`~tether.buffer.ReadBuffer`'s
+``recv_buffer``, which hands out the buffer's tail), the kernel (or the ssl layer) copies
+straight into it, and ``buffer_updated`` (:class:`~._socket_io.SocketIO`, compiled)
+commits the bytes and calls the handler's ``on_read``. Nothing is appended or sliced on
+the way in.
 
 This module is also the one place where ``OSError`` becomes a tether error:
 ``ConnectError`` while dialing, ``TransportError`` while binding, and
@@ -125,8 +126,9 @@ class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
         self._keep_open_on_eof = True
         # The event loop calls get_buffer and buffer_updated once per read, the dispatcher
         # send_buffers and is_write_paused once per batch: they are compiled code (the
-        # reader's recv_buffer, a SocketIO), not interpreted frames. get_buffer and
-        # buffer_updated below say the same in Python; SocketIO documents send_buffers.
+        # reader's recv_buffer, a SocketIO, which documents them), bound here as instance
+        # attributes, not methods of this interpreted class (a frame each, ~1k
+        # instructions).
         io = SocketIO(self, self._reader, self._wbuf)
         self.get_buffer = self._reader.recv_buffer  # type: ignore[method-assign]
         self.buffer_updated = io.buffer_updated  # type: ignore[method-assign]
@@ -163,28 +165,6 @@ class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
                 # uvloop starts reading right after connection_made() returns, undoing
                 # a pause_reading() made inside it: pause again once it has.
                 self._loop.call_soon(self._repause)
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        # The reader sizes the region (read size, or a reserved frame); sizehint is ignored.
-        # The loop never releases the region, so the reader may hand the same one out again.
-        return self._reader.recv_buffer()
-
-    def buffer_updated(self, nbytes: int) -> None:
-        reader = self._reader
-        reader.commit(nbytes)
-        handler = self._handler
-        if handler is not None and not self._read_paused:
-            self._read_pending = False
-            try:
-                handler.on_read(self)
-            except Exception as exc:
-                self._fail(exc)
-            if not reader.len():
-                reader.trim()  # an idle connection holds no receive memory
-        else:
-            self._read_pending = True
-            if self._transport is not None:
-                self._transport.pause_reading()  # resumed by start() / resume_reading()
 
     def eof_received(self) -> bool:
         self._peer_eof()
