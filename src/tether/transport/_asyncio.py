@@ -22,7 +22,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, cast, final
 
-from .._exceptions import ClosedResourceError, ConnectError, TransportError
+from .._exceptions import ConnectError, TransportError
 from ..buffer import DEFAULT_READ_SIZE
 from ._base import Listener, OnConnection
 from ._lifecycle import ConnectionLifecycle, broken
@@ -129,7 +129,7 @@ class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
         # reader's recv_buffer, a SocketIO, which documents them), bound here as instance
         # attributes, not methods of this interpreted class (a frame each, ~1k
         # instructions).
-        io = SocketIO(self, self._reader, self._wbuf)
+        io = self._io = SocketIO(self, self._reader, self._wbuf)
         self.get_buffer = self._reader.recv_buffer  # type: ignore[method-assign]
         self.buffer_updated = io.buffer_updated  # type: ignore[method-assign]
         self.send_buffers = io.send_buffers  # type: ignore[method-assign]
@@ -184,19 +184,10 @@ class SocketConnection(asyncio.BufferedProtocol, ConnectionLifecycle):
 
     def flush(self) -> None:
         wbuf = self._wbuf
-        if not wbuf._size:  # len(wbuf) without the Python-level __len__ call
-            return
-        chunks = wbuf.take()
-        if self._closing:
-            return  # dropped: the handler is (or will be) told the connection is inactive
-        if self._eof_sent:
-            raise ClosedResourceError("write after write_eof()")
-        transport = self._transport
-        assert transport is not None, "flush() before the connection was made"
-        if len(chunks) == 1:
-            transport.write(chunks[0])
-        else:
-            transport.writelines(chunks)
+        if wbuf._size:  # len(wbuf) without the Python-level __len__ call
+            # The queue emptied, its chunks go out as send_buffers sends them: dropped
+            # after close, refused after write_eof, one write or writelines otherwise.
+            self._io.send_buffers(wbuf.take())
 
     def can_write_eof(self) -> bool:
         return self._transport is not None and self._transport.can_write_eof()

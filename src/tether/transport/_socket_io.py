@@ -62,7 +62,7 @@ class SocketIO:
 
     def send_buffers(self, chunks: list[BufferLike]) -> None:
         # With nothing else queued the chunks go straight to the transport, without
-        # passing through the write buffer.
+        # passing through the write buffer (the connection's flush sends its queue so).
         wbuf = self._wbuf
         conn = self._conn
         if wbuf._size:
@@ -70,7 +70,7 @@ class SocketIO:
             conn.flush()
             return
         if not chunks or conn._closing:
-            return  # dropped, as flush() drops them
+            return  # dropped: the handler is (or will be) told the connection is inactive
         if conn._eof_sent:
             raise ClosedResourceError("write after write_eof()")
         transport = conn._transport
