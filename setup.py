@@ -55,6 +55,7 @@ COMPILED = [
     "tether/_stub.py",
     # The Thrift path (framing/thrift/, encoding/_thrift.py): see docs/thrift.md.
     "tether/framing/thrift/_binary.py",
+    "tether/framing/thrift/_codec_send.py",
     "tether/framing/thrift/_codec.py",
     "tether/framing/thrift/_envelope.py",
     "tether/framing/thrift/_exception.py",
