@@ -87,7 +87,17 @@ class ActiveCall(StreamObserver):
     follow Kitex's conventions.
     """
 
-    __slots__ = ("ctx", "kitex", "plan", "started", "stream", "task", "tasks", "timer")
+    __slots__ = (
+        "ctx",
+        "headers_sent",
+        "kitex",
+        "plan",
+        "started",
+        "stream",
+        "task",
+        "tasks",
+        "timer",
+    )
 
     def __init__(
         self,
@@ -105,6 +115,8 @@ class ActiveCall(StreamObserver):
         self.task: asyncio.Task[Any] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.started = False
+        #: The call's initial metadata (response headers) went out (or never will).
+        self.headers_sent = False
 
     def start(self) -> None:
         if self.started or self.stream.finished:
@@ -158,8 +170,7 @@ async def run_call(call: ActiveCall) -> None:
     # _dispatch/_eager.py), so the variable needs no reset afterwards.
     _current.set(ctx)
     handler = plan.handler
-    args: tuple[Any, ...]
-    headers_sent = [False]
+    replies: Any = None  # a server-streaming handler's generator
     try:
         unary = plan.unary
         if not unary and plan.client_streaming:
@@ -172,18 +183,22 @@ async def run_call(call: ActiveCall) -> None:
                 raise StatusError(_INVALID_ARGUMENT, "the call carried no request message")
             request = plan.decode(data)
             data = None  # a large request is freed before the handler runs, not after
-        args = (request, ctx) if plan.takes_context else (request,)
         encode = plan.encode
         if not unary and plan.server_streaming:
-            async for reply in handler(*args):
+            replies = handler(request, ctx) if plan.takes_context else handler(request)
+            async for reply in replies:
                 payload = encode(reply)
-                _send_headers_once(stream, ctx, headers_sent)
+                _send_headers_once(call)
                 await stream.send(payload)
-            _send_headers_once(stream, ctx, headers_sent)  # no reply at all: still send them
+            _send_headers_once(call)  # no reply at all: still send them
         else:
-            reply = await handler(*args)
+            # Two direct calls: ``handler(*args)`` would build a tuple and unpack it.
+            if plan.takes_context:
+                reply = await handler(request, ctx)
+            else:
+                reply = await handler(request)
             payload = encode(reply)
-            headers_sent[0] = True
+            call.headers_sent = True
             headers = ctx.header_pairs()  # cheaper than bool(Metadata), which counts keys
             if headers:
                 stream.send_headers(headers)
@@ -196,24 +211,24 @@ async def run_call(call: ActiveCall) -> None:
         # The task keeps this exception, and its traceback the handler's locals: drop
         # them, so a request lent as a view (RawViewCodec) is released now, not by the GC.
         request = None
-        args = ()
+        replies = None
         traceback.clear_frames(exc.__traceback__)
         raise
     except Exception as exc:
-        send_error(call, exc, headers_sent)
+        send_error(call, exc)
     finally:
         # The last call in flight on its connection writes its reply now rather than
         # after another loop turn; concurrent replies stay coalesced.
         stream.dispatcher.flush_if_idle()
 
 
-def send_error(call: ActiveCall, exc: Exception, headers_sent: list[bool]) -> None:
+def send_error(call: ActiveCall, exc: Exception) -> None:
     """End ``call`` with the status its handler's (or codec's) exception ``exc`` means."""
     stream = call.stream
     spec = call.plan.spec
     ctx = call.ctx
     if isinstance(exc, BizStatusError):
-        _send_headers_once(stream, ctx, headers_sent)
+        _send_headers_once(call)
         trailers = ctx.trailer_pairs() + exc.to_pairs()
         empty = _EMPTY_RESULT.get(spec.response_codec.name)
         if call.kitex and empty is not None:
@@ -224,7 +239,7 @@ def send_error(call: ActiveCall, exc: Exception, headers_sent: list[bool]) -> No
         else:
             stream.send_trailers(exc.status, exc.message, trailers)
     elif isinstance(exc, StatusError):
-        _send_headers_once(stream, ctx, headers_sent)
+        _send_headers_once(call)
         trailers = ctx.trailer_pairs() + tuple(exc.trailers)
         stream.send_trailers(exc.status, exc.message, trailers)
     elif isinstance(exc, DecodeError):
@@ -242,9 +257,9 @@ def send_error(call: ActiveCall, exc: Exception, headers_sent: list[bool]) -> No
                 stream.send_trailers(_UNKNOWN, f"{type(exc).__name__}: {exc}", ())
 
 
-def _send_headers_once(stream: RPCStream, ctx: ServerContext, sent: list[bool]) -> None:
-    if not sent[0]:
-        sent[0] = True
-        pairs = ctx.header_pairs()  # cheaper than bool(Metadata), which counts keys
+def _send_headers_once(call: ActiveCall) -> None:
+    if not call.headers_sent:
+        call.headers_sent = True
+        pairs = call.ctx.header_pairs()  # cheaper than bool(Metadata), which counts keys
         if pairs:
-            stream.send_headers(pairs)
+            call.stream.send_headers(pairs)
