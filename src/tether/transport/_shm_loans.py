@@ -95,12 +95,13 @@ class _Loan:
     """One lent region: stream positions [data, end), pinned from ``start`` (data minus
     the slack), and the weak reference to its array."""
 
-    __slots__ = ("data", "end", "live", "ref", "start")
+    __slots__ = ("data", "end", "live", "ref", "start", "view")
 
     def __init__(self, start: int, data: int, end: int) -> None:
         self.start = start
         self.data = data
         self.end = end
+        self.view: weakref.ref[memoryview] | None = None  # the view handed out
         self.live = True
         self.ref: weakref.ref[Any] | None = None
 
@@ -185,6 +186,7 @@ class RingLoans:
         whole = memoryview(array).cast("B")
         view = whole[offset : offset + n].toreadonly()
         whole.release()  # only the view (and what is made from it) holds the array now
+        loan.view = weakref.ref(view)
         return view
 
     def region_of(self, view: memoryview) -> tuple[int, int] | None:
@@ -197,6 +199,9 @@ class RingLoans:
         array = view.obj
         if type(array) is not self._array_type or self._closed:
             return None
+        for loan in self._loans:  # the view handed out itself: no address to look up
+            if loan.view is not None and loan.view() is view:
+                return loan.data, loan.data - loan.start
         for loan in self._loans:
             if loan.live and loan.ref is not None and loan.ref() is array:
                 break

@@ -98,6 +98,10 @@ class ShmReceiver(ShmSender):
                     ring.read_into(reader.get_write_buffer(n), n)
                     reader.commit(n)
                     budget -= n
+                    if ordered:
+                        record = ordered[0]
+                        if type(record) is Ref and record.mark == ring.tail:
+                            continue  # a REF follows at once: one on_read for both
                     handler.on_read(self)
                     if ordered or self._stopped():
                         continue
