@@ -14,8 +14,8 @@ ordered stream.
 A queued buffer that is (a slice of) a region of the *inbound* ring still lent to the
 handler (``_shm_loans.py``; a view handler returning its request, or part of it) is not
 copied at all: it goes back by reference, as a REF record on the socket naming the
-region's place in the peer's own outbound ring, ordered with the ring bytes like a
-DATA record. We keep the view, and so the region pinned, until the peer counts the
+region's place in the peer's own outbound ring, ordered with our ring bytes by the
+reference mark in our ring header (``_shm_ring.py``). We keep the view, and so the region pinned, until the peer counts the
 reference done in its ring header (:meth:`ShmSender._release_references`).
 """
 
