@@ -4,15 +4,20 @@ region is handed back once the peer is done with it."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
+import textwrap
 from pathlib import Path
 
 import pytest
 
+import tether
 from tether.transport import Connection, ConnectOptions, get_transport, parse_address
 from tether.transport._shm import ShmConnection
 
 from .conftest import Collector, dial, serving
+from .test_shm import no_leaks, read_line, reap, shm_mappings, spawn
 
 HEADER = 4  # each test message: a 4-byte big-endian length, then the payload
 
@@ -127,3 +132,49 @@ async def test_a_second_reference_waits_for_the_first(sock_dir: Path) -> None:
             assert server_conn._refs_sent == 1
         finally:
             conn.abort()
+
+
+KILLED_CLIENT = textwrap.dedent(
+    """
+    import asyncio, os
+    import tether
+
+    async def main():
+        async with tether.Client({url!r}) as client:
+            payload = os.urandom(1 << 20)
+            assert await client.unary("refs.Echo/Echo", payload) == payload
+            print("ECHOED", flush=True)
+            await asyncio.Event().wait()
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_a_client_killed_after_a_reference_leaves_nothing_mapped(sock_dir: Path) -> None:
+    """SIGKILL on a client whose echo went back by reference: the server drops the region
+    it still holds for it and unmaps both rings (no fd or mapping left)."""
+    svc = tether.Service("refs.Echo")
+
+    @svc.unary
+    async def Echo(request: memoryview) -> memoryview:
+        return request
+
+    with no_leaks():
+        server = tether.Server([svc])
+        await server.start(f"shm://{sock_dir}/killed.sock")
+        try:
+            proc = spawn(KILLED_CLIENT.format(url=server.addresses[0]))
+            try:
+                assert (await read_line(proc)).strip() == "ECHOED"
+                assert shm_mappings() >= 2
+                os.kill(proc.pid, signal.SIGKILL)
+            finally:
+                reap(proc)
+            for _ in range(200):  # the connection's teardown runs on the loop
+                if shm_mappings() == 0:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            server.close()
+            await server.wait_closed()
