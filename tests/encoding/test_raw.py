@@ -50,3 +50,13 @@ def test_non_buffers_are_rejected(message: object) -> None:
     """Anything that is not bytes-like raises EncodeError."""
     with pytest.raises(EncodeError, match="raw payloads"):
         codec.encode(message)  # type: ignore[arg-type]
+
+
+def test_decode_unwraps_a_view_of_a_whole_bytes_object() -> None:
+    """A view of all of a ``bytes`` object decodes to that object (no copy); a part of one
+    is copied."""
+    data = b"x" * 100
+    assert codec.decode(memoryview(data)) is data
+    part = codec.decode(memoryview(data)[1:])
+    assert part == data[1:]
+    assert part is not data

@@ -24,7 +24,7 @@ from tether.transport import Connection, ConnectOptions, ListenOptions, TLSConfi
 from tether.transport._shm import ShmConnection
 from tether.transport._shm_ring import RingReader, RingWriter
 from tether.transport._shm_segment import Segment, create_segment, map_peer_segment
-from tether.transport._shm_wire import decode_hello, encode_hello
+from tether.transport._shm_wire import decode_hello, encode_hello, encode_ref
 
 from .conftest import Collector, dial, serving
 
@@ -455,7 +455,15 @@ async def test_client_to_a_plain_unix_server_fails_cleanly(sock_dir: Path) -> No
 
 @pytest.mark.parametrize(
     "lie",
-    ["head-too-far", "garbage-record", "mark-beyond-head", "ack", "data-after-eof", "flood"],
+    [
+        "head-too-far",
+        "garbage-record",
+        "mark-beyond-head",
+        "ack",
+        "data-after-eof",
+        "flood",
+        "ref-outside-our-ring",
+    ],
 )
 async def test_hostile_peer_after_handshake(sock_dir: Path, lie: str) -> None:
     """A peer lying in the ring header or the records fails only its own connection."""
@@ -482,6 +490,8 @@ async def test_hostile_peer_after_handshake(sock_dir: Path, lie: str) -> None:
                         await asyncio.to_thread(peer.sock.sendall, record * 2)
                 elif lie == "ack":
                     peer.sock.sendall(b"\x02" + (5).to_bytes(8, "big"))  # ACK of nothing sent
+                elif lie == "ref-outside-our-ring":  # names bytes the victim never wrote
+                    peer.sock.sendall(encode_ref(0, 0, 100_000, 0))
                 else:
                     assert peer.writer is not None
                     peer.sock.sendall(b"\x04" + bytes(8))  # EOF at ring byte 0

@@ -190,3 +190,22 @@ async def test_a_view_dropped_on_another_thread_is_released_on_the_loop() -> Non
     await asyncio.sleep(0)
     assert ring.idle == 1
     ring.close()
+
+
+def test_region_of_finds_lent_regions_and_slices_of_them() -> None:
+    """A lent view (or a slice of one) maps back to its ring position; the slack before it
+    counts only for the region's own start; anything else is not a region."""
+    ring = Ring()
+    ring.put(bytes(64))
+    position = ring.put(os.urandom(2 * LOAN_MIN))
+    view = ring.loans.lend(position, 2 * LOAN_MIN, slack=10)
+    assert view is not None
+    ring.reader.consume(64 + 2 * LOAN_MIN)
+    assert ring.tail() == position - 10, "the slack is pinned too"
+    assert ring.loans.region_of(view) == (position, 10)
+    assert ring.loans.region_of(view[100:200]) == (position + 100, 0)
+    assert ring.loans.region_of(view[::2]) is None  # not contiguous
+    assert ring.loans.region_of(memoryview(bytes(view))) is None
+    del view
+    assert ring.tail() == 64 + 2 * LOAN_MIN
+    ring.close()

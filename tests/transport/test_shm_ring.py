@@ -45,11 +45,11 @@ def set_word(segment: bytearray, offset: int, value: int) -> None:
 
 
 def test_header_layout() -> None:
-    """A fresh header holds the magic, version 2, the capacity, zero counters and an odd epoch."""
+    """A fresh header holds the magic, version 3, the capacity, zero counters and an odd epoch."""
     segment, _, _ = make_ring()
     assert segment[:8] == b"TSHMRING"
     assert word(segment, 0) == MAGIC
-    assert word(segment, 8) == 2
+    assert word(segment, 8) == 3
     assert word(segment, 16) == CAP
     assert word(segment, 64) == word(segment, 72) == word(segment, 128) == 0
     assert word(segment, 136) == 1
@@ -388,3 +388,89 @@ def test_padding_skipped_under_a_pin_keeps_the_pin() -> None:
     assert reader.tail == CAP
     assert word(segment, 128) == CAP - 100
     assert reader.available() == 200
+
+
+# -- references (REF records) ---------------------------------------------------------------
+
+
+def test_a_pending_reference_mark_stops_the_reader_until_delivered() -> None:
+    """Bytes after a reference mark stay unread until the consumer has delivered that REF."""
+    _, writer, reader = make_ring()
+    writer.write(b"before")
+    writer.mark_reference(1)
+    writer.write(b"after")
+    writer.publish()
+    assert reader.available() == 6
+    reader.consume(6)
+    assert reader.available() == 0
+    assert reader.sleep() is True, "only bytes behind the mark: nothing to read yet"
+    reader.reference_delivered()
+    assert reader.available() == 5
+    out = bytearray(5)
+    reader.read_into(memoryview(out), 5)
+    assert out == b"after"
+    writer.write(b"no mark")  # a delivered mark stops nothing any more
+    writer.publish()
+    assert reader.available() == 7
+
+
+def test_a_reference_mark_behind_the_tail_is_corruption() -> None:
+    """A pending mark the consumer has already read past can only be a lie."""
+    segment, writer, reader = make_ring()
+    writer.write(b"x" * 100)
+    writer.publish()
+    reader.available()
+    reader.read_into(memoryview(bytearray(100)), 100)
+    set_word(segment, 88, 50)  # the mark
+    set_word(segment, 96, 1)  # its sequence number
+    writer.write(b"more")
+    writer.publish()
+    with pytest.raises(RingCorruptedError, match="mark"):
+        reader.available()
+
+
+def test_referenced_regions_are_checked_against_the_consumer() -> None:
+    """The producer reads back only bytes it published that the consumer has not handed
+    back; a region that wraps comes as two views."""
+    _, writer, reader = make_ring()
+    writer.write(bytes(range(200)))
+    writer.publish()
+    (view,) = writer.referenced(10, 100)
+    assert view == bytes(range(10, 110))
+    for position, n in ((0, 0), (150, 51), (-1, 10)):
+        with pytest.raises(RingCorruptedError):
+            writer.referenced(position, n)
+    reader.available()
+    reader.consume(100)  # handed back: no longer the consumer's to name
+    with pytest.raises(RingCorruptedError):
+        writer.referenced(50, 10)
+    reader.consume(100)
+    writer.write(bytes(CAP - 300))
+    writer.write(bytes(range(200)))  # stream [CAP - 100, CAP + 100): wraps
+    writer.publish()
+    first, second = writer.referenced(CAP - 100, 200)
+    assert bytes(first) + bytes(second) == bytes(range(200))
+
+
+def test_scratch_writes_only_into_pinned_slack_before_a_region() -> None:
+    """Scratch bytes go right before a position, within what the consumer still holds, in
+    one piece; anything else writes nothing."""
+    segment, writer, reader = make_ring()
+    writer.write(bytes(300))
+    writer.publish()
+    reader.available()
+    reader.consume(100)
+    assert writer.scratch(200, b"abcd") is True
+    assert segment[DATA_OFFSET + 196 : DATA_OFFSET + 200] == b"abcd"
+    assert writer.scratch(102, b"abcd") is False  # before the consumer's tail
+    assert writer.scratch(400, b"abcd") is False  # not published
+    assert writer.scratch(200, b"") is True
+
+
+def test_finished_references_are_counted_in_the_header() -> None:
+    """The producer counts REFs it is done with; the consumer reads the count."""
+    _, writer, reader = make_ring()
+    assert reader.references_finished() == 0
+    writer.finish_reference()
+    writer.finish_reference()
+    assert reader.references_finished() == 2

@@ -20,7 +20,9 @@ RING = 1 << 20  # lending stops at half of it (512 KiB pinned)
 
 
 def view_service(seen: list[memoryview] | None = None) -> tether.Service:
-    """``Echo`` returns its request view; ``Hold`` keeps it in ``seen``; ``Block`` waits."""
+    """``Echo`` returns its request view; ``Hold`` keeps it in ``seen``; ``Keep`` keeps it
+    and replies with a copy (which the client then receives in its ring, not by
+    reference); ``Block`` waits."""
     svc = tether.Service("views.Echo")
 
     @svc.unary
@@ -32,6 +34,12 @@ def view_service(seen: list[memoryview] | None = None) -> tether.Service:
         assert seen is not None
         seen.append(request)
         return request
+
+    @svc.unary
+    async def Keep(request: memoryview) -> memoryview:
+        assert seen is not None
+        seen.append(request)
+        return memoryview(bytes(request))
 
     @svc.unary
     async def Block(request: memoryview) -> bytes:
@@ -76,6 +84,35 @@ async def test_the_request_is_the_ring_region_and_cannot_be_written(sock_dir: Pa
         finally:
             server.close()
             await server.wait_closed()
+
+
+async def test_an_echoed_request_goes_back_by_reference(sock_dir: Path) -> None:
+    """A handler returning its request view over shm:// sends it back by reference: the
+    client gets one copy made straight from its own ring (``bytes``, or a view of
+    ``bytes``), sequential and concurrent calls alike, and no ring space stays taken."""
+    with no_leaks():
+        server = tether.Server([view_service()])
+        await server.start(f"shm://{sock_dir}/ref.sock")
+        try:
+            async with tether.Client(server.addresses[0]) as client:
+                await client.unary("views.Echo/Echo", b"warm-up")
+                for size in (64 * 1024, 1 << 20, 3 << 19):
+                    payload = os.urandom(size)
+                    reply = await client.unary("views.Echo/Echo", payload)
+                    assert type(reply) is bytes
+                    assert reply == payload
+                    view = await client.unary("views.Echo/Echo", payload, response_type=memoryview)
+                    assert isinstance(view.obj, bytes)
+                    assert view.obj == payload
+                payloads = [os.urandom(100_000 + i) for i in range(12)]
+                replies = await asyncio.gather(
+                    *(client.unary("views.Echo/Echo", p) for p in payloads)
+                )
+                assert replies == payloads
+        finally:
+            server.close()
+            await server.wait_closed()
+        await until(lambda: shm_mappings() == 0)
 
 
 async def test_unix_requests_are_the_receive_buffer_itself(sock_dir: Path) -> None:
@@ -164,7 +201,7 @@ async def test_views_outlive_their_connection_then_unmap(sock_dir: Path) -> None
         try:
             async with tether.Client(server.addresses[0]) as client:
                 await client.unary("views.Echo/Echo", b"warm-up")
-                reply = await client.unary("views.Echo/Hold", payload, response_type=memoryview)
+                reply = await client.unary("views.Echo/Keep", payload, response_type=memoryview)
                 assert isinstance(reply.obj, ctypes.Array)  # the client's ring, too
         finally:
             server.close()

@@ -15,22 +15,24 @@ from tether.transport._shm_wire import (
     Doorbell,
     Eof,
     RecordDecoder,
+    Ref,
     decode_hello,
     encode_ack,
     encode_close,
     encode_data_header,
     encode_eof,
     encode_hello,
+    encode_ref,
 )
 
-HELLO_4M = b"TSHM\x02\x00\x00\x00" + (4 << 20).to_bytes(8, "big")
+HELLO_4M = b"TSHM\x03\x00\x00\x00" + (4 << 20).to_bytes(8, "big")
 
 
 def test_hello_vector() -> None:
-    """The handshake is magic, version 2, zero flags and the capacity, big-endian, 16 bytes."""
+    """The handshake is magic, version 3, zero flags and the capacity, big-endian, 16 bytes."""
     assert encode_hello(4 << 20) == HELLO_4M
     hello = decode_hello(HELLO_4M)
-    assert (hello.version, hello.capacity) == (2, 4 << 20)
+    assert (hello.version, hello.capacity) == (3, 4 << 20)
 
 
 @pytest.mark.parametrize(
@@ -39,9 +41,9 @@ def test_hello_vector() -> None:
         (HELLO_4M[:15], "15 bytes"),
         (HELLO_4M + b"\x00", "17 bytes"),
         (b"GET / HTTP/1.1\r\n", "not a tether shm peer"),
-        (b"TSHM\x01" + HELLO_4M[5:], "version 1"),
-        (b"TSHM\x03" + HELLO_4M[5:], "version 3"),
-        (b"TSHM\x02\x01" + HELLO_4M[6:], "flags"),
+        (b"TSHM\x02" + HELLO_4M[5:], "version 2"),
+        (b"TSHM\x04" + HELLO_4M[5:], "version 4"),
+        (b"TSHM\x03\x01" + HELLO_4M[6:], "flags"),
         (HELLO_4M[:8] + (3000).to_bytes(8, "big"), "power of two"),
         (HELLO_4M[:8] + (1 << 40).to_bytes(8, "big"), "power of two"),
         (HELLO_4M[:8] + (1024).to_bytes(8, "big"), "power of two"),
@@ -66,6 +68,12 @@ def test_record_vectors() -> None:
     assert encode_data_header(9, 3) == b"\x03" + (9).to_bytes(8, "big") + b"\x00\x00\x00\x03"
     assert encode_eof(5) == b"\x04" + (5).to_bytes(8, "big")
     assert encode_close(6) == b"\x05" + (6).to_bytes(8, "big")
+    assert encode_ref(6, 1 << 33, 65536, 10) == (
+        b"\x06"
+        + (6).to_bytes(8, "big")
+        + (1 << 33).to_bytes(8, "big")
+        + b"\x00\x01\x00\x00\x00\x0a"
+    )
     with pytest.raises(ValueError):
         encode_data_header(0, 0)
     with pytest.raises(ValueError):
@@ -78,10 +86,19 @@ STREAM = (
     + b"hello"
     + encode_ack(99)
     + DOORBELL
+    + encode_ref(4, 100, 70000, 12)
     + encode_eof(4)
     + encode_close(4)
 )
-RECORDS = [Doorbell(), Data(4, b"hello"), Ack(99), Doorbell(), Eof(4), Close(4)]
+RECORDS = [
+    Doorbell(),
+    Data(4, b"hello"),
+    Ack(99),
+    Doorbell(),
+    Ref(4, 100, 70000, 12),
+    Eof(4),
+    Close(4),
+]
 
 
 def test_decoder_reads_a_stream() -> None:
@@ -117,10 +134,11 @@ def test_decoder_ignores_chunking(cuts: list[int]) -> None:
         (b"\x01\xff", "0xff"),
         (b"\x03" + bytes(8) + b"\x00\x00\x00\x00", "0 bytes"),
         (b"\x03" + bytes(8) + (MAX_DATA + 1).to_bytes(4, "big"), "max"),
+        (b"\x06" + bytes(16) + bytes(4) + bytes(2), "REF record of 0 bytes"),
     ],
 )
 def test_decoder_rejects_garbage(data: bytes, message: str) -> None:
-    """Unknown record types and DATA lengths out of range are RemoteProtocolErrors."""
+    """Unknown record types, DATA lengths out of range and empty REFs are RemoteProtocolErrors."""
     with pytest.raises(RemoteProtocolError, match=message):
         RecordDecoder().feed(data)
 

@@ -28,8 +28,15 @@ class RawCodec(PayloadCodec[bytes]):
         return raw_bytes(message)
 
     def decode(self, data: BufferLike) -> bytes:
-        """Return ``data`` as ``bytes`` (no copy when it already is)."""
-        return data if type(data) is bytes else bytes(data)
+        """Return ``data`` as ``bytes`` (no copy when it already is, or is a view of all
+        of a ``bytes`` object, such as a payload the transport copied out for us)."""
+        if type(data) is bytes:
+            return data
+        if type(data) is memoryview:
+            whole = data.obj
+            if type(whole) is bytes and data.nbytes == len(whole) and data.contiguous:
+                return whole
+        return bytes(data)
 
     def __repr__(self) -> str:
         return "RawCodec()"

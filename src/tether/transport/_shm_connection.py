@@ -16,6 +16,12 @@ handshake (``_shm_wire.py``). After that:
   (``_shm_lend.py``: the codec parses the mapping itself and copies each payload out
   once) or copies smaller runs into its :class:`~tether.buffer.ReadBuffer`. No bytes
   cross the kernel.
+* **By reference**: a view written back that is still a lent region of the inbound ring
+  (a view handler returning its request) is not copied: a REF record on the socket
+  names its place in the peer's own outbound ring, ordered with the ring bytes by a
+  reference mark in our ring header; the peer reads it in place and counts it finished
+  in its ring header, and the region stays pinned until then (``_shm_send.py``,
+  ``_shm_receive.py``).
 * **Doorbell with batching**: the reader marks itself asleep in the shared header
   before it waits (and re-checks the ring after marking, so a write racing with that is
   not lost). A writer sends one doorbell byte over the socket only when it finds the

@@ -71,6 +71,10 @@ class ShmCore(asyncio.Protocol, ConnectionLifecycle):
         self._fallback_sent = 0
         self._fallback_acked = 0
         self._last_rung = -1  # the reader epoch we last rang the doorbell for
+        # Inbound ring regions sent back by reference (REF records), oldest first: kept
+        # (pinned) until the peer counts them done (RingReader.references_finished).
+        self._refs_held: deque[memoryview] = deque()
+        self._refs_sent = 0
         self._eof_wanted = False  # write_eof() waits for the backlog, then sends EOF
         self._close_wanted = False  # close() waits for the backlog, then sends CLOSE
         # Reader side.
@@ -107,6 +111,7 @@ class ShmCore(asyncio.Protocol, ConnectionLifecycle):
             view.release()
         self._views = []
         self._view_bytes = 0
+        self._refs_held.clear()  # the peer will not read them: their loans end
         self._loans.close()  # before the ring goes: no pin is stored after this
         self._out.close()
         self._in.close()

@@ -28,12 +28,15 @@ from ._shm_loans import RingLoans
 class LendingReadBuffer(ReadBuffer):
     """A ReadBuffer with :meth:`lend` / :meth:`take_back` (one loan at a time)."""
 
-    __slots__ = ("_lent_at", "_loans", "_own")
+    __slots__ = ("_floor", "_lent_at", "_loans", "_own")
 
     def __init__(self, read_size: int) -> None:
         super().__init__(read_size)
         self._own: tuple[bytearray | memoryview, memoryview] | None = None
-        self._lent_at = 0  # the ring's stream position of the lent view's first byte
+        # The inbound ring's stream position of the lent view's first byte; -1 when the
+        # lent bytes are not the inbound ring's (then detach copies).
+        self._lent_at = 0
+        self._floor = 0  # where the lent view's data-free bytes start (after the last loan)
         self._loans: RingLoans | None = None
 
     def attach_loans(self, loans: RingLoans) -> None:
@@ -52,12 +55,16 @@ class LendingReadBuffer(ReadBuffer):
         if (
             self._own is not None
             and loans is not None
+            and self._lent_at >= 0
             and offset >= 0
             and n >= 0
             and start + n <= self._end
         ):
-            view = loans.lend(self._lent_at + start, n)
+            # The parsed bytes since the last loan (the frame header) are pinned with it
+            # as slack: they hold no data any more (see RingLoans.region_of).
+            view = loans.lend(self._lent_at + start, n, max(0, start - self._floor))
             if view is not None:
+                self._floor = start + n
                 return view
         return super().detach(offset, n)
 
@@ -65,10 +72,15 @@ class LendingReadBuffer(ReadBuffer):
         """Whether a loan may start: nothing unread and no view outstanding."""
         return self._own is None and self._start == self._end and not self._views
 
+    def can_lend_after(self, k: int) -> bool:
+        """Whether a loan may start once the ``k`` unread bytes are skipped (no view out)."""
+        return self._own is None and self._end - self._start == k and not self._views
+
     def lend(self, view: memoryview, position: int = 0) -> None:
         """Make ``view`` (bytes owned by someone else) the readable bytes, without copying.
 
-        ``position``: the ring's stream position of ``view``'s first byte (for :meth:`detach`).
+        ``position``: the inbound ring's stream position of ``view``'s first byte (for
+        :meth:`detach`); -1 for bytes from elsewhere, which :meth:`detach` copies.
         """
         if not self.can_lend():
             raise RuntimeError("lend() needs an empty reader with no views outstanding")
@@ -80,6 +92,7 @@ class LendingReadBuffer(ReadBuffer):
             self._whole = _EMPTY_VIEW
         self._own = (self._buf, self._whole)
         self._lent_at = position
+        self._floor = 0
         self._buf = view  # as good as the bytearray for every consumer-side method
         self._whole = view
         self._region = None

@@ -23,6 +23,14 @@ None and the caller copies. A handler that holds views for a long time therefore
 stops the writer: the other half of the ring keeps moving, and once that fills, the
 writer's socket fallback carries the bytes.
 
+Sending a region back by reference: :meth:`RingLoans.region_of` tells whether a view
+(one handed out here, or any slice of one) is a live region of the ring, and where, so
+the writer can send it back to the ring's producer by reference instead of copying it
+(``_shm_send.py``); the sender keeps the view until the producer is done with it. A
+loan may pin ``slack`` data-free bytes before its region (the frame header that
+preceded the payload), which the producer may use as scratch for the bytes that
+precede the region in *its* stream (``_shm_receive.py``).
+
 Threads: the weak-reference callback runs where the last view dies. On the event loop's
 thread it applies at once; on another thread (a view passed to an executor) it is
 handed to the loop with ``call_soon_threadsafe``.
@@ -44,14 +52,56 @@ from ._shm_ring import DATA_OFFSET, RingReader
 LOAN_MIN: Final = 64 * 1024
 
 
+class _Buffer(ctypes.Structure):
+    """CPython's ``Py_buffer`` (the buffer protocol's view descriptor)."""
+
+    _fields_ = [
+        ("buf", ctypes.c_void_p),
+        ("obj", ctypes.c_void_p),
+        ("len", ctypes.c_ssize_t),
+        ("itemsize", ctypes.c_ssize_t),
+        ("readonly", ctypes.c_int),
+        ("ndim", ctypes.c_int),
+        ("format", ctypes.c_char_p),
+        ("shape", ctypes.c_void_p),
+        ("strides", ctypes.c_void_p),
+        ("suboffsets", ctypes.c_void_p),
+        ("internal", ctypes.c_void_p),
+    ]
+
+
+_get_buffer = ctypes.pythonapi.PyObject_GetBuffer
+_get_buffer.argtypes = [ctypes.py_object, ctypes.POINTER(_Buffer), ctypes.c_int]
+_get_buffer.restype = ctypes.c_int
+_release_buffer = ctypes.pythonapi.PyBuffer_Release
+_release_buffer.argtypes = [ctypes.POINTER(_Buffer)]
+_release_buffer.restype = None
+
+
+def _address(view: memoryview) -> int | None:
+    """The address of a contiguous view's first byte (None if it is not contiguous)."""
+    desc = _Buffer()
+    try:
+        _get_buffer(view, ctypes.byref(desc), 0)  # PyBUF_SIMPLE: contiguous bytes only
+    except BufferError:
+        return None
+    try:
+        return desc.buf or 0
+    finally:
+        _release_buffer(ctypes.byref(desc))
+
+
 class _Loan:
-    """One lent region: stream positions [start, end), and the weak reference to its array."""
+    """One lent region: stream positions [data, end), pinned from ``start`` (data minus
+    the slack), and the weak reference to its array."""
 
-    __slots__ = ("end", "live", "ref", "start")
+    __slots__ = ("data", "end", "live", "ref", "start", "view")
 
-    def __init__(self, start: int, end: int) -> None:
+    def __init__(self, start: int, data: int, end: int) -> None:
         self.start = start
+        self.data = data
         self.end = end
+        self.view: weakref.ref[memoryview] | None = None  # the view handed out
         self.live = True
         self.ref: weakref.ref[Any] | None = None
 
@@ -103,8 +153,13 @@ class RingLoans:
         loans = self._loans
         return max(0, self._ring.tail - loans[0].start) if loans else 0
 
-    def lend(self, position: int, n: int) -> memoryview | None:
+    def lend(self, position: int, n: int, slack: int = 0) -> memoryview | None:
         """A read-only view of the ``n`` ring bytes at stream ``position``, lent for good.
+
+        ``slack``: bytes before ``position`` that hold no data any more (already parsed,
+        not lent) to pin along with the region, at most ``position & (capacity - 1)``;
+        the ring's producer may use them as scratch when the region comes back to it by
+        reference (:meth:`region_of`).
 
         The bytes must be received and not yet handed back: at or after the read
         position's last consumed byte, within what the ring reported available, and in
@@ -118,19 +173,50 @@ class RingLoans:
         if self._closed or n < LOAN_MIN or offset + n > capacity:
             return None
         loans = self._loans
-        oldest = loans[0].start if loans else position
+        start = position - min(slack, offset)
+        oldest = loans[0].start if loans else start
         if position + n - oldest > capacity // 2:
             return None
         array = self._array_type.from_buffer(self._mapping, DATA_OFFSET)
-        loan = _Loan(position, position + n)
+        loan = _Loan(start, position, position + n)
         loan.ref = weakref.ref(array, self._make_callback(loan))
         loans.append(loan)
         if len(loans) == 1:
-            ring.pin(position)
+            ring.pin(start)
         whole = memoryview(array).cast("B")
         view = whole[offset : offset + n].toreadonly()
         whole.release()  # only the view (and what is made from it) holds the array now
+        loan.view = weakref.ref(view)
         return view
+
+    def region_of(self, view: memoryview) -> tuple[int, int] | None:
+        """Where ``view`` lies if it is (a slice of) a live lent region: (stream
+        position, data-free slack pinned right before it); None if it is anything else
+        (a view that is not contiguous included).
+
+        The region stays pinned for as long as ``view`` (or any view of it) lives.
+        """
+        array = view.obj
+        if type(array) is not self._array_type or self._closed:
+            return None
+        for loan in self._loans:  # the view handed out itself: no address to look up
+            if loan.view is not None and loan.view() is view:
+                return loan.data, loan.data - loan.start
+        for loan in self._loans:
+            if loan.live and loan.ref is not None and loan.ref() is array:
+                break
+        else:
+            return None
+        address = _address(view)
+        if address is None:
+            return None
+        offset = address - ctypes.addressof(array)
+        position = loan.data + offset - (loan.data & (self._ring.capacity - 1))
+        if not (loan.data <= position and position + len(view) <= loan.end):
+            return None
+        # Only the bytes before the region's own start are data-free: a slice further in
+        # has payload bytes before it (which another reference may still need).
+        return position, position - loan.start if position == loan.data else 0
 
     def close(self) -> None:
         """Stop lending (the connection is gone); ``on_idle`` runs once nothing is lent."""

@@ -7,6 +7,13 @@ so on. A contiguous run of at least :data:`~._shm_core.LEND_THRESHOLD` ring byte
 *lent* to the handler in place (:mod:`._shm_lend`; a large payload the codec keeps is
 lent on for good, :mod:`._shm_loans`); smaller runs are copied into the reader. When the ring is empty the reader marks itself asleep (the writer then rings
 the doorbell) and, as a backstop, looks again :data:`~._shm_core.RECHECK_DELAY` later.
+
+A REF record (the peer sends back part of what we wrote, by reference) is delivered
+from our own outbound ring in place: when the reader holds only the few bytes of a
+partial frame that precede it, they are written into the data-free slack the peer pins
+before the region, and the whole run is lent to the handler (one piece, no copy);
+otherwise the region is copied into the reader. Either way it is then counted done in
+our ring header, and the peer hands the space back to us.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from .._exceptions import RemoteProtocolError
 from ._base import ConnectionHandler
 from ._shm_core import FALLBACK_WINDOW, LEND_THRESHOLD, RECHECK_DELAY
 from ._shm_send import ShmSender
-from ._shm_wire import Ack, Close, Data, Doorbell, Eof, Record, encode_ack
+from ._shm_wire import Ack, Close, Data, Doorbell, Eof, Record, Ref, encode_ack
 
 #: Bytes delivered per loop iteration before the reader yields.
 _PUMP_BUDGET = 8 << 20
@@ -49,7 +56,7 @@ class ShmReceiver(ShmSender):
                     raise RemoteProtocolError("the shm peer ignored the fallback window")
             elif type(record) is Close:
                 self._peer_closed = True
-            else:
+            elif type(record) is Eof:
                 self._eof_queued = True
             self._ordered.append(record)  # type: ignore[arg-type]
         if acked:
@@ -67,6 +74,8 @@ class ShmReceiver(ShmSender):
         budget = _PUMP_BUDGET
         self._in_pump = True
         try:
+            if self._refs_held:
+                self._release_references()
             ring.wake()
             while not self._stopped():
                 if budget <= 0:
@@ -89,6 +98,10 @@ class ShmReceiver(ShmSender):
                     ring.read_into(reader.get_write_buffer(n), n)
                     reader.commit(n)
                     budget -= n
+                    if ordered:
+                        record = ordered[0]
+                        if type(record) is Ref and record.mark == ring.tail:
+                            continue  # a REF follows at once: one on_read for both
                     handler.on_read(self)
                     if ordered or self._stopped():
                         continue
@@ -107,6 +120,9 @@ class ShmReceiver(ShmSender):
                     self._consumed_fallback += size
                     budget -= size
                     handler.on_read(self)
+                elif type(record) is Ref:
+                    budget -= record.length
+                    self._deliver_reference(handler, record)
                 elif type(record) is Eof:
                     self._peer_eof()
                 else:  # Close
@@ -169,6 +185,50 @@ class ShmReceiver(ShmSender):
                     segment.close()  # waits for regions still lent (RingLoans)
             else:
                 ring.consume(size)
+
+    def _deliver_reference(self, handler: ConnectionHandler, record: Ref) -> None:
+        """Deliver the bytes of our own outbound ring a REF record names (see the module doc).
+
+        Raises:
+            RemoteProtocolError: the region is not one the peer may name (not published,
+                or handed back already).
+        """
+        out = self._out
+        reader = self._reader
+        position, n = record.position, record.length
+        views = out.referenced(position, n)
+        self._in.reference_delivered()  # the ring bytes after its mark may come now
+        k = len(reader)
+        lend = (
+            len(views) == 1
+            and n >= LEND_THRESHOLD
+            and k <= record.slack
+            and not self._view_mode
+            and self._lender.can_lend_after(k)
+            and out.scratch(position, reader.copy(0, k) if k else b"")
+        )
+        for view in views:
+            if not lend:
+                reader.feed(view)
+            view.release()
+        if not lend:
+            out.finish_reference()
+            handler.on_read(self)
+            return
+        reader.skip(k)  # those bytes are in the ring now, right before the region
+        whole = out.referenced(position - k, n + k)[0]
+        lender = self._lender
+        lender.lend(whole, -1)  # not the inbound ring: a payload the codec keeps is copied
+        try:
+            handler.on_read(self)
+        finally:
+            lender.take_back()
+            whole.release()
+            if self._released:  # the handler closed us: unmap now that the view is gone
+                for segment in self._segments:
+                    segment.close()
+            else:
+                out.finish_reference()
 
     def _stopped(self) -> bool:
         """Whether delivery must wait: paused, closing, or read_views() views held."""

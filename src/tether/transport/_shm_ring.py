@@ -12,6 +12,9 @@ because both peers run on the same host)::
     16   capacity (bytes, power of 2) written once by the creator
     64   head: bytes ever published   written only by the producer
     72   padding start (see below)    written only by the producer
+    80   references finished          written only by the producer (see below)
+    88   reference mark               written only by the producer (see below)
+    96   reference sequence number    written only by the producer (see below)
     128  tail: bytes ever consumed    written only by the consumer
     136  reader epoch                 written only by the consumer (odd = asleep)
     256  data area, ``capacity`` bytes
@@ -29,6 +32,21 @@ from there to the next multiple of ``capacity`` carry no data, and the consumer 
 over them (``RingReader.skip_padding``). Only the latest padding is recorded: a new one
 is only written once the consumer is past the previous one (the free-space rule
 guarantees it). A padding word that is a multiple of ``capacity`` means "none".
+
+References (version 3): the consumer may send a region it has not handed back yet
+(a received payload it keeps) back to the producer *by reference* instead of copying
+it into its own ring (``_shm_send.py``: a REF record on the control socket). The
+producer reads the region in place from its own (outbound) ring, with
+:meth:`RingWriter.referenced`, and counts each reference it is done with in the
+references word (:meth:`RingWriter.finish_reference`); the consumer keeps the region
+pinned until that count covers it (:meth:`RingReader.references_finished`).
+The REF record travels on the socket, but it belongs at a place in the ring's byte
+stream: before publishing bytes past that place, the sender of the REF (the producer of
+the ring the REF is ordered in) stores the place (the reference mark) and the REF's
+sequence number (1, 2, ...) with :meth:`RingWriter.mark_reference`, and the consumer
+reads no further than a mark whose REF it has not delivered yet
+(:meth:`RingReader.reference_delivered`). One mark is pending at a time: a producer
+marks the next REF only once the consumer has finished every earlier one.
 
 Memory ordering (the assumption the design rests on): each counter has exactly one
 writer, and is written with a single aligned 8-byte store (``memoryview.cast("Q")``
@@ -58,7 +76,7 @@ from .._exceptions import RemoteProtocolError
 from .._types import BufferLike
 
 MAGIC = int.from_bytes(b"TSHMRING", "little")
-VERSION = 2
+VERSION = 3
 HEADER_SIZE = 256
 DATA_OFFSET = HEADER_SIZE
 #: Smallest and largest ring capacities accepted (powers of two).
@@ -69,6 +87,9 @@ MAX_CAPACITY = 1 << 30
 _MAGIC, _VERSION, _CAPACITY = 0, 1, 2
 _HEAD = 64 // 8
 _PAD = 72 // 8
+_REFS = 80 // 8
+_REF_MARK = 88 // 8
+_REF_SEQ = 96 // 8
 _TAIL = 128 // 8
 _EPOCH = 136 // 8
 
@@ -152,7 +173,7 @@ class RingWriter:
     Call :meth:`close` before unmapping the segment (it releases the views).
     """
 
-    __slots__ = ("_cap", "_data", "_free", "_head", "_mask", "_published", "_words")
+    __slots__ = ("_cap", "_data", "_free", "_head", "_mask", "_published", "_refs", "_words")
 
     def __init__(self, segment: memoryview, capacity: int) -> None:
         self._words, self._data = _attach(segment, capacity)
@@ -160,6 +181,7 @@ class RingWriter:
         self._mask = capacity - 1
         self._head = self._published = self._words[_HEAD]
         self._free = 0  # free space known without reading tail again
+        self._refs = self._words[_REFS]
 
     @property
     def capacity(self) -> int:
@@ -249,6 +271,58 @@ class RingWriter:
         """The consumer's sleep epoch: odd while it is (about to be) asleep."""
         return int(self._words[_EPOCH])
 
+    def referenced(self, position: int, n: int) -> list[memoryview]:
+        """The ``n`` published bytes at stream ``position``, in place (one view, or two
+        where they wrap): a region the consumer sent back by reference.
+
+        The region must be published and not handed back yet (at or after the consumer's
+        published ``tail``); the consumer keeps it so until :meth:`finish_reference`.
+
+        Raises:
+            RingCorruptedError: the region is outside that range.
+        """
+        tail = self._words[_TAIL]
+        end = position + n
+        if not (tail <= position and n > 0 and end <= self._published and end - tail <= self._cap):
+            raise RingCorruptedError(
+                f"referenced ring bytes [{position}, {end}) are outside [{tail}, {self._published})"
+            )
+        pos = position & self._mask
+        first = self._cap - pos
+        if n <= first:
+            return [self._data[pos : pos + n]]
+        return [self._data[pos:], self._data[: n - first]]
+
+    def scratch(self, position: int, data: BufferLike) -> bool:
+        """Write ``data`` into the bytes just before stream ``position``; whether it did.
+
+        Only for the slack the consumer keeps pinned before a region it referenced
+        (:meth:`referenced`): no stream data lives there any more, and we cannot reuse it
+        while the pin holds. Writes nothing (False) unless the bytes are at or after the
+        consumer's published ``tail`` and lie in one piece before ``position``.
+        """
+        k = len(data)
+        start = position - k
+        if start < self._words[_TAIL] or (position & self._mask) < k or position > self._published:
+            return False
+        pos = start & self._mask
+        self._data[pos : pos + k] = data
+        return True
+
+    def mark_reference(self, seq: int) -> None:
+        """Record that REF number ``seq`` (1, 2, ...) comes after the bytes written so far:
+        the consumer stops there until it has delivered that REF. Call before publishing
+        anything after it, and only once the consumer has finished every earlier REF."""
+        words = self._words
+        words[_REF_MARK] = self._head
+        words[_REF_SEQ] = seq  # stored after the mark: a consumer seeing it sees the mark
+
+    def finish_reference(self) -> None:
+        """Count one more reference (in the consumer's order) as done with: the consumer
+        may hand its region back to us."""
+        self._refs += 1
+        self._words[_REFS] = self._refs
+
     def close(self) -> None:
         """Release the views of the segment (idempotent)."""
         self._words.release()
@@ -259,7 +333,7 @@ class RingReader:
     """The consumer end: reads published bytes and hands the space back with ``tail``.
 
     :meth:`available` reads ``head`` and says how many bytes can be read before the
-    producer's padding (if any); :meth:`skip_padding` steps over it. :meth:`read_into`
+    producer's padding or pending reference mark (if any); :meth:`skip_padding` steps over it. :meth:`read_into`
     copies out (one copy); :meth:`regions` + :meth:`consume` give zero-copy access to
     the bytes in place. All three stay within what :meth:`available` last reported.
     :meth:`sleep` / :meth:`wake` maintain the epoch the producer checks before ringing
@@ -268,7 +342,7 @@ class RingReader:
     read position and the pin. Not thread-safe; one consumer per ring.
     """
 
-    __slots__ = ("_cap", "_data", "_head", "_limit", "_mask", "_pin", "_tail", "_words")
+    __slots__ = ("_cap", "_data", "_head", "_limit", "_mask", "_pin", "_refs", "_tail", "_words")
 
     def __init__(self, segment: memoryview, capacity: int) -> None:
         self._words, self._data = _attach(segment, capacity)
@@ -276,6 +350,7 @@ class RingReader:
         self._mask = capacity - 1
         self._tail = self._head = self._limit = self._words[_TAIL]
         self._pin = -1  # the oldest stream position still lent out, or -1
+        self._refs = self._words[_REF_SEQ]  # REFs delivered (see mark_reference)
 
     @property
     def capacity(self) -> int:
@@ -329,8 +404,18 @@ class RingReader:
                 if (pad | self._mask) + 1 > head:
                     raise RingCorruptedError(f"ring padding at {pad} runs past head {head}")
                 n = pad - tail
+            if words[_REF_SEQ] != self._refs:  # read after head: a REF is pending
+                mark = words[_REF_MARK]
+                if mark < tail:
+                    raise RingCorruptedError(f"ring reference mark {mark} is behind tail {tail}")
+                if mark - tail < n:
+                    n = mark - tail
         self._limit = tail + n
         return n
+
+    def reference_delivered(self) -> None:
+        """One more REF (in order) delivered: read past its mark (see :meth:`RingWriter.mark_reference`)."""
+        self._refs += 1
 
     def unread(self) -> int:
         """Published bytes not consumed yet, padding included (as of :meth:`available`)."""
@@ -416,6 +501,10 @@ class RingReader:
     def asleep(self) -> bool:
         """Whether the consumer is marked asleep."""
         return bool(self._words[_EPOCH] & 1)
+
+    def references_finished(self) -> int:
+        """How many of our references the producer is done with (see :meth:`RingWriter.referenced`)."""
+        return int(self._words[_REFS])
 
     def close(self) -> None:
         """Release the views of the segment (idempotent)."""

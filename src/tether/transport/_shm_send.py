@@ -10,6 +10,13 @@ records stamped with the ring position they follow, at most
 :data:`~._shm_core.FALLBACK_WINDOW` bytes unacknowledged. While a DATA record is
 unacknowledged every later byte takes the socket too, so the two paths form one
 ordered stream.
+
+A queued buffer that is (a slice of) a region of the *inbound* ring still lent to the
+handler (``_shm_loans.py``; a view handler returning its request, or part of it) is not
+copied at all: it goes back by reference, as a REF record on the socket naming the
+region's place in the peer's own outbound ring, ordered with our ring bytes by the
+reference mark in our ring header (``_shm_ring.py``). We keep the view, and so the region pinned, until the peer counts the
+reference done in its ring header (:meth:`ShmSender._release_references`).
 """
 
 from __future__ import annotations
@@ -17,7 +24,15 @@ from __future__ import annotations
 from .._exceptions import ClosedResourceError, RemoteProtocolError
 from .._types import BufferLike
 from ._shm_core import FALLBACK_WINDOW, HIGH_WATER, LEND_THRESHOLD, ShmCore
-from ._shm_wire import DOORBELL, MAX_DATA, encode_close, encode_data_header, encode_eof
+from ._shm_loans import LOAN_MIN
+from ._shm_wire import (
+    DOORBELL,
+    MAX_DATA,
+    encode_close,
+    encode_data_header,
+    encode_eof,
+    encode_ref,
+)
 
 
 class ShmSender(ShmCore):
@@ -40,9 +55,21 @@ class ShmSender(ShmCore):
                 self._send_backlog()
                 return
             ring = self._out
+            refs: list[tuple[int, int] | None] | None = None
+            if size >= LOAN_MIN and self._loans.outstanding and not self._socket_gone:
+                refs = self._references(chunks)
+                if refs is not None:
+                    size -= sum(
+                        len(c) for ref, c in zip(refs, chunks, strict=True) if ref is not None
+                    )
             if size >= LEND_THRESHOLD:
                 ring.align(size)  # one piece in the ring: the reader lends it whole
             for i, chunk in enumerate(chunks):
+                if refs is not None:
+                    ref = refs[i]
+                    if ref is not None and type(chunk) is memoryview:
+                        self._send_reference(chunk, ref[0], ref[1])
+                        continue
                 n = ring.write(chunk)
                 if n != len(chunk):
                     rest = chunks[i:]
@@ -54,6 +81,57 @@ class ShmSender(ShmCore):
             self._publish()
         except RemoteProtocolError as exc:
             self._protocol_failure(exc)
+
+    def _references(self, chunks: list[BufferLike]) -> list[tuple[int, int] | None] | None:
+        """For each chunk, (position, slack) if it goes back by reference (see the module
+        doc); None when none does. One REF is pending at a time (``_shm_ring.py``): only
+        once the peer has finished every earlier one, and then for the first such chunk.
+
+        Raises:
+            RemoteProtocolError: the peer's count of finished REFs is impossible.
+        """
+        self._release_references()
+        if self._refs_held:
+            return None  # the last REF is not finished yet: copy
+        loans = self._loans
+        refs: list[tuple[int, int] | None] = [None] * len(chunks)
+        for i, chunk in enumerate(chunks):
+            if type(chunk) is memoryview and len(chunk) >= LOAN_MIN:
+                ref = loans.region_of(chunk)
+                if ref is not None:
+                    refs[i] = ref
+                    return refs
+        return None
+
+    def _send_reference(self, view: memoryview, position: int, slack: int) -> None:
+        """Send ``view`` (an inbound ring region) back by reference, after the ring bytes
+        written so far; keep it until the peer is done with it."""
+        ring = self._out
+        transport = self._transport
+        assert transport is not None  # flush() runs only while connected
+        self._refs_sent += 1
+        ring.mark_reference(self._refs_sent)  # the reader stops here until it has the REF
+        epoch = ring.publish() or ring.reader_epoch()
+        if epoch & 1:
+            self._last_rung = epoch  # the record wakes the reader: no doorbell needed
+        transport.write(encode_ref(ring.head, position, len(view), min(slack, 0xFFFF)))
+        self._refs_held.append(view)
+
+    def _release_references(self) -> None:
+        """Drop the views the peer has counted done (their ring space goes back to it).
+
+        Raises:
+            RemoteProtocolError: the peer's count is outside what we sent.
+        """
+        held = self._refs_held
+        done = self._in.references_finished()
+        released = self._refs_sent - len(held)
+        if not released <= done <= self._refs_sent:
+            raise RemoteProtocolError(
+                f"shm peer finished {done} references; {self._refs_sent} were sent"
+            )
+        for _ in range(done - released):
+            held.popleft()
 
     def _publish(self) -> None:
         """Publish the ring's new bytes; ring the doorbell if the reader sleeps (once per sleep)."""

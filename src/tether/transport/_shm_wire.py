@@ -12,10 +12,16 @@ Records after the handshake (big-endian), in both directions::
     0x03 | mark u64 | length u32 | bytes   DATA      fallback bytes, after ring byte ``mark``
     0x04 | mark u64                        EOF       "no more bytes after ring byte ``mark``"
     0x05 | mark u64                        CLOSE     EOF, and the sender closed the connection
+    0x06 | mark u64 | position u64 | length u32 | slack u16
+                                           REF       "the next bytes are your own ring's
+                                                     [position, position + length)"
 
 ``mark`` is the sender's ring ``head`` when it sent the record: the receiver delivers
 ring bytes up to ``mark`` first, then the record, which keeps the ring and socket paths
-in one order (see ``_shm.py``). The socket ending without a CLOSE means the peer
+in one order (see ``_shm.py``). A REF sends back, by reference, a region of the
+receiver's own outbound ring that the sender has received and still pins (with
+``slack`` pinned bytes before it that hold no data any more); the receiver reads it in
+place and counts it done in its ring header (``_shm_ring.py``). The socket ending without a CLOSE means the peer
 aborted or died. Malformed input raises :class:`~tether.RemoteProtocolError`.
 """
 
@@ -29,12 +35,13 @@ from .._exceptions import RemoteProtocolError
 from ._shm_ring import MAX_CAPACITY, MIN_CAPACITY
 
 HELLO_MAGIC: Final = b"TSHM"
-HELLO_VERSION: Final = 2  # 2: ring padding (``_shm_ring.py``)
+HELLO_VERSION: Final = 3  # 2: ring padding, 3: references (``_shm_ring.py``)
 HELLO_SIZE: Final = 16
 _HELLO = struct.Struct(">4sBBHQ")
 
 DOORBELL: Final = b"\x01"
-_ACK, _DATA, _EOF, _CLOSE = 0x02, 0x03, 0x04, 0x05
+_ACK, _DATA, _EOF, _CLOSE, _REF = 0x02, 0x03, 0x04, 0x05, 0x06
+_REF_RECORD = struct.Struct(">BQQIH")
 _U64 = struct.Struct(">BQ")
 _DATA_HEADER = struct.Struct(">BQI")
 #: Largest DATA payload a sender produces and a receiver accepts.
@@ -116,9 +123,20 @@ class Close:
     mark: int
 
 
-Record = Doorbell | Ack | Data | Eof | Close
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """After ring byte ``mark``: the ``length`` bytes at ``position`` of the receiver's
+    own outbound ring (the ``slack`` bytes before them are pinned too, data-free)."""
+
+    mark: int
+    position: int
+    length: int
+    slack: int
+
+
+Record = Doorbell | Ack | Data | Eof | Close | Ref
 #: Records that are ordered with the byte stream (they carry a mark).
-Ordered = Data | Eof | Close
+Ordered = Data | Eof | Close | Ref
 DOORBELL_RECORD: Final = Doorbell()
 
 
@@ -132,6 +150,11 @@ def encode_data_header(mark: int, length: int) -> bytes:
     if not 0 < length <= MAX_DATA:
         raise ValueError(f"a DATA record carries 1..{MAX_DATA} bytes, not {length}")
     return _DATA_HEADER.pack(_DATA, mark, length)
+
+
+def encode_ref(mark: int, position: int, length: int, slack: int) -> bytes:
+    """A REF record (``length`` in 1..2**32-1, ``slack`` in 0..65535)."""
+    return _REF_RECORD.pack(_REF, mark, position, length, slack)
 
 
 def encode_eof(mark: int) -> bytes:
@@ -189,6 +212,14 @@ class RecordDecoder:
                     break
                 out.append(Data(mark, bytes(buf[start : start + length])))
                 pos = start + length
+            elif kind == _REF:
+                if end - pos < _REF_RECORD.size:
+                    break
+                _, mark, position, length, slack = _REF_RECORD.unpack_from(buf, pos)
+                if not length:
+                    raise RemoteProtocolError("shm REF record of 0 bytes")
+                pos += _REF_RECORD.size
+                out.append(Ref(mark, position, length, slack))
             elif kind in (_ACK, _EOF, _CLOSE):
                 if end - pos < _U64.size:
                     break
