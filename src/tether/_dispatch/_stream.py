@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from asyncio import Future, InvalidStateError
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
@@ -206,9 +207,12 @@ class RPCStream:
         """
         if self.status is not None or self._error is not None:
             return None
-        if self._done is None:
-            self._done = self._dispatcher.loop.create_future()
-        return self._done
+        done = self._done
+        if done is None:
+            # The Future itself, not loop.create_future(): the loop's method is a Python
+            # call that builds the same object (asyncio's and uvloop's loops alike).
+            done = self._done = Future(loop=self._dispatcher.loop)
+        return done
 
     async def wait_headers(self) -> MetadataPairs:
         """The peer's initial metadata (empty if the call ended without any)."""
@@ -377,8 +381,11 @@ class RPCStream:
         self.state = _STREAM_CLOSED
         # Every waiter is woken; spelled out (this runs once per call on both sides).
         waiter = self._done
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            try:  # no done() first: only a cancelled waiter is done here (one call less)
+                waiter.set_result(None)
+            except InvalidStateError:
+                pass  # its task was cancelled (and the call reset): nothing to wake
         waiter = self._recv_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
