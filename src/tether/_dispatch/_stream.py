@@ -209,9 +209,10 @@ class RPCStream:
             return None
         done = self._done
         if done is None:
-            # The Future itself, not loop.create_future(): the loop's method is a Python
-            # call that builds the same object (asyncio's and uvloop's loops alike).
-            done = self._done = Future(loop=self._dispatcher.loop)
+            # The Future itself, not loop.create_future() (a Python call that builds the
+            # same object, on asyncio's and uvloop's loops alike); without ``loop=``: the
+            # running loop is the dispatcher's, and keywords are parsed per call.
+            done = self._done = Future()
         return done
 
     async def wait_headers(self) -> MetadataPairs:

@@ -6,6 +6,7 @@ id bookkeeping, GOAWAY and failure state, and the stream/flow-control queries of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from .._exceptions import LocalProtocolError, RemoteProtocolError
@@ -72,6 +73,8 @@ class NativeCore(FrameCodec):
             empty_head + wire.EMPTY_METADATA,
         )
         self._names: dict[bytes, tuple[str, str, str]] = {}
+        #: The last unary request's fixed pieces (``_native_send._unary_pieces``).
+        self._last_unary: tuple[bytes, int, bytes, bytes, Callable[..., bytes]] | None = None
         settings = wire.settings_payload(self._local)
         self._write(wire.PREFACE + HEADER.pack(len(settings), FrameType.SETTINGS, 0, 0) + settings)
 
