@@ -421,12 +421,7 @@ class Dispatcher(DispatcherBase):
     def _on_trailers(self, event: Trailers) -> None:
         stream = self.streams.get(event.stream_id)
         if stream is not None:
-            if stream.headers is None:
-                stream.headers = ()
-            data = event.data
-            if data is not None:
-                stream.deliver_whole(data)
-            stream.deliver_trailers(event.status, event.message, event.metadata)
+            stream.deliver_trailers(event.status, event.message, event.metadata, event.data)
 
     def _on_stream_reset(self, event: StreamReset) -> None:
         stream = self.streams.get(event.stream_id)

@@ -318,12 +318,6 @@ class RPCStream:
         self._messages.append(data)
         self.state = _STREAM_HALF_CLOSED_REMOTE
 
-    def deliver_whole(self, data: BufferLike) -> None:
-        """Client: the last reply ``data`` came with the trailers (a whole-call
-        ``Trailers``; :meth:`deliver_trailers` follows at once and wakes the waiters)."""
-        if self.state is not _STREAM_CLOSED:
-            self._messages.append(data)
-
     def deliver_end(self) -> None:
         """The peer half-closed."""
         self.state = next_stream_state(self.state, _IN_RECV_END)
@@ -340,8 +334,19 @@ class RPCStream:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def deliver_trailers(self, status: Status, message: str, metadata: MetadataPairs) -> None:
-        """The call ended with a status (client side)."""
+    def deliver_trailers(
+        self,
+        status: Status,
+        message: str,
+        metadata: MetadataPairs,
+        data: BufferLike | None = None,
+    ) -> None:
+        """The call ended with a status (client side); ``data``: its last reply message,
+        when it came with the status (a whole-call ``Trailers``)."""
+        if self.headers is None:
+            self.headers = ()  # the call ended without initial metadata
+        if data is not None and self.state is not _STREAM_CLOSED:
+            self._messages.append(data)
         self.trailers = metadata
         self.status_message = message
         if status is not _OK:

@@ -7,7 +7,7 @@ id bookkeeping, GOAWAY and failure state, and the stream/flow-control queries of
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import Final, cast
 
 from .._exceptions import LocalProtocolError, RemoteProtocolError
 from ..buffer import ReadBuffer
@@ -60,6 +60,8 @@ class NativeCore(FrameCodec):
         self._remote_goaway: int | None = None  # last_stream_id the peer announced
         self._buffer: ReadBuffer | None = None
         self._needed = 0
+        #: Payload length of the second frame of the last whole call or reply found.
+        self._fused_size = 0
         #: Encoded service/method/encoding fields of recent OPENs, both ways (bounded).
         self._heads: dict[tuple[str, str, str], bytes] = {}
         #: The last OPEN we sent: (service, method, encoding, encoded head, head + an
@@ -107,7 +109,9 @@ class NativeCore(FrameCodec):
             stream.reopen(sid, side, state, send_window, recv_window)
         else:
             stream = StreamRecord(sid, side, state, send_window, recv_window)
-        self._streams[sid] = stream
+        key: object = sid  # boxed once: _forget finds it by identity, no new int object
+        stream.key = key
+        cast("dict[object, StreamRecord]", self._streams)[key] = stream
         self._recent = stream
         return stream
 
@@ -117,7 +121,8 @@ class NativeCore(FrameCodec):
         sid = stream.id
         if not sid:
             return  # forgotten already (0 is never a stream id)
-        del self._streams[sid]
+        del cast("dict[object, StreamRecord]", self._streams)[stream.key]
+        stream.key = None
         stream.id = 0
         if self._recent is stream:
             self._recent = None
