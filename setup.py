@@ -52,6 +52,7 @@ COMPILED = [
     "tether/_server_call.py",
     "tether/_client.py",
     "tether/_client_codecs.py",
+    "tether/_client_pool.py",
     "tether/_stub.py",
     # The Thrift path (framing/thrift/, encoding/_thrift.py): see docs/thrift.md.
     "tether/framing/thrift/_binary.py",
@@ -82,6 +83,7 @@ CLIENT_ONLY = {
     "tether/_calls.py",
     "tether/_client.py",
     "tether/_client_codecs.py",
+    "tether/_client_pool.py",
     "tether/_stub.py",
 }
 

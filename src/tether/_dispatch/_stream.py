@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from asyncio import Future, InvalidStateError
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
@@ -206,9 +207,13 @@ class RPCStream:
         """
         if self.status is not None or self._error is not None:
             return None
-        if self._done is None:
-            self._done = self._dispatcher.loop.create_future()
-        return self._done
+        done = self._done
+        if done is None:
+            # The Future itself, not loop.create_future() (a Python call that builds the
+            # same object, on asyncio's and uvloop's loops alike); without ``loop=``: the
+            # running loop is the dispatcher's, and keywords are parsed per call.
+            done = self._done = Future()
+        return done
 
     async def wait_headers(self) -> MetadataPairs:
         """The peer's initial metadata (empty if the call ended without any)."""
@@ -313,12 +318,6 @@ class RPCStream:
         self._messages.append(data)
         self.state = _STREAM_HALF_CLOSED_REMOTE
 
-    def deliver_whole(self, data: BufferLike) -> None:
-        """Client: the last reply ``data`` came with the trailers (a whole-call
-        ``Trailers``; :meth:`deliver_trailers` follows at once and wakes the waiters)."""
-        if self.state is not _STREAM_CLOSED:
-            self._messages.append(data)
-
     def deliver_end(self) -> None:
         """The peer half-closed."""
         self.state = next_stream_state(self.state, _IN_RECV_END)
@@ -335,8 +334,19 @@ class RPCStream:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def deliver_trailers(self, status: Status, message: str, metadata: MetadataPairs) -> None:
-        """The call ended with a status (client side)."""
+    def deliver_trailers(
+        self,
+        status: Status,
+        message: str,
+        metadata: MetadataPairs,
+        data: BufferLike | None = None,
+    ) -> None:
+        """The call ended with a status (client side); ``data``: its last reply message,
+        when it came with the status (a whole-call ``Trailers``)."""
+        if self.headers is None:
+            self.headers = ()  # the call ended without initial metadata
+        if data is not None and self.state is not _STREAM_CLOSED:
+            self._messages.append(data)
         self.trailers = metadata
         self.status_message = message
         if status is not _OK:
@@ -377,8 +387,11 @@ class RPCStream:
         self.state = _STREAM_CLOSED
         # Every waiter is woken; spelled out (this runs once per call on both sides).
         waiter = self._done
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            try:  # no done() first: only a cancelled waiter is done here (one call less)
+                waiter.set_result(None)
+            except InvalidStateError:
+                pass  # its task was cancelled (and the call reset): nothing to wake
         waiter = self._recv_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)

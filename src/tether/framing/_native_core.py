@@ -6,7 +6,8 @@ id bookkeeping, GOAWAY and failure state, and the stream/flow-control queries of
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable
+from typing import Final, cast
 
 from .._exceptions import LocalProtocolError, RemoteProtocolError
 from ..buffer import ReadBuffer
@@ -59,6 +60,8 @@ class NativeCore(FrameCodec):
         self._remote_goaway: int | None = None  # last_stream_id the peer announced
         self._buffer: ReadBuffer | None = None
         self._needed = 0
+        #: Payload length of the second frame of the last whole call or reply found.
+        self._fused_size = 0
         #: Encoded service/method/encoding fields of recent OPENs, both ways (bounded).
         self._heads: dict[tuple[str, str, str], bytes] = {}
         #: The last OPEN we sent: (service, method, encoding, encoded head, head + an
@@ -72,6 +75,8 @@ class NativeCore(FrameCodec):
             empty_head + wire.EMPTY_METADATA,
         )
         self._names: dict[bytes, tuple[str, str, str]] = {}
+        #: The last unary request's fixed pieces (``_native_send._unary_pieces``).
+        self._last_unary: tuple[bytes, int, bytes, bytes, Callable[..., bytes]] | None = None
         settings = wire.settings_payload(self._local)
         self._write(wire.PREFACE + HEADER.pack(len(settings), FrameType.SETTINGS, 0, 0) + settings)
 
@@ -104,7 +109,9 @@ class NativeCore(FrameCodec):
             stream.reopen(sid, side, state, send_window, recv_window)
         else:
             stream = StreamRecord(sid, side, state, send_window, recv_window)
-        self._streams[sid] = stream
+        key: object = sid  # boxed once: _forget finds it by identity, no new int object
+        stream.key = key
+        cast("dict[object, StreamRecord]", self._streams)[key] = stream
         self._recent = stream
         return stream
 
@@ -114,7 +121,8 @@ class NativeCore(FrameCodec):
         sid = stream.id
         if not sid:
             return  # forgotten already (0 is never a stream id)
-        del self._streams[sid]
+        del cast("dict[object, StreamRecord]", self._streams)[stream.key]
+        stream.key = None
         stream.id = 0
         if self._recent is stream:
             self._recent = None

@@ -145,10 +145,10 @@ class NativeReceiver(NativeControl):
                         self._on_frame(ftype, copy, start - base, end - base, flags, sid, events)
                     elif ftype == _OPEN:
                         self._on_open(copy, start - base, end - base, flags, sid, events, fused)
-                        end = base + fused + read_u32(copy, fused - HEADER_SIZE)
+                        end = base + fused + self._fused_size
                     else:
                         self._on_end_with(copy, start - base, end - base, sid, events, fused)
-                        end = base + fused + read_u32(copy, fused - HEADER_SIZE)
+                        end = base + fused + self._fused_size
                 elif (
                     ftype == _DATA
                     and length >= LEND_MIN
@@ -260,6 +260,8 @@ class NativeReceiver(NativeControl):
         """Where the payload of the frame after this one starts in ``buf`` when the two
         make one whole-call event (see :attr:`FrameCodec.whole_calls`), else -1.
 
+        The second frame's payload length is left in ``_fused_size``.
+
         Fused: an OPEN (server) followed by the call's only DATA (one whole message that
         ends the stream), or a DATA (client) holding one whole message followed by the
         END of its stream; both frames complete in ``buf``, the settings exchanged, and
@@ -281,6 +283,7 @@ class NativeReceiver(NativeControl):
                 or n > self._max_message
             ):
                 return -1
+            self._fused_size = n
             return after
         # DATA then END: a reply on a stream we opened, not in the middle of a message.
         if flags != FLAG_END_MESSAGE or buf[end + 4] != _END or sid & 1 != self._local_parity:
@@ -293,6 +296,7 @@ class NativeReceiver(NativeControl):
             return -1
         if step(stream.side, stream.state, RECV_DATA) == FORBIDDEN or stream.state == ST_CLOSED:
             return -1
+        self._fused_size = n
         return after
 
     def _on_open(
@@ -334,7 +338,7 @@ class NativeReceiver(NativeControl):
             return
         data: bytes | None = None
         if data_at >= 0:
-            data = _payload(buf, data_at, data_at + read_u32(buf, data_at - HEADER_SIZE))
+            data = _payload(buf, data_at, data_at + self._fused_size)
             end_stream = True
         else:
             end_stream = bool(flags & FLAG_END_STREAM)
@@ -467,11 +471,11 @@ class NativeReceiver(NativeControl):
         self, buf: bytes, data_start: int, data_end: int, sid: int, events: list[Event], at: int
     ) -> None:
         """A whole reply: the DATA at ``[data_start, data_end)`` (checked by
-        :meth:`_whole`) and the END whose payload starts at ``at``."""
+        :meth:`_whole`) and the END whose payload starts at ``at`` (``_fused_size`` long)."""
         stream = self._stream(sid)
         assert stream is not None
         data = _payload(buf, data_start, data_end)
-        self._end_stream(stream, buf, at, at + read_u32(buf, at - HEADER_SIZE), sid, data, events)
+        self._end_stream(stream, buf, at, at + self._fused_size, sid, data, events)
 
     def _end_stream(
         self,

@@ -80,6 +80,26 @@ def _cached_pack(
     return pack
 
 
+#: Packers of a unary request given its two fixed pieces (see ``_unary_pieces``), by
+#: the pieces' sizes. Bounded; cleared when full.
+_PIECE_PACKS: Final[dict[int, Callable[..., bytes]]] = {}
+_pack_frame_start: Final = struct.Struct(">IBB").pack
+
+
+def _unary_pieces(body: bytes, n: int) -> tuple[bytes, int, bytes, bytes, Callable[..., bytes]]:
+    """``(body, n, start, middle, pack)``: a unary request whose OPEN payload is
+    ``body`` and whose request is ``n`` bytes is ``pack(start, id, middle, id, request)``
+    (``start``: the OPEN header up to the stream id; ``middle``: the OPEN payload and
+    the DATA header up to the stream id)."""
+    start = _pack_frame_start(len(body), _OPEN, 0)
+    middle = body + _pack_frame_start(n, _DATA, _END_MESSAGE_AND_STREAM)
+    key = len(middle) << 16 | n
+    pack = _PIECE_PACKS.get(key)
+    if pack is None:
+        pack = _cached_pack(_PIECE_PACKS, key, f">6sI{len(middle)}sI{n}s")
+    return body, n, start, middle, pack
+
+
 class NativeSender(NativeCore):
     """Events in, frames out."""
 
@@ -192,6 +212,18 @@ class NativeSender(NativeCore):
             return
         n = len(data)
         body = self._open_body(stream_id, service, method, metadata, timeout, encoding)
+        if timeout is None and not metadata:
+            # The OPEN's payload is the cached one of its method (``_open_body``): the
+            # frames up to each stream id are the same for every such call of the method
+            # with a request of this size, so they are packed once (``_last_unary``) and
+            # each call packs only its stream id (boxed once) and its request.
+            last = self._last_unary
+            if last is None or last[0] is not body or last[1] != n:
+                last = self._last_unary = _unary_pieces(body, n)
+            sid: object = stream_id
+            self._out.write_binary(last[4](last[2], sid, last[3], sid, data))
+            self._opened(stream_id, _UNARY_SENT).send_window -= n
+            return
         flags = 0 if timeout is None else wire.FLAG_HAS_DEADLINE
         m = len(body)
         key = m << 16 | n

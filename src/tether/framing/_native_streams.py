@@ -50,6 +50,7 @@ class StreamRecord(CreditLedger):
 
     __slots__ = (
         "id",
+        "key",
         "parts",
         "pending",
         "pending_bytes",
@@ -70,6 +71,8 @@ class StreamRecord(CreditLedger):
         recv_window: int,
     ) -> None:
         self.id = stream_id
+        #: The id object the codec's table holds this record under (set by the codec).
+        self.key: object = None
         #: Our part and the stream's state: values of StreamSide and StreamState.
         self.side = side
         self.state = state
