@@ -57,6 +57,8 @@ _END_MESSAGE: Final = FLAG_END_MESSAGE
 _END_MESSAGE_AND_STREAM: Final = FLAG_END_MESSAGE | FLAG_END_STREAM
 _pack_header: Final = HEADER.pack
 _pack_simple_end: Final = wire.SIMPLE_END_FRAME.pack
+#: An END frame's length (6: status and two empty lengths), type and flags.
+_END_PREFIX: Final = struct.pack(">IBB", 6, _END, 0)
 #: A DATA payload shorter than this is written joined to its header (one copy into the
 #: output buffer); a longer one separately, so that the output keeps it by reference.
 _INLINE_MAX: Final = 4096
@@ -67,8 +69,19 @@ _Sender = Callable[["NativeSender", Any], None]
 #: by payload sizes: one ``struct`` call builds the frames and copies the payload in,
 #: instead of two header packs and the joins. Bounded; cleared when full.
 _UNARY_PACKS: Final[dict[int, Callable[..., bytes]]] = {}
-_REPLY_PACKS: Final[dict[int, Callable[..., bytes]]] = {}
+#: Per reply size: the DATA head's first six bytes and the reply frame's pack.
+_REPLY_PACKS: Final[dict[int, tuple[bytes, Callable[..., bytes]]]] = {}
 _PACKS_MAX: Final = 256
+
+
+def _reply_pieces(n: int) -> tuple[bytes, Callable[..., bytes]]:
+    """A small reply of ``n`` bytes: a DATA frame ending the message, then an OK-shaped
+    END (the status, no message, no metadata), as one pack of six arguments."""
+    if len(_REPLY_PACKS) >= _PACKS_MAX:
+        _REPLY_PACKS.clear()
+    prefix = struct.pack(">IBB", n, _DATA, _END_MESSAGE)
+    pieces = _REPLY_PACKS[n] = (prefix, struct.Struct(f">6sI{n}s6sIH4x").pack)
+    return pieces
 
 
 def _cached_pack(
@@ -400,12 +413,14 @@ class NativeSender(NativeCore):
             return
         stream.send_window -= n
         if type(data) is bytes:
-            pack = _REPLY_PACKS.get(n)
-            if pack is None:
-                pack = _cached_pack(_REPLY_PACKS, n, f">IBBI{n}sIBBIHHH")
-            frame = pack(
-                n, _DATA, _END_MESSAGE, stream_id, data, 6, _END, 0, stream_id, status, 0, 0
-            )
+            # The DATA head's length, type and flags are the same for every reply of this
+            # size, and the END head's before its stream id: packed once, so each reply
+            # packs its stream id (the record's boxed key), its data and its status.
+            pieces = _REPLY_PACKS.get(n)
+            if pieces is None:
+                pieces = _reply_pieces(n)
+            sid = stream.key
+            frame = pieces[1](pieces[0], sid, data, _END_PREFIX, sid, status)
         else:
             frame = (
                 _pack_header(n, _DATA, _END_MESSAGE, stream_id)
