@@ -74,7 +74,7 @@ class NativeCore(FrameCodec):
             empty_head,
             empty_head + wire.EMPTY_METADATA,
         )
-        self._names: dict[bytes, tuple[str, str, str]] = {}
+        self._names = wire.OpenNames()
         #: The last unary request's fixed pieces (``_native_send._unary_pieces``).
         self._last_unary: tuple[bytes, int, bytes, bytes, Callable[..., bytes]] | None = None
         settings = wire.settings_payload(self._local)

@@ -427,17 +427,30 @@ def open_head(service: str, method: str, encoding: str) -> bytes:
 NAMES_CACHE_SIZE: Final = 256
 
 
+class OpenNames:
+    """One codec's decoded OPEN (service, method, encoding) triples by their raw bytes
+    (at most :data:`NAMES_CACHE_SIZE`), the last one compared first: a peer calling one
+    method in a run then costs a compare, not the hash of a fresh slice and a lookup.
+    Not thread-safe (nor is the codec)."""
+
+    __slots__ = ("last", "last_raw", "table")
+
+    def __init__(self) -> None:
+        self.table: dict[bytes, tuple[str, str, str]] = {}
+        self.last_raw = b""
+        self.last: tuple[str, str, str] = ("", "", "")
+
+
 def parse_open(
     data: bytes,
     start: int,
     end: int,
     flags: int,
-    names: dict[bytes, tuple[str, str, str]],
+    names: OpenNames,
 ) -> tuple[tuple[str, str, str], float | None, int]:
     """Decode an OPEN payload up to its metadata block.
 
-    ``names`` caches decoded (service, method, encoding) triples by their raw bytes
-    (at most :data:`NAMES_CACHE_SIZE` entries; the caller owns it).
+    ``names``: the caller's cache of decoded names (see :class:`OpenNames`).
 
     Returns:
         ``((service, method, encoding), timeout in seconds or None, metadata offset)``.
@@ -458,7 +471,33 @@ def parse_open(
     if end < pos:
         raise malformed("OPEN", "encoding is truncated")
     raw = data[start:pos]
-    decoded = names.get(raw)
+    if raw == names.last_raw:
+        decoded = names.last
+    else:
+        decoded = _decode_names(data, start, method_at, encoding_at, pos, raw, names)
+        names.last_raw = raw
+        names.last = decoded
+    timeout = None
+    if flags & FLAG_HAS_DEADLINE:
+        if end - pos < 8:
+            raise malformed("OPEN", "deadline is truncated")
+        timeout = read_u64(data, pos) / 1_000_000
+        pos += 8
+    return decoded, timeout, pos
+
+
+def _decode_names(
+    data: bytes,
+    start: int,
+    method_at: int,
+    encoding_at: int,
+    pos: int,
+    raw: bytes,
+    names: OpenNames,
+) -> tuple[str, str, str]:
+    """The OPEN names at ``data[start:pos]`` (``raw``), from the cache or decoded."""
+    table = names.table
+    decoded = table.get(raw)
     if decoded is None:
         try:
             decoded = (
@@ -470,16 +509,10 @@ def parse_open(
             raise RemoteProtocolError(
                 "invalid OPEN names (service and method are UTF-8, the encoding ASCII)"
             ) from None
-        if len(names) >= NAMES_CACHE_SIZE:
-            names.clear()
-        names[raw] = decoded
-    timeout = None
-    if flags & FLAG_HAS_DEADLINE:
-        if end - pos < 8:
-            raise malformed("OPEN", "deadline is truncated")
-        timeout = read_u64(data, pos) / 1_000_000
-        pos += 8
-    return decoded, timeout, pos
+        if len(table) >= NAMES_CACHE_SIZE:
+            table.clear()
+        table[raw] = decoded
+    return decoded
 
 
 def parse_goaway(data: bytes, start: int, end: int) -> tuple[int, int, str]:
