@@ -1,6 +1,6 @@
-"""A client's unary stream in its dispatcher's table: registered under the id object it
-keeps (``RPCStream.key``), dropped by identity when it finishes, and never another
-stream's entry."""
+"""A client's unary stream, and a server's accepted call, in its dispatcher's table:
+registered under the id object it keeps (``RPCStream.key``), dropped by identity when
+it finishes, and never another stream's entry."""
 
 from __future__ import annotations
 
@@ -128,3 +128,27 @@ async def test_a_large_raw_reply_is_returned_as_bytes() -> None:
         reply = await client.unary("unary.Test/Echo", payload)
         assert type(reply) is bytes
         assert reply == payload
+
+
+async def test_a_served_call_is_held_under_its_key_and_dropped_by_identity() -> None:
+    """The server's table holds an accepted call under the very object its stream's
+    ``key`` names, and is empty again once the call has ended."""
+    seen: list[tuple[bool, int]] = []
+    servers: list[Dispatcher] = []
+    svc = tether.Service("served.Test")
+
+    @svc.unary
+    async def Inspect(request: bytes, ctx: tether.ServerContext) -> bytes:
+        dispatcher = ctx._dispatcher
+        assert isinstance(dispatcher, Dispatcher)
+        servers.append(dispatcher)
+        seen.extend(
+            (key is stream.key, len(dispatcher.streams))
+            for key, stream in dispatcher.streams.items()
+        )
+        return request
+
+    async with client_for([svc]) as client:
+        assert await client.unary("served.Test/Inspect", b"x") == b"x"
+        assert seen == [(True, 1)]
+        assert not servers[0].streams

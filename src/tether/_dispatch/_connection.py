@@ -394,8 +394,11 @@ class Dispatcher(DispatcherBase):
                 )
             )
             return
-        stream = RPCStream(self, event.stream_id)
-        self.streams[event.stream_id] = stream
+        sid = event.stream_id
+        stream = RPCStream(self, sid)
+        key: object = sid  # boxed once: forget finds it by identity
+        stream.key = key
+        cast("dict[object, RPCStream]", self.streams)[key] = stream
         data = event.data
         if data is not None:
             stream.accept_whole(data)

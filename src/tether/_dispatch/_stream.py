@@ -78,7 +78,7 @@ class RPCStream:
         self._dispatcher = dispatcher
         self.stream_id = stream_id
         #: The id object the dispatcher's table holds this stream under, if it recorded
-        #: one (:meth:`Dispatcher.open_unary`): a compiled ``int`` attribute is boxed anew
+        #: one (a call it opened or accepted): a compiled ``int`` attribute is boxed anew
         #: for every dict operation, the same object is found by identity.
         self.key: object = None
         self.state = _STREAM_OPEN
